@@ -1,0 +1,30 @@
+# authex: `make run` builds and serves on config.example.yaml's defaults;
+# `make test` runs every Go test (race detector on).
+GO        ?= go
+VERSION   ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
+LDFLAGS   := -s -w -X main.version=$(VERSION)
+CONFIG    ?= config.example.yaml
+
+.PHONY: build run test vet lint fmt clean
+
+build:
+	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o bin/authex ./cmd/authex
+
+run: build
+	./bin/authex serve -config $(CONFIG)
+
+test: vet
+	$(GO) test -race -count=1 ./...
+
+vet:
+	@test -z "$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go'))" || { gofmt -l .; echo "gofmt: files above need formatting"; exit 1; }
+	$(GO) vet ./...
+
+lint: vet
+	$(GO) run honnef.co/go/tools/cmd/staticcheck@v0.8.2 ./...
+
+fmt:
+	gofmt -w $$(find . -name '*.go' -not -path './examples/*')
+
+clean:
+	rm -rf bin

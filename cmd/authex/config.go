@@ -1,0 +1,328 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"net/url"
+	"os"
+	"reflect"
+	"regexp"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+
+	"gopkg.in/yaml.v3"
+
+	"github.com/authex/authex/exchange"
+)
+
+// Config is the whole YAML file. config.example.yaml documents every key;
+// keep the two in step.
+type Config struct {
+	Server    ServerConfig              `yaml:"server"`
+	Storage   StorageConfig             `yaml:"storage"`
+	Tokens    TokensConfig              `yaml:"tokens"`
+	Providers map[string]ProviderConfig `yaml:"providers"`
+	Log       LogConfig                 `yaml:"log"`
+}
+
+type ServerConfig struct {
+	Listen    string `yaml:"listen"`
+	PublicURL string `yaml:"public_url"`
+}
+
+type StorageConfig struct {
+	Driver string     `yaml:"driver"`
+	Bolt   BoltConfig `yaml:"bolt"`
+}
+
+type BoltConfig struct {
+	Path string `yaml:"path"`
+}
+
+type TokensConfig struct {
+	Algorithm         string        `yaml:"algorithm"`
+	AccessTTL         time.Duration `yaml:"access_ttl"`
+	RefreshTTL        time.Duration `yaml:"refresh_ttl"`
+	SessionMax        time.Duration `yaml:"session_max"`
+	RefreshReuseGrace time.Duration `yaml:"refresh_reuse_grace"`
+	Audience          []string      `yaml:"audience"`
+}
+
+type ProviderConfig struct {
+	Type           string        `yaml:"type"`
+	Issuer         string        `yaml:"issuer"`
+	ClientIDs      []string      `yaml:"client_ids"`
+	AllowedDomains []string      `yaml:"allowed_domains"`
+	LinkByEmail    string        `yaml:"link_by_email"`
+	AllowSignup    *bool         `yaml:"allow_signup"`
+	Leeway         time.Duration `yaml:"leeway"`
+}
+
+type LogConfig struct {
+	Level  string `yaml:"level"`
+	Format string `yaml:"format"`
+}
+
+// defaultConfig holds every default; YAML then overrides it.
+func defaultConfig() Config {
+	return Config{
+		Server:  ServerConfig{Listen: ":8080", PublicURL: "http://localhost:8080"},
+		Storage: StorageConfig{Driver: "bolt", Bolt: BoltConfig{Path: "./data/authex.db"}},
+		Tokens: TokensConfig{
+			Algorithm:         exchange.AlgES256,
+			AccessTTL:         15 * time.Minute,
+			RefreshTTL:        14 * 24 * time.Hour,
+			SessionMax:        90 * 24 * time.Hour,
+			RefreshReuseGrace: 10 * time.Second,
+			Audience:          []string{},
+		},
+		Log: LogConfig{Level: "info", Format: "auto"},
+	}
+}
+
+// providerTypes lists the provider types this build knows, with the
+// link_by_email each defaults to: auto only where the provider's
+// email_verified is proof of ownership.
+var providerTypes = map[string]string{
+	"google": exchange.LinkAuto,
+	"oidc":   exchange.LinkConfirm,
+}
+
+// Problems is every problem found in a config, each with its key path.
+type Problems []string
+
+func (p Problems) Error() string { return strings.Join(p, "\n") }
+
+func (p *Problems) add(path, format string, args ...any) {
+	*p = append(*p, path+": "+fmt.Sprintf(format, args...))
+}
+
+// loadConfig reads the file: defaults, then YAML (unknown keys are errors,
+// ${VAR} expanded in values), then environment overrides, then Validate.
+// It returns every problem at once.
+func loadConfig(path string, getenv func(string) string) (Config, error) {
+	cfg := defaultConfig()
+	raw, err := os.ReadFile(path)
+	if err != nil {
+		return cfg, err
+	}
+	var probs Problems
+	var root yaml.Node
+	if err := yaml.Unmarshal(raw, &root); err != nil {
+		return cfg, fmt.Errorf("%s: %w", path, err)
+	}
+	lines := map[int]string{}
+	if len(root.Content) > 0 {
+		walkConfig(root.Content[0], reflect.TypeOf(cfg), "", getenv, lines, &probs)
+		if err := root.Content[0].Decode(&cfg); err != nil {
+			var te *yaml.TypeError
+			if !errors.As(err, &te) {
+				return cfg, err
+			}
+			for _, msg := range te.Errors {
+				probs = append(probs, keyPathOf(msg, lines))
+			}
+		}
+	}
+	applyEnv(&cfg, getenv)
+	probs = append(probs, cfg.Validate()...)
+	if len(probs) > 0 {
+		return cfg, probs
+	}
+	return cfg, nil
+}
+
+var lineRe = regexp.MustCompile(`^line (\d+): (.*)$`)
+
+// keyPathOf turns yaml's "line N: ..." into "key.path: ...".
+func keyPathOf(msg string, lines map[int]string) string {
+	m := lineRe.FindStringSubmatch(msg)
+	if m == nil {
+		return msg
+	}
+	n, _ := strconv.Atoi(m[1])
+	if p, ok := lines[n]; ok {
+		return p + ": " + m[2]
+	}
+	return msg
+}
+
+var envRe = regexp.MustCompile(`\$\{([A-Za-z_][A-Za-z0-9_]*)\}`)
+
+// walkConfig checks every mapping key against the struct it fills,
+// expands ${VAR} in scalar values, and records which key path each line
+// holds so decode errors can name it.
+func walkConfig(n *yaml.Node, t reflect.Type, path string, getenv func(string) string, lines map[int]string, probs *Problems) {
+	for t.Kind() == reflect.Pointer {
+		t = t.Elem()
+	}
+	if path != "" {
+		lines[n.Line] = path
+	}
+	switch n.Kind {
+	case yaml.ScalarNode:
+		if n.Tag == "!!str" || strings.Contains(n.Value, "${") {
+			n.Value = envRe.ReplaceAllStringFunc(n.Value, func(ref string) string {
+				name := ref[2 : len(ref)-1]
+				v := getenv(name)
+				if v == "" {
+					probs.add(path, "environment variable %s is not set", name)
+				}
+				return v
+			})
+		}
+	case yaml.MappingNode:
+		switch t.Kind() {
+		case reflect.Struct:
+			fields := map[string]reflect.Type{}
+			for i := 0; i < t.NumField(); i++ {
+				f := t.Field(i)
+				name, _, _ := strings.Cut(f.Tag.Get("yaml"), ",")
+				fields[name] = f.Type
+			}
+			for i := 0; i+1 < len(n.Content); i += 2 {
+				key := n.Content[i].Value
+				child := join(path, key)
+				ft, ok := fields[key]
+				if !ok {
+					lines[n.Content[i].Line] = child
+					probs.add(child, "unknown key (known: %s)", strings.Join(sortedKeys(fields), ", "))
+					continue
+				}
+				walkConfig(n.Content[i+1], ft, child, getenv, lines, probs)
+			}
+		case reflect.Map:
+			for i := 0; i+1 < len(n.Content); i += 2 {
+				walkConfig(n.Content[i+1], t.Elem(), join(path, n.Content[i].Value), getenv, lines, probs)
+			}
+		}
+	case yaml.SequenceNode:
+		if t.Kind() == reflect.Slice {
+			for i, c := range n.Content {
+				walkConfig(c, t.Elem(), fmt.Sprintf("%s[%d]", path, i), getenv, lines, probs)
+			}
+		}
+	}
+}
+
+func join(path, key string) string {
+	if path == "" {
+		return key
+	}
+	return path + "." + key
+}
+
+func sortedKeys[V any](m map[string]V) []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	return keys
+}
+
+// applyEnv lets a deployment override the few keys that differ per machine
+// without editing the file.
+func applyEnv(cfg *Config, getenv func(string) string) {
+	if v := getenv("AUTHEX_LISTEN"); v != "" {
+		cfg.Server.Listen = v
+	}
+	if v := getenv("AUTHEX_PUBLIC_URL"); v != "" {
+		cfg.Server.PublicURL = v
+	}
+	if v := getenv("AUTHEX_BOLT_PATH"); v != "" {
+		cfg.Storage.Bolt.Path = v
+	}
+	if v := getenv("AUTHEX_LOG_LEVEL"); v != "" {
+		cfg.Log.Level = v
+	}
+}
+
+// Validate reports every semantic problem, each with its key path.
+func (c *Config) Validate() Problems {
+	var p Problems
+	if c.Server.Listen == "" {
+		p.add("server.listen", "is required")
+	}
+	c.Server.PublicURL = strings.TrimSuffix(c.Server.PublicURL, "/")
+	if u, err := url.Parse(c.Server.PublicURL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		p.add("server.public_url", "must be an absolute http(s) URL, got %q", c.Server.PublicURL)
+	}
+	switch c.Storage.Driver {
+	case "bolt":
+		if c.Storage.Bolt.Path == "" {
+			p.add("storage.bolt.path", "is required with driver bolt")
+		}
+	default:
+		p.add("storage.driver", "must be bolt, got %q", c.Storage.Driver)
+	}
+	t := c.Tokens
+	if !exchange.ValidAlgorithm(t.Algorithm) {
+		p.add("tokens.algorithm", "must be ES256, EdDSA or RS256, got %q", t.Algorithm)
+	}
+	if t.AccessTTL <= 0 || t.AccessTTL > 24*time.Hour {
+		p.add("tokens.access_ttl", "must be between 1s and 24h, got %s", t.AccessTTL)
+	}
+	if t.RefreshTTL <= 0 {
+		p.add("tokens.refresh_ttl", "must be positive, got %s", t.RefreshTTL)
+	}
+	if t.SessionMax < t.RefreshTTL {
+		p.add("tokens.session_max", "must be at least tokens.refresh_ttl (%s), got %s", t.RefreshTTL, t.SessionMax)
+	}
+	if t.RefreshReuseGrace < 0 || t.RefreshReuseGrace > 5*time.Minute {
+		p.add("tokens.refresh_reuse_grace", "must be between 0 and 5m, got %s", t.RefreshReuseGrace)
+	}
+	for i, a := range t.Audience {
+		if a == "" {
+			p.add(fmt.Sprintf("tokens.audience[%d]", i), "must not be empty")
+		}
+	}
+	for _, name := range sortedKeys(c.Providers) {
+		pc := c.Providers[name]
+		path := "providers." + name
+		defaultLink, known := providerTypes[pc.Type]
+		if !known {
+			p.add(path+".type", "must be one of %s, got %q", strings.Join(sortedKeys(providerTypes), ", "), pc.Type)
+		}
+		if len(pc.ClientIDs) == 0 {
+			p.add(path+".client_ids", "needs at least one client id")
+		}
+		for i, id := range pc.ClientIDs {
+			if id == "" {
+				p.add(fmt.Sprintf("%s.client_ids[%d]", path, i), "must not be empty")
+			}
+		}
+		if pc.Type == "oidc" {
+			if u, err := url.Parse(pc.Issuer); err != nil || u.Scheme == "" || u.Host == "" {
+				p.add(path+".issuer", "must be the provider's issuer URL, got %q", pc.Issuer)
+			}
+		}
+		if len(pc.AllowedDomains) > 0 && pc.Type != "google" {
+			p.add(path+".allowed_domains", "applies to type google only")
+		}
+		switch pc.LinkByEmail {
+		case "":
+			pc.LinkByEmail = defaultLink
+		case exchange.LinkAuto, exchange.LinkConfirm, exchange.LinkNever:
+		default:
+			p.add(path+".link_by_email", "must be auto, confirm or never, got %q", pc.LinkByEmail)
+		}
+		if pc.Leeway < 0 || pc.Leeway > 10*time.Minute {
+			p.add(path+".leeway", "must be between 0 and 10m, got %s", pc.Leeway)
+		}
+		c.Providers[name] = pc
+	}
+	switch c.Log.Level {
+	case "debug", "info", "warn", "error":
+	default:
+		p.add("log.level", "must be debug, info, warn or error, got %q", c.Log.Level)
+	}
+	switch c.Log.Format {
+	case "auto", "json", "text":
+	default:
+		p.add("log.format", "must be auto, json or text, got %q", c.Log.Format)
+	}
+	return p
+}

@@ -1,0 +1,123 @@
+// Command authex is the social-login token exchange service: it verifies a
+// provider's ID token, finds or creates the local user, and answers with
+// our own access and refresh tokens.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"github.com/mattn/go-isatty"
+)
+
+// version is set at build time with -ldflags "-X main.version=...".
+var version = "dev"
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	err := run(ctx, os.Args[1:], os.Getenv, os.Stdout, os.Stderr)
+	stop()
+	if err != nil {
+		var p Problems
+		if !errors.As(err, &p) && !errors.Is(err, flag.ErrHelp) {
+			fmt.Fprintln(os.Stderr, "authex:", err)
+		}
+		if errors.Is(err, flag.ErrHelp) {
+			os.Exit(2)
+		}
+		os.Exit(1)
+	}
+}
+
+const usage = `authex: social-login token exchange
+
+Usage:
+  authex serve -config FILE      run the service
+  authex config check -config FILE
+                                 report every problem in a config file
+  authex version                 print the version
+
+Run "authex COMMAND -h" for a command's flags.
+`
+
+// run is the whole program, with its environment passed in, so tests run
+// the real thing.
+func run(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
+	if len(args) == 0 {
+		fmt.Fprint(stderr, usage)
+		return flag.ErrHelp
+	}
+	switch args[0] {
+	case "serve":
+		return runServe(ctx, args[1:], getenv, stdout, stderr)
+	case "config":
+		if len(args) < 2 || args[1] != "check" {
+			fmt.Fprint(stderr, usage)
+			return flag.ErrHelp
+		}
+		return runConfigCheck(args[2:], getenv, stdout, stderr)
+	case "version", "-version", "--version":
+		fmt.Fprintln(stdout, "authex", version)
+		return nil
+	case "help", "-h", "--help":
+		fmt.Fprint(stdout, usage)
+		return nil
+	default:
+		fmt.Fprintf(stderr, "authex: unknown command %q\n\n%s", args[0], usage)
+		return flag.ErrHelp
+	}
+}
+
+// configFlag registers -config (Go's flag package accepts --config too).
+func configFlag(fs *flag.FlagSet, getenv func(string) string) *string {
+	def := getenv("AUTHEX_CONFIG")
+	if def == "" {
+		def = "config.yaml"
+	}
+	return fs.String("config", def, "path of the YAML config file (env AUTHEX_CONFIG)")
+}
+
+func runConfigCheck(args []string, getenv func(string) string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("config check", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	path := configFlag(fs, getenv)
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if _, err := loadConfig(*path, getenv); err != nil {
+		var p Problems
+		if errors.As(err, &p) {
+			fmt.Fprintf(stderr, "%s: %d problem(s):\n", *path, len(p))
+			for _, line := range p {
+				fmt.Fprintln(stderr, "  "+line)
+			}
+			return p
+		}
+		return err
+	}
+	fmt.Fprintf(stdout, "%s: ok\n", *path)
+	return nil
+}
+
+func newLogger(cfg LogConfig, w io.Writer) *slog.Logger {
+	level := slog.LevelInfo
+	_ = level.UnmarshalText([]byte(cfg.Level))
+	opts := &slog.HandlerOptions{Level: level}
+	text := cfg.Format == "text"
+	if cfg.Format == "auto" {
+		if f, ok := w.(*os.File); ok && isatty.IsTerminal(f.Fd()) {
+			text = true
+		}
+	}
+	if text {
+		return slog.New(slog.NewTextHandler(w, opts))
+	}
+	return slog.New(slog.NewJSONHandler(w, opts))
+}

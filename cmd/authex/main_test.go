@@ -1,0 +1,285 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/authex/authex/providers/providertest"
+)
+
+func TestConfigCheckReportsEveryProblem(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "bad.yaml")
+	writeFile(t, path, `
+server:
+  listen: ":8080"
+  public_url: "not a url"
+tokens:
+  acess_ttl: 15m
+  refresh_reuse_grace: soon
+providers:
+  corp:
+    type: oidcc
+    client_ids: [ "authex" ]
+`)
+	var stdout, stderr bytes.Buffer
+	err := run(context.Background(), []string{"config", "check", "-config", path}, noEnv, &stdout, &stderr)
+	if err == nil {
+		t.Fatal("config check accepted a bad file")
+	}
+	out := stderr.String()
+	for _, want := range []string{
+		"server.public_url: must be an absolute http(s) URL",
+		"tokens.acess_ttl: unknown key",
+		"tokens.refresh_reuse_grace: cannot unmarshal",
+		"providers.corp.type: must be one of",
+	} {
+		if !strings.Contains(out, want) {
+			t.Errorf("output lacks %q:\n%s", want, out)
+		}
+	}
+	if !strings.Contains(out, "4 problem(s)") {
+		t.Errorf("want 4 problems counted:\n%s", out)
+	}
+}
+
+func TestConfigCheckExampleAndEnv(t *testing.T) {
+	var stdout, stderr bytes.Buffer
+	if err := run(context.Background(), []string{"config", "check", "--config", "../../config.example.yaml"}, noEnv, &stdout, &stderr); err != nil {
+		t.Fatalf("config.example.yaml: %v\n%s", err, stderr.String())
+	}
+	path := filepath.Join(t.TempDir(), "env.yaml")
+	writeFile(t, path, "providers:\n  corp:\n    type: oidc\n    issuer: \"${CORP_ISSUER}\"\n    client_ids: [ \"${CORP_CLIENT}\" ]\n")
+	stderr.Reset()
+	err := run(context.Background(), []string{"config", "check", "-config", path}, noEnv, &stdout, &stderr)
+	if err == nil || !strings.Contains(stderr.String(), "providers.corp.issuer: environment variable CORP_ISSUER is not set") ||
+		!strings.Contains(stderr.String(), "providers.corp.client_ids[0]: environment variable CORP_CLIENT is not set") {
+		t.Fatalf("unset variables not reported: %v\n%s", err, stderr.String())
+	}
+	env := map[string]string{"CORP_ISSUER": "https://login.example.com", "CORP_CLIENT": "authex"}
+	if err := run(context.Background(), []string{"config", "check", "-config", path}, func(k string) string { return env[k] }, &stdout, &stderr); err != nil {
+		t.Fatalf("with variables set: %v", err)
+	}
+}
+
+func TestVersion(t *testing.T) {
+	var stdout bytes.Buffer
+	if err := run(context.Background(), []string{"version"}, noEnv, &stdout, io.Discard); err != nil || !strings.HasPrefix(stdout.String(), "authex ") {
+		t.Fatalf("version: %v %q", err, stdout.String())
+	}
+}
+
+// TestRestartKeepsEverything runs the real binary twice on one data file:
+// users, sessions and the signing key survive, a token issued before still
+// verifies, and the newest refresh token still works.
+func TestRestartKeepsEverything(t *testing.T) {
+	bin := buildBinary(t)
+	iss := providertest.NewIssuer(t)
+	dir := t.TempDir()
+	port := freePort(t)
+	base := fmt.Sprintf("http://127.0.0.1:%d", port)
+	cfgPath := filepath.Join(dir, "authex.yaml")
+	writeFile(t, cfgPath, fmt.Sprintf(`
+server: { listen: "127.0.0.1:%d", public_url: %q }
+storage: { driver: bolt, bolt: { path: %q } }
+providers:
+  corp: { type: oidc, issuer: %q, client_ids: [ "web" ] }
+log: { format: json }
+`, port, base, filepath.Join(dir, "data", "authex.db"), iss.URL()))
+
+	first := startBinary(t, bin, cfgPath, base)
+	idToken := iss.Mint(t, map[string]any{"sub": "restart", "aud": "web", "email": "r@example.com", "email_verified": true})
+	var ex struct {
+		AccessToken, RefreshToken string `json:"-"`
+	}
+	tk := postJSON(t, base+"/v1/exchange", map[string]any{"provider": "corp", "id_token": idToken})
+	ex.AccessToken, ex.RefreshToken = tk["access_token"].(string), tk["refresh_token"].(string)
+	user := tk["user"].(map[string]any)["id"].(string)
+	rotated := postJSON(t, base+"/v1/token/refresh", map[string]any{"refresh_token": ex.RefreshToken})
+	newest := rotated["refresh_token"].(string)
+	jwksBefore := getBody(t, base+"/.well-known/jwks.json", "")
+	first.stop(t)
+
+	second := startBinary(t, bin, cfgPath, base)
+	defer second.stop(t)
+	me := map[string]any{}
+	if err := json.Unmarshal([]byte(getBody(t, base+"/v1/me", ex.AccessToken)), &me); err != nil || me["id"] != user {
+		t.Fatalf("token issued before the restart does not read /v1/me: %v %v", me, err)
+	}
+	if jwks := getBody(t, base+"/.well-known/jwks.json", ""); jwks != jwksBefore {
+		t.Fatalf("JWKS changed across restart:\n%s\n%s", jwksBefore, jwks)
+	}
+	again := postJSON(t, base+"/v1/token/refresh", map[string]any{"refresh_token": newest})
+	if again["user"].(map[string]any)["id"] != user {
+		t.Fatalf("refresh after restart: %v", again)
+	}
+}
+
+func TestSecondInstanceOnSameFileFails(t *testing.T) {
+	bin := buildBinary(t)
+	dir := t.TempDir()
+	port := freePort(t)
+	base := fmt.Sprintf("http://127.0.0.1:%d", port)
+	cfgPath := filepath.Join(dir, "authex.yaml")
+	writeFile(t, cfgPath, fmt.Sprintf("server: { listen: \"127.0.0.1:%d\", public_url: %q }\nstorage: { bolt: { path: %q } }\n", port, base, filepath.Join(dir, "a.db")))
+	p := startBinary(t, bin, cfgPath, base)
+	defer p.stop(t)
+	out, err := exec.Command(bin, "serve", "-config", cfgPath).CombinedOutput()
+	if err == nil || !strings.Contains(string(out), "locked") {
+		t.Fatalf("second instance: %v\n%s", err, out)
+	}
+}
+
+var noEnv = func(string) string { return "" }
+
+func writeFile(t *testing.T, path, content string) {
+	t.Helper()
+	if err := os.WriteFile(path, []byte(content), 0o600); err != nil {
+		t.Fatal(err)
+	}
+}
+
+var builtBinary string
+
+func buildBinary(t *testing.T) string {
+	t.Helper()
+	if builtBinary != "" {
+		return builtBinary
+	}
+	out := filepath.Join(os.TempDir(), fmt.Sprintf("authex-test-%d", os.Getpid()))
+	cmd := exec.Command("go", "build", "-o", out, ".")
+	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
+	if b, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("build: %v\n%s", err, b)
+	}
+	builtBinary = out
+	return out
+}
+
+func TestMain(m *testing.M) {
+	code := m.Run()
+	if builtBinary != "" {
+		os.Remove(builtBinary)
+	}
+	os.Exit(code)
+}
+
+func freePort(t *testing.T) int {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().(*net.TCPAddr).Port
+}
+
+type process struct {
+	cmd    *exec.Cmd
+	logs   *bytes.Buffer
+	exited chan error
+}
+
+func startBinary(t *testing.T, bin, cfgPath, base string) *process {
+	t.Helper()
+	cmd := exec.Command(bin, "serve", "-config", cfgPath)
+	p := &process{cmd: cmd, logs: &bytes.Buffer{}, exited: make(chan error, 1)}
+	stderr, _ := cmd.StderrPipe()
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	go func() {
+		sc := bufio.NewScanner(stderr)
+		for sc.Scan() {
+			p.logs.WriteString(sc.Text() + "\n")
+		}
+		p.exited <- cmd.Wait()
+	}()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		res, err := http.Get(base + "/readyz")
+		if err == nil {
+			res.Body.Close()
+			if res.StatusCode == http.StatusOK {
+				return p
+			}
+		}
+		if time.Now().After(deadline) {
+			cmd.Process.Kill()
+			t.Fatalf("authex did not become ready: %v\n%s", err, p.logs.String())
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// stop sends SIGTERM and demands a clean exit 0.
+func (p *process) stop(t *testing.T) {
+	t.Helper()
+	if p.cmd.ProcessState != nil {
+		return
+	}
+	if err := p.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case err := <-p.exited:
+		if err != nil {
+			t.Fatalf("authex exited with %v after SIGTERM\n%s", err, p.logs.String())
+		}
+		if !strings.Contains(p.logs.String(), `"msg":"stopped"`) {
+			t.Fatalf("no clean stop logged:\n%s", p.logs.String())
+		}
+	case <-time.After(15 * time.Second):
+		p.cmd.Process.Kill()
+		t.Fatal("authex did not stop within 15s of SIGTERM")
+	}
+}
+
+func postJSON(t *testing.T, url string, body any) map[string]any {
+	t.Helper()
+	b, _ := json.Marshal(body)
+	res, err := http.Post(url, "application/json", bytes.NewReader(b))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer res.Body.Close()
+	raw, _ := io.ReadAll(res.Body)
+	if res.StatusCode != http.StatusOK {
+		t.Fatalf("POST %s: %d %s", url, res.StatusCode, raw)
+	}
+	var m map[string]any
+	if err := json.Unmarshal(raw, &m); err != nil {
+		t.Fatal(err)
+	}
+	return m
+}
+
+func getBody(t *testing.T, url, bearer string) string {
+	t.Helper()
+	req, _ := http.NewRequest(http.MethodGet, url, nil)
+	if bearer != "" {
+		req.Header.Set("Authorization", "Bearer "+bearer)
+	}
+	res, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer res.Body.Close()
+	raw, _ := io.ReadAll(res.Body)
+	if res.StatusCode != http.StatusOK {
+		t.Fatalf("GET %s: %d %s", url, res.StatusCode, raw)
+	}
+	return string(raw)
+}

@@ -1,0 +1,120 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/authex/authex/exchange"
+	"github.com/authex/authex/providers"
+	"github.com/authex/authex/storage"
+	"github.com/authex/authex/storage/bolt"
+	"github.com/authex/authex/web"
+)
+
+// shutdownGrace bounds how long in-flight requests may take to finish
+// after SIGINT/SIGTERM.
+const shutdownGrace = 20 * time.Second
+
+func runServe(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	path := configFlag(fs, getenv)
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	cfg, err := loadConfig(*path, getenv)
+	if err != nil {
+		var p Problems
+		if errors.As(err, &p) {
+			fmt.Fprintf(stderr, "%s: %d problem(s):\n", *path, len(p))
+			for _, line := range p {
+				fmt.Fprintln(stderr, "  "+line)
+			}
+		}
+		return err
+	}
+	log := newLogger(cfg.Log, stderr)
+
+	store, err := openStore(cfg.Storage, log)
+	if err != nil {
+		return err
+	}
+	defer func() {
+		if err := store.Close(); err != nil {
+			log.Error("close store", "err", err)
+		}
+	}()
+
+	// Providers discover in the background; they live as long as the service.
+	provCtx, cancelProviders := context.WithCancel(context.Background())
+	defer cancelProviders()
+	provs := map[string]exchange.Provider{}
+	for name, pc := range cfg.Providers {
+		v, err := providers.New(provCtx, providers.Config{
+			Name: name, Type: pc.Type, Issuer: pc.Issuer, ClientIDs: pc.ClientIDs,
+			AllowedDomains: pc.AllowedDomains, Leeway: pc.Leeway, Logger: log.With("provider", name),
+		})
+		if err != nil {
+			return fmt.Errorf("providers.%s: %w", name, err)
+		}
+		provs[name] = exchange.Provider{Verifier: v, LinkByEmail: pc.LinkByEmail, AllowSignup: pc.AllowSignup == nil || *pc.AllowSignup}
+	}
+
+	svc, err := exchange.New(ctx, exchange.Config{
+		Issuer: cfg.Server.PublicURL, Audience: cfg.Tokens.Audience, Algorithm: cfg.Tokens.Algorithm,
+		AccessTTL: cfg.Tokens.AccessTTL, RefreshTTL: cfg.Tokens.RefreshTTL,
+		SessionMax: cfg.Tokens.SessionMax, ReuseGrace: cfg.Tokens.RefreshReuseGrace,
+	}, store, provs, exchange.Options{Logger: log})
+	if err != nil {
+		return err
+	}
+
+	handler := web.NewServer(web.Deps{Exchange: svc, Logger: log})
+	ln, err := net.Listen("tcp", cfg.Server.Listen)
+	if err != nil {
+		return err
+	}
+	srv := web.NewHTTPServer(cfg.Server.Listen, handler, log)
+	log.Info("listening", "addr", ln.Addr().String(), "public_url", cfg.Server.PublicURL,
+		"store", cfg.Storage.Driver, "version", version)
+
+	served := make(chan error, 1)
+	go func() { served <- srv.Serve(ln) }()
+	select {
+	case err := <-served:
+		return err
+	case <-ctx.Done():
+	}
+	log.Info("shutting down: finishing in-flight requests")
+	shutCtx, cancel := context.WithTimeout(context.Background(), shutdownGrace)
+	defer cancel()
+	if err := srv.Shutdown(shutCtx); err != nil {
+		log.Error("shutdown", "err", err)
+	}
+	if err := <-served; err != nil && !errors.Is(err, http.ErrServerClosed) {
+		return err
+	}
+	log.Info("stopped")
+	return nil
+}
+
+func openStore(cfg StorageConfig, log *slog.Logger) (storage.Store, error) {
+	switch cfg.Driver {
+	case "bolt":
+		if err := os.MkdirAll(filepath.Dir(cfg.Bolt.Path), 0o700); err != nil {
+			return nil, err
+		}
+		return bolt.Open(cfg.Bolt.Path, bolt.Options{Logger: log})
+	default:
+		return nil, fmt.Errorf("storage.driver %q is not supported", cfg.Driver)
+	}
+}

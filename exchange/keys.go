@@ -1,0 +1,307 @@
+package exchange
+
+import (
+	"context"
+	"crypto"
+	"crypto/ecdsa"
+	"crypto/ed25519"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/rsa"
+	"crypto/sha256"
+	"crypto/x509"
+	"encoding/asn1"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"math/big"
+	"sort"
+	"sync"
+	"time"
+
+	"github.com/golang-jwt/jwt/v5"
+
+	"github.com/authex/authex/storage"
+)
+
+// Supported algorithms for our own tokens.
+const (
+	AlgES256 = "ES256"
+	AlgEdDSA = "EdDSA"
+	AlgRS256 = "RS256"
+)
+
+// ValidAlgorithm reports whether alg can sign our tokens.
+func ValidAlgorithm(alg string) bool {
+	return alg == AlgES256 || alg == AlgEdDSA || alg == AlgRS256
+}
+
+type signingKey struct {
+	record storage.SigningKey
+	signer crypto.Signer
+	method jwt.SigningMethod
+}
+
+// Keyring holds our signing keys as loaded from the store, with the JWKS
+// document prepared once per reload rather than per request.
+type Keyring struct {
+	store     storage.Store
+	algorithm string
+	now       func() time.Time
+
+	mu      sync.RWMutex
+	keys    map[string]*signingKey // by kid: every published key
+	current *signingKey            // the key that signs now
+	jwks    []byte
+}
+
+func newKeyring(store storage.Store, algorithm string, now func() time.Time) *Keyring {
+	return &Keyring{store: store, algorithm: algorithm, now: now}
+}
+
+// ensure loads the keys, creating the first one when the store has none, so
+// that tokens signed before a restart still verify after it.
+func (k *Keyring) ensure(ctx context.Context) error {
+	if err := k.Reload(ctx); err != nil {
+		return err
+	}
+	k.mu.RLock()
+	ok := k.current != nil
+	k.mu.RUnlock()
+	if ok {
+		return nil
+	}
+	if _, err := k.Create(ctx, 0); err != nil {
+		return err
+	}
+	return k.Reload(ctx)
+}
+
+// Create generates a key of the configured algorithm that is published at
+// once and signs from now+publishDelay, and stores it.
+func (k *Keyring) Create(ctx context.Context, publishDelay time.Duration) (storage.SigningKey, error) {
+	der, err := generateKey(k.algorithm)
+	if err != nil {
+		return storage.SigningKey{}, err
+	}
+	now := k.now().UTC()
+	rec := storage.SigningKey{
+		ID:         newKeyID(der),
+		Algorithm:  k.algorithm,
+		PrivateKey: der,
+		CreatedAt:  now,
+		NotBefore:  now.Add(publishDelay),
+	}
+	if err := k.store.CreateSigningKey(ctx, rec); err != nil {
+		return storage.SigningKey{}, err
+	}
+	return rec, nil
+}
+
+// Reload reads the keys from the store and picks the one that signs: the
+// newest whose NotBefore has passed and that is not retired. Several
+// instances sharing a store pick the same key because the choice depends on
+// the records alone.
+func (k *Keyring) Reload(ctx context.Context) error {
+	recs, err := k.store.ListSigningKeys(ctx)
+	if err != nil {
+		return err
+	}
+	now := k.now()
+	keys := make(map[string]*signingKey, len(recs))
+	var current *signingKey
+	var published []*signingKey
+	for _, rec := range recs {
+		if !rec.ExpiresAt.IsZero() && !now.Before(rec.ExpiresAt) {
+			continue
+		}
+		sk, err := parseSigningKey(rec)
+		if err != nil {
+			return fmt.Errorf("signing key %s: %w", rec.ID, err)
+		}
+		keys[rec.ID] = sk
+		published = append(published, sk)
+		signs := !now.Before(rec.NotBefore) && (rec.RetiredAt.IsZero() || now.Before(rec.RetiredAt))
+		if signs && (current == nil || rec.CreatedAt.After(current.record.CreatedAt) ||
+			(rec.CreatedAt.Equal(current.record.CreatedAt) && rec.ID > current.record.ID)) {
+			current = sk
+		}
+	}
+	jwks, err := buildJWKS(published)
+	if err != nil {
+		return err
+	}
+	k.mu.Lock()
+	k.keys, k.current, k.jwks = keys, current, jwks
+	k.mu.Unlock()
+	return nil
+}
+
+// JWKS returns the prepared public key set document.
+func (k *Keyring) JWKS() []byte {
+	k.mu.RLock()
+	defer k.mu.RUnlock()
+	return k.jwks
+}
+
+func (k *Keyring) signer() (*signingKey, error) {
+	k.mu.RLock()
+	defer k.mu.RUnlock()
+	if k.current == nil {
+		return nil, errors.New("no signing key is active")
+	}
+	return k.current, nil
+}
+
+func (k *Keyring) lookup(kid string) (*signingKey, bool) {
+	k.mu.RLock()
+	defer k.mu.RUnlock()
+	sk, ok := k.keys[kid]
+	return sk, ok
+}
+
+// sign encodes claims as a JWT with the given typ header. Signatures are
+// deterministic (RFC 6979 for ECDSA; EdDSA and RSA PKCS#1 v1.5 are by
+// nature), so the same claims give the same token: that is what lets the
+// refresh reuse grace answer concurrent refreshes with identical pairs
+// without storing any token.
+func (k *Keyring) sign(typ string, claims jwt.Claims) (string, error) {
+	sk, err := k.signer()
+	if err != nil {
+		return "", err
+	}
+	t := jwt.NewWithClaims(sk.method, claims)
+	t.Header["typ"] = typ
+	t.Header["kid"] = sk.record.ID
+	return t.SignedString(sk.signer)
+}
+
+// keyfunc resolves a token's kid for golang-jwt.
+func (k *Keyring) keyfunc(t *jwt.Token) (any, error) {
+	kid, _ := t.Header["kid"].(string)
+	sk, ok := k.lookup(kid)
+	if !ok {
+		return nil, errors.New("unknown key")
+	}
+	if t.Method.Alg() != sk.method.Alg() {
+		return nil, errors.New("algorithm does not match the key")
+	}
+	return sk.signer.Public(), nil
+}
+
+func generateKey(alg string) ([]byte, error) {
+	var priv any
+	var err error
+	switch alg {
+	case AlgES256:
+		priv, err = ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	case AlgEdDSA:
+		_, priv, err = ed25519.GenerateKey(rand.Reader)
+	case AlgRS256:
+		priv, err = rsa.GenerateKey(rand.Reader, 2048)
+	default:
+		return nil, fmt.Errorf("unsupported signing algorithm %q", alg)
+	}
+	if err != nil {
+		return nil, err
+	}
+	return x509.MarshalPKCS8PrivateKey(priv)
+}
+
+// newKeyID derives the kid from the public key (RFC 7638 in spirit: a
+// thumbprint), so the same key always has the same id.
+func newKeyID(der []byte) string {
+	sum := sha256.Sum256(der)
+	return base64.RawURLEncoding.EncodeToString(sum[:12])
+}
+
+func parseSigningKey(rec storage.SigningKey) (*signingKey, error) {
+	priv, err := x509.ParsePKCS8PrivateKey(rec.PrivateKey)
+	if err != nil {
+		return nil, err
+	}
+	sk := &signingKey{record: rec}
+	switch p := priv.(type) {
+	case *ecdsa.PrivateKey:
+		if rec.Algorithm != AlgES256 {
+			return nil, fmt.Errorf("ECDSA key stored as %s", rec.Algorithm)
+		}
+		sk.signer, sk.method = p, deterministicES256{}
+	case ed25519.PrivateKey:
+		sk.signer, sk.method = p, jwt.SigningMethodEdDSA
+	case *rsa.PrivateKey:
+		sk.signer, sk.method = p, jwt.SigningMethodRS256
+	default:
+		return nil, fmt.Errorf("unsupported key type %T", priv)
+	}
+	return sk, nil
+}
+
+type jwk struct {
+	Kty string `json:"kty"`
+	Use string `json:"use"`
+	Alg string `json:"alg"`
+	Kid string `json:"kid"`
+	Crv string `json:"crv,omitempty"`
+	X   string `json:"x,omitempty"`
+	Y   string `json:"y,omitempty"`
+	N   string `json:"n,omitempty"`
+	E   string `json:"e,omitempty"`
+}
+
+func buildJWKS(keys []*signingKey) ([]byte, error) {
+	sort.Slice(keys, func(i, j int) bool { return keys[i].record.CreatedAt.After(keys[j].record.CreatedAt) })
+	set := struct {
+		Keys []jwk `json:"keys"`
+	}{Keys: []jwk{}}
+	b64 := base64.RawURLEncoding.EncodeToString
+	for _, sk := range keys {
+		j := jwk{Use: "sig", Alg: sk.record.Algorithm, Kid: sk.record.ID}
+		switch p := sk.signer.Public().(type) {
+		case *ecdsa.PublicKey:
+			ecdh, err := p.ECDH()
+			if err != nil {
+				return nil, err
+			}
+			raw := ecdh.Bytes() // 0x04 || X || Y, fixed width
+			j.Kty, j.Crv, j.X, j.Y = "EC", "P-256", b64(raw[1:33]), b64(raw[33:])
+		case ed25519.PublicKey:
+			j.Kty, j.Crv, j.X = "OKP", "Ed25519", b64(p)
+		case *rsa.PublicKey:
+			j.Kty, j.N, j.E = "RSA", b64(p.N.Bytes()), b64(big.NewInt(int64(p.E)).Bytes())
+		}
+		set.Keys = append(set.Keys, j)
+	}
+	return json.Marshal(set)
+}
+
+// deterministicES256 is golang-jwt's ES256 with RFC 6979 signatures.
+type deterministicES256 struct{}
+
+func (deterministicES256) Alg() string { return AlgES256 }
+
+func (deterministicES256) Verify(signingString string, sig []byte, key any) error {
+	return jwt.SigningMethodES256.Verify(signingString, sig, key)
+}
+
+func (deterministicES256) Sign(signingString string, key any) ([]byte, error) {
+	priv, ok := key.(*ecdsa.PrivateKey)
+	if !ok {
+		return nil, jwt.ErrInvalidKeyType
+	}
+	digest := sha256.Sum256([]byte(signingString))
+	// A nil random source selects RFC 6979 deterministic signing.
+	der, err := priv.Sign(nil, digest[:], crypto.SHA256)
+	if err != nil {
+		return nil, err
+	}
+	var parsed struct{ R, S *big.Int }
+	if _, err := asn1.Unmarshal(der, &parsed); err != nil {
+		return nil, err
+	}
+	out := make([]byte, 64)
+	parsed.R.FillBytes(out[:32])
+	parsed.S.FillBytes(out[32:])
+	return out, nil
+}

@@ -1,0 +1,599 @@
+// Package exchange is authex's domain: it verifies a provider credential,
+// finds, creates or links the local user, and mints, rotates and revokes our
+// own tokens. It knows nothing of HTTP; web turns its *Error kinds into
+// statuses.
+package exchange
+
+import (
+	"context"
+	"crypto/rand"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strings"
+	"time"
+
+	"github.com/golang-jwt/jwt/v5"
+	"github.com/google/uuid"
+
+	"github.com/authex/authex/providers"
+	"github.com/authex/authex/storage"
+)
+
+// Link policies: what a first sign-in does when a user already owns the
+// identity's verified email.
+const (
+	LinkAuto    = "auto"    // link to that user (only for a verified email)
+	LinkConfirm = "confirm" // answer account_exists with a link_token
+	LinkNever   = "never"   // create a separate user
+)
+
+// Provider is one configured provider: its verifier and its user policy.
+type Provider struct {
+	Verifier    providers.Verifier
+	LinkByEmail string
+	AllowSignup bool
+}
+
+// Config holds the token and session settings.
+type Config struct {
+	Issuer     string // our public URL: the `iss` of our tokens
+	Audience   []string
+	Algorithm  string
+	AccessTTL  time.Duration
+	RefreshTTL time.Duration // idle limit, sliding
+	SessionMax time.Duration // absolute limit
+	ReuseGrace time.Duration
+}
+
+// Service is the exchange domain service.
+type Service struct {
+	cfg       Config
+	store     storage.Store
+	providers map[string]Provider
+	keys      *Keyring
+	secret    []byte
+	log       *slog.Logger
+	now       func() time.Time
+}
+
+// Options are the optional dependencies of New.
+type Options struct {
+	Logger *slog.Logger
+	Now    func() time.Time // tests move the clock
+}
+
+// New loads (or at first start creates) the signing key and the refresh
+// token secret from the store.
+func New(ctx context.Context, cfg Config, store storage.Store, provs map[string]Provider, opts Options) (*Service, error) {
+	if !ValidAlgorithm(cfg.Algorithm) {
+		return nil, fmt.Errorf("unsupported signing algorithm %q", cfg.Algorithm)
+	}
+	s := &Service{cfg: cfg, store: store, providers: provs, log: opts.Logger, now: opts.Now}
+	if s.log == nil {
+		s.log = slog.Default()
+	}
+	if s.now == nil {
+		s.now = time.Now
+	}
+	fresh := make([]byte, 32)
+	if _, err := rand.Read(fresh); err != nil {
+		return nil, err
+	}
+	secret, err := store.EnsureSecret(ctx, "refresh-mac", fresh)
+	if err != nil {
+		return nil, fmt.Errorf("load refresh secret: %w", err)
+	}
+	s.secret = secret
+	s.keys = newKeyring(store, cfg.Algorithm, s.now)
+	if err := s.keys.ensure(ctx); err != nil {
+		return nil, fmt.Errorf("load signing keys: %w", err)
+	}
+	return s, nil
+}
+
+// Keys returns the signing keyring (JWKS, rotation).
+func (s *Service) Keys() *Keyring { return s.keys }
+
+// Provider returns a configured provider by name.
+func (s *Service) Provider(name string) (Provider, bool) {
+	p, ok := s.providers[name]
+	return p, ok
+}
+
+// ProviderNames lists the configured providers.
+func (s *Service) ProviderNames() []string {
+	names := make([]string, 0, len(s.providers))
+	for n := range s.providers {
+		names = append(names, n)
+	}
+	return names
+}
+
+// Client describes the caller of a request, for the session record.
+type Client struct {
+	ID        string
+	UserAgent string
+	IP        string
+}
+
+// ExchangeRequest is a provider credential to trade for our tokens.
+type ExchangeRequest struct {
+	Provider   string
+	Credential providers.Credential
+	// ProfileName is used only when the user is created (Apple sends the
+	// name once, outside the id_token).
+	ProfileName string
+	Client      Client
+}
+
+// Result is what an exchange or a refresh answers.
+type Result struct {
+	AccessToken      string
+	ExpiresAt        time.Time
+	RefreshToken     string
+	RefreshExpiresAt time.Time
+	SessionID        string
+	Created          bool
+	User             storage.User
+	Identities       []storage.Identity // nil on refresh
+}
+
+// Exchange verifies a provider credential and signs the user in.
+func (s *Service) Exchange(ctx context.Context, req ExchangeRequest) (*Result, error) {
+	p, ok := s.providers[req.Provider]
+	if !ok {
+		if req.Provider == "" {
+			return nil, newError(KindInvalidRequest, "missing_provider", "provider is required", nil)
+		}
+		return nil, newError(KindUnsupportedProvider, ReasonProviderMissing, "no provider of that name is configured", nil)
+	}
+	c := req.Credential
+	if c.IDToken == "" && c.AccessToken == "" && c.Code == "" {
+		return nil, newError(KindInvalidRequest, "missing_credential", "one of id_token, access_token or code is required", nil)
+	}
+	id, err := s.verify(ctx, p, req.Provider, c)
+	if err != nil {
+		return nil, err
+	}
+	user, created, err := s.findOrCreateUser(ctx, p, id, req.ProfileName)
+	if err != nil {
+		return nil, err
+	}
+	return s.startSession(ctx, user, created, req.Provider, req.Client)
+}
+
+func (s *Service) verify(ctx context.Context, p Provider, name string, c providers.Credential) (providers.Identity, error) {
+	id, err := p.Verifier.Verify(ctx, c)
+	if err == nil {
+		id.Provider = name
+		return id, nil
+	}
+	var perr *providers.Error
+	switch {
+	case errors.As(err, &perr):
+		return id, newError(KindInvalidToken, perr.Reason, perr.Error(), err)
+	case errors.Is(err, providers.ErrUnavailable):
+		return id, newError(KindProviderUnavailable, "provider_unavailable", "the provider cannot be reached right now; try again shortly", err)
+	case ctx.Err() != nil:
+		return id, newError(KindProviderUnavailable, "provider_unavailable", "the provider did not answer in time", err)
+	default:
+		return id, newError(KindProviderUnavailable, "provider_unavailable", "the provider cannot be reached right now; try again shortly", err)
+	}
+}
+
+// findOrCreateUser resolves the identity to a user. A conflict with a
+// concurrent sign-in (the same identity, or the same verified email, created
+// between our read and our write) is settled by reading again, so
+// concurrent first sign-ins create exactly one user.
+func (s *Service) findOrCreateUser(ctx context.Context, p Provider, id providers.Identity, profileName string) (storage.User, bool, error) {
+	for attempt := 0; attempt < 3; attempt++ {
+		user, found, err := s.userForIdentity(ctx, id)
+		if err != nil || found {
+			return user, false, err
+		}
+		user, created, err := s.newIdentity(ctx, p, id, profileName)
+		if errors.Is(err, storage.ErrConflict) {
+			continue // someone else won the race; their record decides
+		}
+		return user, created, err
+	}
+	return storage.User{}, false, newError(KindServer, "", "internal error", errors.New("identity conflict did not settle"))
+}
+
+func (s *Service) userForIdentity(ctx context.Context, id providers.Identity) (storage.User, bool, error) {
+	ident, err := s.store.GetIdentity(ctx, id.Issuer, id.Subject)
+	if errors.Is(err, storage.ErrNotFound) {
+		return storage.User{}, false, nil
+	}
+	if err != nil {
+		return storage.User{}, false, storeError(err)
+	}
+	user, err := s.store.GetUser(ctx, ident.UserID)
+	if err != nil {
+		return storage.User{}, false, storeError(err)
+	}
+	if user.Disabled {
+		return storage.User{}, false, disabledError()
+	}
+	// A login time per sign-in would double the writes of the hot path; an
+	// hourly resolution is what an operator needs.
+	if now := s.now(); now.Sub(ident.LastLoginAt) > time.Hour {
+		if err := s.store.TouchIdentity(ctx, ident.ID, now); err != nil {
+			s.log.WarnContext(ctx, "touch identity", "err", err)
+		}
+	}
+	return user, true, nil
+}
+
+// newIdentity handles the first sign-in of an identity: link it by verified
+// email, ask for confirmation, or create a user.
+func (s *Service) newIdentity(ctx context.Context, p Provider, id providers.Identity, profileName string) (storage.User, bool, error) {
+	now := s.now().UTC()
+	ident := storage.Identity{
+		ID: newID(), Provider: id.Provider, Issuer: id.Issuer, Subject: id.Subject,
+		Email: id.Email, EmailVerified: id.EmailVerified, CreatedAt: now, LastLoginAt: now,
+	}
+	if id.EmailVerified && id.Email != "" && p.LinkByEmail != LinkNever {
+		owner, err := s.store.GetUserByVerifiedEmail(ctx, id.Email)
+		switch {
+		case err == nil:
+			return s.linkByEmail(ctx, p, id, ident, owner)
+		case !errors.Is(err, storage.ErrNotFound):
+			return storage.User{}, false, storeError(err)
+		}
+	}
+	if !p.AllowSignup {
+		return storage.User{}, false, newError(KindAccessDenied, ReasonSignupDisabled, "this provider does not allow new accounts", nil)
+	}
+	name := id.Name
+	if name == "" {
+		name = profileName
+	}
+	user := storage.User{
+		ID: newID(), Email: id.Email, EmailVerified: id.EmailVerified,
+		Name: name, Picture: id.Picture, Roles: []string{}, CreatedAt: now, UpdatedAt: now,
+	}
+	if p.LinkByEmail == LinkNever && id.EmailVerified && id.Email != "" {
+		// A separate user must not take the verified-email index from the
+		// user who already owns that address; it keeps the address
+		// unindexed (the identity still records that it was verified).
+		if _, err := s.store.GetUserByVerifiedEmail(ctx, id.Email); err == nil {
+			user.EmailVerified = false
+		}
+	}
+	ident.UserID = user.ID
+	if err := s.store.CreateUser(ctx, user, ident); err != nil {
+		if errors.Is(err, storage.ErrConflict) {
+			return storage.User{}, false, err
+		}
+		return storage.User{}, false, storeError(err)
+	}
+	s.audit(ctx, storage.AuditEvent{Type: "user.created", UserID: user.ID, Provider: id.Provider})
+	return user, true, nil
+}
+
+func (s *Service) linkByEmail(ctx context.Context, p Provider, id providers.Identity, ident storage.Identity, owner storage.User) (storage.User, bool, error) {
+	if p.LinkByEmail != LinkAuto {
+		token, err := s.linkToken(id)
+		if err != nil {
+			return storage.User{}, false, newError(KindServer, "", "internal error", err)
+		}
+		e := newError(KindAccountExists, "account_exists",
+			"an account with this email already exists: sign in to it and link this identity with the link_token", nil)
+		e.LinkToken = token
+		return storage.User{}, false, e
+	}
+	if owner.Disabled {
+		return storage.User{}, false, disabledError()
+	}
+	ident.UserID = owner.ID
+	if err := s.store.AddIdentity(ctx, ident); err != nil {
+		if errors.Is(err, storage.ErrConflict) {
+			return storage.User{}, false, err
+		}
+		return storage.User{}, false, storeError(err)
+	}
+	s.audit(ctx, storage.AuditEvent{Type: "identity.linked", UserID: owner.ID, Provider: id.Provider, Detail: "by verified email"})
+	return owner, false, nil
+}
+
+func (s *Service) startSession(ctx context.Context, user storage.User, created bool, provider string, c Client) (*Result, error) {
+	now := s.now().UTC()
+	sess := storage.Session{
+		ID: newID(), UserID: user.ID, Provider: provider, ClientID: c.ID, Generation: 1,
+		RotatedAt: now, CreatedAt: now, ExpiresAt: now.Add(s.cfg.SessionMax),
+		UserAgent: truncate(c.UserAgent, 256), IP: c.IP,
+	}
+	sess.IdleExpiresAt = minTime(now.Add(s.cfg.RefreshTTL), sess.ExpiresAt)
+	if err := s.store.CreateSession(ctx, sess); err != nil {
+		return nil, storeError(err)
+	}
+	idents, err := s.store.ListIdentities(ctx, user.ID)
+	if err != nil {
+		return nil, storeError(err)
+	}
+	res, err := s.result(sess, user)
+	if err != nil {
+		return nil, err
+	}
+	res.Created, res.Identities = created, idents
+	return res, nil
+}
+
+func (s *Service) result(sess storage.Session, user storage.User) (*Result, error) {
+	claims := s.accessClaims(sess, user)
+	at, err := s.keys.sign(typAccess, claims)
+	if err != nil {
+		return nil, newError(KindServer, "", "internal error", err)
+	}
+	return &Result{
+		AccessToken:      at,
+		ExpiresAt:        claims.ExpiresAt.Time,
+		RefreshToken:     s.refreshToken(sess.ID, sess.Generation),
+		RefreshExpiresAt: sess.IdleExpiresAt,
+		SessionID:        sess.ID,
+		User:             user,
+	}, nil
+}
+
+// Refresh rotates a refresh token. The previous generation presented within
+// the reuse grace gets the current pair back (concurrent refreshes from one
+// browser all succeed alike); any older generation, or the previous one
+// after the grace, is reuse and revokes the whole session.
+func (s *Service) Refresh(ctx context.Context, token string) (*Result, error) {
+	sid, gen, err := s.parseRefreshToken(token)
+	if err != nil {
+		return nil, newError(KindInvalidGrant, ReasonMalformed, "refresh token is malformed or not issued here", nil)
+	}
+	sess, err := s.store.GetSession(ctx, sid)
+	if errors.Is(err, storage.ErrNotFound) {
+		return nil, newError(KindInvalidGrant, ReasonRevoked, "refresh token's session no longer exists", nil)
+	}
+	if err != nil {
+		return nil, storeError(err)
+	}
+	for attempt := 0; ; attempt++ {
+		now := s.now()
+		if err := checkSession(sess, now); err != nil {
+			return nil, err
+		}
+		user, err := s.store.GetUser(ctx, sess.UserID)
+		if err != nil {
+			if errors.Is(err, storage.ErrNotFound) {
+				return nil, newError(KindInvalidGrant, ReasonRevoked, "the session's user no longer exists", nil)
+			}
+			return nil, storeError(err)
+		}
+		if user.Disabled {
+			return nil, disabledError()
+		}
+		switch {
+		case gen == sess.Generation:
+			idle := minTime(now.Add(s.cfg.RefreshTTL), sess.ExpiresAt)
+			rotated, err := s.store.RotateSession(ctx, sid, gen, now.UTC(), idle)
+			if errors.Is(err, storage.ErrStale) && attempt == 0 {
+				sess = rotated // a concurrent refresh won; answer as the grace does
+				continue
+			}
+			if err != nil {
+				return nil, storeError(err)
+			}
+			return s.result(rotated, user)
+		case gen+1 == sess.Generation && now.Sub(sess.RotatedAt) <= s.cfg.ReuseGrace:
+			return s.result(sess, user)
+		default:
+			if err := s.store.RevokeSession(ctx, sid, now.UTC(), ReasonReused); err != nil {
+				return nil, storeError(err)
+			}
+			s.audit(ctx, storage.AuditEvent{Type: "session.reused", UserID: sess.UserID, SessionID: sid,
+				Detail: fmt.Sprintf("generation %d presented, current %d", gen, sess.Generation)})
+			s.log.WarnContext(ctx, "refresh token reuse: session revoked", "session_id", sid, "user_id", sess.UserID)
+			return nil, newError(KindInvalidGrant, ReasonReused, "refresh token was already used; the session is revoked", nil)
+		}
+	}
+}
+
+func checkSession(sess storage.Session, now time.Time) error {
+	if sess.Revoked() {
+		return newError(KindInvalidGrant, ReasonRevoked, "the session is revoked", nil)
+	}
+	if sess.Expired(now) {
+		return newError(KindInvalidGrant, ReasonExpired, "the session has expired; sign in again", nil)
+	}
+	return nil
+}
+
+// Logout scopes.
+const (
+	ScopeLocal  = "local"
+	ScopeOthers = "others"
+	ScopeGlobal = "global"
+)
+
+// LogoutRequest names the session by refresh token or by access token.
+type LogoutRequest struct {
+	RefreshToken string
+	AccessToken  string
+	Scope        string
+}
+
+// Logout revokes the caller's session (local), the user's other sessions
+// (others) or all of them (global), and returns how many it revoked.
+// Logging out of a session that is already gone is not an error.
+func (s *Service) Logout(ctx context.Context, req LogoutRequest) (int, error) {
+	scope := req.Scope
+	if scope == "" {
+		scope = ScopeLocal
+	}
+	if scope != ScopeLocal && scope != ScopeOthers && scope != ScopeGlobal {
+		return 0, newError(KindInvalidRequest, "invalid_scope", "scope must be local, others or global", nil)
+	}
+	var sid, userID string
+	switch {
+	case req.RefreshToken != "":
+		id, _, err := s.parseRefreshToken(req.RefreshToken)
+		if err != nil {
+			return 0, newError(KindInvalidGrant, ReasonMalformed, "refresh token is malformed or not issued here", nil)
+		}
+		sess, err := s.store.GetSession(ctx, id)
+		if errors.Is(err, storage.ErrNotFound) {
+			return 0, nil
+		}
+		if err != nil {
+			return 0, storeError(err)
+		}
+		sid, userID = sess.ID, sess.UserID
+	case req.AccessToken != "":
+		claims, err := s.verifyAccess(req.AccessToken)
+		if err != nil {
+			return 0, err
+		}
+		sid, userID = claims.SessionID, claims.Subject
+	default:
+		return 0, newError(KindInvalidRequest, "missing_credential", "refresh_token or a Bearer access token is required", nil)
+	}
+	now := s.now().UTC()
+	n := 0
+	if scope == ScopeLocal || scope == ScopeGlobal {
+		err := s.store.RevokeSession(ctx, sid, now, "logout")
+		if err != nil && !errors.Is(err, storage.ErrNotFound) {
+			return 0, storeError(err)
+		}
+		if err == nil {
+			n++
+		}
+	}
+	if scope == ScopeOthers || scope == ScopeGlobal {
+		m, err := s.store.RevokeUserSessions(ctx, userID, sid, now, "logout_"+scope)
+		if err != nil {
+			return n, storeError(err)
+		}
+		n += m
+	}
+	return n, nil
+}
+
+// Principal is the caller proven by one of our access tokens, with a live
+// session and an enabled user.
+type Principal struct {
+	Claims AccessClaims
+	User   storage.User
+}
+
+// Authenticate checks one of our access tokens and that its session and
+// user are still good, which offline verification by an API cannot see.
+func (s *Service) Authenticate(ctx context.Context, accessToken string) (*Principal, error) {
+	claims, err := s.verifyAccess(accessToken)
+	if err != nil {
+		return nil, err
+	}
+	sess, err := s.store.GetSession(ctx, claims.SessionID)
+	if errors.Is(err, storage.ErrNotFound) {
+		return nil, newError(KindInvalidToken, ReasonRevoked, "the access token's session is gone", nil)
+	}
+	if err != nil {
+		return nil, storeError(err)
+	}
+	if sess.Revoked() {
+		return nil, newError(KindInvalidToken, ReasonRevoked, "the access token's session is revoked", nil)
+	}
+	user, err := s.store.GetUser(ctx, claims.Subject)
+	if errors.Is(err, storage.ErrNotFound) {
+		return nil, newError(KindInvalidToken, ReasonRevoked, "the access token's user no longer exists", nil)
+	}
+	if err != nil {
+		return nil, storeError(err)
+	}
+	if user.Disabled {
+		return nil, disabledError()
+	}
+	return &Principal{Claims: *claims, User: user}, nil
+}
+
+func (s *Service) verifyAccess(raw string) (*AccessClaims, error) {
+	var claims AccessClaims
+	err := s.parseJWT(raw, typAccess, &claims)
+	switch {
+	case err == nil:
+		return &claims, nil
+	case errors.Is(err, jwt.ErrTokenExpired):
+		return nil, newError(KindInvalidToken, ReasonExpired, "access token has expired", err)
+	case errors.Is(err, jwt.ErrTokenSignatureInvalid):
+		return nil, newError(KindInvalidToken, ReasonSignature, "access token signature is not valid", err)
+	default:
+		return nil, newError(KindInvalidToken, ReasonMalformed, "access token is not valid here", err)
+	}
+}
+
+// UserWithIdentities returns a user and its identities.
+func (s *Service) UserWithIdentities(ctx context.Context, userID string) (storage.User, []storage.Identity, error) {
+	u, err := s.store.GetUser(ctx, userID)
+	if err != nil {
+		return u, nil, storeError(err)
+	}
+	idents, err := s.store.ListIdentities(ctx, userID)
+	if err != nil {
+		return u, nil, storeError(err)
+	}
+	return u, idents, nil
+}
+
+// Ready reports the store's health and each provider's readiness.
+func (s *Service) Ready(ctx context.Context) (storeErr error, providerErrs map[string]error) {
+	providerErrs = map[string]error{}
+	for name, p := range s.providers {
+		if err := p.Verifier.Ready(); err != nil {
+			providerErrs[name] = err
+		}
+	}
+	return s.store.Ping(ctx), providerErrs
+}
+
+func (s *Service) audit(ctx context.Context, e storage.AuditEvent) {
+	e.ID = newID()
+	e.Time = s.now().UTC()
+	if err := s.store.AppendAudit(ctx, e); err != nil {
+		s.log.ErrorContext(ctx, "audit append failed", "type", e.Type, "err", err)
+	}
+}
+
+func storeError(err error) error {
+	var e *Error
+	if errors.As(err, &e) {
+		return e
+	}
+	if errors.Is(err, storage.ErrUnavailable) || errors.Is(err, context.DeadlineExceeded) {
+		return newError(KindStoreUnavailable, ReasonStore, "the store is unavailable; try again shortly", err)
+	}
+	if errors.Is(err, storage.ErrNotFound) {
+		return newError(KindNotFound, "not_found", "not found", err)
+	}
+	return newError(KindServer, "", "internal error", err)
+}
+
+func disabledError() error {
+	return newError(KindAccessDenied, ReasonUserDisabled, "this account is disabled", nil)
+}
+
+func newID() string { return uuid.Must(uuid.NewV7()).String() }
+
+func minTime(a, b time.Time) time.Time {
+	if a.Before(b) {
+		return a
+	}
+	return b
+}
+
+func truncate(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	return strings.ToValidUTF8(s[:n], "")
+}
+
+// Issuer is our public URL, the `iss` of our tokens.
+func (s *Service) Issuer() string { return s.cfg.Issuer }
+
+// Algorithm is the algorithm our access tokens are signed with.
+func (s *Service) Algorithm() string { return s.cfg.Algorithm }

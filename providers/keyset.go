@@ -1,0 +1,316 @@
+package providers
+
+import (
+	"context"
+	"crypto/ecdsa"
+	"crypto/ed25519"
+	"crypto/elliptic"
+	"crypto/rsa"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/coreos/go-oidc/v3/oidc"
+	jose "github.com/go-jose/go-jose/v4"
+)
+
+// maxDocumentSize bounds what we read from a discovery or JWKS endpoint.
+const maxDocumentSize = 1 << 20
+
+// keySet is our oidc.KeySet: the provider's JWKS, cached.
+//
+//   - Keys are selected by kid; a token without kid is tried against every
+//     key whose type fits its alg.
+//   - A kid we do not know triggers one refetch. Concurrent misses share that
+//     fetch, and after it a cooldown starts during which unknown kids fail at
+//     once with unknown_key: a storm of forged kids costs the provider at
+//     most one request per cooldown.
+//   - A failed fetch leaves the last good keys in place.
+//
+// Reporting reasons through go-oidc: IDTokenVerifier.Verify formats a
+// KeySet's error with %v, so the type of our error does not survive it.
+// Rather than parse error strings, the caller puts a *sigOutcome in the
+// context it passes to go-oidc; VerifySignature, which receives that
+// context, stores its typed error there, and the caller reads it when
+// go-oidc fails. The slot is per call, so there is no shared state to race
+// on, and the signature is verified once, inside go-oidc's flow.
+type keySet struct {
+	url      string
+	client   *http.Client
+	cooldown time.Duration
+	log      *slog.Logger
+
+	keys atomic.Pointer[jose.JSONWebKeySet] // read lock-free on every verify
+
+	mu          sync.Mutex
+	inflight    *fetchCall // the refetch under way, shared by every miss
+	lastRefetch time.Time  // start of the last refetch a miss triggered
+}
+
+var _ oidc.KeySet = (*keySet)(nil)
+
+type fetchCall struct {
+	done chan struct{}
+	err  error // valid once done is closed
+}
+
+// sigOutcome is the per-call slot described on keySet.
+type sigOutcome struct{ err error }
+
+type sigOutcomeKey struct{}
+
+// errCooldown: a refetch was wanted but the cooldown is running.
+var errCooldown = errors.New("jwks refetch suppressed by cooldown")
+
+func newKeySet(url string, client *http.Client, cooldown time.Duration, log *slog.Logger) *keySet {
+	return &keySet{url: url, client: client, cooldown: cooldown, log: log}
+}
+
+// load fetches the key set once, for discovery. It does not start the
+// unknown-kid cooldown.
+func (k *keySet) load(ctx context.Context) error {
+	set, err := fetchJWKS(ctx, k.client, k.url)
+	if err != nil {
+		return err
+	}
+	k.keys.Store(set)
+	return nil
+}
+
+func (k *keySet) current() *jose.JSONWebKeySet {
+	if s := k.keys.Load(); s != nil {
+		return s
+	}
+	return &jose.JSONWebKeySet{}
+}
+
+// VerifySignature implements oidc.KeySet. go-oidc has already checked the
+// alg against the provider's list; we parse again with the same rule (only
+// asymmetric algorithms) so this is safe even when called on its own.
+func (k *keySet) VerifySignature(ctx context.Context, raw string) ([]byte, error) {
+	payload, err := k.verify(ctx, raw)
+	if err != nil {
+		if out, ok := ctx.Value(sigOutcomeKey{}).(*sigOutcome); ok {
+			out.err = err
+		}
+		return nil, err
+	}
+	return payload, nil
+}
+
+var joseAlgs = func() []jose.SignatureAlgorithm {
+	var algs []jose.SignatureAlgorithm
+	for alg := range asymmetricAlgs {
+		algs = append(algs, jose.SignatureAlgorithm(alg))
+	}
+	return algs
+}()
+
+func (k *keySet) verify(ctx context.Context, raw string) ([]byte, error) {
+	jws, err := jose.ParseSignedCompact(raw, joseAlgs)
+	if err != nil {
+		return nil, refuse(ReasonMalformed, "id_token is not a valid JWS", err)
+	}
+	if len(jws.Signatures) != 1 {
+		return nil, refuse(ReasonMalformed, "id_token must carry exactly one signature", nil)
+	}
+	hdr := jws.Signatures[0].Header
+	alg, kid := hdr.Algorithm, hdr.KeyID
+
+	payload, err, tried := tryKeys(jws, k.current(), kid, alg)
+	if tried && (err == nil || kid != "") {
+		// A known kid: its verdict stands, no refetch can change it.
+		return payload, err
+	}
+	// An unknown kid, or no kid and no cached key verifies: maybe the
+	// provider rotated. Refetch, once per cooldown.
+	set, ferr := k.refetch(ctx)
+	switch {
+	case ferr == nil:
+	case errors.Is(ferr, errCooldown):
+	case ctx.Err() != nil:
+		return nil, ctx.Err()
+	case len(set.Keys) == 0:
+		return nil, fmt.Errorf("%w: no signing keys loaded: %v", ErrUnavailable, ferr)
+	}
+	if p, err2, tried2 := tryKeys(jws, set, kid, alg); tried2 {
+		return p, err2
+	}
+	if tried {
+		return nil, err
+	}
+	detail := fmt.Errorf("no key for kid %q alg %s (%d keys cached)", kid, alg, len(set.Keys))
+	if ferr != nil {
+		detail = fmt.Errorf("%w; refetch: %w", detail, ferr)
+	}
+	return nil, refuse(ReasonUnknownKey, "", detail)
+}
+
+// tryKeys verifies jws with the keys of set that match kid (every key when
+// kid is empty) and fit alg. tried reports whether any key was a candidate.
+func tryKeys(jws *jose.JSONWebSignature, set *jose.JSONWebKeySet, kid, alg string) (payload []byte, err error, tried bool) {
+	kidMatched := false
+	for i := range set.Keys {
+		key := &set.Keys[i]
+		if kid != "" && key.KeyID != kid {
+			continue
+		}
+		kidMatched = true
+		if !keyFits(key, alg) {
+			continue
+		}
+		tried = true
+		if p, verr := jws.Verify(key.Key); verr == nil {
+			return p, nil, true
+		} else {
+			err = verr
+		}
+	}
+	if tried {
+		return nil, refuse(ReasonSignature, "", err), true
+	}
+	if kid != "" && kidMatched {
+		// The kid names a key of another type or algorithm.
+		return nil, refuse(ReasonAlgorithm, "id_token alg does not fit the key its kid names", fmt.Errorf("kid %q does not fit alg %s", kid, alg)), true
+	}
+	return nil, nil, false
+}
+
+// keyFits reports whether key may verify a signature made with alg.
+func keyFits(key *jose.JSONWebKey, alg string) bool {
+	if key.Algorithm != "" && key.Algorithm != alg {
+		return false
+	}
+	switch pub := key.Key.(type) {
+	case *rsa.PublicKey:
+		return alg[:2] == "RS" || alg[:2] == "PS"
+	case *ecdsa.PublicKey:
+		switch alg {
+		case "ES256":
+			return pub.Curve == elliptic.P256()
+		case "ES384":
+			return pub.Curve == elliptic.P384()
+		case "ES512":
+			return pub.Curve == elliptic.P521()
+		}
+	case ed25519.PublicKey:
+		return alg == "EdDSA"
+	}
+	return false
+}
+
+// refetch fetches the key set again unless the cooldown forbids it, and
+// returns the keys to use (the new ones, or the last good ones when the
+// fetch failed or was suppressed). Concurrent callers share one fetch.
+func (k *keySet) refetch(ctx context.Context) (*jose.JSONWebKeySet, error) {
+	k.mu.Lock()
+	call := k.inflight
+	if call == nil {
+		if !k.lastRefetch.IsZero() && time.Since(k.lastRefetch) < k.cooldown {
+			k.mu.Unlock()
+			return k.current(), errCooldown
+		}
+		call = &fetchCall{done: make(chan struct{})}
+		k.inflight = call
+		k.lastRefetch = time.Now()
+		// The fetch runs on its own so that one caller giving up does not
+		// fail the others waiting on it; the client's timeout bounds it.
+		go k.runFetch(call)
+	}
+	k.mu.Unlock()
+
+	select {
+	case <-call.done:
+		return k.current(), call.err
+	case <-ctx.Done():
+		return k.current(), ctx.Err()
+	}
+}
+
+func (k *keySet) runFetch(call *fetchCall) {
+	set, err := fetchJWKS(context.Background(), k.client, k.url)
+	if err == nil {
+		k.keys.Store(set)
+		k.log.Info("provider keys refetched", "keys", len(set.Keys))
+	} else {
+		k.log.Warn("provider keys refetch failed; keeping the last good keys", "err", err)
+	}
+	k.mu.Lock()
+	k.inflight = nil
+	k.mu.Unlock()
+	call.err = err
+	close(call.done)
+}
+
+// fetchJWKS GETs a JWK set and keeps the keys that can verify signatures:
+// asymmetric public keys, for use "sig" or unspecified. Keys we cannot use
+// are skipped rather than failing the set (RFC 7517 §5); a set with no
+// usable key at all is an error, so that the last good keys stay.
+// Errors never include the response body.
+func fetchJWKS(ctx context.Context, client *http.Client, url string) (*jose.JSONWebKeySet, error) {
+	body, err := getJSON(ctx, client, url)
+	if err != nil {
+		return nil, fmt.Errorf("jwks: %w", err)
+	}
+	var raw struct {
+		Keys []json.RawMessage `json:"keys"`
+	}
+	if err := json.Unmarshal(body, &raw); err != nil {
+		return nil, fmt.Errorf("jwks: GET %s: body is not a JWK set: %w", url, err)
+	}
+	set := &jose.JSONWebKeySet{}
+	for _, r := range raw.Keys {
+		var key jose.JSONWebKey
+		if err := key.UnmarshalJSON(r); err != nil {
+			continue
+		}
+		if key.Use != "" && key.Use != "sig" {
+			continue
+		}
+		key = key.Public() // a provider that leaks private parts gets them dropped
+		if !key.Valid() || !key.IsPublic() {
+			continue
+		}
+		switch key.Key.(type) {
+		case *rsa.PublicKey, *ecdsa.PublicKey, ed25519.PublicKey:
+			set.Keys = append(set.Keys, key)
+		}
+	}
+	if len(set.Keys) == 0 {
+		return nil, fmt.Errorf("jwks: GET %s: no usable signing key among %d", url, len(raw.Keys))
+	}
+	return set, nil
+}
+
+// getJSON GETs url and returns its body (at most maxDocumentSize). Errors
+// name the URL and status, never the body.
+func getJSON(ctx context.Context, client *http.Client, url string) ([]byte, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+	if err != nil {
+		return nil, err
+	}
+	req.Header.Set("Accept", "application/json")
+	resp, err := client.Do(req)
+	if err != nil {
+		return nil, err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, maxDocumentSize))
+		return nil, fmt.Errorf("GET %s: %s", url, resp.Status)
+	}
+	body, err := io.ReadAll(io.LimitReader(resp.Body, maxDocumentSize+1))
+	if err != nil {
+		return nil, fmt.Errorf("GET %s: reading body: %w", url, err)
+	}
+	if len(body) > maxDocumentSize {
+		return nil, fmt.Errorf("GET %s: body larger than %d bytes", url, maxDocumentSize)
+	}
+	return body, nil
+}

@@ -1,0 +1,335 @@
+package providers
+
+import (
+	"context"
+	"crypto/sha256"
+	"crypto/subtle"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"net/url"
+	"slices"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/coreos/go-oidc/v3/oidc"
+)
+
+// oidcVerifier verifies id_tokens from one OpenID Connect issuer. The
+// google type is this verifier with a preset (see google.go).
+type oidcVerifier struct {
+	name        string
+	issuer      string   // canonical: discovery must name it, Identity.Issuer is it
+	issuers     []string // spellings accepted in iss (issuer first)
+	clientIDs   []string
+	domains     []string // allowed hd values, lower case; empty: hd unchecked
+	needDomain  bool     // domains is set (google only)
+	needVerEm   bool     // Config.RequireVerifiedEmail
+	leeway      time.Duration
+	now         func() time.Time
+	client      *http.Client
+	log         *slog.Logger
+	keyCooldown time.Duration
+	backoffMin  time.Duration
+	backoffMax  time.Duration
+
+	disc  atomic.Pointer[discovered] // nil until discovery succeeds
+	ready chan struct{}              // closed when disc is set
+
+	mu      sync.Mutex
+	lastErr error // last discovery failure, for Ready
+	tries   int
+}
+
+// discovered is what discovery yields; immutable once published.
+type discovered struct {
+	algs     []string // id_token algs we accept: advertised ∩ asymmetric
+	keys     *keySet
+	verifier *oidc.IDTokenVerifier
+
+	// Later: the token endpoint for code exchange (an oauth2.Config built
+	// from the discovery document) belongs here.
+}
+
+var _ Verifier = (*oidcVerifier)(nil)
+
+func newOIDC(ctx context.Context, cfg Config) (Verifier, error) {
+	if len(cfg.AllowedDomains) > 0 {
+		return nil, errors.New("allowed_domains is only supported by type google")
+	}
+	if err := checkIssuer(cfg.Issuer); err != nil {
+		return nil, err
+	}
+	v := newOIDCVerifier(cfg, []string{cfg.Issuer})
+	v.start(ctx)
+	return v, nil
+}
+
+func checkIssuer(issuer string) error {
+	if issuer == "" {
+		return errors.New("issuer is required")
+	}
+	u, err := url.Parse(issuer)
+	if err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
+		return fmt.Errorf("issuer %q is not an http(s) URL", issuer)
+	}
+	if u.RawQuery != "" || u.Fragment != "" {
+		return fmt.Errorf("issuer %q must not have a query or fragment", issuer)
+	}
+	return nil
+}
+
+func newOIDCVerifier(cfg Config, issuers []string) *oidcVerifier {
+	return &oidcVerifier{
+		name:        cfg.Name,
+		issuer:      cfg.Issuer,
+		issuers:     issuers,
+		clientIDs:   slices.Clone(cfg.ClientIDs),
+		needVerEm:   cfg.RequireVerifiedEmail,
+		leeway:      cfg.Leeway,
+		now:         cfg.Now,
+		client:      cfg.HTTPClient,
+		log:         cfg.Logger,
+		keyCooldown: cfg.keyCooldown,
+		backoffMin:  cfg.backoffMin,
+		backoffMax:  cfg.backoffMax,
+		ready:       make(chan struct{}),
+	}
+}
+
+func (v *oidcVerifier) Name() string { return v.name }
+
+func (v *oidcVerifier) readyChan() <-chan struct{} { return v.ready }
+
+func (v *oidcVerifier) Ready() error {
+	if v.disc.Load() != nil {
+		return nil
+	}
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	if v.lastErr == nil {
+		return fmt.Errorf("%w: provider %q: discovery of %s in progress", ErrUnavailable, v.name, v.issuer)
+	}
+	return fmt.Errorf("%w: provider %q: discovery of %s failed %d time(s), last: %v", ErrUnavailable, v.name, v.issuer, v.tries, v.lastErr)
+}
+
+// start runs discovery in the background: at once, then after backoffMin
+// (1s), doubling up to backoffMax (5m), until it succeeds or ctx is
+// cancelled.
+func (v *oidcVerifier) start(ctx context.Context) {
+	go func() {
+		delay := v.backoffMin
+		for {
+			err := v.discover(ctx)
+			if err == nil {
+				return
+			}
+			v.mu.Lock()
+			v.lastErr, v.tries = err, v.tries+1
+			tries := v.tries
+			v.mu.Unlock()
+			if ctx.Err() != nil {
+				v.log.Warn("provider discovery stopped", "issuer", v.issuer, "err", ctx.Err())
+				return
+			}
+			v.log.Warn("provider discovery failed; retrying", "issuer", v.issuer, "attempt", tries, "retry_in", delay, "err", err)
+			t := time.NewTimer(delay)
+			select {
+			case <-ctx.Done():
+				t.Stop()
+				v.log.Warn("provider discovery stopped", "issuer", v.issuer, "err", ctx.Err())
+				return
+			case <-t.C:
+			}
+			delay = min(delay*2, v.backoffMax)
+		}
+	}()
+}
+
+// discoveryDoc is the part of the discovery document we use.
+type discoveryDoc struct {
+	Issuer  string   `json:"issuer"`
+	JWKSURI string   `json:"jwks_uri"`
+	Algs    []string `json:"id_token_signing_alg_values_supported"`
+}
+
+// discover fetches the discovery document and the key set, and publishes
+// them. We fetch the document ourselves rather than through
+// oidc.NewProvider so that errors never carry the upstream body and we see
+// the advertised algorithms before go-oidc filters them.
+func (v *oidcVerifier) discover(ctx context.Context) error {
+	wellKnown := strings.TrimSuffix(v.issuer, "/") + "/.well-known/openid-configuration"
+	body, err := getJSON(ctx, v.client, wellKnown)
+	if err != nil {
+		return fmt.Errorf("discovery: %w", err)
+	}
+	var doc discoveryDoc
+	if err := json.Unmarshal(body, &doc); err != nil {
+		return fmt.Errorf("discovery: GET %s: body is not a discovery document: %w", wellKnown, err)
+	}
+	if doc.Issuer != v.issuer {
+		return fmt.Errorf("discovery: document names issuer %q, configured %q", doc.Issuer, v.issuer)
+	}
+	if u, err := url.Parse(doc.JWKSURI); err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
+		return fmt.Errorf("discovery: jwks_uri %q is not an http(s) URL", doc.JWKSURI)
+	}
+
+	advertised := doc.Algs
+	if len(advertised) == 0 {
+		advertised = []string{"RS256"} // OIDC Discovery's default
+	}
+	var algs []string
+	for _, a := range advertised {
+		if asymmetricAlgs[a] && !slices.Contains(algs, a) {
+			algs = append(algs, a)
+		}
+	}
+	if len(algs) == 0 {
+		v.log.Warn("provider advertises no asymmetric id_token algorithm; every token will be refused", "advertised", doc.Algs)
+	}
+
+	keys := newKeySet(doc.JWKSURI, v.client, v.keyCooldown, v.log)
+	if err := keys.load(ctx); err != nil {
+		return fmt.Errorf("discovery: %w", err)
+	}
+	d := &discovered{
+		algs: algs,
+		keys: keys,
+		// go-oidc checks the signature (through our keySet) and the alg;
+		// we check everything else ourselves to give each failure its
+		// reason and to honour our leeway, several client ids and
+		// Google's second issuer spelling.
+		verifier: oidc.NewVerifier(v.issuer, keys, &oidc.Config{
+			SkipClientIDCheck:    true,
+			SkipExpiryCheck:      true,
+			SkipIssuerCheck:      true,
+			SupportedSigningAlgs: algs,
+		}),
+	}
+	v.disc.Store(d)
+	close(v.ready)
+	v.log.Info("provider discovered", "issuer", v.issuer, "jwks_uri", doc.JWKSURI, "algs", algs, "keys", len(keys.current().Keys))
+	return nil
+}
+
+func (v *oidcVerifier) Verify(ctx context.Context, c Credential) (Identity, error) {
+	d := v.disc.Load()
+	if d == nil {
+		return Identity{}, fmt.Errorf("%w: provider %q has not completed discovery", ErrUnavailable, v.name)
+	}
+	switch {
+	case c.IDToken != "":
+		return v.verifyIDToken(ctx, d, c)
+	// Later: case c.Code != "": exchange it at the token endpoint
+	// (oauth2.Config.Exchange with c.CodeVerifier and c.RedirectURI) and
+	// verify the id_token of the answer with verifyIDToken.
+	// Later: case c.AccessToken != "": only for types that can bind an
+	// access token to one of our client ids (Google tokeninfo, GitHub).
+	default:
+		return Identity{}, refuse(ReasonMalformed, "this provider needs an id_token", nil)
+	}
+}
+
+func (v *oidcVerifier) verifyIDToken(ctx context.Context, d *discovered, c Credential) (Identity, error) {
+	hdr, err := parseHeader(c.IDToken)
+	if err != nil {
+		return Identity{}, err
+	}
+	if !slices.Contains(d.algs, hdr.Alg) {
+		// Covers none and HS*: they are never in d.algs.
+		return Identity{}, refuse(ReasonAlgorithm, "", fmt.Errorf("alg %q, accepted %v", hdr.Alg, d.algs))
+	}
+
+	out := &sigOutcome{}
+	tok, err := d.verifier.Verify(context.WithValue(ctx, sigOutcomeKey{}, out), c.IDToken)
+	if err != nil {
+		if out.err != nil {
+			return Identity{}, out.err
+		}
+		return Identity{}, refuse(ReasonMalformed, "", err)
+	}
+
+	var cl claims
+	if err := tok.Claims(&cl); err != nil {
+		return Identity{}, refuse(ReasonMalformed, "id_token claims have the wrong types", err)
+	}
+	if err := v.checkClaims(&cl, c); err != nil {
+		return Identity{}, err
+	}
+	if c.AccessToken != "" && cl.AtHash != "" {
+		if err := tok.VerifyAccessToken(c.AccessToken); err != nil {
+			return Identity{}, refuse(ReasonAtHash, "", err)
+		}
+	}
+	if v.needDomain && !slices.Contains(v.domains, strings.ToLower(cl.HostedDomain)) {
+		return Identity{}, refuse(ReasonDomain, "", fmt.Errorf("hd %q, allowed %v", cl.HostedDomain, v.domains))
+	}
+	if v.needVerEm && (cl.Email == "" || !bool(cl.EmailVerified)) {
+		return Identity{}, refuse(ReasonEmailNotVerified, "", fmt.Errorf("email %q, email_verified %v", cl.Email, bool(cl.EmailVerified)))
+	}
+	return Identity{
+		Provider:      v.name,
+		Issuer:        v.issuer,
+		Subject:       cl.Subject,
+		Email:         cl.Email,
+		EmailVerified: bool(cl.EmailVerified),
+		Name:          cl.Name,
+		Picture:       cl.Picture,
+		HostedDomain:  cl.HostedDomain,
+	}, nil
+}
+
+// checkClaims checks the claims of a token whose signature verified:
+// issuer, audience, times, subject, nonce.
+func (v *oidcVerifier) checkClaims(cl *claims, c Credential) error {
+	if !slices.Contains(v.issuers, cl.Issuer) {
+		return refuse(ReasonIssuer, "", fmt.Errorf("iss %q, accepted %q", cl.Issuer, v.issuers))
+	}
+
+	if !slices.ContainsFunc(cl.Audience, v.isClientID) {
+		return refuse(ReasonAudience, "", fmt.Errorf("aud %q, client ids %q", []string(cl.Audience), v.clientIDs))
+	}
+	if (len(cl.Audience) > 1 || cl.AuthorizedParty != "") && !v.isClientID(cl.AuthorizedParty) {
+		return refuse(ReasonAudience, "id_token authorized party (azp) is not one of this provider's client ids",
+			fmt.Errorf("azp %q, aud %q, client ids %q", cl.AuthorizedParty, []string(cl.Audience), v.clientIDs))
+	}
+
+	now := v.now()
+	if cl.Expiry == nil {
+		return refuse(ReasonExpired, "id_token has no expiry (exp)", nil)
+	}
+	if cl.Expiry.Before(now.Add(-v.leeway)) {
+		return refuse(ReasonExpired, "", fmt.Errorf("exp %s, now %s, leeway %s", cl.Expiry.UTC(), now.UTC(), v.leeway))
+	}
+	if cl.NotBefore != nil && cl.NotBefore.After(now.Add(v.leeway)) {
+		return refuse(ReasonNotYetValid, "", fmt.Errorf("nbf %s, now %s, leeway %s", cl.NotBefore.UTC(), now.UTC(), v.leeway))
+	}
+	if cl.IssuedAt != nil && cl.IssuedAt.After(now.Add(v.leeway)) {
+		return refuse(ReasonNotYetValid, "id_token is issued in the future (iat)", fmt.Errorf("iat %s, now %s, leeway %s", cl.IssuedAt.UTC(), now.UTC(), v.leeway))
+	}
+
+	if cl.Subject == "" {
+		return refuse(ReasonMalformed, "id_token has no subject (sub)", nil)
+	}
+
+	switch {
+	case c.Nonce != "":
+		sum := sha256.Sum256([]byte(c.Nonce))
+		if !equal(cl.Nonce, c.Nonce) && !equal(cl.Nonce, hex.EncodeToString(sum[:])) {
+			return refuse(ReasonNonce, "", nil)
+		}
+	case cl.Nonce != "":
+		// A token minted for a nonce-bearing flow, replayed without it.
+		return refuse(ReasonNonce, "id_token carries a nonce but none was sent", nil)
+	}
+	return nil
+}
+
+func (v *oidcVerifier) isClientID(id string) bool { return slices.Contains(v.clientIDs, id) }
+
+func equal(a, b string) bool { return subtle.ConstantTimeCompare([]byte(a), []byte(b)) == 1 }

@@ -1,0 +1,218 @@
+// Package providers turns a credential from a sign-in provider (an OpenID
+// Connect id_token today; an authorization code or a bare access token in a
+// later change) into a verified Identity.
+//
+// It knows go-oidc, go-jose and OAuth 2. It must never know about users,
+// storage or authex's own tokens, and it never serves HTTP: callers map a
+// refused credential (*Error, with its machine-readable Reason) and
+// ErrUnavailable to their own answers.
+//
+// Every provider type is one constructor in the constructors map, keyed by
+// Config.Type, the way dex keys its connectors.
+package providers
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"slices"
+	"strings"
+	"time"
+)
+
+// Credential is what a client forwards from its provider. Which fields a
+// provider accepts depends on its type; today every type needs IDToken.
+type Credential struct {
+	IDToken      string
+	AccessToken  string // with IDToken: checked against at_hash when the token has one
+	Code         string // authorization code, for a server-side exchange (not yet supported)
+	CodeVerifier string // PKCE verifier that goes with Code
+	RedirectURI  string // redirect_uri that goes with Code
+	Nonce        string // the raw nonce the client sent to the provider
+}
+
+// Identity is a verified statement by a provider about one account.
+// (Issuer, Subject) identifies the account; Issuer is the configured,
+// canonical issuer even when the token used another accepted spelling, so
+// the pair is stable.
+type Identity struct {
+	Provider      string // Config.Name
+	Issuer        string
+	Subject       string
+	Email         string
+	EmailVerified bool
+	Name          string
+	Picture       string
+	HostedDomain  string // Google Workspace domain (hd), if any
+}
+
+// Config configures one provider.
+type Config struct {
+	Name string // config key, e.g. "google"
+	Type string // a key of the constructors map: "oidc", "google"
+
+	// Issuer: required for oidc; google defaults to https://accounts.google.com.
+	Issuer string
+
+	// ClientIDs: the token's aud must contain one of them; when the token has
+	// several audiences, or an azp claim, azp must be one of them.
+	ClientIDs []string
+
+	// AllowedDomains (google only): when set, the token's hd must be one of
+	// them.
+	AllowedDomains []string
+
+	// RequireVerifiedEmail refuses a token whose email_verified is not true
+	// (reason email_not_verified). Off by default: most callers only need
+	// EmailVerified to decide about linking.
+	RequireVerifiedEmail bool
+
+	// Leeway is the clock leeway for exp, nbf and iat; 0 means 60s.
+	Leeway time.Duration
+
+	HTTPClient *http.Client     // nil: a client with a 10s timeout
+	Logger     *slog.Logger     // nil: slog.Default()
+	Now        func() time.Time // nil: time.Now; for token times only
+
+	// Test seams, set through export_test.go.
+	backoffMin  time.Duration // first discovery retry delay; 0 means 1s
+	backoffMax  time.Duration // discovery retry delay cap; 0 means 5m
+	keyCooldown time.Duration // unknown-kid refetch cooldown; 0 means 30s
+}
+
+// Verifier verifies credentials for one configured provider.
+type Verifier interface {
+	// Name is the provider's config key.
+	Name() string
+
+	// Verify returns the identity the credential proves. A refused
+	// credential is a *Error; until discovery has succeeded the error
+	// satisfies errors.Is(err, ErrUnavailable). Other errors (a cancelled
+	// ctx) are returned as they are.
+	Verify(ctx context.Context, c Credential) (Identity, error)
+
+	// Ready is nil once discovery succeeded; otherwise it says why not (for
+	// /readyz). A non-nil error satisfies errors.Is(err, ErrUnavailable).
+	Ready() error
+}
+
+// ErrUnavailable means the provider cannot verify anything right now: its
+// discovery document or keys have not been loaded yet.
+var ErrUnavailable = errors.New("provider unavailable")
+
+// constructor builds a Verifier from a config whose common fields New has
+// already checked and defaulted.
+type constructor func(ctx context.Context, cfg Config) (Verifier, error)
+
+// constructors maps Config.Type to its constructor. Adding a provider type
+// is one entry here.
+var constructors = map[string]constructor{
+	"oidc":   newOIDC,
+	"google": newGoogle,
+}
+
+const (
+	defaultLeeway      = 60 * time.Second
+	defaultHTTPTimeout = 10 * time.Second
+	defaultBackoffMin  = time.Second
+	defaultBackoffMax  = 5 * time.Minute
+	defaultKeyCooldown = 30 * time.Second
+)
+
+// New returns the Verifier for cfg. It fails only for a bad config (unknown
+// type, no client ids, oidc without issuer, ...). It never waits for the
+// network: discovery runs in the background, retrying with exponential
+// backoff (1s doubling to 5m) until it succeeds or ctx is cancelled.
+func New(ctx context.Context, cfg Config) (Verifier, error) {
+	var problems []string
+	if cfg.Name == "" {
+		problems = append(problems, "name is empty")
+	}
+	mk, ok := constructors[cfg.Type]
+	if !ok {
+		problems = append(problems, fmt.Sprintf("unknown type %q (known: %s)", cfg.Type, knownTypes()))
+	}
+	if len(cfg.ClientIDs) == 0 {
+		problems = append(problems, "client_ids is empty")
+	}
+	for i, id := range cfg.ClientIDs {
+		if strings.TrimSpace(id) == "" {
+			problems = append(problems, fmt.Sprintf("client_ids[%d] is empty", i))
+		}
+	}
+	if cfg.Leeway < 0 {
+		problems = append(problems, "leeway is negative")
+	}
+	if len(problems) > 0 {
+		return nil, fmt.Errorf("providers: provider %q: %s", cfg.Name, strings.Join(problems, "; "))
+	}
+
+	if cfg.Leeway == 0 {
+		cfg.Leeway = defaultLeeway
+	}
+	if cfg.HTTPClient == nil {
+		cfg.HTTPClient = &http.Client{Timeout: defaultHTTPTimeout}
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	cfg.Logger = cfg.Logger.With("provider", cfg.Name)
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	if cfg.backoffMin <= 0 {
+		cfg.backoffMin = defaultBackoffMin
+	}
+	if cfg.backoffMax <= 0 {
+		cfg.backoffMax = defaultBackoffMax
+	}
+	if cfg.backoffMax < cfg.backoffMin {
+		cfg.backoffMax = cfg.backoffMin
+	}
+	if cfg.keyCooldown <= 0 {
+		cfg.keyCooldown = defaultKeyCooldown
+	}
+	v, err := mk(ctx, cfg)
+	if err != nil {
+		return nil, fmt.Errorf("providers: provider %q: %w", cfg.Name, err)
+	}
+	return v, nil
+}
+
+func knownTypes() string {
+	names := make([]string, 0, len(constructors))
+	for name := range constructors {
+		names = append(names, name)
+	}
+	slices.Sort(names)
+	return strings.Join(names, ", ")
+}
+
+// WaitReady blocks until v is ready or ctx is done, and then returns
+// v.Ready() (joined with ctx's error when ctx ended first). For startup
+// ("wait a little for providers before serving") and for tests.
+func WaitReady(ctx context.Context, v Verifier) error {
+	if r, ok := v.(interface{ readyChan() <-chan struct{} }); ok {
+		select {
+		case <-r.readyChan():
+			return nil
+		case <-ctx.Done():
+			return errors.Join(v.Ready(), ctx.Err())
+		}
+	}
+	t := time.NewTicker(10 * time.Millisecond)
+	defer t.Stop()
+	for {
+		err := v.Ready()
+		if err == nil {
+			return nil
+		}
+		select {
+		case <-t.C:
+		case <-ctx.Done():
+			return errors.Join(err, ctx.Err())
+		}
+	}
+}

@@ -1,0 +1,350 @@
+// Package bolt is authex's embedded storage.Store: one bbolt file, for a
+// single instance. It must never do network I/O inside a write transaction
+// (bbolt has one writer lock for the whole file) and must never hand out
+// memory that belongs to a bbolt transaction.
+//
+// Every bucket is created at Open, and every index entry is written in the
+// same transaction as the record it indexes. The bucket tree, all at the top
+// level of the file:
+//
+//	meta
+//	  version            schema version, uint64 big-endian (currently 1)
+//	  users              number of users, uint64 big-endian (CountUsers)
+//	users                user id -> user record
+//	identities           identity id -> identity record
+//	identity_keys        uvarint(len(issuer)) issuer subject -> identity id    (unique)
+//	user_identities      uvarint(len(user id)) user id identity id -> empty
+//	emails               lower-cased verified email -> user id                 (unique)
+//	sessions             session id -> session record
+//	user_sessions        uvarint(len(user id)) user id session id -> empty
+//	signing_keys         kid -> signing key record
+//	secrets              name -> value
+//	audit                time key (12 bytes, sorts by time) event id -> audit event record
+//
+// Records use the binary encoding described in codec.go; times are stored
+// in UTC with nanosecond precision. Unverified emails are never in emails.
+//
+// Commits are fsynced (unless Options.NoSync, for tests only). Writes that
+// are safe to run more than once (CreateUser, CreateSession, RotateSession,
+// TouchIdentity, AppendAudit) go through DB.Batch, so concurrent callers
+// share one fsync.
+package bolt
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"strings"
+	"sync"
+	"time"
+
+	bolt "go.etcd.io/bbolt"
+	berrors "go.etcd.io/bbolt/errors"
+
+	"github.com/authex/authex/storage"
+)
+
+var _ storage.Store = (*Store)(nil)
+
+// Bucket names and the keys of the meta bucket.
+var (
+	bucketKeyMeta           = []byte("meta")
+	bucketKeyUsers          = []byte("users")
+	bucketKeyIdentities     = []byte("identities")
+	bucketKeyIdentityKeys   = []byte("identity_keys")
+	bucketKeyUserIdentities = []byte("user_identities")
+	bucketKeyEmails         = []byte("emails")
+	bucketKeySessions       = []byte("sessions")
+	bucketKeyUserSessions   = []byte("user_sessions")
+	bucketKeySigningKeys    = []byte("signing_keys")
+	bucketKeySecrets        = []byte("secrets")
+	bucketKeyAudit          = []byte("audit")
+
+	metaKeyVersion = []byte("version")
+	metaKeyUsers   = []byte("users")
+)
+
+var allBuckets = [][]byte{
+	bucketKeyMeta,
+	bucketKeyUsers,
+	bucketKeyIdentities,
+	bucketKeyIdentityKeys,
+	bucketKeyUserIdentities,
+	bucketKeyEmails,
+	bucketKeySessions,
+	bucketKeyUserSessions,
+	bucketKeySigningKeys,
+	bucketKeySecrets,
+	bucketKeyAudit,
+}
+
+// schemaVersion is the version Open leaves a file at.
+const schemaVersion = 1
+
+// migration upgrades a file to version from version-1, inside the Open
+// transaction (so a failed migration leaves the file as it was). Append new
+// ones in order, bump schemaVersion, and never edit one that has shipped.
+type migration struct {
+	version uint64
+	migrate func(tx *bolt.Tx) error
+}
+
+// migrations is empty: version 1 is the first schema. A new file is created
+// at schemaVersion directly and runs none of them.
+var migrations []migration
+
+const (
+	// openTimeout bounds the wait for bbolt's file lock: a second process
+	// gets a clear error instead of hanging.
+	openTimeout = time.Second
+	// defaultSweepInterval is how often expired sessions are removed.
+	defaultSweepInterval = 10 * time.Minute
+	// sweepChunk is how many sessions one sweep transaction deletes, so a
+	// large sweep never holds the writer lock for long.
+	sweepChunk = 1000
+	// maxBatchDelay is how long a Batch waits for company before it
+	// commits. bbolt's default (10ms) adds 10ms to every lone write; about
+	// one fsync is enough to gather the writers that arrive meanwhile.
+	maxBatchDelay = 2 * time.Millisecond
+)
+
+// Options tune Open. The zero value is what production wants.
+type Options struct {
+	// NoSync skips fsync on commit. Tests only: a crash loses acknowledged writes.
+	NoSync bool
+	// SweepInterval is how often a background goroutine deletes expired and
+	// revoked sessions: 0 means every 10 minutes, a negative value turns it off.
+	SweepInterval time.Duration
+	// Logger receives the sweeper's reports; nil means slog.Default().
+	Logger *slog.Logger
+}
+
+// Store is a storage.Store backed by one bbolt file.
+type Store struct {
+	db  *bolt.DB
+	log *slog.Logger
+
+	cancel    context.CancelFunc // stops the sweeper
+	swept     chan struct{}      // closed when the sweeper has returned
+	closeOnce sync.Once
+	closeErr  error
+}
+
+// Open opens (creating if needed) the bbolt file at path, creates every
+// bucket, brings the schema to the current version and starts the session
+// sweeper. Another process holding the file makes Open fail after about a
+// second with an error that says so (and wraps storage.ErrUnavailable).
+func Open(path string, opts Options) (*Store, error) {
+	db, err := bolt.Open(path, 0o600, &bolt.Options{
+		Timeout: openTimeout,
+		NoSync:  opts.NoSync,
+		// As etcd does: no freelist write per commit (it is rebuilt at
+		// open) and the hashmap freelist, which stays fast as the file grows.
+		NoFreelistSync: true,
+		FreelistType:   bolt.FreelistMapType,
+	})
+	if errors.Is(err, berrors.ErrTimeout) {
+		return nil, fmt.Errorf("bolt: open %s: database is locked by another process (gave up after %s): %w",
+			path, openTimeout, storage.ErrUnavailable)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("bolt: open %s: %w", path, err)
+	}
+	db.MaxBatchDelay = maxBatchDelay
+
+	log := opts.Logger
+	if log == nil {
+		log = slog.Default()
+	}
+	log = log.With("store", "bolt", "path", path)
+
+	if err := db.Update(func(tx *bolt.Tx) error { return initSchema(tx, log) }); err != nil {
+		db.Close()
+		return nil, fmt.Errorf("bolt: open %s: %w", path, err)
+	}
+
+	ctx, cancel := context.WithCancel(context.Background())
+	s := &Store{db: db, log: log, cancel: cancel, swept: make(chan struct{})}
+	interval := opts.SweepInterval
+	if interval == 0 {
+		interval = defaultSweepInterval
+	}
+	if interval > 0 {
+		go s.sweep(ctx, interval)
+	} else {
+		close(s.swept)
+	}
+	return s, nil
+}
+
+// initSchema creates what is missing and runs the migrations a file needs.
+func initSchema(tx *bolt.Tx, log *slog.Logger) error {
+	meta, err := tx.CreateBucketIfNotExists(bucketKeyMeta)
+	if err != nil {
+		return err
+	}
+	raw := meta.Get(metaKeyVersion)
+	fresh := raw == nil
+	version, ok := readU64(raw)
+	switch {
+	case fresh:
+		version = schemaVersion
+	case !ok:
+		return fmt.Errorf("%w: schema version %x", errCorrupt, raw)
+	case version > schemaVersion:
+		return fmt.Errorf("schema version %d is newer than this authex understands (%d); run a newer authex", version, schemaVersion)
+	}
+	for _, name := range allBuckets {
+		if _, err := tx.CreateBucketIfNotExists(name); err != nil {
+			return fmt.Errorf("create bucket %s: %w", name, err)
+		}
+	}
+	for _, m := range migrations {
+		if m.version <= version {
+			continue
+		}
+		log.Info("migrating schema", "from", version, "to", m.version)
+		if err := m.migrate(tx); err != nil {
+			return fmt.Errorf("migrate schema to version %d: %w", m.version, err)
+		}
+		version = m.version
+	}
+	if version != schemaVersion {
+		return fmt.Errorf("schema version %d: no migration to %d", version, schemaVersion)
+	}
+	if fresh {
+		if err := meta.Put(metaKeyUsers, u64(0)); err != nil {
+			return err
+		}
+	}
+	return meta.Put(metaKeyVersion, u64(version))
+}
+
+// Close stops the sweeper, waits for it, and closes the file. Calling it
+// again returns the first result.
+func (s *Store) Close() error {
+	s.closeOnce.Do(func() {
+		s.cancel()
+		<-s.swept
+		s.closeErr = s.db.Close()
+	})
+	return s.closeErr
+}
+
+// Ping reports whether the file is open and readable.
+func (s *Store) Ping(ctx context.Context) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	return s.view(func(tx *bolt.Tx) error {
+		if tx.Bucket(bucketKeyMeta) == nil {
+			return fmt.Errorf("%w: meta bucket missing", errCorrupt)
+		}
+		return nil
+	})
+}
+
+// Backup writes a consistent copy of the whole file to w while the store
+// keeps serving (a read transaction; writers are not blocked) and returns
+// the number of bytes written. The copy opens with Open like the original.
+func (s *Store) Backup(ctx context.Context, w io.Writer) (int64, error) {
+	if err := ctx.Err(); err != nil {
+		return 0, err
+	}
+	var n int64
+	err := s.view(func(tx *bolt.Tx) error {
+		var err error
+		n, err = tx.WriteTo(ctxWriter{ctx: ctx, w: w})
+		return err
+	})
+	if err != nil {
+		return n, fmt.Errorf("bolt: backup: %w", err)
+	}
+	return n, nil
+}
+
+// ctxWriter stops a long backup when its context ends.
+type ctxWriter struct {
+	ctx context.Context
+	w   io.Writer
+}
+
+func (c ctxWriter) Write(p []byte) (int, error) {
+	if err := c.ctx.Err(); err != nil {
+		return 0, err
+	}
+	return c.w.Write(p)
+}
+
+// sweep deletes expired sessions every interval until ctx ends.
+func (s *Store) sweep(ctx context.Context, interval time.Duration) {
+	defer close(s.swept)
+	tick := time.NewTicker(interval)
+	defer tick.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C:
+		}
+		n, err := s.DeleteExpiredSessions(ctx, time.Now())
+		switch {
+		case err != nil && ctx.Err() != nil:
+			return
+		case err != nil:
+			s.log.Error("session sweep failed", "deleted", n, "err", err)
+		case n > 0:
+			s.log.Info("swept expired sessions", "deleted", n)
+		}
+	}
+}
+
+// view, update and batch run fn in a transaction and translate bbolt's
+// "closed" into storage.ErrUnavailable.
+func (s *Store) view(fn func(*bolt.Tx) error) error   { return translate(s.db.View(fn)) }
+func (s *Store) update(fn func(*bolt.Tx) error) error { return translate(s.db.Update(fn)) }
+
+// batch runs fn through DB.Batch. fn may run more than once (and in the same
+// transaction as other callers' functions), so it must reset whatever it
+// captures on every call and report business outcomes (ErrStale, a
+// conflict, ...) through a captured variable, returning nil: an error from
+// fn rolls back the whole batch and re-runs fn alone.
+func (s *Store) batch(fn func(*bolt.Tx) error) error { return translate(s.db.Batch(fn)) }
+
+func translate(err error) error {
+	if errors.Is(err, berrors.ErrDatabaseNotOpen) {
+		return fmt.Errorf("bolt: %w: database is closed", storage.ErrUnavailable)
+	}
+	return err
+}
+
+func lowerEmail(email string) string { return strings.ToLower(email) }
+
+// verifiedEmailKey is the emails key a user should have, or nil for none.
+func verifiedEmailKey(u storage.User) []byte {
+	if !u.EmailVerified || u.Email == "" {
+		return nil
+	}
+	return emailKey(u.Email)
+}
+
+// childIDs returns the child IDs stored under userID in an owner index
+// (user_identities or user_sessions), copied out of the transaction.
+func childIDs(b *bolt.Bucket, userID string) []string {
+	prefix := ownerPrefix(userID)
+	var ids []string
+	c := b.Cursor()
+	for k, _ := c.Seek(prefix); k != nil && bytes.HasPrefix(k, prefix); k, _ = c.Next() {
+		ids = append(ids, string(k[len(prefix):]))
+	}
+	return ids
+}
+
+func errNotFound(what, id string) error {
+	return fmt.Errorf("bolt: %s %q: %w", what, id, storage.ErrNotFound)
+}
+
+func errEmpty(what string) error { return fmt.Errorf("bolt: %s is empty", what) }

@@ -1,0 +1,248 @@
+package bolt
+
+import (
+	"cmp"
+	"context"
+	"fmt"
+	"slices"
+	"time"
+
+	bolt "go.etcd.io/bbolt"
+
+	"github.com/authex/authex/storage"
+)
+
+// live reports whether a session can still be rotated at t.
+func live(s storage.Session, t time.Time) bool { return !s.Revoked() && !s.Expired(t) }
+
+// removable reports whether the sweep may delete s at now.
+func removable(s storage.Session, now time.Time) bool {
+	return s.Expired(now) || (s.Revoked() && !now.Before(s.RevokedAt))
+}
+
+func getSession(tx *bolt.Tx, id string) (storage.Session, error) {
+	v := tx.Bucket(bucketKeySessions).Get([]byte(id))
+	if v == nil {
+		return storage.Session{}, errNotFound("session", id)
+	}
+	return decodeSession(v)
+}
+
+func putSession(tx *bolt.Tx, s storage.Session) error {
+	return tx.Bucket(bucketKeySessions).Put([]byte(s.ID), encodeSession(s))
+}
+
+// deleteSession removes a session record and its user_sessions entry.
+func deleteSession(tx *bolt.Tx, userID, sessionID string) error {
+	if err := tx.Bucket(bucketKeySessions).Delete([]byte(sessionID)); err != nil {
+		return err
+	}
+	return tx.Bucket(bucketKeyUserSessions).Delete(childKey(userID, sessionID))
+}
+
+// CreateSession writes a session and its user_sessions entry, through Batch.
+func (s *Store) CreateSession(ctx context.Context, sess storage.Session) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	if sess.ID == "" {
+		return errEmpty("session id")
+	}
+	id, rec := []byte(sess.ID), encodeSession(sess)
+	ownerKey := childKey(sess.UserID, sess.ID)
+	var outcome error
+	err := s.batch(func(tx *bolt.Tx) error {
+		outcome = nil
+		sessions := tx.Bucket(bucketKeySessions)
+		switch {
+		case tx.Bucket(bucketKeyUsers).Get([]byte(sess.UserID)) == nil:
+			outcome = errNotFound("user", sess.UserID)
+		case sessions.Get(id) != nil:
+			outcome = fmt.Errorf("bolt: create session %q: %w: session id exists", sess.ID, storage.ErrConflict)
+		}
+		if outcome != nil {
+			return nil
+		}
+		if err := sessions.Put(id, rec); err != nil {
+			return err
+		}
+		return tx.Bucket(bucketKeyUserSessions).Put(ownerKey, nil)
+	})
+	if err != nil {
+		return fmt.Errorf("bolt: create session %q: %w", sess.ID, err)
+	}
+	return outcome
+}
+
+// GetSession returns the session with id.
+func (s *Store) GetSession(ctx context.Context, id string) (storage.Session, error) {
+	if err := ctx.Err(); err != nil {
+		return storage.Session{}, err
+	}
+	var sess storage.Session
+	err := s.view(func(tx *bolt.Tx) error {
+		var err error
+		sess, err = getSession(tx, id)
+		return err
+	})
+	return sess, err
+}
+
+// RotateSession is the compare-and-swap of the refresh path, through Batch:
+// of concurrent rotations from one generation, the first to run in the
+// (single) writer wins and the others find the generation moved on.
+func (s *Store) RotateSession(ctx context.Context, id string, from uint64, at, idleExpiresAt time.Time) (storage.Session, error) {
+	if err := ctx.Err(); err != nil {
+		return storage.Session{}, err
+	}
+	var (
+		result  storage.Session
+		outcome error
+	)
+	err := s.batch(func(tx *bolt.Tx) error {
+		result, outcome = storage.Session{}, nil
+		sess, err := getSession(tx, id)
+		if err != nil {
+			outcome = err
+			return nil
+		}
+		if sess.Generation != from || !live(sess, at) {
+			result, outcome = sess, fmt.Errorf("bolt: rotate session %q from %d: %w", id, from, storage.ErrStale)
+			return nil
+		}
+		sess.Generation++
+		sess.RotatedAt = at.UTC()
+		sess.IdleExpiresAt = idleExpiresAt.UTC()
+		if err := putSession(tx, sess); err != nil {
+			return err
+		}
+		result = sess
+		return nil
+	})
+	if err != nil {
+		return storage.Session{}, fmt.Errorf("bolt: rotate session %q: %w", id, err)
+	}
+	return result, outcome
+}
+
+// RevokeSession marks one session revoked, keeping a first revocation.
+func (s *Store) RevokeSession(ctx context.Context, id string, at time.Time, reason string) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	return s.update(func(tx *bolt.Tx) error {
+		sess, err := getSession(tx, id)
+		if err != nil || sess.Revoked() {
+			return err
+		}
+		sess.RevokedAt, sess.RevokedReason = at, reason
+		return putSession(tx, sess)
+	})
+}
+
+// RevokeUserSessions revokes the user's live sessions but except.
+func (s *Store) RevokeUserSessions(ctx context.Context, userID, except string, at time.Time, reason string) (int, error) {
+	if err := ctx.Err(); err != nil {
+		return 0, err
+	}
+	var n int
+	err := s.update(func(tx *bolt.Tx) error {
+		n = 0
+		for _, id := range childIDs(tx.Bucket(bucketKeyUserSessions), userID) {
+			if id == except {
+				continue
+			}
+			sess, err := getSession(tx, id)
+			if err != nil {
+				return err
+			}
+			if !live(sess, at) {
+				continue
+			}
+			sess.RevokedAt, sess.RevokedReason = at, reason
+			if err := putSession(tx, sess); err != nil {
+				return err
+			}
+			n++
+		}
+		return nil
+	})
+	if err != nil {
+		return 0, err
+	}
+	return n, nil
+}
+
+// ListSessions returns the user's sessions, newest first.
+func (s *Store) ListSessions(ctx context.Context, userID string) ([]storage.Session, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	var out []storage.Session
+	err := s.view(func(tx *bolt.Tx) error {
+		for _, id := range childIDs(tx.Bucket(bucketKeyUserSessions), userID) {
+			sess, err := getSession(tx, id)
+			if err != nil {
+				return err
+			}
+			out = append(out, sess)
+		}
+		return nil
+	})
+	slices.SortFunc(out, func(a, b storage.Session) int {
+		return cmp.Or(b.CreatedAt.Compare(a.CreatedAt), cmp.Compare(b.ID, a.ID))
+	})
+	return out, err
+}
+
+// DeleteExpiredSessions finds the sessions to remove in a read transaction,
+// then deletes them sweepChunk at a time, checking each again, so the
+// writer lock is never held for a whole sweep.
+func (s *Store) DeleteExpiredSessions(ctx context.Context, now time.Time) (int, error) {
+	if err := ctx.Err(); err != nil {
+		return 0, err
+	}
+	type victim struct{ id, userID string }
+	var victims []victim
+	err := s.view(func(tx *bolt.Tx) error {
+		return tx.Bucket(bucketKeySessions).ForEach(func(k, v []byte) error {
+			sess, err := decodeSession(v)
+			if err != nil {
+				return fmt.Errorf("session %q: %w", k, err)
+			}
+			if removable(sess, now) {
+				victims = append(victims, victim{sess.ID, sess.UserID})
+			}
+			return nil
+		})
+	})
+	if err != nil {
+		return 0, fmt.Errorf("bolt: delete expired sessions: %w", err)
+	}
+	deleted := 0
+	for chunk := range slices.Chunk(victims, sweepChunk) {
+		if err := ctx.Err(); err != nil {
+			return deleted, err
+		}
+		var n int
+		err := s.update(func(tx *bolt.Tx) error {
+			n = 0
+			for _, v := range chunk {
+				sess, err := getSession(tx, v.id)
+				if err != nil || !removable(sess, now) {
+					continue // gone meanwhile (DeleteUser), or changed
+				}
+				if err := deleteSession(tx, v.userID, v.id); err != nil {
+					return err
+				}
+				n++
+			}
+			return nil
+		})
+		if err != nil {
+			return deleted, fmt.Errorf("bolt: delete expired sessions: %w", err)
+		}
+		deleted += n
+	}
+	return deleted, nil
+}

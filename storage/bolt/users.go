@@ -1,0 +1,437 @@
+package bolt
+
+import (
+	"cmp"
+	"context"
+	"fmt"
+	"slices"
+	"strings"
+	"time"
+
+	bolt "go.etcd.io/bbolt"
+
+	"github.com/authex/authex/storage"
+)
+
+// CreateUser writes u, its first identity and their index entries in one
+// transaction, through Batch.
+func (s *Store) CreateUser(ctx context.Context, u storage.User, first storage.Identity) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	switch {
+	case u.ID == "":
+		return errEmpty("user id")
+	case first.ID == "":
+		return errEmpty("identity id")
+	case first.UserID == "":
+		first.UserID = u.ID
+	case first.UserID != u.ID:
+		return fmt.Errorf("bolt: create user %q: first identity belongs to user %q", u.ID, first.UserID)
+	}
+	// Encode before the transaction: the writer lock is held for less.
+	userID, userRec := []byte(u.ID), encodeUser(u)
+	identityID, identityRec := []byte(first.ID), encodeIdentity(first)
+	ikey := identityKey(first.Issuer, first.Subject)
+	ekey := verifiedEmailKey(u)
+
+	var outcome error
+	err := s.batch(func(tx *bolt.Tx) error {
+		outcome = nil
+		users := tx.Bucket(bucketKeyUsers)
+		identities := tx.Bucket(bucketKeyIdentities)
+		identityKeys := tx.Bucket(bucketKeyIdentityKeys)
+		emails := tx.Bucket(bucketKeyEmails)
+		// Every check before any write: a conflict must write nothing, and
+		// this transaction commits other callers' work anyway.
+		switch {
+		case users.Get(userID) != nil:
+			outcome = fmt.Errorf("bolt: create user %q: %w: user id exists", u.ID, storage.ErrConflict)
+		case identityKeys.Get(ikey) != nil:
+			outcome = fmt.Errorf("bolt: create user %q: %w", u.ID, storage.ErrIdentityTaken)
+		case identities.Get(identityID) != nil:
+			outcome = fmt.Errorf("bolt: create user %q: %w: identity id exists", u.ID, storage.ErrConflict)
+		case ekey != nil && emails.Get(ekey) != nil:
+			outcome = fmt.Errorf("bolt: create user %q: %w", u.ID, storage.ErrEmailTaken)
+		}
+		if outcome != nil {
+			return nil
+		}
+		if err := users.Put(userID, userRec); err != nil {
+			return err
+		}
+		if ekey != nil {
+			if err := emails.Put(ekey, userID); err != nil {
+				return err
+			}
+		}
+		if err := putIdentity(tx, first.ID, u.ID, ikey, identityRec); err != nil {
+			return err
+		}
+		return addUsers(tx, 1)
+	})
+	if err != nil {
+		return fmt.Errorf("bolt: create user %q: %w", u.ID, err)
+	}
+	return outcome
+}
+
+// putIdentity writes an identity record and its two index entries.
+func putIdentity(tx *bolt.Tx, identityID, userID string, ikey, rec []byte) error {
+	if err := tx.Bucket(bucketKeyIdentities).Put([]byte(identityID), rec); err != nil {
+		return err
+	}
+	if err := tx.Bucket(bucketKeyIdentityKeys).Put(ikey, []byte(identityID)); err != nil {
+		return err
+	}
+	return tx.Bucket(bucketKeyUserIdentities).Put(childKey(userID, identityID), nil)
+}
+
+// addUsers moves the user count by delta.
+func addUsers(tx *bolt.Tx, delta int) error {
+	meta := tx.Bucket(bucketKeyMeta)
+	n, ok := readU64(meta.Get(metaKeyUsers))
+	if !ok {
+		return fmt.Errorf("%w: user count", errCorrupt)
+	}
+	return meta.Put(metaKeyUsers, u64(uint64(int64(n)+int64(delta))))
+}
+
+func getUser(tx *bolt.Tx, id string) (storage.User, error) {
+	v := tx.Bucket(bucketKeyUsers).Get([]byte(id))
+	if v == nil {
+		return storage.User{}, errNotFound("user", id)
+	}
+	return decodeUser(v)
+}
+
+// GetUser returns the user with id.
+func (s *Store) GetUser(ctx context.Context, id string) (storage.User, error) {
+	if err := ctx.Err(); err != nil {
+		return storage.User{}, err
+	}
+	var u storage.User
+	err := s.view(func(tx *bolt.Tx) error {
+		var err error
+		u, err = getUser(tx, id)
+		return err
+	})
+	return u, err
+}
+
+// GetUserByVerifiedEmail looks the emails index up.
+func (s *Store) GetUserByVerifiedEmail(ctx context.Context, email string) (storage.User, error) {
+	if err := ctx.Err(); err != nil {
+		return storage.User{}, err
+	}
+	if email == "" {
+		return storage.User{}, errNotFound("verified email", email)
+	}
+	var u storage.User
+	err := s.view(func(tx *bolt.Tx) error {
+		id := tx.Bucket(bucketKeyEmails).Get(emailKey(email))
+		if id == nil {
+			return errNotFound("verified email", email)
+		}
+		var err error
+		u, err = getUser(tx, string(id))
+		return err
+	})
+	return u, err
+}
+
+// UpdateUser replaces every field of the user but ID and CreatedAt, and
+// moves its emails entry along.
+func (s *Store) UpdateUser(ctx context.Context, u storage.User) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	return s.update(func(tx *bolt.Tx) error {
+		old, err := getUser(tx, u.ID)
+		if err != nil {
+			return err
+		}
+		u.CreatedAt = old.CreatedAt
+		emails := tx.Bucket(bucketKeyEmails)
+		oldKey, newKey := verifiedEmailKey(old), verifiedEmailKey(u)
+		if newKey != nil {
+			if owner := emails.Get(newKey); owner != nil && string(owner) != u.ID {
+				return fmt.Errorf("bolt: update user %q: %w", u.ID, storage.ErrEmailTaken)
+			}
+		}
+		if oldKey != nil && string(oldKey) != string(newKey) {
+			if owner := emails.Get(oldKey); string(owner) == u.ID {
+				if err := emails.Delete(oldKey); err != nil {
+					return err
+				}
+			}
+		}
+		if newKey != nil {
+			if err := emails.Put(newKey, []byte(u.ID)); err != nil {
+				return err
+			}
+		}
+		return tx.Bucket(bucketKeyUsers).Put([]byte(u.ID), encodeUser(u))
+	})
+}
+
+// DeleteUser removes the user, its identities, its sessions and every index
+// entry that names them, in one transaction.
+func (s *Store) DeleteUser(ctx context.Context, id string) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	return s.update(func(tx *bolt.Tx) error {
+		u, err := getUser(tx, id)
+		if err != nil {
+			return err
+		}
+		for _, identityID := range childIDs(tx.Bucket(bucketKeyUserIdentities), id) {
+			if err := deleteIdentity(tx, id, identityID); err != nil {
+				return err
+			}
+		}
+		for _, sessionID := range childIDs(tx.Bucket(bucketKeyUserSessions), id) {
+			if err := deleteSession(tx, id, sessionID); err != nil {
+				return err
+			}
+		}
+		if key := verifiedEmailKey(u); key != nil {
+			emails := tx.Bucket(bucketKeyEmails)
+			if string(emails.Get(key)) == id {
+				if err := emails.Delete(key); err != nil {
+					return err
+				}
+			}
+		}
+		if err := tx.Bucket(bucketKeyUsers).Delete([]byte(id)); err != nil {
+			return err
+		}
+		return addUsers(tx, -1)
+	})
+}
+
+// ListUsers walks users in ID order from f.After. Filters on identities
+// read the user's identities, so filtered listings cost a scan; they are
+// for administrators, not the sign-in path.
+func (s *Store) ListUsers(ctx context.Context, f storage.UserFilter) ([]storage.User, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	var out []storage.User
+	err := s.view(func(tx *bolt.Tx) error {
+		c := tx.Bucket(bucketKeyUsers).Cursor()
+		k, v := c.First()
+		if f.After != "" {
+			k, v = c.Seek([]byte(f.After))
+			if k != nil && string(k) == f.After {
+				k, v = c.Next()
+			}
+		}
+		for ; k != nil; k, v = c.Next() {
+			if f.Limit > 0 && len(out) >= f.Limit {
+				return nil
+			}
+			u, err := decodeUser(v)
+			if err != nil {
+				return fmt.Errorf("user %q: %w", k, err)
+			}
+			if f.Email != "" && !strings.EqualFold(u.Email, f.Email) {
+				continue
+			}
+			if f.Provider != "" || f.Subject != "" {
+				ok, err := hasIdentity(tx, u.ID, f.Provider, f.Subject)
+				if err != nil {
+					return err
+				}
+				if !ok {
+					continue
+				}
+			}
+			out = append(out, u)
+		}
+		return nil
+	})
+	return out, err
+}
+
+// hasIdentity reports whether one identity of the user matches both
+// provider and subject (an empty one matches anything).
+func hasIdentity(tx *bolt.Tx, userID, provider, subject string) (bool, error) {
+	identities := tx.Bucket(bucketKeyIdentities)
+	for _, id := range childIDs(tx.Bucket(bucketKeyUserIdentities), userID) {
+		v := identities.Get([]byte(id))
+		if v == nil {
+			continue
+		}
+		ident, err := decodeIdentity(v)
+		if err != nil {
+			return false, fmt.Errorf("identity %q: %w", id, err)
+		}
+		if (provider == "" || ident.Provider == provider) && (subject == "" || ident.Subject == subject) {
+			return true, nil
+		}
+	}
+	return false, nil
+}
+
+// CountUsers reads the counter CreateUser and DeleteUser keep in meta.
+func (s *Store) CountUsers(ctx context.Context) (int, error) {
+	if err := ctx.Err(); err != nil {
+		return 0, err
+	}
+	var n uint64
+	err := s.view(func(tx *bolt.Tx) error {
+		var ok bool
+		n, ok = readU64(tx.Bucket(bucketKeyMeta).Get(metaKeyUsers))
+		if !ok {
+			return fmt.Errorf("%w: user count", errCorrupt)
+		}
+		return nil
+	})
+	return int(n), err
+}
+
+// AddIdentity links id to its (existing) user.
+func (s *Store) AddIdentity(ctx context.Context, id storage.Identity) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	if id.ID == "" {
+		return errEmpty("identity id")
+	}
+	ikey := identityKey(id.Issuer, id.Subject)
+	rec := encodeIdentity(id)
+	return s.update(func(tx *bolt.Tx) error {
+		switch {
+		case tx.Bucket(bucketKeyUsers).Get([]byte(id.UserID)) == nil:
+			return errNotFound("user", id.UserID)
+		case tx.Bucket(bucketKeyIdentityKeys).Get(ikey) != nil:
+			return fmt.Errorf("bolt: add identity: %w", storage.ErrIdentityTaken)
+		case tx.Bucket(bucketKeyIdentities).Get([]byte(id.ID)) != nil:
+			return fmt.Errorf("bolt: add identity %q: %w: identity id exists", id.ID, storage.ErrConflict)
+		}
+		return putIdentity(tx, id.ID, id.UserID, ikey, rec)
+	})
+}
+
+// GetIdentity looks (issuer, subject) up in identity_keys.
+func (s *Store) GetIdentity(ctx context.Context, issuer, subject string) (storage.Identity, error) {
+	if err := ctx.Err(); err != nil {
+		return storage.Identity{}, err
+	}
+	key := identityKey(issuer, subject)
+	var ident storage.Identity
+	err := s.view(func(tx *bolt.Tx) error {
+		id := tx.Bucket(bucketKeyIdentityKeys).Get(key)
+		if id == nil {
+			return errNotFound("identity", issuer+" "+subject)
+		}
+		v := tx.Bucket(bucketKeyIdentities).Get(id)
+		if v == nil {
+			return fmt.Errorf("%w: identity_keys names missing identity %q", errCorrupt, id)
+		}
+		var err error
+		ident, err = decodeIdentity(v)
+		return err
+	})
+	return ident, err
+}
+
+// ListIdentities returns the user's identities, oldest first.
+func (s *Store) ListIdentities(ctx context.Context, userID string) ([]storage.Identity, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	var out []storage.Identity
+	err := s.view(func(tx *bolt.Tx) error {
+		identities := tx.Bucket(bucketKeyIdentities)
+		for _, id := range childIDs(tx.Bucket(bucketKeyUserIdentities), userID) {
+			v := identities.Get([]byte(id))
+			if v == nil {
+				return fmt.Errorf("%w: user_identities names missing identity %q", errCorrupt, id)
+			}
+			ident, err := decodeIdentity(v)
+			if err != nil {
+				return err
+			}
+			out = append(out, ident)
+		}
+		return nil
+	})
+	slices.SortFunc(out, func(a, b storage.Identity) int {
+		return cmp.Or(a.CreatedAt.Compare(b.CreatedAt), cmp.Compare(a.ID, b.ID))
+	})
+	return out, err
+}
+
+// DeleteIdentity removes one identity of userID and its index entries.
+func (s *Store) DeleteIdentity(ctx context.Context, userID, identityID string) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	return s.update(func(tx *bolt.Tx) error {
+		v := tx.Bucket(bucketKeyIdentities).Get([]byte(identityID))
+		if v == nil {
+			return errNotFound("identity", identityID)
+		}
+		ident, err := decodeIdentity(v)
+		if err != nil {
+			return err
+		}
+		if ident.UserID != userID {
+			return errNotFound("identity", identityID)
+		}
+		return deleteIdentity(tx, userID, identityID)
+	})
+}
+
+// deleteIdentity removes an identity record and its index entries.
+func deleteIdentity(tx *bolt.Tx, userID, identityID string) error {
+	identities := tx.Bucket(bucketKeyIdentities)
+	if v := identities.Get([]byte(identityID)); v != nil {
+		ident, err := decodeIdentity(v)
+		if err != nil {
+			return err
+		}
+		keys := tx.Bucket(bucketKeyIdentityKeys)
+		ikey := identityKey(ident.Issuer, ident.Subject)
+		if string(keys.Get(ikey)) == identityID {
+			if err := keys.Delete(ikey); err != nil {
+				return err
+			}
+		}
+		if err := identities.Delete([]byte(identityID)); err != nil {
+			return err
+		}
+	}
+	return tx.Bucket(bucketKeyUserIdentities).Delete(childKey(userID, identityID))
+}
+
+// TouchIdentity sets LastLoginAt, through Batch.
+func (s *Store) TouchIdentity(ctx context.Context, identityID string, at time.Time) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	key := []byte(identityID)
+	var outcome error
+	err := s.batch(func(tx *bolt.Tx) error {
+		outcome = nil
+		b := tx.Bucket(bucketKeyIdentities)
+		v := b.Get(key)
+		if v == nil {
+			outcome = errNotFound("identity", identityID)
+			return nil
+		}
+		ident, err := decodeIdentity(v)
+		if err != nil {
+			return err
+		}
+		ident.LastLoginAt = at
+		return b.Put(key, encodeIdentity(ident))
+	})
+	if err != nil {
+		return fmt.Errorf("bolt: touch identity %q: %w", identityID, err)
+	}
+	return outcome
+}

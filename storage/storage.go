@@ -1,0 +1,220 @@
+// Package storage holds authex's records (users, identities, sessions,
+// signing keys, secrets, audit events), the Store interface every backend
+// implements, and the sentinel errors backends translate their driver errors
+// into. The conformance suite in storage/storagetest is the contract: a
+// backend is correct when it passes it unchanged.
+//
+// This package must never import a backend, echo, or anything about HTTP.
+package storage
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+)
+
+// Sentinel errors. Backends return these (possibly wrapped) and nothing that
+// names their driver, so callers can use errors.Is without knowing which
+// backend is behind the interface.
+var (
+	// ErrNotFound: the record asked for does not exist.
+	ErrNotFound = errors.New("storage: not found")
+	// ErrConflict: a unique index would be violated; nothing was written.
+	ErrConflict = errors.New("storage: conflict")
+	// ErrIdentityTaken: the (issuer, subject) pair already belongs to a user.
+	ErrIdentityTaken = fmt.Errorf("%w: identity already belongs to a user", ErrConflict)
+	// ErrEmailTaken: another user already owns this verified email.
+	ErrEmailTaken = fmt.Errorf("%w: verified email already belongs to a user", ErrConflict)
+	// ErrStale: a compare-and-swap lost (the session's generation moved on).
+	ErrStale = errors.New("storage: stale generation")
+	// ErrUnavailable: the store cannot be reached right now; retrying later may work.
+	ErrUnavailable = errors.New("storage: unavailable")
+)
+
+// User is a local account. Email is indexed as unique only when
+// EmailVerified is true: an unverified address proves nothing and must never
+// capture a verified identity.
+type User struct {
+	ID            string
+	Email         string
+	EmailVerified bool
+	Name          string
+	Picture       string
+	Roles         []string
+	Disabled      bool
+	// PasswordHash is a PHC string (argon2id) for password accounts, empty otherwise.
+	PasswordHash string
+	CreatedAt    time.Time
+	UpdatedAt    time.Time
+}
+
+// Identity is one way to sign in: (Issuer, Subject) at a provider. It
+// belongs to exactly one user.
+type Identity struct {
+	ID            string
+	UserID        string
+	Provider      string // the provider's name in the config, e.g. "google"
+	Issuer        string
+	Subject       string
+	Email         string
+	EmailVerified bool
+	CreatedAt     time.Time
+	LastLoginAt   time.Time
+}
+
+// Session is one sign-in. The refresh token is derived from (ID, Generation)
+// with a server secret, so the store never holds a token in clear.
+type Session struct {
+	ID         string
+	UserID     string
+	Provider   string // identity provider that started the session (the `idp` claim)
+	ClientID   string
+	Generation uint64
+	// RotatedAt is when Generation was issued; the reuse grace counts from it.
+	RotatedAt time.Time
+	CreatedAt time.Time
+	// IdleExpiresAt slides forward at every rotation; ExpiresAt never moves.
+	IdleExpiresAt time.Time
+	ExpiresAt     time.Time
+	RevokedAt     time.Time // zero while the session is live
+	RevokedReason string
+	UserAgent     string
+	IP            string
+}
+
+// Revoked reports whether the session has been revoked.
+func (s Session) Revoked() bool { return !s.RevokedAt.IsZero() }
+
+// Expired reports whether the session is past its idle or absolute limit at now.
+func (s Session) Expired(now time.Time) bool {
+	return !now.Before(s.IdleExpiresAt) || !now.Before(s.ExpiresAt)
+}
+
+// SigningKey is one of our token signing keys. PrivateKey is PKCS#8 DER.
+type SigningKey struct {
+	ID         string // the JWT `kid`
+	Algorithm  string // ES256, EdDSA or RS256
+	PrivateKey []byte
+	CreatedAt  time.Time
+	// NotBefore: the key is published at once but signs only from this time,
+	// so API caches fetch it before they meet a token it signed.
+	NotBefore time.Time
+	// RetiredAt: from this time the key no longer signs (zero: still may).
+	RetiredAt time.Time
+	// ExpiresAt: from this time the key leaves the JWKS (zero: never set).
+	ExpiresAt time.Time
+}
+
+// AuditEvent records a security-relevant change: a user created, an
+// identity linked or unlinked, a refresh token reused, ...
+type AuditEvent struct {
+	ID        string // sortable (UUIDv7): listing by ID is listing by time
+	Time      time.Time
+	Type      string
+	UserID    string
+	SessionID string
+	Provider  string
+	Detail    string
+}
+
+// UserFilter narrows ListUsers. Empty fields match everything.
+type UserFilter struct {
+	Email    string // exact, case-insensitive
+	Provider string
+	Subject  string
+	After    string // user ID to start after (paging)
+	Limit    int
+}
+
+// AuditFilter narrows ListAudit. Zero fields match everything.
+type AuditFilter struct {
+	UserID string
+	Type   string
+	Since  time.Time
+	Until  time.Time
+	Limit  int
+}
+
+// Store is every backend's contract. All times are returned in UTC. Every
+// method that acknowledges a write has made it durable before it returns.
+type Store interface {
+	// CreateUser writes a new user together with its first identity, and the
+	// verified-email index entry when u.EmailVerified. Returns
+	// ErrIdentityTaken or ErrEmailTaken, writing nothing, on a conflict.
+	CreateUser(ctx context.Context, u User, first Identity) error
+	// GetUser returns ErrNotFound when there is no such user.
+	GetUser(ctx context.Context, id string) (User, error)
+	// GetUserByVerifiedEmail looks the verified-email index up (case-insensitive).
+	// Unverified emails are never in it. ErrNotFound when absent.
+	GetUserByVerifiedEmail(ctx context.Context, email string) (User, error)
+	// UpdateUser replaces the user's mutable fields and keeps the email index
+	// in step. ErrNotFound, or ErrEmailTaken when the new verified email
+	// belongs to someone else.
+	UpdateUser(ctx context.Context, u User) error
+	// DeleteUser erases the user, its identities, its sessions and their
+	// index entries. ErrNotFound when absent.
+	DeleteUser(ctx context.Context, id string) error
+	// ListUsers pages through users in ID order.
+	ListUsers(ctx context.Context, f UserFilter) ([]User, error)
+	// CountUsers returns how many users exist.
+	CountUsers(ctx context.Context) (int, error)
+
+	// AddIdentity links an identity to an existing user. ErrNotFound when
+	// the user is absent, ErrIdentityTaken when the identity already exists.
+	AddIdentity(ctx context.Context, id Identity) error
+	// GetIdentity looks (issuer, subject) up. ErrNotFound when absent.
+	GetIdentity(ctx context.Context, issuer, subject string) (Identity, error)
+	// ListIdentities returns a user's identities, oldest first.
+	ListIdentities(ctx context.Context, userID string) ([]Identity, error)
+	// DeleteIdentity removes one identity of a user. ErrNotFound when the
+	// identity is absent or belongs to another user.
+	DeleteIdentity(ctx context.Context, userID, identityID string) error
+	// TouchIdentity records a sign-in time. ErrNotFound when absent.
+	TouchIdentity(ctx context.Context, identityID string, at time.Time) error
+
+	// CreateSession writes a new session. ErrNotFound when the user is absent.
+	CreateSession(ctx context.Context, s Session) error
+	// GetSession returns ErrNotFound when absent.
+	GetSession(ctx context.Context, id string) (Session, error)
+	// RotateSession is a compare-and-swap: when the session is live and its
+	// generation is from, it becomes from+1 with RotatedAt = at and
+	// IdleExpiresAt = idleExpiresAt, and the updated session is returned.
+	// Otherwise it returns the session as stored and ErrStale, so of many
+	// concurrent rotations from one generation exactly one wins.
+	RotateSession(ctx context.Context, id string, from uint64, at, idleExpiresAt time.Time) (Session, error)
+	// RevokeSession marks one session revoked (idempotent: an already
+	// revoked session keeps its first time and reason). ErrNotFound when absent.
+	RevokeSession(ctx context.Context, id string, at time.Time, reason string) error
+	// RevokeUserSessions revokes every live session of a user except the one
+	// named by except (may be empty) and returns how many it revoked.
+	RevokeUserSessions(ctx context.Context, userID, except string, at time.Time, reason string) (int, error)
+	// ListSessions returns a user's sessions (live and revoked), newest first.
+	ListSessions(ctx context.Context, userID string) ([]Session, error)
+	// DeleteExpiredSessions removes sessions past their limits or revoked
+	// before the cutoff, and returns how many it removed.
+	DeleteExpiredSessions(ctx context.Context, now time.Time) (int, error)
+
+	// ListSigningKeys returns every key, oldest first.
+	ListSigningKeys(ctx context.Context) ([]SigningKey, error)
+	// CreateSigningKey adds a key. ErrConflict when the ID exists.
+	CreateSigningKey(ctx context.Context, k SigningKey) error
+	// UpdateSigningKey replaces a key's times. ErrNotFound when absent.
+	UpdateSigningKey(ctx context.Context, k SigningKey) error
+	// DeleteSigningKey removes a key. ErrNotFound when absent.
+	DeleteSigningKey(ctx context.Context, id string) error
+
+	// EnsureSecret stores value under name unless a value is already there,
+	// and returns the stored value: the first writer wins, across instances.
+	EnsureSecret(ctx context.Context, name string, value []byte) ([]byte, error)
+
+	// AppendAudit records an event.
+	AppendAudit(ctx context.Context, e AuditEvent) error
+	// ListAudit returns events, newest first.
+	ListAudit(ctx context.Context, f AuditFilter) ([]AuditEvent, error)
+
+	// Ping reports whether the store can serve (for /readyz).
+	Ping(ctx context.Context) error
+	// Close releases the store; nothing may be called after it.
+	Close() error
+}

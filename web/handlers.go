@@ -1,0 +1,288 @@
+package web
+
+import (
+	"encoding/json"
+	"errors"
+	"mime"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/labstack/echo/v4"
+
+	"github.com/authex/authex/exchange"
+	"github.com/authex/authex/providers"
+	"github.com/authex/authex/storage"
+)
+
+type exchangeRequest struct {
+	Provider     string `json:"provider"`
+	IDToken      string `json:"id_token"`
+	AccessToken  string `json:"access_token"`
+	Code         string `json:"code"`
+	CodeVerifier string `json:"code_verifier"`
+	RedirectURI  string `json:"redirect_uri"`
+	Nonce        string `json:"nonce"`
+	Profile      struct {
+		Name string `json:"name"`
+	} `json:"profile"`
+}
+
+type identityJSON struct {
+	ID       string `json:"id"`
+	Provider string `json:"provider"`
+	Subject  string `json:"subject"`
+	Email    string `json:"email"`
+}
+
+type userJSON struct {
+	ID            string          `json:"id"`
+	Email         string          `json:"email"`
+	EmailVerified bool            `json:"email_verified"`
+	Name          string          `json:"name"`
+	Picture       string          `json:"picture"`
+	Roles         []string        `json:"roles"`
+	CreatedAt     time.Time       `json:"created_at"`
+	Identities    *[]identityJSON `json:"identities,omitempty"`
+}
+
+type tokenResponse struct {
+	AccessToken      string   `json:"access_token"`
+	TokenType        string   `json:"token_type"`
+	ExpiresIn        int64    `json:"expires_in"`
+	ExpiresAt        int64    `json:"expires_at"`
+	RefreshToken     string   `json:"refresh_token"`
+	RefreshExpiresAt int64    `json:"refresh_expires_at"`
+	SessionID        string   `json:"session_id"`
+	Created          *bool    `json:"created,omitempty"`
+	User             userJSON `json:"user"`
+}
+
+func toUserJSON(u storage.User, idents []storage.Identity) userJSON {
+	roles := u.Roles
+	if roles == nil {
+		roles = []string{}
+	}
+	out := userJSON{ID: u.ID, Email: u.Email, EmailVerified: u.EmailVerified, Name: u.Name,
+		Picture: u.Picture, Roles: roles, CreatedAt: u.CreatedAt.UTC()}
+	if idents != nil {
+		list := make([]identityJSON, len(idents))
+		for i, id := range idents {
+			list[i] = identityJSON{ID: id.ID, Provider: id.Provider, Subject: id.Subject, Email: id.Email}
+		}
+		out.Identities = &list
+	}
+	return out
+}
+
+func toTokenResponse(r *exchange.Result, withCreated bool) tokenResponse {
+	out := tokenResponse{
+		AccessToken:      r.AccessToken,
+		TokenType:        "Bearer",
+		ExpiresIn:        max(0, int64(time.Until(r.ExpiresAt).Seconds())),
+		ExpiresAt:        r.ExpiresAt.Unix(),
+		RefreshToken:     r.RefreshToken,
+		RefreshExpiresAt: r.RefreshExpiresAt.Unix(),
+		SessionID:        r.SessionID,
+		User:             toUserJSON(r.User, r.Identities),
+	}
+	if withCreated {
+		created := r.Created
+		out.Created = &created
+	}
+	return out
+}
+
+func (s *Server) handleExchange(c echo.Context) error {
+	var req exchangeRequest
+	if err := decodeJSON(c, &req); err != nil {
+		return err
+	}
+	res, err := s.svc.Exchange(c.Request().Context(), exchange.ExchangeRequest{
+		Provider: req.Provider,
+		Credential: providers.Credential{
+			IDToken: req.IDToken, AccessToken: req.AccessToken, Code: req.Code,
+			CodeVerifier: req.CodeVerifier, RedirectURI: req.RedirectURI, Nonce: req.Nonce,
+		},
+		ProfileName: req.Profile.Name,
+		Client:      clientOf(c),
+	})
+	if err != nil {
+		return err
+	}
+	return writeTokens(c, toTokenResponse(res, true))
+}
+
+func (s *Server) handleRefresh(c echo.Context) error {
+	var req struct {
+		RefreshToken string `json:"refresh_token"`
+	}
+	if err := decodeJSON(c, &req); err != nil {
+		return err
+	}
+	if req.RefreshToken == "" {
+		return requestError("missing_refresh_token", "refresh_token is required")
+	}
+	res, err := s.svc.Refresh(c.Request().Context(), req.RefreshToken)
+	if err != nil {
+		return err
+	}
+	return writeTokens(c, toTokenResponse(res, false))
+}
+
+func (s *Server) handleLogout(c echo.Context) error {
+	var req struct {
+		RefreshToken string `json:"refresh_token"`
+		Scope        string `json:"scope"`
+	}
+	// A Bearer-only logout may come without a body.
+	if c.Request().ContentLength != 0 {
+		if err := decodeJSON(c, &req); err != nil {
+			return err
+		}
+	}
+	if q := c.QueryParam("scope"); q != "" && req.Scope == "" {
+		req.Scope = q
+	}
+	bearer, _ := bearerToken(c)
+	if req.RefreshToken == "" && bearer != "" {
+		c.Set(bearerUsed, true)
+	}
+	n, err := s.svc.Logout(c.Request().Context(), exchange.LogoutRequest{
+		RefreshToken: req.RefreshToken, AccessToken: bearer, Scope: req.Scope,
+	})
+	if err != nil {
+		return err
+	}
+	return c.JSON(http.StatusOK, map[string]int{"revoked": n})
+}
+
+func (s *Server) handleMe(c echo.Context) error {
+	p := principalOf(c)
+	user, idents, err := s.svc.UserWithIdentities(c.Request().Context(), p.User.ID)
+	if err != nil {
+		return err
+	}
+	if idents == nil {
+		idents = []storage.Identity{}
+	}
+	return c.JSON(http.StatusOK, toUserJSON(user, idents))
+}
+
+func (s *Server) handleDiscovery() echo.HandlerFunc {
+	return func(c echo.Context) error {
+		base := s.svc.Issuer()
+		doc := map[string]any{
+			"issuer":                                base,
+			"jwks_uri":                              base + "/.well-known/jwks.json",
+			"token_endpoint_auth_methods_supported": []string{"none"},
+			"access_token_signing_alg_values_supported": []string{s.svc.Algorithm()},
+			"grant_types_supported":                     []string{"refresh_token"},
+			"response_types_supported":                  []string{},
+			"subject_types_supported":                   []string{"public"},
+		}
+		c.Response().Header().Set("Cache-Control", "public, max-age=300")
+		return c.JSON(http.StatusOK, doc)
+	}
+}
+
+func (s *Server) handleJWKS(c echo.Context) error {
+	// Short enough that a rotated-in key reaches caches within the publish delay.
+	c.Response().Header().Set("Cache-Control", "public, max-age=300")
+	return c.Blob(http.StatusOK, "application/jwk-set+json", s.svc.Keys().JWKS())
+}
+
+func (s *Server) handleHealthz(c echo.Context) error {
+	return c.JSON(http.StatusOK, map[string]string{"status": "ok"})
+}
+
+func (s *Server) handleReadyz(c echo.Context) error {
+	storeErr, provErrs := s.svc.Ready(c.Request().Context())
+	body := map[string]any{"status": "ready"}
+	code := http.StatusOK
+	if storeErr != nil {
+		code = http.StatusServiceUnavailable
+		body["store"] = "unavailable"
+		s.log.Warn("readiness: store", "err", storeErr)
+	}
+	if len(provErrs) > 0 {
+		code = http.StatusServiceUnavailable
+		m := map[string]string{}
+		for name, err := range provErrs {
+			m[name] = err.Error()
+		}
+		body["providers"] = m
+	}
+	if code != http.StatusOK {
+		body["status"] = "not_ready"
+	}
+	return c.JSON(code, body)
+}
+
+func writeTokens(c echo.Context, body any) error {
+	h := c.Response().Header()
+	h.Set("Cache-Control", "no-store")
+	h.Set("Pragma", "no-cache")
+	return c.JSON(http.StatusOK, body)
+}
+
+// decodeJSON accepts only application/json bodies.
+func decodeJSON(c echo.Context, v any) error {
+	ct := c.Request().Header.Get(echo.HeaderContentType)
+	mt, _, err := mime.ParseMediaType(ct)
+	if err != nil || mt != echo.MIMEApplicationJSON {
+		return requestError("content_type", "Content-Type must be application/json")
+	}
+	dec := json.NewDecoder(c.Request().Body)
+	if err := dec.Decode(v); err != nil {
+		var tooLarge *http.MaxBytesError
+		if errors.As(err, &tooLarge) {
+			return echo.NewHTTPError(http.StatusRequestEntityTooLarge)
+		}
+		return requestError("malformed_json", "request body is not valid JSON of the expected shape")
+	}
+	if dec.More() {
+		return requestError("malformed_json", "request body has data after the JSON value")
+	}
+	return nil
+}
+
+func clientOf(c echo.Context) exchange.Client {
+	return exchange.Client{UserAgent: c.Request().UserAgent(), IP: c.RealIP()}
+}
+
+const (
+	principalKey = "authex.principal"
+	bearerUsed   = "authex.bearer"
+)
+
+func bearerToken(c echo.Context) (string, bool) {
+	h := c.Request().Header.Get(echo.HeaderAuthorization)
+	if len(h) > 7 && strings.EqualFold(h[:7], "bearer ") {
+		return strings.TrimSpace(h[7:]), true
+	}
+	return "", false
+}
+
+// requireBearer authenticates one of our access tokens.
+func (s *Server) requireBearer(next echo.HandlerFunc) echo.HandlerFunc {
+	return func(c echo.Context) error {
+		c.Set(bearerUsed, true)
+		token, ok := bearerToken(c)
+		if !ok {
+			return &exchange.Error{Kind: exchange.KindInvalidToken, Reason: "missing_token",
+				Description: "an Authorization: Bearer access token is required"}
+		}
+		p, err := s.svc.Authenticate(c.Request().Context(), token)
+		if err != nil {
+			return err
+		}
+		c.Set(principalKey, p)
+		return next(c)
+	}
+}
+
+func principalOf(c echo.Context) *exchange.Principal {
+	p, _ := c.Get(principalKey).(*exchange.Principal)
+	return p
+}

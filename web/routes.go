@@ -1,0 +1,28 @@
+package web
+
+import (
+	"net/http"
+	"strings"
+
+	"github.com/labstack/echo/v4"
+)
+
+// routes lists the whole API surface in one place.
+func (s *Server) routes(mounts map[string]http.Handler) {
+	e := s.echo
+	e.POST("/v1/exchange", s.handleExchange)
+	e.POST("/v1/token/refresh", s.handleRefresh)
+	e.POST("/v1/logout", s.handleLogout)
+	e.GET("/v1/me", s.handleMe, s.requireBearer)
+
+	e.GET("/.well-known/openid-configuration", s.handleDiscovery())
+	e.GET("/.well-known/jwks.json", s.handleJWKS)
+	e.GET("/healthz", s.handleHealthz)
+	e.GET("/readyz", s.handleReadyz)
+
+	for prefix, h := range mounts {
+		prefix = strings.TrimSuffix(prefix, "/")
+		e.Any(prefix+"/*", echo.WrapHandler(h))
+		e.Any(prefix, echo.WrapHandler(h))
+	}
+}

@@ -1,0 +1,118 @@
+// Package web is authex's HTTP surface: routes, handlers, middleware and the
+// one table that maps domain error kinds to HTTP statuses. It is the only
+// package that knows echo; it holds no business rules of its own.
+package web
+
+import (
+	"crypto/rand"
+	"encoding/hex"
+	"log/slog"
+	"net/http"
+	"time"
+
+	"github.com/labstack/echo/v4"
+	"github.com/labstack/echo/v4/middleware"
+
+	"github.com/authex/authex/exchange"
+)
+
+// MaxBodyBytes bounds every request body.
+const MaxBodyBytes = 64 << 10
+
+// Deps are everything the server needs, passed explicitly.
+type Deps struct {
+	Exchange *exchange.Service
+	Logger   *slog.Logger
+	// Mounts lets the caller add routes owned by other components (the
+	// development emulator) without web knowing them.
+	Mounts map[string]http.Handler
+}
+
+// Server is the HTTP API.
+type Server struct {
+	echo *echo.Echo
+	svc  *exchange.Service
+	log  *slog.Logger
+}
+
+// NewServer builds the API with every route registered.
+func NewServer(d Deps) *Server {
+	e := echo.New()
+	e.HideBanner, e.HidePort = true, true
+	s := &Server{echo: e, svc: d.Exchange, log: d.Logger}
+	if s.log == nil {
+		s.log = slog.Default()
+	}
+	// Only the connection's address is trusted until trusted proxies are
+	// configured: X-Forwarded-For is client-controlled.
+	e.IPExtractor = echo.ExtractIPDirect()
+	e.HTTPErrorHandler = s.errorHandler
+	e.Use(middleware.RequestIDWithConfig(middleware.RequestIDConfig{Generator: newRequestID}))
+	e.Use(s.accessLog)
+	e.Use(middleware.Recover())
+	e.Use(limitBody)
+	s.routes(d.Mounts)
+	return s
+}
+
+// ServeHTTP makes the server an http.Handler.
+func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.echo.ServeHTTP(w, r) }
+
+// NewHTTPServer wraps a handler with the timeouts a public service needs:
+// slow clients cannot hold connections or goroutines forever.
+func NewHTTPServer(addr string, h http.Handler, log *slog.Logger) *http.Server {
+	return &http.Server{
+		Addr:              addr,
+		Handler:           h,
+		ReadHeaderTimeout: 5 * time.Second,
+		ReadTimeout:       15 * time.Second,
+		WriteTimeout:      30 * time.Second,
+		IdleTimeout:       120 * time.Second,
+		MaxHeaderBytes:    32 << 10,
+		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+	}
+}
+
+func newRequestID() string {
+	var b [12]byte
+	_, _ = rand.Read(b[:])
+	return hex.EncodeToString(b[:])
+}
+
+// limitBody refuses bodies over MaxBodyBytes with 413 before reading them
+// when the length is declared, and stops reading at the limit otherwise.
+func limitBody(next echo.HandlerFunc) echo.HandlerFunc {
+	return func(c echo.Context) error {
+		r := c.Request()
+		if r.ContentLength > MaxBodyBytes {
+			return echo.NewHTTPError(http.StatusRequestEntityTooLarge)
+		}
+		r.Body = http.MaxBytesReader(c.Response(), r.Body, MaxBodyBytes)
+		return next(c)
+	}
+}
+
+// accessLog writes one line per request. It never logs bodies, query
+// strings or headers that could carry a token.
+func (s *Server) accessLog(next echo.HandlerFunc) echo.HandlerFunc {
+	return func(c echo.Context) error {
+		start := time.Now()
+		err := next(c)
+		if err != nil {
+			c.Error(err)
+		}
+		route := c.Path()
+		if route == "" {
+			route = "unmatched"
+		}
+		s.log.LogAttrs(c.Request().Context(), slog.LevelInfo, "request",
+			slog.String("request_id", c.Response().Header().Get(echo.HeaderXRequestID)),
+			slog.String("method", c.Request().Method),
+			slog.String("route", route),
+			slog.Int("status", c.Response().Status),
+			slog.Duration("latency", time.Since(start)),
+			slog.String("ip", c.RealIP()),
+		)
+		return nil
+	}
+}
