@@ -28,8 +28,14 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	path := configFlag(fs, getenv)
+	pprofAddr := fs.String("pprof", "", "serve net/http/pprof on this loopback address (e.g. 127.0.0.1:6060); off when empty")
 	if err := fs.Parse(args); err != nil {
 		return err
+	}
+	if *pprofAddr != "" {
+		if err := checkLoopback(*pprofAddr); err != nil {
+			return fmt.Errorf("-pprof: %w", err)
+		}
 	}
 	cfg, err := loadConfig(*path, getenv)
 	if err != nil {
@@ -86,6 +92,14 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 	srv := web.NewHTTPServer(cfg.Server.Listen, handler, log)
 	log.Info("listening", "addr", ln.Addr().String(), "public_url", cfg.Server.PublicURL,
 		"store", cfg.Storage.Driver, "version", version)
+
+	if *pprofAddr != "" {
+		stopPprof, err := servePprof(*pprofAddr, log)
+		if err != nil {
+			return err
+		}
+		defer stopPprof()
+	}
 
 	served := make(chan error, 1)
 	go func() { served <- srv.Serve(ln) }()
