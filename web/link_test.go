@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/base64"
 	"encoding/json"
+	"fmt"
 	"net/http"
 	"net/url"
 	"strings"
@@ -297,5 +298,76 @@ func TestUnlinkPasswordCountsAsSignInMethod(t *testing.T) {
 	}
 	if res := h.del("/v1/me/identities/"+u.User.Identities[0].ID, u.AccessToken); res.status != http.StatusNoContent {
 		t.Fatalf("unlink with a password left: %d %s", res.status, res.body)
+	}
+}
+
+func TestConcurrentUnlinkKeepsOneWayIn(t *testing.T) {
+	h := newHarness(t)
+	u := h.exchangeOK("corp", h.idToken("cc-a", nil))
+	res := h.postJSON("/v1/me/identities", map[string]any{"provider": "google",
+		"id_token": h.idToken("cc-b", map[string]any{"email": "cc-b@example.com"})}, bearer(u.AccessToken)...)
+	if res.status != http.StatusCreated {
+		t.Fatalf("link: %d %s", res.status, res.body)
+	}
+	idents, _ := h.store.ListIdentities(context.Background(), u.User.ID)
+	statuses := make(chan int, len(idents))
+	for _, id := range idents {
+		go func() {
+			req, _ := http.NewRequest(http.MethodDelete, h.url+"/v1/me/identities/"+id.ID, nil)
+			req.Header.Set("Authorization", "Bearer "+u.AccessToken)
+			res, err := http.DefaultClient.Do(req)
+			if err != nil {
+				statuses <- 0
+				return
+			}
+			res.Body.Close()
+			statuses <- res.StatusCode
+		}()
+	}
+	got := map[int]int{}
+	for range idents {
+		got[<-statuses]++
+	}
+	if got[http.StatusNoContent] != 1 || got[http.StatusConflict] != 1 {
+		t.Fatalf("statuses %v, want one 204 and one 409", got)
+	}
+	if left, _ := h.store.ListIdentities(context.Background(), u.User.ID); len(left) != 1 {
+		t.Fatalf("%d identities left, want 1", len(left))
+	}
+}
+
+func TestConcurrentLinkOfOneIdentity(t *testing.T) {
+	h := newHarness(t)
+	const n = 8
+	users := make([]tokens, n)
+	for i := range users {
+		users[i] = h.exchangeOK("google", h.idToken(fmt.Sprintf("cl-%d", i), nil))
+	}
+	idToken := h.idToken("cl-contested", map[string]any{"email": "contested@example.com"})
+	statuses := make(chan int, n)
+	for _, u := range users {
+		go func() {
+			b, _ := json.Marshal(map[string]any{"provider": "corp", "id_token": idToken})
+			req, _ := http.NewRequest(http.MethodPost, h.url+"/v1/me/identities", strings.NewReader(string(b)))
+			req.Header.Set("Content-Type", "application/json")
+			req.Header.Set("Authorization", "Bearer "+u.AccessToken)
+			res, err := http.DefaultClient.Do(req)
+			if err != nil {
+				statuses <- 0
+				return
+			}
+			res.Body.Close()
+			statuses <- res.StatusCode
+		}()
+	}
+	got := map[int]int{}
+	for range users {
+		got[<-statuses]++
+	}
+	if got[http.StatusCreated] != 1 || got[http.StatusConflict] != n-1 {
+		t.Fatalf("statuses %v, want one 201 and %d 409", got, n-1)
+	}
+	if got := h.auditTypes(); countOf(got, "identity.linked") != 1 {
+		t.Fatalf("audit: %v", got)
 	}
 }
