@@ -61,7 +61,7 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 	for name, pc := range cfg.Providers {
 		v, err := providers.New(provCtx, providers.Config{
 			Name: name, Type: pc.Type, Issuer: pc.Issuer, ClientIDs: pc.ClientIDs,
-			AllowedDomains: pc.AllowedDomains, Leeway: pc.Leeway, Logger: log.With("provider", name),
+			AllowedDomains: pc.AllowedDomains, Leeway: pc.Leeway, Logger: log,
 		})
 		if err != nil {
 			return fmt.Errorf("providers.%s: %w", name, err)
