@@ -31,15 +31,8 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
-	cfg, err := loadConfig(*path, getenv)
+	cfg, err := loadConfigReporting(*path, getenv, stderr)
 	if err != nil {
-		var p Problems
-		if errors.As(err, &p) {
-			fmt.Fprintf(stderr, "%s: %d problem(s):\n", *path, len(p))
-			for _, line := range p {
-				fmt.Fprintln(stderr, "  "+line)
-			}
-		}
 		return err
 	}
 	log := newLogger(cfg.Log, stderr)
