@@ -85,10 +85,6 @@ func withClients(clients ...exchange.ClientConfig) harnessOption {
 	return func(c *harnessConfig) { c.exchange.Clients = clients }
 }
 
-func withGrace(d time.Duration) harnessOption {
-	return func(c *harnessConfig) { c.exchange.ReuseGrace = d }
-}
-
 func newHarness(t testing.TB, opts ...harnessOption) *harness {
 	t.Helper()
 	iss := providertest.NewIssuer(t)
