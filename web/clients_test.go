@@ -57,6 +57,7 @@ func TestClientAuthOnExchange(t *testing.T) {
 		{"Basic and body secret", cred(map[string]any{"client_secret": nextjsSecret}), basic("nextjs", nextjsSecret), 400, "invalid_request", "multiple_client_auth"},
 		{"Basic and another body id", cred(map[string]any{"client_id": "ios-app"}), basic("nextjs", nextjsSecret), 400, "invalid_request", "multiple_client_auth"},
 		{"Basic not form-encoded", cred(nil), basic("nextjs", "x") /* replaced below */, 400, "invalid_request", "malformed_client_auth"},
+		{"Basic not base64", cred(nil), []string{"Authorization", "Basic !!!"}, 400, "invalid_request", "malformed_client_auth"},
 		{"provider not allowed", map[string]any{"provider": "google", "id_token": h.idToken("cl-user", nil)},
 			basic("corp-only", corpOnlySecret), 400, "unauthorized_client", "provider_not_allowed"},
 	}

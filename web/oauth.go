@@ -7,6 +7,7 @@ import (
 	"mime"
 	"net/http"
 	"net/url"
+	"strings"
 	"time"
 
 	"github.com/labstack/echo/v4"
@@ -27,6 +28,9 @@ const (
 func clientCredentials(c echo.Context, bodyID, bodySecret string) (id, secret string, err error) {
 	user, pass, basic := c.Request().BasicAuth()
 	if !basic {
+		if h := c.Request().Header.Get(echo.HeaderAuthorization); len(h) >= 6 && strings.EqualFold(h[:6], "basic ") {
+			return "", "", requestError("malformed_client_auth", "the Basic credentials are not base64 of id:secret")
+		}
 		return bodyID, bodySecret, nil
 	}
 	if id, err = url.QueryUnescape(user); err != nil {
