@@ -26,7 +26,16 @@ type issuer struct {
 	srv *http.Server
 }
 
-const clientID = "bench"
+// The provider's client id (the id_tokens' audience), and our clients: the
+// web app that exchanges and the API that introspects, both confidential,
+// as a production deployment would configure them.
+const (
+	clientID  = "bench"
+	webClient = "nextjs"
+	webSecret = "bench-web-secret-0123456789"
+	apiClient = "api-gateway"
+	apiSecret = "bench-api-secret-0123456789"
+)
 
 func startIssuer() (*issuer, error) {
 	key, err := rsa.GenerateKey(rand.Reader, 2048)
@@ -104,7 +113,8 @@ func (iss *issuer) mintBodies(subjects []string) ([][]byte, error) {
 					once.Do(func() { firstErr = err })
 					return
 				}
-				out[i], _ = json.Marshal(map[string]string{"provider": "corp", "id_token": tok})
+				out[i], _ = json.Marshal(map[string]string{"provider": "corp", "id_token": tok,
+					"client_id": webClient, "client_secret": webSecret})
 			}
 		}()
 	}

@@ -8,6 +8,7 @@ import (
 	"io"
 	"net/http"
 	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -143,6 +144,31 @@ func get(c *http.Client, url, bearer string) error {
 		return err
 	}
 	return read(res, nil)
+}
+
+// introspect asks about an access token as a resource server would: form
+// body, HTTP Basic, and the answer must say active.
+func introspect(c *http.Client, url, token string) error {
+	req, err := http.NewRequest(http.MethodPost, url, strings.NewReader("token="+token))
+	if err != nil {
+		return err
+	}
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	req.SetBasicAuth(apiClient, apiSecret)
+	res, err := c.Do(req)
+	if err != nil {
+		return err
+	}
+	var in struct {
+		Active bool `json:"active"`
+	}
+	if err := read(res, &in); err != nil {
+		return err
+	}
+	if !in.Active {
+		return errors.New("introspect: token is not active")
+	}
+	return nil
 }
 
 func read(res *http.Response, out any) error {

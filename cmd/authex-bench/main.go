@@ -116,7 +116,7 @@ func pick[T any](quick bool, q, full T) T {
 }
 
 var phases = []string{"ceiling: GET /healthz", "POST /v1/exchange (returning user)", "POST /v1/exchange (new user)",
-	"POST /v1/token/refresh", "GET /v1/me"}
+	"POST /v1/token/refresh", "GET /v1/me", "POST /oauth/introspect"}
 
 type sizeReport struct {
 	users   int
@@ -212,6 +212,10 @@ func runSize(o options, iss *issuer, n int, newBodies [][]byte, out io.Writer) (
 		func(w int, c *http.Client) error {
 			pos[w]++
 			return get(c, srv.base+"/v1/me", access[w*perConn+pos[w]%perConn])
+		},
+		func(w int, c *http.Client) error {
+			pos[w]++
+			return introspect(c, srv.base+"/oauth/introspect", access[w*perConn+pos[w]%perConn])
 		},
 	}
 

@@ -53,8 +53,11 @@ storage: { driver: bolt, bolt: { path: %q } }
 tokens: { algorithm: ES256, audience: [ "api" ] }
 providers:
   corp: { type: oidc, issuer: %q, client_ids: [ %q ], link_by_email: auto }
+clients:
+  - { id: %q, secret: %q }
+  - { id: %q, secret: %q }
 log: { level: info, format: json }
-`, addr, base, dataPath, issuerURL, clientID)
+`, addr, base, dataPath, issuerURL, clientID, webClient, webSecret, apiClient, apiSecret)
 	cfgPath := filepath.Join(dir, "authex.yaml")
 	if err := os.WriteFile(cfgPath, []byte(cfg), 0o600); err != nil {
 		return nil, err
