@@ -142,10 +142,12 @@ func Open(path string, opts Options) (*Store, error) {
 	db, err := bolt.Open(path, 0o600, &bolt.Options{
 		Timeout: openTimeout,
 		NoSync:  opts.NoSync,
-		// As etcd does: no freelist write per commit (it is rebuilt at
-		// open) and the hashmap freelist, which stays fast as the file grows.
-		NoFreelistSync: true,
-		FreelistType:   bolt.FreelistMapType,
+		// The freelist is written at every commit (a page or two) rather
+		// than rebuilt at open: rebuilding walks every page of the file,
+		// which at 300,000 users took 343 ms and left the whole 660 MB file
+		// resident; reading it back takes 16 ms and 10 MB. The hashmap
+		// freelist stays fast as the file grows.
+		FreelistType: bolt.FreelistMapType,
 	})
 	if errors.Is(err, berrors.ErrTimeout) {
 		return nil, fmt.Errorf("bolt: open %s: database is locked by another process (gave up after %s): %w",
