@@ -288,7 +288,8 @@ func (s *Service) newIdentity(ctx context.Context, p Provider, id providers.Iden
 		}
 		return storage.User{}, false, storeError(err)
 	}
-	s.audit(ctx, storage.AuditEvent{Type: "user.created", UserID: user.ID, Provider: id.Provider})
+	// The user.created audit record is written by startSession, in the
+	// same group commit as the session.
 	return user, true, nil
 }
 
@@ -325,16 +326,36 @@ func (s *Service) startSession(ctx context.Context, user storage.User, created b
 		UserAgent: truncate(c.UserAgent, 256), IP: c.IP,
 	}
 	sess.IdleExpiresAt = minTime(now.Add(s.cfg.RefreshTTL), sess.ExpiresAt)
-	if err := s.store.CreateSession(ctx, sess); err != nil {
-		return nil, storeError(err)
+	// Both writes go through DB.Batch: started together, the session and a
+	// new user's audit record share one group commit instead of waiting
+	// for two in turn. The access token depends only on the records, not
+	// on the write, so it is signed while the commit waits (and never
+	// inside a transaction).
+	var wg sync.WaitGroup
+	var sessErr error
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		sessErr = s.store.CreateSession(ctx, sess)
+	}()
+	if created {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			s.audit(ctx, storage.AuditEvent{Type: "user.created", UserID: user.ID, Provider: provider})
+		}()
+	}
+	res, signErr := s.result(sess, user)
+	wg.Wait()
+	if sessErr != nil {
+		return nil, storeError(sessErr)
+	}
+	if signErr != nil {
+		return nil, signErr
 	}
 	idents, err := s.store.ListIdentities(ctx, user.ID)
 	if err != nil {
 		return nil, storeError(err)
-	}
-	res, err := s.result(sess, user)
-	if err != nil {
-		return nil, err
 	}
 	res.Created, res.Identities = created, idents
 	return res, nil
