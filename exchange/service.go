@@ -66,6 +66,8 @@ type Service struct {
 	// cannot both see "one more method left" (unlink also re-checks after
 	// deleting, for other instances).
 	linkMu sync.Mutex
+	// verified caches access tokens already verified here (verified.go).
+	verified verifiedCache
 }
 
 // Options are the optional dependencies of New.
@@ -552,10 +554,14 @@ func (s *Service) Authenticate(ctx context.Context, accessToken string) (*Princi
 }
 
 func (s *Service) verifyAccess(raw string) (*AccessClaims, error) {
+	if claims, ok := s.verified.get(raw, s.now(), s.keys); ok {
+		return claims, nil
+	}
 	var claims AccessClaims
 	err := s.parseJWT(raw, typAccess, &claims)
 	switch {
 	case err == nil:
+		s.verified.put(raw, &claims)
 		return &claims, nil
 	case errors.Is(err, jwt.ErrTokenExpired):
 		return nil, newError(KindInvalidToken, ReasonExpired, "access token has expired", err)

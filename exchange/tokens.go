@@ -145,7 +145,7 @@ func (s *Service) parseJWT(raw, typ string, claims jwt.Claims, opts ...jwt.Parse
 	opts = append(opts,
 		jwt.WithValidMethods([]string{AlgES256, AlgEdDSA, AlgRS256}),
 		jwt.WithIssuer(s.cfg.Issuer),
-		jwt.WithLeeway(5*time.Second),
+		jwt.WithLeeway(accessLeeway),
 		jwt.WithTimeFunc(s.now),
 		jwt.WithExpirationRequired(),
 	)

@@ -1,0 +1,98 @@
+package exchange
+
+import (
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/json"
+	"strings"
+	"sync"
+	"time"
+)
+
+// accessLeeway is the clock skew parseJWT allows; a cached token expires
+// exactly when a fresh parse would call it expired.
+const accessLeeway = 5 * time.Second
+
+// verifiedCacheSize bounds the verified-token cache: two generations of at
+// most half this many entries each (about 500 bytes an entry).
+const verifiedCacheSize = 16384
+
+// verifiedCache remembers access tokens whose signature and claims this
+// process has already checked. An API presents the same access token on
+// every request until it expires (GET /v1/me, POST /oauth/introspect), and
+// the ES256 verification of it was over half of those requests' CPU
+// (about 90 µs of ~170 µs). With the cache a token pays it once.
+//
+// Entries are keyed by the SHA-256 of the whole token, so a hit means these
+// exact bytes verified before. Every hit re-checks the expiry and that the
+// signing key is still published; session and user state are never cached
+// (callers read them from the store on every request, so revocation and
+// disabling still bite at once).
+type verifiedCache struct {
+	mu       sync.Mutex
+	cur, old map[[32]byte]verifiedEntry
+}
+
+type verifiedEntry struct {
+	claims AccessClaims
+	kid    string
+}
+
+func (c *verifiedCache) get(raw string, now time.Time, keys *Keyring) (*AccessClaims, bool) {
+	k := sha256.Sum256([]byte(raw))
+	c.mu.Lock()
+	e, ok := c.cur[k]
+	if !ok {
+		if e, ok = c.old[k]; ok {
+			c.putLocked(k, e)
+		}
+	}
+	c.mu.Unlock()
+	if !ok || e.claims.ExpiresAt == nil || !now.Before(e.claims.ExpiresAt.Add(accessLeeway)) {
+		return nil, false // expired tokens take the full path and its error
+	}
+	if _, published := keys.lookup(e.kid); !published {
+		return nil, false
+	}
+	claims := e.claims
+	return &claims, true
+}
+
+func (c *verifiedCache) put(raw string, claims *AccessClaims) {
+	kid, ok := headerKid(raw)
+	if !ok {
+		return
+	}
+	k := sha256.Sum256([]byte(raw))
+	c.mu.Lock()
+	c.putLocked(k, verifiedEntry{claims: *claims, kid: kid})
+	c.mu.Unlock()
+}
+
+// putLocked adds to the current generation; a full generation becomes the
+// old one and the previous old one is dropped (an LRU, approximately).
+func (c *verifiedCache) putLocked(k [32]byte, e verifiedEntry) {
+	if len(c.cur) >= verifiedCacheSize/2 || c.cur == nil {
+		c.old, c.cur = c.cur, make(map[[32]byte]verifiedEntry, verifiedCacheSize/2)
+	}
+	c.cur[k] = e
+}
+
+// headerKid reads the kid of a token that has just verified.
+func headerKid(raw string) (string, bool) {
+	head, _, ok := strings.Cut(raw, ".")
+	if !ok {
+		return "", false
+	}
+	b, err := base64.RawURLEncoding.DecodeString(head)
+	if err != nil {
+		return "", false
+	}
+	var h struct {
+		Kid string `json:"kid"`
+	}
+	if json.Unmarshal(b, &h) != nil || h.Kid == "" {
+		return "", false
+	}
+	return h.Kid, true
+}
