@@ -106,10 +106,12 @@ const (
 	// large sweep never holds the writer lock for long.
 	sweepChunk = 1000
 	// maxBatchDelay is how long a Batch waits for company before it
-	// commits. bbolt's default (10ms) adds 10ms to every lone write; about
-	// one fsync (~1ms on the disks measured) gathers the writers that
-	// arrive meanwhile nearly as well.
-	maxBatchDelay = time.Millisecond
+	// commits. bbolt's default (10ms) adds 10ms to every lone write and, at
+	// 64 connections, caps a one-write request near 64 per 15 ms; 1ms
+	// commits batches so small that the commits' own CPU dominates.
+	// Measured with authex-bench (docs/performance.md): 3ms served the
+	// most requests per CPU-second of 1, 3 and 10ms.
+	maxBatchDelay = 3 * time.Millisecond
 )
 
 // Options tune Open. The zero value is what production wants.
