@@ -5,7 +5,7 @@ VERSION   ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo de
 LDFLAGS   := -s -w -X main.version=$(VERSION)
 CONFIG    ?= config.example.yaml
 
-.PHONY: build run test vet lint fmt clean
+.PHONY: build run test vet lint fmt clean bench bench-go
 
 build:
 	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o bin/authex ./cmd/authex
@@ -19,6 +19,19 @@ test: vet
 vet:
 	@test -z "$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go'))" || { gofmt -l .; echo "gofmt: files above need formatting"; exit 1; }
 	$(GO) vet ./...
+
+# `make bench`: the load run against the real binary (docs/performance.md).
+# BENCH_QUICK=1 runs one small store in under a minute; the full run adds a
+# 1,000,000-user store and takes a few minutes. BENCH_FLAGS passes flags to
+# cmd/authex-bench (e.g. BENCH_FLAGS='-profile bench-profiles'). Never part
+# of `make test`.
+bench: build
+	CGO_ENABLED=0 $(GO) build -trimpath -o bin/authex-bench ./cmd/authex-bench
+	./bin/authex-bench -bin bin/authex $(BENCH_FLAGS)
+
+# `make bench-go`: the testing.B benchmarks of the hot paths.
+bench-go:
+	$(GO) test -run '^$$' -bench . -benchmem ./providers/ ./exchange/ ./storage/bolt/ ./web/
 
 lint: vet
 	$(GO) run honnef.co/go/tools/cmd/staticcheck@v0.8.2 ./...
