@@ -25,6 +25,7 @@ const (
 	KindStoreUnavailable
 	KindNotFound
 	KindServer
+	KindInvalidCredentials // a password sign-in failed: the email or the password is wrong
 )
 
 // Reasons this package adds to the provider reasons (providers.Reason*).

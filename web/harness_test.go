@@ -61,6 +61,8 @@ type harnessOption func(*harnessConfig)
 type harnessConfig struct {
 	exchange  exchange.Config
 	providers map[string]providerSpec
+	password  *exchange.PasswordConfig
+	compat    []string
 }
 
 type providerSpec struct {
@@ -73,6 +75,16 @@ type providerSpec struct {
 
 func withProvider(name string, spec providerSpec) harnessOption {
 	return func(c *harnessConfig) { c.providers[name] = spec }
+}
+
+// withPassword enables password accounts.
+func withPassword(cfg exchange.PasswordConfig) harnessOption {
+	return func(c *harnessConfig) { c.password = &cfg }
+}
+
+// withCompat serves compatibility profiles.
+func withCompat(names ...string) harnessOption {
+	return func(c *harnessConfig) { c.compat = names }
 }
 
 func withGrace(d time.Duration) harnessOption {
@@ -122,11 +134,11 @@ func newHarness(t testing.TB, opts ...harnessOption) *harness {
 	clk := &clock{}
 	srv := httptest.NewUnstartedServer(nil)
 	hc.exchange.Issuer = "http://" + srv.Listener.Addr().String()
-	svc, err := exchange.New(ctx, hc.exchange, store, provs, exchange.Options{Now: clk.Now})
+	svc, err := exchange.New(ctx, hc.exchange, store, provs, exchange.Options{Now: clk.Now, Password: hc.password})
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv.Config.Handler = web.NewServer(web.Deps{Exchange: svc})
+	srv.Config.Handler = web.NewServer(web.Deps{Exchange: svc, Compat: hc.compat})
 	srv.Start()
 	t.Cleanup(srv.Close)
 	h := &harness{t: t, url: srv.URL, store: store, svc: svc, iss: iss, clock: clk, cfg: hc.exchange}

@@ -1,0 +1,68 @@
+package web
+
+import (
+	"net/http"
+
+	"github.com/labstack/echo/v4"
+
+	"github.com/authex/authex/exchange"
+)
+
+// Password accounts: /v1/register and /v1/login answer exactly as
+// /v1/exchange does; /v1/me/password changes the caller's password.
+
+type registerRequest struct {
+	Email    string `json:"email"`
+	Password string `json:"password"`
+	Name     string `json:"name"`
+}
+
+type loginRequest struct {
+	Email    string `json:"email"`
+	Password string `json:"password"`
+}
+
+func (s *Server) handleRegister(c echo.Context) error {
+	var req registerRequest
+	if err := decodeJSON(c, &req); err != nil {
+		return err
+	}
+	res, err := s.svc.Register(c.Request().Context(), exchange.RegisterRequest{
+		Email: req.Email, Password: req.Password, Name: req.Name, Client: clientOf(c),
+	})
+	if err != nil {
+		return err
+	}
+	return writeTokens(c, toTokenResponse(res, true))
+}
+
+func (s *Server) handleLogin(c echo.Context) error {
+	var req loginRequest
+	if err := decodeJSON(c, &req); err != nil {
+		return err
+	}
+	res, err := s.svc.Login(c.Request().Context(), exchange.LoginRequest{
+		Email: req.Email, Password: req.Password, Client: clientOf(c),
+	})
+	if err != nil {
+		return err
+	}
+	return writeTokens(c, toTokenResponse(res, true))
+}
+
+func (s *Server) handleSetPassword(c echo.Context) error {
+	var req struct {
+		CurrentPassword string `json:"current_password"`
+		NewPassword     string `json:"new_password"`
+	}
+	if err := decodeJSON(c, &req); err != nil {
+		return err
+	}
+	n, err := s.svc.SetPassword(c.Request().Context(), principalOf(c), exchange.SetPasswordRequest{
+		Current: req.CurrentPassword, New: req.NewPassword, IP: c.RealIP(),
+	})
+	if err != nil {
+		return err
+	}
+	return c.JSON(http.StatusOK, map[string]int{"revoked": n})
+}
