@@ -58,7 +58,13 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 	provCtx, cancelProviders := context.WithCancel(context.Background())
 	defer cancelProviders()
 	provs := map[string]exchange.Provider{}
+	var password *exchange.PasswordConfig
 	for name, pc := range cfg.Providers {
+		if pc.Type == "password" {
+			pw := pc.PasswordConfig()
+			password = &pw
+			continue
+		}
 		v, err := providers.New(provCtx, providers.Config{
 			Name: name, Type: pc.Type, Issuer: pc.Issuer, ClientIDs: pc.ClientIDs,
 			AllowedDomains: pc.AllowedDomains, Leeway: pc.Leeway, Logger: log.With("provider", name),
@@ -73,12 +79,12 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 		Issuer: cfg.Server.PublicURL, Audience: cfg.Tokens.Audience, Algorithm: cfg.Tokens.Algorithm,
 		AccessTTL: cfg.Tokens.AccessTTL, RefreshTTL: cfg.Tokens.RefreshTTL,
 		SessionMax: cfg.Tokens.SessionMax, ReuseGrace: cfg.Tokens.RefreshReuseGrace,
-	}, store, provs, exchange.Options{Logger: log})
+	}, store, provs, exchange.Options{Logger: log, Password: password})
 	if err != nil {
 		return err
 	}
 
-	handler := web.NewServer(web.Deps{Exchange: svc, Logger: log})
+	handler := web.NewServer(web.Deps{Exchange: svc, Logger: log, Compat: cfg.Compat})
 	ln, err := net.Listen("tcp", cfg.Server.Listen)
 	if err != nil {
 		return err

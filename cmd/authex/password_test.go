@@ -1,0 +1,74 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+func checkConfig(t *testing.T, yaml string) (string, error) {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), "authex.yaml")
+	writeFile(t, path, yaml)
+	var stdout, stderr bytes.Buffer
+	err := run(context.Background(), []string{"config", "check", "-config", path}, noEnv, &stdout, &stderr)
+	return stderr.String(), err
+}
+
+func TestConfigCheckCompatAndPassword(t *testing.T) {
+	out, err := checkConfig(t, `
+providers:
+  password:
+    type: password
+    memory: 512
+    min_length: 4
+    client_ids: [ "x" ]
+    throttle: { window: 48h }
+  pw2: { type: password }
+  corp: { type: oidc, issuer: "https://login.example.com", client_ids: [ "a" ], min_length: 12 }
+compat: [ djrestauth, simplejwt, fastapi, nope, fastapi ]
+`)
+	if err == nil {
+		t.Fatal("config check accepted a bad file")
+	}
+	for _, want := range []string{
+		"providers.password.memory: must be between 1024 and 1048576",
+		"providers.password.min_length: must be between 8 and 128",
+		"providers.password: issuer, client_ids",
+		"providers.password.throttle.window: must be between 1s and 24h",
+		`providers.pw2.type: type password must be configured under the key "password"`,
+		"providers.corp: memory, iterations, parallelism, min_length and throttle apply to type password only",
+		`compat[3]: must be one of djrestauth, fastapi, simplejwt, got "nope"`,
+		"compat[4]: fastapi is listed twice",
+		"compat: djrestauth and simplejwt both answer POST /api/auth/token/refresh/",
+		"GET /api/auth/user/",
+	} {
+		if !strings.Contains(out, want) {
+			t.Errorf("output lacks %q:\n%s", want, out)
+		}
+	}
+
+	// simplejwt and fastapi sign in with passwords.
+	out, err = checkConfig(t, "compat: [ fastapi ]\n")
+	if err == nil || !strings.Contains(out, "compat[0]: fastapi signs users in with a password: configure providers.password") {
+		t.Fatalf("missing password provider not reported: %v\n%s", err, out)
+	}
+
+	// The allowed combinations, with the password defaults filled in.
+	for _, combo := range []string{"[ djrestauth, fastapi ]", "[ simplejwt, fastapi ]", "[ djrestauth ]", "[]"} {
+		path := filepath.Join(t.TempDir(), "ok.yaml")
+		writeFile(t, path, "providers:\n  password: { type: password }\ncompat: "+combo+"\n")
+		cfg, err := loadConfig(path, noEnv)
+		if err != nil {
+			t.Fatalf("compat %s: %v", combo, err)
+		}
+		pc := cfg.Providers["password"].PasswordConfig()
+		if pc.Argon2.Memory != 19456 || pc.Argon2.Iterations != 2 || pc.Argon2.Parallelism != 1 || pc.MinLength != 8 ||
+			!pc.AllowSignup || pc.AccountBurst != 5 || pc.IPBurst != 50 || pc.Window != 15*time.Minute {
+			t.Fatalf("password defaults: %+v", pc)
+		}
+	}
+}
