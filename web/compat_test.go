@@ -243,6 +243,10 @@ func TestCompatSimpleJWT(t *testing.T) {
 	}
 	pair := fields(t, res, "access", "refresh")
 	access, refresh := str(pair, "access"), str(pair, "refresh")
+	// Django also takes form bodies.
+	form := h.do(http.MethodPost, base+"/login/", "application/x-www-form-urlencoded",
+		[]byte("username=bob%40example.com&password="+strings.ReplaceAll(goodPassword, " ", "+")))
+	fields(t, form, "access", "refresh")
 
 	// api.get('/user/') with the Bearer interceptor.
 	res = h.get(base+"/user/", access)
