@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"io"
+	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"path/filepath"
@@ -91,6 +92,16 @@ func withGrace(d time.Duration) harnessOption {
 	return func(c *harnessConfig) { c.exchange.ReuseGrace = d }
 }
 
+// withoutProvider drops one of the default providers.
+func withoutProvider(name string) harnessOption {
+	return func(c *harnessConfig) { delete(c.providers, name) }
+}
+
+// withClients turns client authentication on.
+func withClients(clients ...exchange.ClientConfig) harnessOption {
+	return func(c *harnessConfig) { c.exchange.Clients = clients }
+}
+
 func newHarness(t testing.TB, opts ...harnessOption) *harness {
 	t.Helper()
 	iss := providertest.NewIssuer(t)
@@ -129,7 +140,7 @@ func newHarness(t testing.TB, opts ...harnessOption) *harness {
 		if err != nil {
 			t.Fatal(err)
 		}
-		provs[name] = exchange.Provider{Verifier: v, LinkByEmail: spec.link, AllowSignup: spec.allowSignup}
+		provs[name] = exchange.Provider{Verifier: v, LinkByEmail: spec.link, AllowSignup: spec.allowSignup, Issuer: issuer}
 	}
 	clk := &clock{}
 	srv := httptest.NewUnstartedServer(nil)
@@ -138,7 +149,9 @@ func newHarness(t testing.TB, opts ...harnessOption) *harness {
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv.Config.Handler = web.NewServer(web.Deps{Exchange: svc, Compat: hc.compat})
+	// Request lines would bury a failure's own output; failures print bodies.
+	quiet := slog.New(slog.NewTextHandler(io.Discard, nil))
+	srv.Config.Handler = web.NewServer(web.Deps{Exchange: svc, Logger: quiet, Compat: hc.compat})
 	srv.Start()
 	t.Cleanup(srv.Close)
 	h := &harness{t: t, url: srv.URL, store: store, svc: svc, iss: iss, clock: clk, cfg: hc.exchange}

@@ -17,6 +17,14 @@ func (s *Server) routes(mounts map[string]http.Handler, compat []string) {
 	e.POST("/v1/register", s.handleRegister)
 	e.POST("/v1/login", s.handleLogin)
 	e.POST("/v1/me/password", s.handleSetPassword, s.requireBearer)
+	e.POST("/v1/me/identities", s.handleLinkIdentity, s.requireBearer)
+	e.DELETE("/v1/me/identities/:id", s.handleUnlinkIdentity, s.requireBearer)
+	e.GET("/v1/me/sessions", s.handleListSessions, s.requireBearer)
+	e.DELETE("/v1/me/sessions/:id", s.handleRevokeSession, s.requireBearer)
+
+	e.POST("/oauth/token", s.handleOAuthToken)
+	e.POST("/oauth/revoke", s.handleOAuthRevoke)
+	e.POST("/oauth/introspect", s.handleOAuthIntrospect)
 
 	e.GET("/.well-known/openid-configuration", s.handleDiscovery())
 	e.GET("/.well-known/jwks.json", s.handleJWKS)

@@ -11,23 +11,8 @@ import (
 	"github.com/authex/authex/storage"
 )
 
-// RunPasswordEmail checks the password-email index: GetUserByPasswordEmail
-// and how CreateUser, UpdateUser and DeleteUser keep it in step. open must
-// return a new, empty store on every call.
-func RunPasswordEmail(t *testing.T, open func(t *testing.T) storage.Store) {
-	tests := []struct {
-		name string
-		test func(t *testing.T, s storage.Store)
-	}{
-		{"PasswordEmailIndex", testPasswordEmailIndex},
-		{"PasswordEmailTaken", testPasswordEmailTaken},
-		{"PasswordEmailFollowsUpdates", testPasswordEmailFollowsUpdates},
-		{"PasswordEmailDeleted", testPasswordEmailDeleted},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) { tt.test(t, open(t)) })
-	}
-}
+// The password-email index (storage.Store.GetUserByPasswordEmail, and how
+// CreateUser, UpdateUser and DeleteUser keep it in step); Run runs these.
 
 const pwHash = "$argon2id$v=19$m=19456,t=2,p=1$c2FsdHNhbHRzYWx0c2FsdA$aGFzaGhhc2hoYXNoaGFzaGhhc2hoYXNoaGFzaGhhc2g"
 
