@@ -172,6 +172,9 @@ func (s *Service) Register(ctx context.Context, req RegisterRequest) (*Result, e
 	if s.pw == nil {
 		return nil, passwordsOff()
 	}
+	if err := s.clientAllows(req.Client.ID, PasswordProvider); err != nil {
+		return nil, err
+	}
 	email, err := normalizeEmail(req.Email)
 	if err != nil {
 		return nil, err
@@ -241,6 +244,9 @@ type LoginRequest struct {
 func (s *Service) Login(ctx context.Context, req LoginRequest) (*Result, error) {
 	if s.pw == nil {
 		return nil, passwordsOff()
+	}
+	if err := s.clientAllows(req.Client.ID, PasswordProvider); err != nil {
+		return nil, err
 	}
 	email := strings.TrimSpace(req.Email)
 	if email == "" {
@@ -453,4 +459,23 @@ func (s *Service) claimPasswordAccount(ctx context.Context, id providers.Identit
 		Detail: fmt.Sprintf("unverified password account taken by a verified identity: password wiped, %d sessions revoked, %d identities unlinked", revoked, removed)})
 	s.log.WarnContext(ctx, "unverified password account claimed by a verified identity", "user_id", user.ID, "provider", id.Provider)
 	return user, true, nil
+}
+
+// removePassword is the unlinking of a password identity: the password goes
+// with it (the hash is the sign-in method; the identity only names it).
+// The caller holds linkMu and has checked that target belongs to user.
+func (s *Service) removePassword(ctx context.Context, user storage.User, idents []storage.Identity, target storage.Identity) error {
+	if len(idents) < 2 {
+		return lastIdentityError()
+	}
+	user.PasswordHash, user.UpdatedAt = "", s.now().UTC()
+	if err := s.store.UpdateUser(ctx, user); err != nil {
+		return storeError(err)
+	}
+	if err := s.store.DeleteIdentity(ctx, user.ID, target.ID); err != nil && !errors.Is(err, storage.ErrNotFound) {
+		return storeError(err)
+	}
+	s.audit(ctx, storage.AuditEvent{Type: "identity.unlinked", UserID: user.ID, Provider: PasswordProvider,
+		Detail: "password removed with identity " + target.ID})
+	return nil
 }

@@ -12,14 +12,32 @@ import (
 // /v1/exchange does; /v1/me/password changes the caller's password.
 
 type registerRequest struct {
-	Email    string `json:"email"`
-	Password string `json:"password"`
-	Name     string `json:"name"`
+	Email        string `json:"email"`
+	Password     string `json:"password"`
+	Name         string `json:"name"`
+	ClientID     string `json:"client_id"`
+	ClientSecret string `json:"client_secret"`
 }
 
 type loginRequest struct {
-	Email    string `json:"email"`
-	Password string `json:"password"`
+	Email        string `json:"email"`
+	Password     string `json:"password"`
+	ClientID     string `json:"client_id"`
+	ClientSecret string `json:"client_secret"`
+}
+
+// passwordClient authenticates the client as /v1/exchange does (when
+// clients are configured) and describes the caller.
+func (s *Server) passwordClient(c echo.Context, id, secret string) (exchange.Client, error) {
+	client, err := s.authClient(c, id, secret)
+	if err != nil {
+		return exchange.Client{}, err
+	}
+	who := clientOf(c)
+	if client != nil {
+		who.ID = client.ID
+	}
+	return who, nil
 }
 
 func (s *Server) handleRegister(c echo.Context) error {
@@ -27,8 +45,12 @@ func (s *Server) handleRegister(c echo.Context) error {
 	if err := decodeJSON(c, &req); err != nil {
 		return err
 	}
+	who, err := s.passwordClient(c, req.ClientID, req.ClientSecret)
+	if err != nil {
+		return err
+	}
 	res, err := s.svc.Register(c.Request().Context(), exchange.RegisterRequest{
-		Email: req.Email, Password: req.Password, Name: req.Name, Client: clientOf(c),
+		Email: req.Email, Password: req.Password, Name: req.Name, Client: who,
 	})
 	if err != nil {
 		return err
@@ -41,8 +63,12 @@ func (s *Server) handleLogin(c echo.Context) error {
 	if err := decodeJSON(c, &req); err != nil {
 		return err
 	}
+	who, err := s.passwordClient(c, req.ClientID, req.ClientSecret)
+	if err != nil {
+		return err
+	}
 	res, err := s.svc.Login(c.Request().Context(), exchange.LoginRequest{
-		Email: req.Email, Password: req.Password, Client: clientOf(c),
+		Email: req.Email, Password: req.Password, Client: who,
 	})
 	if err != nil {
 		return err

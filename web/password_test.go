@@ -387,3 +387,57 @@ func TestPreRegistrationConfirmProvider(t *testing.T) {
 		t.Fatalf("password opened %s, want the password account %s", in.User.ID, att.User.ID)
 	}
 }
+
+// Unlinking the password identity removes the password with it; it is
+// refused while it is the last way in.
+func TestPasswordUnlink(t *testing.T) {
+	h := newHarness(t, withPassword(passwordConfig()))
+	reg := h.register("un@example.com", goodPassword, "")
+	pwIdent := reg.User.Identities[0].ID
+	before := h.snapshot()
+	assertError(t, h.del("/v1/me/identities/"+pwIdent, reg.AccessToken), 409, "conflict", "last_identity")
+	h.assertUnchanged(before)
+
+	// Link a Google identity (verified, another address), then drop the password.
+	res := h.postJSON("/v1/me/identities", map[string]any{"provider": "google",
+		"id_token": h.idToken("g-un", map[string]any{"email": "un@gmail.example"})}, bearer(reg.AccessToken)...)
+	if res.status != http.StatusCreated {
+		t.Fatalf("link: %d %s", res.status, res.body)
+	}
+	if res := h.del("/v1/me/identities/"+pwIdent, reg.AccessToken); res.status != http.StatusNoContent {
+		t.Fatalf("unlink: %d %s", res.status, res.body)
+	}
+	assertError(t, h.login("un@example.com", goodPassword), 401, "invalid_credentials", "invalid_credentials")
+	if u, _ := h.store.GetUser(context.Background(), reg.User.ID); u.PasswordHash != "" {
+		t.Fatal("password kept after its identity was unlinked")
+	}
+	if g := h.exchangeOK("google", h.idToken("g-un", map[string]any{"email": "un@gmail.example"})); g.User.ID != reg.User.ID {
+		t.Fatalf("google identity: %+v", g.User)
+	}
+}
+
+// With clients configured, /v1/register and /v1/login authenticate the
+// client as /v1/exchange does, and honour its provider list.
+func TestPasswordClientAuth(t *testing.T) {
+	h := clientHarness(t, withPassword(passwordConfig()))
+	body := map[string]string{"email": "cl@example.com", "password": goodPassword}
+	before := h.snapshot()
+	assertError(t, h.postJSON("/v1/register", body), 401, "invalid_client", "missing_client")
+	assertError(t, h.postJSON("/v1/register", body, basic("nextjs", "wrong")...), 401, "invalid_client", "invalid_secret")
+	assertError(t, h.postJSON("/v1/register", body, basic("corp-only", corpOnlySecret)...), 400, "unauthorized_client", "provider_not_allowed")
+	h.assertUnchanged(before)
+	res := h.postJSON("/v1/register", body, basic("nextjs", nextjsSecret)...)
+	if res.status != http.StatusOK {
+		t.Fatalf("register: %d %s", res.status, res.body)
+	}
+	before = h.snapshot()
+	assertError(t, h.postJSON("/v1/login", body), 401, "invalid_client", "missing_client")
+	h.assertUnchanged(before)
+	res = h.postJSON("/v1/login", map[string]string{"email": "cl@example.com", "password": goodPassword, "client_id": "ios-app"})
+	if res.status != http.StatusOK {
+		t.Fatalf("login: %d %s", res.status, res.body)
+	}
+	if claims := verifyWithJWKS(t, h, decodeTokens(t, res).AccessToken); claims["client_id"] != "ios-app" {
+		t.Fatalf("client_id claim: %v", claims["client_id"])
+	}
+}
