@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -70,5 +71,41 @@ compat: [ djrestauth, simplejwt, fastapi, nope, fastapi ]
 			!pc.AllowSignup || pc.AccountBurst != 5 || pc.IPBurst != 50 || pc.Window != 15*time.Minute {
 			t.Fatalf("password defaults: %+v", pc)
 		}
+	}
+}
+
+// TestPasswordAndCompatEndToEnd runs the real binary with the password
+// provider and two profiles: register at /v1, sign in through the FastAPI
+// tutorial's route, read the user through dj-rest-auth's, and the same
+// account survives a restart.
+func TestPasswordAndCompatEndToEnd(t *testing.T) {
+	bin := buildBinary(t)
+	dir := t.TempDir()
+	port := freePort(t)
+	base := fmt.Sprintf("http://127.0.0.1:%d", port)
+	cfgPath := filepath.Join(dir, "authex.yaml")
+	writeFile(t, cfgPath, fmt.Sprintf(`
+server: { listen: "127.0.0.1:%d", public_url: %q }
+storage: { driver: bolt, bolt: { path: %q } }
+providers:
+  password: { type: password, memory: 4096, iterations: 1 }
+compat: [ djrestauth, fastapi ]
+log: { format: json }
+`, port, base, filepath.Join(dir, "data", "authex.db")))
+
+	first := startBinary(t, bin, cfgPath, base)
+	reg := postJSON(t, base+"/v1/register", map[string]any{"email": "e2e@example.com", "password": "end to end passphrase", "name": "E Two"})
+	id := reg["user"].(map[string]any)["id"]
+	first.stop(t)
+
+	second := startBinary(t, bin, cfgPath, base)
+	defer second.stop(t)
+	login := postJSON(t, base+"/users/login/", map[string]any{"username": "e2e@example.com", "password": "end to end passphrase"})
+	if login["token_type"] != "Bearer" || login["user"].(map[string]any)["id"] != id {
+		t.Fatalf("/users/login/: %v", login)
+	}
+	user := getBody(t, base+"/api/auth/user/", login["access_token"].(string))
+	if !strings.Contains(user, `"pk":"`+id.(string)+`"`) || !strings.Contains(user, `"first_name":"E"`) {
+		t.Fatalf("/api/auth/user/: %s", user)
 	}
 }
