@@ -309,8 +309,8 @@ func (s *Service) checkCredentials(ctx context.Context, email, password, ip stri
 // a password change made meanwhile (a narrow window remains: the store
 // has no compare-and-swap for users).
 func (s *Service) rehashIfStale(ctx context.Context, user storage.User, password string) {
-	_, params, err := checkPassword("", user.PasswordHash)
-	if err != nil || params == s.pw.cfg.Argon2 {
+	h, err := parsePHC(user.PasswordHash)
+	if err != nil || h.params == s.pw.cfg.Argon2 {
 		return
 	}
 	hash, err := hashPassword(password, s.pw.cfg.Argon2)
@@ -357,8 +357,12 @@ func (s *Service) SetPassword(ctx context.Context, p *Principal, req SetPassword
 		if req.Current == "" {
 			return 0, newError(KindInvalidRequest, "missing_current_password", "current_password is required", nil)
 		}
-		if _, err := s.checkCredentials(ctx, user.Email, req.Current, req.IP); err != nil {
+		owner, err := s.checkCredentials(ctx, user.Email, req.Current, req.IP)
+		if err != nil {
 			return 0, err
+		}
+		if owner.ID != user.ID {
+			return 0, invalidCredentials() // the index names someone else: never accept their password
 		}
 	}
 	if err := s.CheckPassword(req.New, user.Email); err != nil {
