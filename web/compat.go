@@ -131,8 +131,8 @@ func (s *Server) compatRoutes(names []string) {
 // that send them.
 func compatDecode(c echo.Context, v any) error {
 	r := c.Request()
-	if r.ContentLength == 0 && r.Header.Get(echo.HeaderContentType) == "" {
-		return nil
+	if r.ContentLength == 0 {
+		return nil // fetch() with a JSON Content-Type and no body
 	}
 	if strings.HasPrefix(r.Header.Get(echo.HeaderContentType), echo.MIMEApplicationForm) {
 		if err := (&echo.DefaultBinder{}).BindBody(c, v); err != nil {

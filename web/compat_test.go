@@ -341,6 +341,14 @@ func TestCompatDjRestAuth(t *testing.T) {
 		t.Fatalf("refresh: %d %s", res.status, res.body)
 	}
 
+	// Logout with a Bearer token and no body (a JSON Content-Type all the same).
+	spare := fields(t, h.postJSON(base+"/google/", map[string]string{"id_token": idToken}), "access")
+	res = h.do(http.MethodPost, base+"/logout/", "application/json", nil, "Authorization", "Bearer "+str(spare, "access"))
+	if res.status != 200 {
+		t.Fatalf("bearer logout: %d %s", res.status, res.body)
+	}
+	wantStatus(t, h.get(base+"/user/", str(spare, "access")), 401, "revoked")
+
 	// Logout with the refresh token revokes the session.
 	wantStatus(t, h.postJSON(base+"/logout/", map[string]string{}), 401, "missing_credential")
 	res = h.postJSON(base+"/logout/", map[string]string{"refresh": str(pair, "refresh")})

@@ -7,6 +7,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -439,5 +440,37 @@ func TestPasswordClientAuth(t *testing.T) {
 	}
 	if claims := verifyWithJWKS(t, h, decodeTokens(t, res).AccessToken); claims["client_id"] != "ios-app" {
 		t.Fatalf("client_id claim: %v", claims["client_id"])
+	}
+}
+
+func TestPasswordConcurrentRegistration(t *testing.T) {
+	h := newHarness(t, withPassword(passwordConfig()))
+	const n = 8
+	codes := make([]int, n)
+	var wg sync.WaitGroup
+	start := make(chan struct{})
+	for i := range n {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			<-start
+			res := h.postJSON("/v1/register", map[string]string{"email": "Race@example.com", "password": goodPassword + strconv.Itoa(i)})
+			codes[i] = res.status
+		}()
+	}
+	close(start)
+	wg.Wait()
+	ok := 0
+	for _, c := range codes {
+		switch c {
+		case http.StatusOK:
+			ok++
+		case http.StatusConflict:
+		default:
+			t.Fatalf("status %d", c)
+		}
+	}
+	if n, _ := h.store.CountUsers(context.Background()); ok != 1 || n != 1 {
+		t.Fatalf("%d registrations succeeded, %d users", ok, n)
 	}
 }
