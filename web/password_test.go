@@ -387,6 +387,11 @@ func TestPreRegistrationConfirmProvider(t *testing.T) {
 	if in.User.ID != att.User.ID {
 		t.Fatalf("password opened %s, want the password account %s", in.User.ID, att.User.ID)
 	}
+	// One address, one password: the verified user cannot add a second.
+	before := h.snapshot()
+	assertError(t, h.postJSON("/v1/me/password", map[string]string{"new_password": "the victim's own passphrase"}, bearer(victim.AccessToken)...),
+		409, "account_exists", "email_taken")
+	h.assertUnchanged(before)
 }
 
 // Unlinking the password identity removes the password with it; it is
