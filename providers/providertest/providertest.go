@@ -104,6 +104,7 @@ type Issuer struct {
 	kid      string
 	algs     []string
 	down     bool
+	extra    map[string]string // AddDiscovery: path -> issuer
 
 	jwksFetches      atomic.Int64
 	discoveryFetches atomic.Int64
@@ -120,6 +121,7 @@ func NewIssuer(tb testing.TB) *Issuer {
 	mux.HandleFunc("POST /token", iss.serveToken)
 	iss.mux = mux
 	iss.codes = map[string]CodeGrant{}
+	iss.extra = map[string]string{}
 	iss.srv = httptest.NewServer(mux)
 	tb.Cleanup(iss.srv.Close)
 	return iss
@@ -206,8 +208,20 @@ func (iss *Issuer) serveDiscovery(w http.ResponseWriter, r *http.Request) {
 // PATH/.well-known/openid-configuration that names issuer (which may be a
 // template such as URL()+"/{tenantid}/v2.0", the way Microsoft's
 // multi-tenant endpoints do) with the same keys and token endpoint.
+// Adding the same path again replaces the issuer it names.
 func (iss *Issuer) AddDiscovery(path, issuer string) {
-	iss.mux.HandleFunc("GET "+strings.TrimSuffix(path, "/")+"/.well-known/openid-configuration", func(w http.ResponseWriter, r *http.Request) {
+	path = strings.TrimSuffix(path, "/")
+	iss.mu.Lock()
+	_, seen := iss.extra[path]
+	iss.extra[path] = issuer
+	iss.mu.Unlock()
+	if seen {
+		return
+	}
+	iss.mux.HandleFunc("GET "+path+"/.well-known/openid-configuration", func(w http.ResponseWriter, r *http.Request) {
+		iss.mu.Lock()
+		issuer := iss.extra[path]
+		iss.mu.Unlock()
 		iss.serveDiscoveryFor(w, issuer)
 	})
 }
