@@ -2,6 +2,7 @@ package web_test
 
 import (
 	"net/http"
+	"net/url"
 	"testing"
 
 	"github.com/authex/authex/exchange"
@@ -240,6 +241,19 @@ func TestGitHubProvider(t *testing.T) {
 	if *again.Created || again.User.ID != tk.User.ID {
 		t.Fatalf("GitHub code sign-in: %+v", again)
 	}
+
+	// RFC 8693 token exchange with a bindable access token: the same checks.
+	const accessType = "urn:ietf:params:oauth:token-type:access_token"
+	te := func(token string) url.Values {
+		return url.Values{"grant_type": {"urn:ietf:params:oauth:grant-type:token-exchange"}, "subject_token": {token},
+			"subject_token_type": {accessType}, "subject_issuer": {"github"}}
+	}
+	if res := h.postForm("/oauth/token", te("gho_good")); res.status != http.StatusOK || res.json(t)["issued_token_type"] != accessType {
+		t.Fatalf("token exchange of a GitHub access token: %d %s", res.status, res.body)
+	}
+	before := h.snapshot()
+	assertError(t, h.postForm("/oauth/token", te("gho_other_app")), 400, "invalid_request", "audience_mismatch")
+	h.assertUnchanged(before)
 
 	userCalls := gh.UserCalls()
 	h.checkRefusals(t, []refused{
