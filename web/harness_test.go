@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"io"
+	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"path/filepath"
@@ -139,7 +140,9 @@ func newHarness(t testing.TB, opts ...harnessOption) *harness {
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv.Config.Handler = web.NewServer(web.Deps{Exchange: svc})
+	// Request lines would bury a failure's own output; failures print bodies.
+	quiet := slog.New(slog.NewTextHandler(io.Discard, nil))
+	srv.Config.Handler = web.NewServer(web.Deps{Exchange: svc, Logger: quiet})
 	srv.Start()
 	t.Cleanup(srv.Close)
 	h := &harness{t: t, url: srv.URL, store: store, svc: svc, iss: iss, clock: clk, cfg: hc.exchange}
