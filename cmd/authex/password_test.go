@@ -38,7 +38,7 @@ compat: [ djrestauth, simplejwt, fastapi, nope, fastapi ]
 	for _, want := range []string{
 		"providers.password.memory: must be between 1024 and 1048576",
 		"providers.password.min_length: must be between 8 and 128",
-		"providers.password: issuer, client_ids",
+		"providers.password: only memory, iterations, parallelism, min_length, allow_signup and throttle apply",
 		"providers.password.throttle.window: must be between 1s and 24h",
 		`providers.pw2.type: type password must be configured under the key "password"`,
 		"providers.corp: memory, iterations, parallelism, min_length and throttle apply to type password only",
