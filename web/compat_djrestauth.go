@@ -140,14 +140,19 @@ func (s *Server) djSocialLogin(c echo.Context) error {
 		AccessToken string `json:"access_token" form:"access_token"`
 		IDToken     string `json:"id_token" form:"id_token"`
 		Code        string `json:"code" form:"code"`
+		// Not in dj-rest-auth (allauth knows its callback URL): accepted
+		// for a code exchange, as /v1/exchange takes them.
+		RedirectURI  string `json:"redirect_uri" form:"redirect_uri"`
+		CodeVerifier string `json:"code_verifier" form:"code_verifier"`
 	}
 	if err := compatDecode(c, &req); err != nil {
 		return s.drfError(c, err, noField, nil)
 	}
 	res, err := s.svc.Exchange(c.Request().Context(), exchange.ExchangeRequest{
-		Provider:   c.Param("provider"),
-		Credential: providers.Credential{IDToken: req.IDToken, AccessToken: req.AccessToken, Code: req.Code},
-		Client:     clientOf(c),
+		Provider: c.Param("provider"),
+		Credential: providers.Credential{IDToken: req.IDToken, AccessToken: req.AccessToken, Code: req.Code,
+			RedirectURI: req.RedirectURI, CodeVerifier: req.CodeVerifier},
+		Client: clientOf(c),
 	})
 	if err != nil {
 		// allauth answers every refusal of the social token as a
