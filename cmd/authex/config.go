@@ -79,7 +79,7 @@ type LogConfig struct {
 // defaultConfig holds every default; YAML then overrides it.
 func defaultConfig() Config {
 	return Config{
-		Server:  ServerConfig{Listen: ":8080", PublicURL: "http://localhost:8080"},
+		Server: ServerConfig{Listen: ":8080", PublicURL: "http://localhost:8080"},
 		Storage: StorageConfig{
 			Driver:   "bolt",
 			Bolt:     BoltConfig{Path: "./data/authex.db"},

@@ -50,17 +50,17 @@ type Counts struct {
 
 // line is one line of the stream; Kind says which field is set.
 type line struct {
-	Kind       string         `json:"kind"`
-	Format     string         `json:"format,omitempty"`
-	Version    int            `json:"version,omitempty"`
-	ExportedAt *time.Time     `json:"exported_at,omitempty"`
-	Secret     *secret        `json:"secret,omitempty"`
-	SigningKey *signingKey    `json:"signing_key,omitempty"`
-	User       *user          `json:"user,omitempty"`
-	Identities []identity     `json:"identities,omitempty"`
-	Session    *session       `json:"session,omitempty"`
-	Audit      *auditEvent    `json:"audit,omitempty"`
-	Counts     *Counts        `json:"counts,omitempty"`
+	Kind       string      `json:"kind"`
+	Format     string      `json:"format,omitempty"`
+	Version    int         `json:"version,omitempty"`
+	ExportedAt *time.Time  `json:"exported_at,omitempty"`
+	Secret     *secret     `json:"secret,omitempty"`
+	SigningKey *signingKey `json:"signing_key,omitempty"`
+	User       *user       `json:"user,omitempty"`
+	Identities []identity  `json:"identities,omitempty"`
+	Session    *session    `json:"session,omitempty"`
+	Audit      *auditEvent `json:"audit,omitempty"`
+	Counts     *Counts     `json:"counts,omitempty"`
 }
 
 const (
