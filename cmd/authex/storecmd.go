@@ -27,15 +27,8 @@ func storeCommand(ctx context.Context, name string, args []string, getenv func(s
 	if err := fs.Parse(args); err != nil {
 		return nil, Config{}, nil, err
 	}
-	cfg, err := loadConfig(*path, getenv)
+	cfg, err := loadConfigReporting(*path, getenv, stderr)
 	if err != nil {
-		var p Problems
-		if errors.As(err, &p) {
-			fmt.Fprintf(stderr, "%s: %d problem(s):\n", *path, len(p))
-			for _, line := range p {
-				fmt.Fprintln(stderr, "  "+line)
-			}
-		}
 		return nil, cfg, nil, err
 	}
 	log := newLogger(cfg.Log, stderr)
