@@ -1,0 +1,332 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/authex/authex/providers/providertest"
+	"github.com/authex/authex/storage/postgres/pgtest"
+)
+
+// The tests here run the real binary on a real PostgreSQL: they skip unless
+// AUTHEX_TEST_POSTGRES_DSN is set, and each uses a schema of its own.
+
+// publicURL is what a load balancer in front of the instances would be:
+// every instance signs tokens with it as `iss`.
+const publicURL = "http://authex.lb.test"
+
+// pgConfig writes a config for one instance on the test schema. The DSN
+// comes from the environment, as in production.
+func pgConfig(t *testing.T, dir, name string, port int, schema, issuerURL string) string {
+	t.Helper()
+	path := filepath.Join(dir, name+".yaml")
+	writeFile(t, path, fmt.Sprintf(`
+server: { listen: "127.0.0.1:%d", public_url: %q }
+storage:
+  driver: postgres
+  postgres: { dsn: "${AUTHEX_PG_DSN}", schema: %q, max_conns: 4, connect_timeout: 1s }
+providers:
+  corp: { type: oidc, issuer: %q, client_ids: [ "web" ] }
+log: { format: json }
+`, port, publicURL, schema, issuerURL))
+	return path
+}
+
+// startAll starts every config's process before waiting for any, so the
+// instances race through startup (migrations, first signing key) together.
+func startAll(t *testing.T, bin string, cfgs, bases []string) []*process {
+	t.Helper()
+	var ps []*process
+	for _, cfg := range cfgs {
+		cmd := exec.Command(bin, "serve", "-config", cfg)
+		p := &process{cmd: cmd, logs: &bytes.Buffer{}, exited: make(chan error, 1)}
+		stderr, _ := cmd.StderrPipe()
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		go func() {
+			sc := bufio.NewScanner(stderr)
+			for sc.Scan() {
+				p.logs.WriteString(sc.Text() + "\n")
+			}
+			p.exited <- cmd.Wait()
+		}()
+		ps = append(ps, p)
+	}
+	for i, p := range ps {
+		if !waitReady(bases[i], 15*time.Second) {
+			for _, q := range ps {
+				q.cmd.Process.Kill()
+			}
+			<-p.exited
+			t.Fatalf("instance %d did not become ready:\n%s", i, p.logs.String())
+		}
+	}
+	return ps
+}
+
+func waitReady(base string, within time.Duration) bool {
+	deadline := time.Now().Add(within)
+	for time.Now().Before(deadline) {
+		res, err := http.Get(base + "/readyz")
+		if err == nil {
+			res.Body.Close()
+			if res.StatusCode == http.StatusOK {
+				return true
+			}
+		}
+		time.Sleep(25 * time.Millisecond)
+	}
+	return false
+}
+
+// call sends a request and returns the status and the JSON body.
+func call(t *testing.T, method, url, bearer string, body any) (int, map[string]any) {
+	t.Helper()
+	var r io.Reader
+	if body != nil {
+		b, _ := json.Marshal(body)
+		r = bytes.NewReader(b)
+	}
+	req, _ := http.NewRequest(method, url, r)
+	if body != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	if bearer != "" {
+		req.Header.Set("Authorization", "Bearer "+bearer)
+	}
+	res, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer res.Body.Close()
+	raw, _ := io.ReadAll(res.Body)
+	m := map[string]any{}
+	if len(raw) > 0 {
+		if err := json.Unmarshal(raw, &m); err != nil {
+			t.Fatalf("%s %s: %d %s", method, url, res.StatusCode, raw)
+		}
+	}
+	return res.StatusCode, m
+}
+
+// wantError checks an error answer's status, error and reason.
+func wantError(t *testing.T, what string, status int, body map[string]any, wantStatus int, wantErr, wantReason string) {
+	t.Helper()
+	if status != wantStatus || body["error"] != wantErr || body["reason"] != wantReason {
+		t.Fatalf("%s: %d %v; want %d %s/%s", what, status, body, wantStatus, wantErr, wantReason)
+	}
+}
+
+// TestTwoInstancesShareOnePostgres: two real `authex serve` processes on
+// one database, as behind a load balancer. They start together on an empty
+// schema and agree on one signing key; a session started on one is
+// refreshed, reused, revoked and logged out across both.
+func TestTwoInstancesShareOnePostgres(t *testing.T) {
+	dsn, schema := pgtest.Schema(t)
+	t.Setenv("AUTHEX_PG_DSN", dsn)
+	bin := buildBinary(t)
+	iss := providertest.NewIssuer(t)
+	dir := t.TempDir()
+	portA, portB := freePort(t), freePort(t)
+	a, b := fmt.Sprintf("http://127.0.0.1:%d", portA), fmt.Sprintf("http://127.0.0.1:%d", portB)
+	ps := startAll(t, bin, []string{
+		pgConfig(t, dir, "a", portA, schema, iss.URL()),
+		pgConfig(t, dir, "b", portB, schema, iss.URL()),
+	}, []string{a, b})
+	defer ps[1].stop(t)
+	defer ps[0].stop(t)
+
+	// One key, the same on both, although both started on an empty store.
+	jwksA, jwksB := getBody(t, a+"/.well-known/jwks.json", ""), getBody(t, b+"/.well-known/jwks.json", "")
+	if jwksA != jwksB {
+		t.Fatalf("JWKS differ:\nA %s\nB %s", jwksA, jwksB)
+	}
+	var set struct{ Keys []map[string]any }
+	if err := json.Unmarshal([]byte(jwksA), &set); err != nil || len(set.Keys) != 1 {
+		t.Fatalf("JWKS after a simultaneous first start = %s, want exactly one key", jwksA)
+	}
+
+	// Exchange on A; the access token reads /v1/me on B.
+	idToken := iss.Mint(t, map[string]any{"sub": "two", "aud": "web", "email": "two@example.com", "email_verified": true})
+	ex := postJSON(t, a+"/v1/exchange", map[string]any{"provider": "corp", "id_token": idToken})
+	user := ex["user"].(map[string]any)["id"].(string)
+	rt1 := ex["refresh_token"].(string)
+	if status, me := call(t, "GET", b+"/v1/me", ex["access_token"].(string), nil); status != 200 || me["id"] != user {
+		t.Fatalf("A's access token on B: %d %v", status, me)
+	}
+	// The same identity on B signs in to the same user.
+	again := postJSON(t, b+"/v1/exchange", map[string]any{"provider": "corp", "id_token": idToken})
+	if again["user"].(map[string]any)["id"] != user || again["created"] != false {
+		t.Fatalf("second sign-in on B: %v", again)
+	}
+
+	// Refresh on B; the same token on A within the grace gets the same pair.
+	onB := postJSON(t, b+"/v1/token/refresh", map[string]any{"refresh_token": rt1})
+	onA := postJSON(t, a+"/v1/token/refresh", map[string]any{"refresh_token": rt1})
+	if onA["refresh_token"] != onB["refresh_token"] || onA["access_token"] != onB["access_token"] {
+		t.Fatalf("grace answers differ across instances:\nB %v\nA %v", onB, onA)
+	}
+	rt2 := onB["refresh_token"].(string)
+	rt3 := postJSON(t, a+"/v1/token/refresh", map[string]any{"refresh_token": rt2})["refresh_token"].(string)
+
+	// Reuse of generation 1 on A revokes the session on both.
+	status, body := call(t, "POST", a+"/v1/token/refresh", "", map[string]any{"refresh_token": rt1})
+	wantError(t, "reused refresh token on A", status, body, 400, "invalid_grant", "reused")
+	status, body = call(t, "POST", b+"/v1/token/refresh", "", map[string]any{"refresh_token": rt3})
+	wantError(t, "newest refresh token on B after reuse", status, body, 400, "invalid_grant", "revoked")
+	status, body = call(t, "GET", b+"/v1/me", onB["access_token"].(string), nil)
+	wantError(t, "the revoked session's access token on B", status, body, 401, "invalid_token", "revoked")
+
+	// Logout on B ends the other session on A too.
+	status, body = call(t, "POST", b+"/v1/logout", "", map[string]any{"refresh_token": again["refresh_token"]})
+	if status != 200 && status != 204 {
+		t.Fatalf("logout on B: %d %v", status, body)
+	}
+	status, body = call(t, "POST", a+"/v1/token/refresh", "", map[string]any{"refresh_token": again["refresh_token"]})
+	wantError(t, "refresh on A after logout on B", status, body, 400, "invalid_grant", "revoked")
+	status, body = call(t, "GET", a+"/v1/me", again["access_token"].(string), nil)
+	wantError(t, "access token on A after logout on B", status, body, 401, "invalid_token", "revoked")
+
+	if jwks := getBody(t, b+"/.well-known/jwks.json", ""); jwks != jwksA {
+		t.Fatalf("B's JWKS changed:\n%s\n%s", jwksA, jwks)
+	}
+}
+
+// TestPostgresOutage: the database goes away under a running instance.
+// Requests answer 503 server_error/store_unavailable, /readyz fails, the
+// process stays up and writes nothing half way; when the database returns,
+// service resumes by itself.
+func TestPostgresOutage(t *testing.T) {
+	dsn, schema := pgtest.Schema(t)
+	proxy, viaProxy := pgtest.NewProxy(t, dsn)
+	t.Setenv("AUTHEX_PG_DSN", viaProxy)
+	bin := buildBinary(t)
+	iss := providertest.NewIssuer(t)
+	port := freePort(t)
+	base := fmt.Sprintf("http://127.0.0.1:%d", port)
+	p := startBinary(t, bin, pgConfig(t, t.TempDir(), "a", port, schema, iss.URL()), base)
+	defer p.stop(t)
+
+	before := postJSON(t, base+"/v1/exchange", map[string]any{"provider": "corp",
+		"id_token": iss.Mint(t, map[string]any{"sub": "before", "aud": "web", "email": "before@example.com", "email_verified": true})})
+	newcomer := iss.Mint(t, map[string]any{"sub": "newcomer", "aud": "web", "email": "new@example.com", "email_verified": true})
+
+	proxy.Cut()
+	status, body := call(t, "POST", base+"/v1/exchange", "", map[string]any{"provider": "corp", "id_token": newcomer})
+	wantError(t, "exchange while the database is away", status, body, 503, "server_error", "store_unavailable")
+	status, body = call(t, "POST", base+"/v1/token/refresh", "", map[string]any{"refresh_token": before["refresh_token"]})
+	wantError(t, "refresh while the database is away", status, body, 503, "server_error", "store_unavailable")
+	status, body = call(t, "GET", base+"/v1/me", before["access_token"].(string), nil)
+	wantError(t, "/v1/me while the database is away", status, body, 503, "server_error", "store_unavailable")
+	if status, body := call(t, "GET", base+"/readyz", "", nil); status != 503 {
+		t.Fatalf("/readyz while the database is away: %d %v", status, body)
+	}
+	// Offline verification needs no database: the JWKS still serves.
+	getBody(t, base+"/.well-known/jwks.json", "")
+	if p.cmd.ProcessState != nil {
+		t.Fatalf("authex exited during the outage:\n%s", p.logs.String())
+	}
+
+	proxy.Restore()
+	if !waitReady(base, 10*time.Second) {
+		t.Fatal("/readyz did not recover after the database returned")
+	}
+	// The refused sign-in left nothing: the newcomer is created now.
+	ex := postJSON(t, base+"/v1/exchange", map[string]any{"provider": "corp", "id_token": newcomer})
+	if ex["created"] != true {
+		t.Fatalf("newcomer after recovery: created = %v, want true", ex["created"])
+	}
+	// The session from before the outage refreshes.
+	postJSON(t, base+"/v1/token/refresh", map[string]any{"refresh_token": before["refresh_token"]})
+}
+
+// TestExportBoltImportPostgres moves a deployment from bbolt to PostgreSQL
+// with `authex export` and `authex import`: access and refresh tokens
+// issued before the move keep working after it, and the JWKS is unchanged.
+func TestExportBoltImportPostgres(t *testing.T) {
+	dsn, schema := pgtest.Schema(t)
+	t.Setenv("AUTHEX_PG_DSN", dsn)
+	bin := buildBinary(t)
+	iss := providertest.NewIssuer(t)
+	dir := t.TempDir()
+	port := freePort(t)
+	base := fmt.Sprintf("http://127.0.0.1:%d", port)
+	boltCfg := filepath.Join(dir, "bolt.yaml")
+	writeFile(t, boltCfg, fmt.Sprintf(`
+server: { listen: "127.0.0.1:%d", public_url: %q }
+storage: { driver: bolt, bolt: { path: %q } }
+providers:
+  corp: { type: oidc, issuer: %q, client_ids: [ "web" ] }
+log: { format: json }
+`, port, publicURL, filepath.Join(dir, "data", "authex.db"), iss.URL()))
+	pgCfg := pgConfig(t, dir, "pg", port, schema, iss.URL())
+
+	onBolt := startBinary(t, bin, boltCfg, base)
+	ex := postJSON(t, base+"/v1/exchange", map[string]any{"provider": "corp",
+		"id_token": iss.Mint(t, map[string]any{"sub": "mover", "aud": "web", "email": "mover@example.com", "email_verified": true})})
+	user := ex["user"].(map[string]any)["id"].(string)
+	rotated := postJSON(t, base+"/v1/token/refresh", map[string]any{"refresh_token": ex["refresh_token"]})
+	jwks := getBody(t, base+"/.well-known/jwks.json", "")
+	onBolt.stop(t)
+
+	dump := filepath.Join(dir, "dump.jsonl")
+	out, err := os.Create(dump)
+	if err != nil {
+		t.Fatal(err)
+	}
+	export := exec.Command(bin, "export", "-config", boltCfg)
+	var stderr bytes.Buffer
+	export.Stdout, export.Stderr = out, &stderr
+	if err := export.Run(); err != nil {
+		t.Fatalf("export: %v\n%s", err, stderr.String())
+	}
+	out.Close()
+	if !strings.Contains(stderr.String(), "exported from bolt: 1 users, 1 identities, 1 sessions, 1 signing keys") {
+		t.Fatalf("export summary: %s", stderr.String())
+	}
+
+	importFrom := func() (string, error) {
+		in, err := os.Open(dump)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer in.Close()
+		cmd := exec.Command(bin, "import", "-config", pgCfg)
+		cmd.Stdin = in
+		b, err := cmd.CombinedOutput()
+		return string(b), err
+	}
+	if out, err := importFrom(); err != nil || !strings.Contains(out, "imported into postgres: 1 users") {
+		t.Fatalf("import: %v\n%s", err, out)
+	}
+	if out, err := importFrom(); err == nil || !strings.Contains(out, "import only into an empty store") {
+		t.Fatalf("second import into the same store: %v\n%s", err, out)
+	}
+
+	onPG := startBinary(t, bin, pgCfg, base)
+	defer onPG.stop(t)
+	if got := getBody(t, base+"/.well-known/jwks.json", ""); got != jwks {
+		t.Fatalf("JWKS changed in the move:\n%s\n%s", jwks, got)
+	}
+	if status, me := call(t, "GET", base+"/v1/me", rotated["access_token"].(string), nil); status != 200 || me["id"] != user {
+		t.Fatalf("access token from before the move: %d %v", status, me)
+	}
+	next := postJSON(t, base+"/v1/token/refresh", map[string]any{"refresh_token": rotated["refresh_token"]})
+	if next["user"].(map[string]any)["id"] != user {
+		t.Fatalf("refresh after the move: %v", next)
+	}
+	// The generation moved too: the first refresh token is now reuse.
+	status, body := call(t, "POST", base+"/v1/token/refresh", "", map[string]any{"refresh_token": ex["refresh_token"]})
+	wantError(t, "a refresh token rotated before the move", status, body, 400, "invalid_grant", "reused")
+}
