@@ -238,6 +238,13 @@ func (s *Service) newIdentity(ctx context.Context, p Provider, id providers.Iden
 		owner, err := s.store.GetUserByVerifiedEmail(ctx, id.Email)
 		switch {
 		case err == nil:
+			// A concurrent first sign-in of this very identity may have
+			// created the owner since we looked the identity up (user and
+			// identity are written together): then the user is ours, and
+			// findOrCreateUser's retry finds it.
+			if _, err := s.store.GetIdentity(ctx, id.Issuer, id.Subject); err == nil {
+				return storage.User{}, false, storage.ErrIdentityTaken
+			}
 			return s.linkByEmail(ctx, p, id, ident, owner)
 		case !errors.Is(err, storage.ErrNotFound):
 			return storage.User{}, false, storeError(err)

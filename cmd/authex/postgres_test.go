@@ -11,6 +11,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -198,9 +199,73 @@ func TestTwoInstancesShareOnePostgres(t *testing.T) {
 	status, body = call(t, "GET", a+"/v1/me", again["access_token"].(string), nil)
 	wantError(t, "access token on A after logout on B", status, body, 401, "invalid_token", "revoked")
 
+	// One new identity signing in on both instances at once: one user.
+	const n = 10
+	racer := iss.Mint(t, map[string]any{"sub": "racer", "aud": "web", "email": "racer@example.com", "email_verified": true})
+	answers := race(t, n, func(i int) (string, any) {
+		return []string{a, b}[i%2] + "/v1/exchange", map[string]any{"provider": "corp", "id_token": racer}
+	})
+	created, users := 0, map[any]bool{}
+	for _, ans := range answers {
+		users[ans["user"].(map[string]any)["id"]] = true
+		if ans["created"] == true {
+			created++
+		}
+	}
+	if created != 1 || len(users) != 1 {
+		t.Fatalf("%d simultaneous first sign-ins on two instances: %d created, %d users; want 1 and 1", n, created, len(users))
+	}
+	// One refresh token refreshed on both instances at once: every answer
+	// is the same pair (one rotation, the rest within the grace).
+	rt := answers[0]["refresh_token"].(string)
+	refreshed := race(t, n, func(i int) (string, any) {
+		return []string{a, b}[i%2] + "/v1/token/refresh", map[string]any{"refresh_token": rt}
+	})
+	for i, ans := range refreshed {
+		if ans["refresh_token"] != refreshed[0]["refresh_token"] || ans["access_token"] != refreshed[0]["access_token"] {
+			t.Fatalf("simultaneous refresh %d got another pair than refresh 0:\n%v\n%v", i, ans, refreshed[0])
+		}
+	}
+
 	if jwks := getBody(t, b+"/.well-known/jwks.json", ""); jwks != jwksA {
 		t.Fatalf("B's JWKS changed:\n%s\n%s", jwksA, jwks)
 	}
+}
+
+// race sends n POSTs at once and returns their bodies; each must be 200.
+func race(t *testing.T, n int, req func(i int) (url string, body any)) []map[string]any {
+	t.Helper()
+	out := make([]map[string]any, n)
+	errs := make([]string, n)
+	start := make(chan struct{})
+	var wg sync.WaitGroup
+	for i := range n {
+		url, body := req(i)
+		b, _ := json.Marshal(body)
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			<-start
+			res, err := http.Post(url, "application/json", bytes.NewReader(b))
+			if err != nil {
+				errs[i] = err.Error()
+				return
+			}
+			defer res.Body.Close()
+			raw, _ := io.ReadAll(res.Body)
+			if res.StatusCode != 200 || json.Unmarshal(raw, &out[i]) != nil {
+				errs[i] = fmt.Sprintf("%d %s", res.StatusCode, raw)
+			}
+		}()
+	}
+	close(start)
+	wg.Wait()
+	for i, e := range errs {
+		if e != "" {
+			t.Fatalf("request %d of %d: %s", i, n, e)
+		}
+	}
+	return out
 }
 
 // TestPostgresOutage: the database goes away under a running instance.
