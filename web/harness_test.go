@@ -75,6 +75,16 @@ func withProvider(name string, spec providerSpec) harnessOption {
 	return func(c *harnessConfig) { c.providers[name] = spec }
 }
 
+// withoutProvider drops one of the default providers.
+func withoutProvider(name string) harnessOption {
+	return func(c *harnessConfig) { delete(c.providers, name) }
+}
+
+// withClients turns client authentication on.
+func withClients(clients ...exchange.ClientConfig) harnessOption {
+	return func(c *harnessConfig) { c.exchange.Clients = clients }
+}
+
 func newHarness(t testing.TB, opts ...harnessOption) *harness {
 	t.Helper()
 	iss := providertest.NewIssuer(t)
@@ -113,7 +123,7 @@ func newHarness(t testing.TB, opts ...harnessOption) *harness {
 		if err != nil {
 			t.Fatal(err)
 		}
-		provs[name] = exchange.Provider{Verifier: v, LinkByEmail: spec.link, AllowSignup: spec.allowSignup}
+		provs[name] = exchange.Provider{Verifier: v, LinkByEmail: spec.link, AllowSignup: spec.allowSignup, Issuer: issuer}
 	}
 	clk := &clock{}
 	srv := httptest.NewUnstartedServer(nil)
