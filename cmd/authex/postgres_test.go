@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"os"
 	"os/exec"
+	"net/url"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -26,9 +27,11 @@ import (
 // every instance signs tokens with it as `iss`.
 const publicURL = "http://authex.lb.test"
 
+const apiSecret = "api-secret-0123456789abcdef"
+
 // pgConfig writes a config for one instance on the test schema. The DSN
 // comes from the environment, as in production.
-func pgConfig(t *testing.T, dir, name string, port int, schema, issuerURL string) string {
+func pgConfig(t *testing.T, dir, name string, port int, schema, issuerURL string, extra ...string) string {
 	t.Helper()
 	path := filepath.Join(dir, name+".yaml")
 	writeFile(t, path, fmt.Sprintf(`
@@ -39,7 +42,7 @@ storage:
 providers:
   corp: { type: oidc, issuer: %q, client_ids: [ "web" ] }
 log: { format: json }
-`, port, publicURL, schema, issuerURL))
+`+strings.Join(extra, "\n"), port, publicURL, schema, issuerURL))
 	return path
 }
 
@@ -141,10 +144,31 @@ func TestTwoInstancesShareOnePostgres(t *testing.T) {
 	dir := t.TempDir()
 	portA, portB := freePort(t), freePort(t)
 	a, b := fmt.Sprintf("http://127.0.0.1:%d", portA), fmt.Sprintf("http://127.0.0.1:%d", portB)
+	// An app that signs users in, and an API that introspects their tokens.
+	t.Setenv("AUTHEX_API_SECRET", apiSecret)
+	clients := `clients: [ { id: app, public: true }, { id: api, secret: "${AUTHEX_API_SECRET}" } ]`
 	ps := startAll(t, bin, []string{
-		pgConfig(t, dir, "a", portA, schema, iss.URL()),
-		pgConfig(t, dir, "b", portB, schema, iss.URL()),
+		pgConfig(t, dir, "a", portA, schema, iss.URL(), clients),
+		pgConfig(t, dir, "b", portB, schema, iss.URL(), clients),
 	}, []string{a, b})
+	introspect := func(base, token string) bool {
+		t.Helper()
+		req, _ := http.NewRequest("POST", base+"/oauth/introspect", strings.NewReader(url.Values{"token": {token}}.Encode()))
+		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+		req.SetBasicAuth("api", apiSecret)
+		res, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer res.Body.Close()
+		var in struct {
+			Active bool `json:"active"`
+		}
+		if err := json.NewDecoder(res.Body).Decode(&in); err != nil || res.StatusCode != 200 {
+			t.Fatalf("introspect on %s: %d %v", base, res.StatusCode, err)
+		}
+		return in.Active
+	}
 	defer ps[1].stop(t)
 	defer ps[0].stop(t)
 
@@ -160,14 +184,14 @@ func TestTwoInstancesShareOnePostgres(t *testing.T) {
 
 	// Exchange on A; the access token reads /v1/me on B.
 	idToken := iss.Mint(t, map[string]any{"sub": "two", "aud": "web", "email": "two@example.com", "email_verified": true})
-	ex := postJSON(t, a+"/v1/exchange", map[string]any{"provider": "corp", "id_token": idToken})
+	ex := postJSON(t, a+"/v1/exchange", map[string]any{"provider": "corp", "id_token": idToken, "client_id": "app"})
 	user := ex["user"].(map[string]any)["id"].(string)
 	rt1 := ex["refresh_token"].(string)
 	if status, me := call(t, "GET", b+"/v1/me", ex["access_token"].(string), nil); status != 200 || me["id"] != user {
 		t.Fatalf("A's access token on B: %d %v", status, me)
 	}
 	// The same identity on B signs in to the same user.
-	again := postJSON(t, b+"/v1/exchange", map[string]any{"provider": "corp", "id_token": idToken})
+	again := postJSON(t, b+"/v1/exchange", map[string]any{"provider": "corp", "id_token": idToken, "client_id": "app"})
 	if again["user"].(map[string]any)["id"] != user || again["created"] != false {
 		t.Fatalf("second sign-in on B: %v", again)
 	}
@@ -181,6 +205,10 @@ func TestTwoInstancesShareOnePostgres(t *testing.T) {
 	rt2 := onB["refresh_token"].(string)
 	rt3 := postJSON(t, a+"/v1/token/refresh", map[string]any{"refresh_token": rt2})["refresh_token"].(string)
 
+	if !introspect(a, onB["access_token"].(string)) {
+		t.Fatal("introspect on A: B's fresh access token is not active")
+	}
+
 	// Reuse of generation 1 on A revokes the session on both.
 	status, body := call(t, "POST", a+"/v1/token/refresh", "", map[string]any{"refresh_token": rt1})
 	wantError(t, "reused refresh token on A", status, body, 400, "invalid_grant", "reused")
@@ -188,6 +216,9 @@ func TestTwoInstancesShareOnePostgres(t *testing.T) {
 	wantError(t, "newest refresh token on B after reuse", status, body, 400, "invalid_grant", "revoked")
 	status, body = call(t, "GET", b+"/v1/me", onB["access_token"].(string), nil)
 	wantError(t, "the revoked session's access token on B", status, body, 401, "invalid_token", "revoked")
+	if introspect(a, onB["access_token"].(string)) {
+		t.Fatal("introspect on A: an access token of the session revoked for reuse is still active")
+	}
 
 	// Logout on B ends the other session on A too.
 	status, body = call(t, "POST", b+"/v1/logout", "", map[string]any{"refresh_token": again["refresh_token"]})
@@ -198,12 +229,15 @@ func TestTwoInstancesShareOnePostgres(t *testing.T) {
 	wantError(t, "refresh on A after logout on B", status, body, 400, "invalid_grant", "revoked")
 	status, body = call(t, "GET", a+"/v1/me", again["access_token"].(string), nil)
 	wantError(t, "access token on A after logout on B", status, body, 401, "invalid_token", "revoked")
+	if introspect(a, again["access_token"].(string)) {
+		t.Fatal("introspect on A: an access token of the session logged out on B is still active")
+	}
 
 	// One new identity signing in on both instances at once: one user.
 	const n = 10
 	racer := iss.Mint(t, map[string]any{"sub": "racer", "aud": "web", "email": "racer@example.com", "email_verified": true})
 	answers := race(t, n, func(i int) (string, any) {
-		return []string{a, b}[i%2] + "/v1/exchange", map[string]any{"provider": "corp", "id_token": racer}
+		return []string{a, b}[i%2] + "/v1/exchange", map[string]any{"provider": "corp", "id_token": racer, "client_id": "app"}
 	})
 	created, users := 0, map[any]bool{}
 	for _, ans := range answers {
