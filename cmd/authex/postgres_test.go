@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/authex/authex/providers/providertest"
+	"github.com/authex/authex/storage/postgres"
 	"github.com/authex/authex/storage/postgres/pgtest"
 )
 
@@ -428,4 +429,27 @@ log: { format: json }
 	// The generation moved too: the first refresh token is now reuse.
 	status, body := call(t, "POST", base+"/v1/token/refresh", "", map[string]any{"refresh_token": ex["refresh_token"]})
 	wantError(t, "a refresh token rotated before the move", status, body, 400, "invalid_grant", "reused")
+}
+
+func TestMigrateCommand(t *testing.T) {
+	dsn, schema := pgtest.Schema(t)
+	env := func(k string) string {
+		if k == "AUTHEX_PG_DSN" {
+			return dsn
+		}
+		return ""
+	}
+	cfg := pgConfig(t, t.TempDir(), "m", freePort(t), schema, "https://issuer.example.com")
+	for range 2 { // the second run finds nothing to do
+		var stdout, stderr bytes.Buffer
+		if err := run(t.Context(), []string{"migrate", "-config", cfg}, env, &stdout, &stderr); err != nil {
+			t.Fatalf("migrate: %v\n%s", err, stderr.String())
+		}
+		if want := fmt.Sprintf("postgres: schema at version %d\n", postgres.LatestVersion()); stdout.String() != want {
+			t.Fatalf("migrate printed %q, want %q", stdout.String(), want)
+		}
+		if strings.Contains(stdout.String()+stderr.String(), dsn) {
+			t.Fatal("migrate printed the DSN")
+		}
+	}
 }
