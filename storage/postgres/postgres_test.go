@@ -269,3 +269,49 @@ func TestRotateAcrossInstances(t *testing.T) {
 		t.Fatalf("%d rotations won, want exactly 1", wins)
 	}
 }
+
+// Benchmarks on the test server (loopback): go test -bench . -run '^$'
+// with AUTHEX_TEST_POSTGRES_DSN set.
+
+func BenchmarkRotateSession(b *testing.B) {
+	dsn, schema := pgtest.Schema(b)
+	s, err := postgres.Open(b.Context(), dsn, postgres.Options{Schema: schema, SweepInterval: -1, Logger: quiet})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer s.Close()
+	u, id := newUser("bench@example.com", "bench")
+	if err := s.CreateUser(b.Context(), u, id); err != nil {
+		b.Fatal(err)
+	}
+	now := time.Now().UTC()
+	b.RunParallel(func(pb *testing.PB) {
+		sess := storage.Session{ID: uuid.NewString(), UserID: u.ID, Generation: 1, RotatedAt: now, CreatedAt: now,
+			IdleExpiresAt: now.Add(time.Hour), ExpiresAt: now.Add(24 * time.Hour)}
+		if err := s.CreateSession(b.Context(), sess); err != nil {
+			b.Fatal(err)
+		}
+		for gen := uint64(1); pb.Next(); gen++ {
+			if _, err := s.RotateSession(b.Context(), sess.ID, gen, now, now.Add(time.Hour)); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+}
+
+func BenchmarkCreateUser(b *testing.B) {
+	dsn, schema := pgtest.Schema(b)
+	s, err := postgres.Open(b.Context(), dsn, postgres.Options{Schema: schema, SweepInterval: -1, Logger: quiet})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer s.Close()
+	b.RunParallel(func(pb *testing.PB) {
+		for pb.Next() {
+			u, id := newUser(uuid.NewString()+"@example.com", uuid.NewString())
+			if err := s.CreateUser(b.Context(), u, id); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+}
