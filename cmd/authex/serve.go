@@ -17,6 +17,7 @@ import (
 	"github.com/authex/authex/providers"
 	"github.com/authex/authex/storage"
 	"github.com/authex/authex/storage/bolt"
+	"github.com/authex/authex/storage/postgres"
 	"github.com/authex/authex/web"
 )
 
@@ -37,7 +38,7 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 	}
 	log := newLogger(cfg.Log, stderr)
 
-	store, err := openStore(cfg.Storage, log)
+	store, err := openStore(ctx, cfg.Storage, log)
 	if err != nil {
 		return err
 	}
@@ -91,6 +92,9 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 		log.Info("client authentication on", "clients", len(cfg.Clients))
 	}
 
+	// Several instances may share the store: pick up keys another one made.
+	go svc.Keys().Watch(provCtx, exchange.KeyReloadInterval, log)
+
 	handler := web.NewServer(web.Deps{Exchange: svc, Logger: log, Compat: cfg.Compat})
 	ln, err := net.Listen("tcp", cfg.Server.Listen)
 	if err != nil {
@@ -120,13 +124,18 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 	return nil
 }
 
-func openStore(cfg StorageConfig, log *slog.Logger) (storage.Store, error) {
+func openStore(ctx context.Context, cfg StorageConfig, log *slog.Logger) (storage.Store, error) {
 	switch cfg.Driver {
 	case "bolt":
 		if err := os.MkdirAll(filepath.Dir(cfg.Bolt.Path), 0o700); err != nil {
 			return nil, err
 		}
 		return bolt.Open(cfg.Bolt.Path, bolt.Options{Logger: log})
+	case "postgres":
+		pg := cfg.Postgres
+		return postgres.Open(ctx, pg.DSN, postgres.Options{
+			Schema: pg.Schema, MaxConns: int32(pg.MaxConns), ConnectTimeout: pg.ConnectTimeout, Logger: log,
+		})
 	default:
 		return nil, fmt.Errorf("storage.driver %q is not supported", cfg.Driver)
 	}
