@@ -10,8 +10,10 @@ CONFIG    ?= config.example.yaml
 build:
 	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o bin/authex ./cmd/authex
 
+# --dev mounts the authex emulator (sign in with any email, no Google
+# credentials); it is refused unless authex listens on loopback.
 run: build
-	./bin/authex serve -config $(CONFIG)
+	AUTHEX_LISTEN=$${AUTHEX_LISTEN:-127.0.0.1:8080} ./bin/authex serve -config $(CONFIG) --dev
 
 test: vet
 	$(GO) test -race -count=1 ./...
