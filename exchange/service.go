@@ -539,15 +539,21 @@ func (s *Service) UserWithIdentities(ctx context.Context, userID string) (storag
 	return u, idents, nil
 }
 
+// Readiness is what /readyz reports: nil errors mean ready.
+type Readiness struct {
+	Store     error
+	Providers map[string]error // only the providers that are not ready
+}
+
 // Ready reports the store's health and each provider's readiness.
-func (s *Service) Ready(ctx context.Context) (storeErr error, providerErrs map[string]error) {
-	providerErrs = map[string]error{}
+func (s *Service) Ready(ctx context.Context) Readiness {
+	r := Readiness{Store: s.store.Ping(ctx), Providers: map[string]error{}}
 	for name, p := range s.providers {
 		if err := p.Verifier.Ready(); err != nil {
-			providerErrs[name] = err
+			r.Providers[name] = err
 		}
 	}
-	return s.store.Ping(ctx), providerErrs
+	return r
 }
 
 func (s *Service) audit(ctx context.Context, e storage.AuditEvent) {

@@ -197,18 +197,18 @@ func (s *Server) handleHealthz(c echo.Context) error {
 }
 
 func (s *Server) handleReadyz(c echo.Context) error {
-	storeErr, provErrs := s.svc.Ready(c.Request().Context())
+	ready := s.svc.Ready(c.Request().Context())
 	body := map[string]any{"status": "ready"}
 	code := http.StatusOK
-	if storeErr != nil {
+	if ready.Store != nil {
 		code = http.StatusServiceUnavailable
 		body["store"] = "unavailable"
-		s.log.Warn("readiness: store", "err", storeErr)
+		s.log.Warn("readiness: store", "err", ready.Store)
 	}
-	if len(provErrs) > 0 {
+	if len(ready.Providers) > 0 {
 		code = http.StatusServiceUnavailable
 		m := map[string]string{}
-		for name, err := range provErrs {
+		for name, err := range ready.Providers {
 			m[name] = err.Error()
 		}
 		body["providers"] = m

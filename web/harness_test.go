@@ -75,10 +75,6 @@ func withProvider(name string, spec providerSpec) harnessOption {
 	return func(c *harnessConfig) { c.providers[name] = spec }
 }
 
-func withGrace(d time.Duration) harnessOption {
-	return func(c *harnessConfig) { c.exchange.ReuseGrace = d }
-}
-
 func newHarness(t testing.TB, opts ...harnessOption) *harness {
 	t.Helper()
 	iss := providertest.NewIssuer(t)

@@ -32,15 +32,8 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
-	cfg, err := loadConfig(*path, getenv)
+	cfg, err := loadConfigReporting(*path, getenv, stderr)
 	if err != nil {
-		var p Problems
-		if errors.As(err, &p) {
-			fmt.Fprintf(stderr, "%s: %d problem(s):\n", *path, len(p))
-			for _, line := range p {
-				fmt.Fprintln(stderr, "  "+line)
-			}
-		}
 		return err
 	}
 	log := newLogger(cfg.Log, stderr)
@@ -78,7 +71,7 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 	for name, pc := range cfg.Providers {
 		v, err := providers.New(provCtx, providers.Config{
 			Name: name, Type: pc.Type, Issuer: pc.Issuer, ClientIDs: pc.ClientIDs,
-			AllowedDomains: pc.AllowedDomains, Leeway: pc.Leeway, Logger: log.With("provider", name),
+			AllowedDomains: pc.AllowedDomains, Leeway: pc.Leeway, Logger: log,
 		})
 		if err != nil {
 			return fmt.Errorf("providers.%s: %w", name, err)
