@@ -33,8 +33,14 @@ func TestServeDev(t *testing.T) {
 	t.Logf("serve --dev ready (provider dev discovered) in %s", time.Since(start))
 	defer func() {
 		p.stop(t) // logs are read only once the process has exited
-		if !strings.Contains(p.logs.String(), "DEVELOPMENT MODE (--dev)") {
-			t.Errorf("no loud warning logged:\n%s", p.logs.String())
+		logs := p.logs.String()
+		if !strings.Contains(logs, "DEVELOPMENT MODE (--dev)") {
+			t.Errorf("no loud warning logged:\n%s", logs)
+		}
+		// Listening before discovery starts means the first attempt succeeds:
+		// no backoff delay before dev is ready.
+		if strings.Contains(logs, "provider discovery failed") {
+			t.Errorf("dev's discovery needed a retry:\n%s", logs)
 		}
 	}()
 

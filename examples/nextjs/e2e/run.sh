@@ -7,8 +7,9 @@
 set -euo pipefail
 ROOT="$(cd "$(dirname "$0")/../../.." && pwd)"
 APP="$ROOT/examples/nextjs"
-AUTHEX_PORT="${AUTHEX_PORT:-18080}"
-APP_PORT="${APP_PORT:-13000}"
+free_port() { node -e 'const s=require("net").createServer().listen(0,"127.0.0.1",()=>{console.log(s.address().port);s.close()})'; }
+AUTHEX_PORT="${AUTHEX_PORT:-$(free_port)}"
+APP_PORT="${APP_PORT:-$(free_port)}"
 ARTIFACTS="${ARTIFACTS:-$ROOT/test-artifacts}"
 TMP="$(mktemp -d)"
 AUTHEX_PID="" APP_PID=""
