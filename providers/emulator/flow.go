@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"net/mail"
 	"net/url"
+	"strconv"
 	"strings"
 )
 
@@ -30,7 +31,7 @@ func readAuthz(v url.Values) authzParams {
 // redirector); anything else goes back to the client as an OAuth error.
 func (e *Emulator) check(p authzParams) (pageErr string, redirectErr, redirectDesc string) {
 	if !e.knownClient(p.ClientID) {
-		return "unknown client_id " + strconvQuote(p.ClientID) + "; this emulator accepts " + strings.Join(e.clientIDs, ", "), "", ""
+		return "unknown client_id " + strconv.Quote(p.ClientID) + "; this emulator accepts " + strings.Join(e.clientIDs, ", "), "", ""
 	}
 	u, err := url.Parse(p.RedirectURI)
 	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.Fragment != "" {
@@ -48,8 +49,6 @@ func (e *Emulator) check(p authzParams) (pageErr string, redirectErr, redirectDe
 	}
 	return "", "", ""
 }
-
-func strconvQuote(s string) string { return `"` + template.HTMLEscapeString(s) + `"` }
 
 func (e *Emulator) handleAuthorizePage(w http.ResponseWriter, r *http.Request) {
 	p := readAuthz(r.URL.Query())
