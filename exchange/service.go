@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"log/slog"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/golang-jwt/jwt/v5"
@@ -33,6 +34,9 @@ type Provider struct {
 	Verifier    providers.Verifier
 	LinkByEmail string
 	AllowSignup bool
+	// Issuer is the provider's issuer URL, so that an RFC 8693
+	// subject_issuer can name the provider by it (optional).
+	Issuer string
 }
 
 // Config holds the token and session settings.
@@ -44,6 +48,8 @@ type Config struct {
 	RefreshTTL time.Duration // idle limit, sliding
 	SessionMax time.Duration // absolute limit
 	ReuseGrace time.Duration
+	// Clients, when not empty, turns client authentication on (see clients.go).
+	Clients []ClientConfig
 }
 
 // Service is the exchange domain service.
@@ -55,6 +61,11 @@ type Service struct {
 	secret    []byte
 	log       *slog.Logger
 	now       func() time.Time
+	clients   map[string]registeredClient
+	// linkMu serialises link and unlink on this instance, so two unlinks
+	// cannot both see "one more method left" (unlink also re-checks after
+	// deleting, for other instances).
+	linkMu sync.Mutex
 }
 
 // Options are the optional dependencies of New.
@@ -70,6 +81,11 @@ func New(ctx context.Context, cfg Config, store storage.Store, provs map[string]
 		return nil, fmt.Errorf("unsupported signing algorithm %q", cfg.Algorithm)
 	}
 	s := &Service{cfg: cfg, store: store, providers: provs, log: opts.Logger, now: opts.Now}
+	clients, err := newClientRegistry(cfg.Clients)
+	if err != nil {
+		return nil, err
+	}
+	s.clients = clients
 	if s.log == nil {
 		s.log = slog.Default()
 	}
@@ -147,6 +163,9 @@ func (s *Service) Exchange(ctx context.Context, req ExchangeRequest) (*Result, e
 			return nil, newError(KindInvalidRequest, "missing_provider", "provider is required", nil)
 		}
 		return nil, newError(KindUnsupportedProvider, ReasonProviderMissing, "no provider of that name is configured", nil)
+	}
+	if err := s.clientAllows(req.Client.ID, req.Provider); err != nil {
+		return nil, err
 	}
 	c := req.Credential
 	if c.IDToken == "" && c.AccessToken == "" && c.Code == "" {
@@ -238,6 +257,12 @@ func (s *Service) newIdentity(ctx context.Context, p Provider, id providers.Iden
 		owner, err := s.store.GetUserByVerifiedEmail(ctx, id.Email)
 		switch {
 		case err == nil:
+			// A concurrent first sign-in of this same identity may have
+			// created the owner between our identity lookup and this one;
+			// that is not someone else's account.
+			if _, err := s.store.GetIdentity(ctx, id.Issuer, id.Subject); err == nil {
+				return storage.User{}, false, storage.ErrConflict
+			}
 			return s.linkByEmail(ctx, p, id, ident, owner)
 		case !errors.Is(err, storage.ErrNotFound):
 			return storage.User{}, false, storeError(err)

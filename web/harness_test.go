@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"io"
+	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"path/filepath"
@@ -69,10 +70,23 @@ type providerSpec struct {
 	allowedDomains []string
 	link           string
 	allowSignup    bool
+	// setup, when set, adjusts the provider's config (and may add
+	// endpoints to the harness issuer) before the provider starts.
+	setup func(iss *providertest.Issuer, cfg *providers.Config)
 }
 
 func withProvider(name string, spec providerSpec) harnessOption {
 	return func(c *harnessConfig) { c.providers[name] = spec }
+}
+
+// withoutProvider drops one of the default providers.
+func withoutProvider(name string) harnessOption {
+	return func(c *harnessConfig) { delete(c.providers, name) }
+}
+
+// withClients turns client authentication on.
+func withClients(clients ...exchange.ClientConfig) harnessOption {
+	return func(c *harnessConfig) { c.exchange.Clients = clients }
 }
 
 func newHarness(t testing.TB, opts ...harnessOption) *harness {
@@ -106,14 +120,18 @@ func newHarness(t testing.TB, opts ...harnessOption) *harness {
 		if issuer == "" {
 			issuer = iss.URL()
 		}
-		v, err := providers.New(ctx, providers.Config{
+		pc := providers.Config{
 			Name: name, Type: spec.typ, Issuer: issuer, ClientIDs: []string{webClientID, iosClientID},
 			AllowedDomains: spec.allowedDomains,
-		})
+		}
+		if spec.setup != nil {
+			spec.setup(iss, &pc)
+		}
+		v, err := providers.New(ctx, pc)
 		if err != nil {
 			t.Fatal(err)
 		}
-		provs[name] = exchange.Provider{Verifier: v, LinkByEmail: spec.link, AllowSignup: spec.allowSignup}
+		provs[name] = exchange.Provider{Verifier: v, LinkByEmail: spec.link, AllowSignup: spec.allowSignup, Issuer: issuer}
 	}
 	clk := &clock{}
 	srv := httptest.NewUnstartedServer(nil)
@@ -122,7 +140,9 @@ func newHarness(t testing.TB, opts ...harnessOption) *harness {
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv.Config.Handler = web.NewServer(web.Deps{Exchange: svc})
+	// Request lines would bury a failure's own output; failures print bodies.
+	quiet := slog.New(slog.NewTextHandler(io.Discard, nil))
+	srv.Config.Handler = web.NewServer(web.Deps{Exchange: svc, Logger: quiet})
 	srv.Start()
 	t.Cleanup(srv.Close)
 	h := &harness{t: t, url: srv.URL, store: store, svc: svc, iss: iss, clock: clk, cfg: hc.exchange}

@@ -3,10 +3,12 @@ package main
 import (
 	"errors"
 	"fmt"
+	"log/slog"
 	"net/url"
 	"os"
 	"reflect"
 	"regexp"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -24,8 +26,34 @@ type Config struct {
 	Storage   StorageConfig             `yaml:"storage"`
 	Tokens    TokensConfig              `yaml:"tokens"`
 	Providers map[string]ProviderConfig `yaml:"providers"`
+	Clients   []ClientConfig            `yaml:"clients"`
 	Log       LogConfig                 `yaml:"log"`
 }
+
+// ClientConfig registers one client application. When any client is
+// configured, confidential clients must authenticate on /v1/exchange and
+// /oauth/*, and public ones must name themselves.
+type ClientConfig struct {
+	ID         string   `yaml:"id"`
+	Secret     Secret   `yaml:"secret"`      // usually "${ENV_VAR}"
+	SecretFile string   `yaml:"secret_file"` // or a file holding it (trailing newline ignored)
+	Public     bool     `yaml:"public"`      // a mobile app or SPA: no secret
+	Providers  []string `yaml:"providers"`   // when set, the only providers it may use
+}
+
+// Secret is a string that never prints: a config dumped to a log or an
+// error shows "[redacted]".
+type Secret string
+
+func (Secret) String() string   { return "[redacted]" }
+func (Secret) GoString() string { return "[redacted]" }
+
+// LogValue keeps the secret out of slog output.
+func (Secret) LogValue() slog.Value { return slog.StringValue("[redacted]") }
+
+// minClientSecret is the shortest client secret accepted: anything shorter
+// can be guessed online.
+const minClientSecret = 16
 
 type ServerConfig struct {
 	Listen    string `yaml:"listen"`
@@ -58,6 +86,24 @@ type ProviderConfig struct {
 	LinkByEmail    string        `yaml:"link_by_email"`
 	AllowSignup    *bool         `yaml:"allow_signup"`
 	Leeway         time.Duration `yaml:"leeway"`
+
+	// The secret of client_ids[0]: inline (use ${ENV}) or read from a
+	// file. Enables code exchange; github and oauth2 introspection need it.
+	ClientSecret     Secret `yaml:"client_secret"`
+	ClientSecretFile string `yaml:"client_secret_file"`
+
+	// microsoft
+	Authority      string   `yaml:"authority"`
+	Tenant         string   `yaml:"tenant"`
+	AllowedTenants []string `yaml:"allowed_tenants"`
+
+	// github, google, oauth2 endpoints (defaults per type; see
+	// config.example.yaml).
+	APIURL           string `yaml:"api_url"`
+	TokenURL         string `yaml:"token_url"`
+	TokenInfoURL     string `yaml:"tokeninfo_url"`
+	UserInfoURL      string `yaml:"userinfo_url"`
+	IntrospectionURL string `yaml:"introspection_url"`
 }
 
 type LogConfig struct {
@@ -85,9 +131,29 @@ func defaultConfig() Config {
 // providerTypes lists the provider types this build knows, with the
 // link_by_email each defaults to: auto only where the provider's
 // email_verified is proof of ownership.
+// docs/providers.md gives the reasons for each.
 var providerTypes = map[string]string{
-	"google": exchange.LinkAuto,
-	"oidc":   exchange.LinkConfirm,
+	"google":    exchange.LinkAuto,
+	"apple":     exchange.LinkAuto,
+	"oidc":      exchange.LinkConfirm,
+	"microsoft": exchange.LinkConfirm, // nOAuth: a tenant admin sets any email
+	"github":    exchange.LinkConfirm,
+	"oauth2":    exchange.LinkConfirm,
+}
+
+// providerKeys lists, per type, the type-specific keys it accepts; a key
+// set on another type is a mistake worth reporting (it would be ignored).
+var providerKeys = map[string][]string{
+	"allowed_domains":   {"google"},
+	"issuer":            {"oidc", "google", "apple", "oauth2"},
+	"authority":         {"microsoft"},
+	"tenant":            {"microsoft"},
+	"allowed_tenants":   {"microsoft"},
+	"api_url":           {"github"},
+	"token_url":         {"github", "oauth2"},
+	"tokeninfo_url":     {"google", "oauth2"},
+	"userinfo_url":      {"google", "oauth2"},
+	"introspection_url": {"oauth2"},
 }
 
 // Problems is every problem found in a config, each with its key path.
@@ -294,13 +360,13 @@ func (c *Config) Validate() Problems {
 				p.add(fmt.Sprintf("%s.client_ids[%d]", path, i), "must not be empty")
 			}
 		}
-		if pc.Type == "oidc" {
+		if pc.Type == "oidc" || pc.Type == "oauth2" {
 			if u, err := url.Parse(pc.Issuer); err != nil || u.Scheme == "" || u.Host == "" {
 				p.add(path+".issuer", "must be the provider's issuer URL, got %q", pc.Issuer)
 			}
 		}
-		if len(pc.AllowedDomains) > 0 && pc.Type != "google" {
-			p.add(path+".allowed_domains", "applies to type google only")
+		if known {
+			validateProviderType(&p, path, &pc)
 		}
 		switch pc.LinkByEmail {
 		case "":
@@ -314,6 +380,7 @@ func (c *Config) Validate() Problems {
 		}
 		c.Providers[name] = pc
 	}
+	p = append(p, c.validateClients()...)
 	switch c.Log.Level {
 	case "debug", "info", "warn", "error":
 	default:
@@ -325,4 +392,127 @@ func (c *Config) Validate() Problems {
 		p.add("log.format", "must be auto, json or text, got %q", c.Log.Format)
 	}
 	return p
+}
+
+// validateProviderType checks the keys that depend on the provider's type
+// and reads client_secret_file.
+func validateProviderType(p *Problems, path string, pc *ProviderConfig) {
+	set := map[string]bool{
+		"allowed_domains": len(pc.AllowedDomains) > 0, "issuer": pc.Issuer != "",
+		"authority": pc.Authority != "", "tenant": pc.Tenant != "", "allowed_tenants": len(pc.AllowedTenants) > 0,
+		"api_url": pc.APIURL != "", "token_url": pc.TokenURL != "", "tokeninfo_url": pc.TokenInfoURL != "",
+		"userinfo_url": pc.UserInfoURL != "", "introspection_url": pc.IntrospectionURL != "",
+	}
+	for _, key := range sortedKeys(providerKeys) {
+		if set[key] && !slices.Contains(providerKeys[key], pc.Type) {
+			p.add(path+"."+key, "applies to type %s only", strings.Join(providerKeys[key], ", "))
+		}
+	}
+	for key, v := range map[string]string{
+		"authority": pc.Authority, "api_url": pc.APIURL, "token_url": pc.TokenURL, "tokeninfo_url": pc.TokenInfoURL,
+		"userinfo_url": pc.UserInfoURL, "introspection_url": pc.IntrospectionURL,
+	} {
+		if u, err := url.Parse(v); v != "" && (err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "") {
+			p.add(path+"."+key, "must be an absolute http(s) URL, got %q", v)
+		}
+	}
+
+	switch {
+	case pc.ClientSecret != "" && pc.ClientSecretFile != "":
+		p.add(path+".client_secret_file", "set client_secret or client_secret_file, not both")
+	case pc.ClientSecretFile != "":
+		b, err := os.ReadFile(pc.ClientSecretFile)
+		switch {
+		case err != nil:
+			p.add(path+".client_secret_file", "cannot be read: %v", errors.Unwrap(err))
+		case strings.TrimSpace(string(b)) == "":
+			p.add(path+".client_secret_file", "is empty")
+		default:
+			pc.ClientSecret = Secret(strings.TrimSpace(string(b)))
+		}
+	}
+
+	switch pc.Type {
+	case "microsoft":
+		if len(pc.AllowedTenants) == 0 {
+			p.add(path+".allowed_tenants", `is required with type microsoft: the tenant ids allowed to sign in, or [ "*" ] for any`)
+		}
+		for i, t := range pc.AllowedTenants {
+			if strings.TrimSpace(t) == "" || strings.ContainsAny(t, "/?#{} ") {
+				p.add(fmt.Sprintf("%s.allowed_tenants[%d]", path, i), `must be a tenant id or "*", got %q`, t)
+			}
+		}
+		if strings.ContainsAny(pc.Tenant, "/?#{} ") {
+			p.add(path+".tenant", "must be common, organizations, consumers or a tenant id, got %q", pc.Tenant)
+		}
+	case "github":
+		if len(pc.ClientIDs) > 1 {
+			p.add(path+".client_ids", "github takes exactly one client id: the OAuth app whose secret is client_secret")
+		}
+		if pc.ClientSecret == "" && pc.ClientSecretFile == "" {
+			p.add(path+".client_secret", "is required with type github: it proves a token was issued to our app")
+		}
+	case "oauth2":
+		if pc.UserInfoURL == "" {
+			p.add(path+".userinfo_url", "is required with type oauth2")
+		}
+		switch {
+		case pc.IntrospectionURL == "" && pc.TokenInfoURL == "":
+			p.add(path+".introspection_url", "type oauth2 needs a way to bind access tokens to our client: introspection_url or tokeninfo_url (without one, any app's token would sign its holder in)")
+		case pc.IntrospectionURL != "" && pc.TokenInfoURL != "":
+			p.add(path+".tokeninfo_url", "set introspection_url or tokeninfo_url, not both")
+		case pc.IntrospectionURL != "" && pc.ClientSecret == "" && pc.ClientSecretFile == "":
+			p.add(path+".client_secret", "is required with introspection_url (RFC 7662 introspection is client-authenticated)")
+		}
+	}
+}
+
+// validateClients checks the clients list and reads secret_file secrets
+// into Secret. Messages name the key, never the value.
+func (c *Config) validateClients() Problems {
+	var p Problems
+	seen := map[string]bool{}
+	for i := range c.Clients {
+		cl := &c.Clients[i]
+		path := fmt.Sprintf("clients[%d]", i)
+		switch {
+		case cl.ID == "":
+			p.add(path+".id", "is required")
+		case seen[cl.ID]:
+			p.add(path+".id", "%q is listed twice", cl.ID)
+		}
+		seen[cl.ID] = true
+		if cl.SecretFile != "" {
+			if cl.Secret != "" {
+				p.add(path+".secret_file", "set secret or secret_file, not both")
+			} else if raw, err := os.ReadFile(cl.SecretFile); err != nil {
+				p.add(path+".secret_file", "cannot be read: %v", errors.Unwrap(err))
+			} else {
+				cl.Secret = Secret(strings.TrimRight(string(raw), "\r\n"))
+			}
+		}
+		switch {
+		case cl.Public && (cl.Secret != "" || cl.SecretFile != ""):
+			p.add(path+".public", "a public client has no secret; remove secret/secret_file or public")
+		case !cl.Public && cl.Secret == "" && cl.SecretFile == "":
+			p.add(path+".secret", "is required for a confidential client (or set public: true)")
+		case !cl.Public && cl.Secret != "" && len(cl.Secret) < minClientSecret:
+			p.add(path+".secret", "must be at least %d characters", minClientSecret)
+		}
+		for j, name := range cl.Providers {
+			if _, ok := c.Providers[name]; !ok {
+				p.add(fmt.Sprintf("%s.providers[%d]", path, j), "names no configured provider: %q", name)
+			}
+		}
+	}
+	return p
+}
+
+// exchangeClients turns the clients list into the service's form.
+func (c *Config) exchangeClients() []exchange.ClientConfig {
+	out := make([]exchange.ClientConfig, 0, len(c.Clients))
+	for _, cl := range c.Clients {
+		out = append(out, exchange.ClientConfig{ID: cl.ID, Secret: string(cl.Secret), Public: cl.Public, Providers: cl.Providers})
+	}
+	return out
 }

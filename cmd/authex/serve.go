@@ -72,20 +72,34 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 		v, err := providers.New(provCtx, providers.Config{
 			Name: name, Type: pc.Type, Issuer: pc.Issuer, ClientIDs: pc.ClientIDs,
 			AllowedDomains: pc.AllowedDomains, Leeway: pc.Leeway, Logger: log,
+			ClientSecret: string(pc.ClientSecret), Authority: pc.Authority, Tenant: pc.Tenant, AllowedTenants: pc.AllowedTenants,
+			APIURL: pc.APIURL, TokenURL: pc.TokenURL, TokenInfoURL: pc.TokenInfoURL, UserInfoURL: pc.UserInfoURL,
+			IntrospectionURL: pc.IntrospectionURL,
 		})
 		if err != nil {
 			return fmt.Errorf("providers.%s: %w", name, err)
 		}
-		provs[name] = exchange.Provider{Verifier: v, LinkByEmail: pc.LinkByEmail, AllowSignup: pc.AllowSignup == nil || *pc.AllowSignup}
+		issuer := pc.Issuer
+		if issuer == "" && pc.Type == "google" {
+			issuer = "https://accounts.google.com"
+		}
+		provs[name] = exchange.Provider{Verifier: v, LinkByEmail: pc.LinkByEmail, AllowSignup: pc.AllowSignup == nil || *pc.AllowSignup,
+			Issuer: issuer}
 	}
 
 	svc, err := exchange.New(ctx, exchange.Config{
 		Issuer: cfg.Server.PublicURL, Audience: cfg.Tokens.Audience, Algorithm: cfg.Tokens.Algorithm,
 		AccessTTL: cfg.Tokens.AccessTTL, RefreshTTL: cfg.Tokens.RefreshTTL,
 		SessionMax: cfg.Tokens.SessionMax, ReuseGrace: cfg.Tokens.RefreshReuseGrace,
+		Clients: cfg.exchangeClients(),
 	}, store, provs, exchange.Options{Logger: log})
 	if err != nil {
 		return err
+	}
+	if len(cfg.Clients) == 0 {
+		log.Warn("no clients configured: /v1/exchange and /oauth/token accept any caller and /oauth/introspect is off; configure clients")
+	} else {
+		log.Info("client authentication on", "clients", len(cfg.Clients))
 	}
 
 	handler := web.NewServer(web.Deps{Exchange: svc, Logger: log, Mounts: mounts})
