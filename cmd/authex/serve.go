@@ -29,6 +29,7 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	path := configFlag(fs, getenv)
+	dev := fs.Bool("dev", false, "development mode: mount the authex emulator at /emulator as provider \"dev\" (loopback public_url and listen only)")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -37,7 +38,14 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 		return err
 	}
 	log := newLogger(cfg.Log, stderr)
-
+	mounts := map[string]http.Handler{}
+	if *dev {
+		em, err := devMode(&cfg, log)
+		if err != nil {
+			return err
+		}
+		mounts["/emulator"] = em
+	}
 	store, err := openStore(ctx, cfg.Storage, log)
 	if err != nil {
 		return err
@@ -47,6 +55,15 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 			log.Error("close store", "err", err)
 		}
 	}()
+
+	// Listen before the providers start discovery: the dev provider
+	// discovers at this very server, and a connection waiting in the listen
+	// backlog is answered as soon as we serve, with no retry delay.
+	ln, err := net.Listen("tcp", cfg.Server.Listen)
+	if err != nil {
+		return err
+	}
+	defer ln.Close()
 
 	// Providers discover in the background; they live as long as the service.
 	provCtx, cancelProviders := context.WithCancel(context.Background())
@@ -95,11 +112,7 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 	// Several instances may share the store: pick up keys another one made.
 	go svc.Keys().Watch(provCtx, exchange.KeyReloadInterval, log)
 
-	handler := web.NewServer(web.Deps{Exchange: svc, Logger: log, Compat: cfg.Compat})
-	ln, err := net.Listen("tcp", cfg.Server.Listen)
-	if err != nil {
-		return err
-	}
+	handler := web.NewServer(web.Deps{Exchange: svc, Logger: log, Mounts: mounts, Compat: cfg.Compat})
 	srv := web.NewHTTPServer(cfg.Server.Listen, handler, log)
 	log.Info("listening", "addr", ln.Addr().String(), "public_url", cfg.Server.PublicURL,
 		"store", cfg.Storage.Driver, "version", version)
