@@ -58,6 +58,7 @@ type Service struct {
 	store     storage.Store
 	providers map[string]Provider
 	keys      *Keyring
+	pw        *passwords // nil unless the password provider is configured
 	secret    []byte
 	log       *slog.Logger
 	now       func() time.Time
@@ -74,6 +75,8 @@ type Service struct {
 type Options struct {
 	Logger *slog.Logger
 	Now    func() time.Time // tests move the clock
+	// Password enables password accounts (the `password` provider).
+	Password *PasswordConfig
 }
 
 // New loads (or at first start creates) the signing key and the refresh
@@ -103,6 +106,11 @@ func New(ctx context.Context, cfg Config, store storage.Store, provs map[string]
 		return nil, fmt.Errorf("load refresh secret: %w", err)
 	}
 	s.secret = secret
+	if opts.Password != nil {
+		if s.pw, err = newPasswords(*opts.Password); err != nil {
+			return nil, err
+		}
+	}
 	s.keys = newKeyring(store, cfg.Algorithm, s.now)
 	if err := s.keys.ensure(ctx); err != nil {
 		return nil, fmt.Errorf("load signing keys: %w", err)
@@ -181,7 +189,11 @@ func (s *Service) Exchange(ctx context.Context, req ExchangeRequest) (*Result, e
 	if err != nil {
 		return nil, err
 	}
-	return s.startSession(ctx, user, created, req.Provider, req.Client)
+	var events []storage.AuditEvent
+	if created {
+		events = append(events, storage.AuditEvent{Type: "user.created", UserID: user.ID, Provider: req.Provider})
+	}
+	return s.startSession(ctx, user, created, req.Provider, req.Client, events...)
 }
 
 func (s *Service) verify(ctx context.Context, p Provider, name string, c providers.Credential) (providers.Identity, error) {
@@ -259,9 +271,22 @@ func (s *Service) newIdentity(ctx context.Context, p Provider, id providers.Iden
 		owner, err := s.store.GetUserByVerifiedEmail(ctx, id.Email)
 		switch {
 		case err == nil:
+			// A concurrent first sign-in of this same identity may have
+			// created the owner between our identity lookup and this one;
+			// that is not someone else's account.
+			if _, err := s.store.GetIdentity(ctx, id.Issuer, id.Subject); err == nil {
+				return storage.User{}, false, storage.ErrConflict
+			}
 			return s.linkByEmail(ctx, p, id, ident, owner)
 		case !errors.Is(err, storage.ErrNotFound):
 			return storage.User{}, false, storeError(err)
+		}
+		// An unverified password account holding the address does not own
+		// it: the verified identity takes it over (password.go).
+		if p.LinkByEmail == LinkAuto {
+			if user, ok, err := s.claimPasswordAccount(ctx, id, ident); ok || err != nil {
+				return user, false, err
+			}
 		}
 	}
 	if !p.AllowSignup {
@@ -290,8 +315,8 @@ func (s *Service) newIdentity(ctx context.Context, p Provider, id providers.Iden
 		}
 		return storage.User{}, false, storeError(err)
 	}
-	// The user.created audit record is written by startSession, in the
-	// same group commit as the session.
+	// Exchange has startSession write the user.created audit record, in
+	// the same group commit as the session.
 	return user, true, nil
 }
 
@@ -320,7 +345,9 @@ func (s *Service) linkByEmail(ctx context.Context, p Provider, id providers.Iden
 	return owner, false, nil
 }
 
-func (s *Service) startSession(ctx context.Context, user storage.User, created bool, provider string, c Client) (*Result, error) {
+// startSession creates a session and answers with its tokens. The audit
+// events, if any, are appended in the same group commit as the session.
+func (s *Service) startSession(ctx context.Context, user storage.User, created bool, provider string, c Client, events ...storage.AuditEvent) (*Result, error) {
 	now := s.now().UTC()
 	sess := storage.Session{
 		ID: newID(), UserID: user.ID, Provider: provider, ClientID: c.ID, Generation: 1,
@@ -328,11 +355,11 @@ func (s *Service) startSession(ctx context.Context, user storage.User, created b
 		UserAgent: truncate(c.UserAgent, 256), IP: c.IP,
 	}
 	sess.IdleExpiresAt = minTime(now.Add(s.cfg.RefreshTTL), sess.ExpiresAt)
-	// Both writes go through DB.Batch: started together, the session and a
-	// new user's audit record share one group commit instead of waiting
-	// for two in turn. The access token depends only on the records, not
-	// on the write, so it is signed while the commit waits (and never
-	// inside a transaction).
+	// Every write goes through DB.Batch: started together, the session and
+	// the audit records share one group commit instead of waiting for
+	// each in turn. The access token depends only on the records, not on
+	// the write, so it is signed while the commit waits (and never inside
+	// a transaction).
 	var wg sync.WaitGroup
 	var sessErr error
 	wg.Add(1)
@@ -340,11 +367,11 @@ func (s *Service) startSession(ctx context.Context, user storage.User, created b
 		defer wg.Done()
 		sessErr = s.store.CreateSession(ctx, sess)
 	}()
-	if created {
+	for _, e := range events {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			s.audit(ctx, storage.AuditEvent{Type: "user.created", UserID: user.ID, Provider: provider})
+			s.audit(ctx, e)
 		}()
 	}
 	res, signErr := s.result(sess, user)

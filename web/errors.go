@@ -46,6 +46,9 @@ var statusOf = map[exchange.Kind]status{
 	exchange.KindConflict:             {http.StatusConflict, "conflict"},
 	exchange.KindUnauthorizedClient:   {http.StatusBadRequest, "unauthorized_client"},
 	exchange.KindUnsupportedGrantType: {http.StatusBadRequest, "unsupported_grant_type"},
+
+	// Password accounts.
+	exchange.KindInvalidCredentials: {http.StatusUnauthorized, "invalid_credentials"},
 }
 
 // requestError is a refusal found by web itself (a body too large, bad

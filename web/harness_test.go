@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"io"
+	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"path/filepath"
@@ -61,6 +62,8 @@ type harnessOption func(*harnessConfig)
 type harnessConfig struct {
 	exchange  exchange.Config
 	providers map[string]providerSpec
+	password  *exchange.PasswordConfig
+	compat    []string
 }
 
 type providerSpec struct {
@@ -69,10 +72,27 @@ type providerSpec struct {
 	allowedDomains []string
 	link           string
 	allowSignup    bool
+	// setup, when set, adjusts the provider's config (and may add
+	// endpoints to the harness issuer) before the provider starts.
+	setup func(iss *providertest.Issuer, cfg *providers.Config)
 }
 
 func withProvider(name string, spec providerSpec) harnessOption {
 	return func(c *harnessConfig) { c.providers[name] = spec }
+}
+
+// withPassword enables password accounts.
+func withPassword(cfg exchange.PasswordConfig) harnessOption {
+	return func(c *harnessConfig) { c.password = &cfg }
+}
+
+// withCompat serves compatibility profiles.
+func withCompat(names ...string) harnessOption {
+	return func(c *harnessConfig) { c.compat = names }
+}
+
+func withGrace(d time.Duration) harnessOption {
+	return func(c *harnessConfig) { c.exchange.ReuseGrace = d }
 }
 
 // withoutProvider drops one of the default providers.
@@ -116,10 +136,14 @@ func newHarness(t testing.TB, opts ...harnessOption) *harness {
 		if issuer == "" {
 			issuer = iss.URL()
 		}
-		v, err := providers.New(ctx, providers.Config{
+		pc := providers.Config{
 			Name: name, Type: spec.typ, Issuer: issuer, ClientIDs: []string{webClientID, iosClientID},
 			AllowedDomains: spec.allowedDomains,
-		})
+		}
+		if spec.setup != nil {
+			spec.setup(iss, &pc)
+		}
+		v, err := providers.New(ctx, pc)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -128,11 +152,13 @@ func newHarness(t testing.TB, opts ...harnessOption) *harness {
 	clk := &clock{}
 	srv := httptest.NewUnstartedServer(nil)
 	hc.exchange.Issuer = "http://" + srv.Listener.Addr().String()
-	svc, err := exchange.New(ctx, hc.exchange, store, provs, exchange.Options{Now: clk.Now})
+	svc, err := exchange.New(ctx, hc.exchange, store, provs, exchange.Options{Now: clk.Now, Password: hc.password})
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv.Config.Handler = web.NewServer(web.Deps{Exchange: svc})
+	// Request lines would bury a failure's own output; failures print bodies.
+	quiet := slog.New(slog.NewTextHandler(io.Discard, nil))
+	srv.Config.Handler = web.NewServer(web.Deps{Exchange: svc, Logger: quiet, Compat: hc.compat})
 	srv.Start()
 	t.Cleanup(srv.Close)
 	h := &harness{t: t, url: srv.URL, store: store, svc: svc, iss: iss, clock: clk, cfg: hc.exchange}

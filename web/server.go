@@ -26,6 +26,8 @@ type Deps struct {
 	// Mounts lets the caller add routes owned by other components (the
 	// development emulator) without web knowing them.
 	Mounts map[string]http.Handler
+	// Compat names the compatibility profiles to serve (web/compat*.go).
+	Compat []string
 }
 
 // Server is the HTTP API.
@@ -51,7 +53,7 @@ func NewServer(d Deps) *Server {
 	e.Use(s.accessLog)
 	e.Use(middleware.Recover())
 	e.Use(limitBody)
-	s.routes(d.Mounts)
+	s.routes(d.Mounts, d.Compat)
 	return s
 }
 

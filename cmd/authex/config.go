@@ -8,6 +8,7 @@ import (
 	"os"
 	"reflect"
 	"regexp"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -16,6 +17,8 @@ import (
 	"gopkg.in/yaml.v3"
 
 	"github.com/authex/authex/exchange"
+	"github.com/authex/authex/storage/postgres"
+	"github.com/authex/authex/web"
 )
 
 // Config is the whole YAML file. config.example.yaml documents every key;
@@ -27,6 +30,8 @@ type Config struct {
 	Providers map[string]ProviderConfig `yaml:"providers"`
 	Clients   []ClientConfig            `yaml:"clients"`
 	Log       LogConfig                 `yaml:"log"`
+	// Compat names the compatibility profiles to serve (docs/compat.md).
+	Compat []string `yaml:"compat"`
 }
 
 // ClientConfig registers one client application. When any client is
@@ -60,8 +65,18 @@ type ServerConfig struct {
 }
 
 type StorageConfig struct {
-	Driver string     `yaml:"driver"`
-	Bolt   BoltConfig `yaml:"bolt"`
+	Driver   string         `yaml:"driver"`
+	Bolt     BoltConfig     `yaml:"bolt"`
+	Postgres PostgresConfig `yaml:"postgres"`
+}
+
+// PostgresConfig is storage.postgres. The DSN holds the password: take it
+// from the environment ("${AUTHEX_PG_DSN}"); it is never logged.
+type PostgresConfig struct {
+	DSN            string        `yaml:"dsn"`
+	MaxConns       int           `yaml:"max_conns"`
+	ConnectTimeout time.Duration `yaml:"connect_timeout"`
+	Schema         string        `yaml:"schema"`
 }
 
 type BoltConfig struct {
@@ -85,6 +100,55 @@ type ProviderConfig struct {
 	LinkByEmail    string        `yaml:"link_by_email"`
 	AllowSignup    *bool         `yaml:"allow_signup"`
 	Leeway         time.Duration `yaml:"leeway"`
+
+	// The secret of client_ids[0]: inline (use ${ENV}) or read from a
+	// file. Enables code exchange; github and oauth2 introspection need it.
+	ClientSecret     Secret `yaml:"client_secret"`
+	ClientSecretFile string `yaml:"client_secret_file"`
+
+	// microsoft
+	Authority      string   `yaml:"authority"`
+	Tenant         string   `yaml:"tenant"`
+	AllowedTenants []string `yaml:"allowed_tenants"`
+
+	// github, google, oauth2 endpoints (defaults per type; see
+	// config.example.yaml).
+	APIURL           string `yaml:"api_url"`
+	TokenURL         string `yaml:"token_url"`
+	TokenInfoURL     string `yaml:"tokeninfo_url"`
+	UserInfoURL      string `yaml:"userinfo_url"`
+	IntrospectionURL string `yaml:"introspection_url"`
+
+	// type password only (argon2id cost, policy, throttle).
+	Memory      uint32         `yaml:"memory"` // KiB
+	Iterations  uint32         `yaml:"iterations"`
+	Parallelism uint8          `yaml:"parallelism"`
+	MinLength   int            `yaml:"min_length"`
+	Throttle    ThrottleConfig `yaml:"throttle"`
+}
+
+// ThrottleConfig bounds failed password logins: per_account failures per
+// account (email) and per_ip per client IP, each refilled over window.
+type ThrottleConfig struct {
+	PerAccount int           `yaml:"per_account"`
+	PerIP      int           `yaml:"per_ip"`
+	Window     time.Duration `yaml:"window"`
+}
+
+// Defaults of the password provider.
+var defaultPassword = ProviderConfig{
+	Type: "password", Memory: exchange.DefaultArgon2.Memory, Iterations: exchange.DefaultArgon2.Iterations,
+	Parallelism: exchange.DefaultArgon2.Parallelism, MinLength: exchange.DefaultMinPasswordLength,
+	Throttle: ThrottleConfig{PerAccount: 5, PerIP: 50, Window: 15 * time.Minute},
+}
+
+// PasswordConfig is the exchange's view of a password provider.
+func (pc ProviderConfig) PasswordConfig() exchange.PasswordConfig {
+	return exchange.PasswordConfig{
+		Argon2:    exchange.Argon2Params{Memory: pc.Memory, Iterations: pc.Iterations, Parallelism: pc.Parallelism},
+		MinLength: pc.MinLength, AllowSignup: pc.AllowSignup == nil || *pc.AllowSignup,
+		AccountBurst: pc.Throttle.PerAccount, IPBurst: pc.Throttle.PerIP, Window: pc.Throttle.Window,
+	}
 }
 
 type LogConfig struct {
@@ -95,8 +159,12 @@ type LogConfig struct {
 // defaultConfig holds every default; YAML then overrides it.
 func defaultConfig() Config {
 	return Config{
-		Server:  ServerConfig{Listen: ":8080", PublicURL: "http://localhost:8080"},
-		Storage: StorageConfig{Driver: "bolt", Bolt: BoltConfig{Path: "./data/authex.db"}},
+		Server: ServerConfig{Listen: ":8080", PublicURL: "http://localhost:8080"},
+		Storage: StorageConfig{
+			Driver:   "bolt",
+			Bolt:     BoltConfig{Path: "./data/authex.db"},
+			Postgres: PostgresConfig{MaxConns: 10, ConnectTimeout: 5 * time.Second},
+		},
 		Tokens: TokensConfig{
 			Algorithm:         exchange.AlgES256,
 			AccessTTL:         15 * time.Minute,
@@ -112,9 +180,30 @@ func defaultConfig() Config {
 // providerTypes lists the provider types this build knows, with the
 // link_by_email each defaults to: auto only where the provider's
 // email_verified is proof of ownership.
+// docs/providers.md gives the reasons for each.
 var providerTypes = map[string]string{
-	"google": exchange.LinkAuto,
-	"oidc":   exchange.LinkConfirm,
+	"google":    exchange.LinkAuto,
+	"apple":     exchange.LinkAuto,
+	"oidc":      exchange.LinkConfirm,
+	"microsoft": exchange.LinkConfirm, // nOAuth: a tenant admin sets any email
+	"github":    exchange.LinkConfirm,
+	"oauth2":    exchange.LinkConfirm,
+	"password":  "", // email + password accounts; no linking
+}
+
+// providerKeys lists, per type, the type-specific keys it accepts; a key
+// set on another type is a mistake worth reporting (it would be ignored).
+var providerKeys = map[string][]string{
+	"allowed_domains":   {"google"},
+	"issuer":            {"oidc", "google", "apple", "oauth2"},
+	"authority":         {"microsoft"},
+	"tenant":            {"microsoft"},
+	"allowed_tenants":   {"microsoft"},
+	"api_url":           {"github"},
+	"token_url":         {"github", "oauth2"},
+	"tokeninfo_url":     {"google", "oauth2"},
+	"userinfo_url":      {"google", "oauth2"},
+	"introspection_url": {"oauth2"},
 }
 
 // Problems is every problem found in a config, each with its key path.
@@ -282,8 +371,22 @@ func (c *Config) Validate() Problems {
 		if c.Storage.Bolt.Path == "" {
 			p.add("storage.bolt.path", "is required with driver bolt")
 		}
+	case "postgres":
+		pg := c.Storage.Postgres
+		if pg.DSN == "" {
+			p.add("storage.postgres.dsn", "is required with driver postgres (e.g. \"${AUTHEX_PG_DSN}\")")
+		}
+		if pg.MaxConns < 1 || pg.MaxConns > 1000 {
+			p.add("storage.postgres.max_conns", "must be between 1 and 1000, got %d", pg.MaxConns)
+		}
+		if pg.ConnectTimeout < 100*time.Millisecond || pg.ConnectTimeout > 5*time.Minute {
+			p.add("storage.postgres.connect_timeout", "must be between 100ms and 5m, got %s", pg.ConnectTimeout)
+		}
+		if pg.Schema != "" && !postgres.ValidSchema(pg.Schema) {
+			p.add("storage.postgres.schema", "must be a plain identifier (letters, digits, _), got %q", pg.Schema)
+		}
 	default:
-		p.add("storage.driver", "must be bolt, got %q", c.Storage.Driver)
+		p.add("storage.driver", "must be bolt or postgres, got %q", c.Storage.Driver)
 	}
 	t := c.Tokens
 	if !exchange.ValidAlgorithm(t.Algorithm) {
@@ -313,6 +416,13 @@ func (c *Config) Validate() Problems {
 		if !known {
 			p.add(path+".type", "must be one of %s, got %q", strings.Join(sortedKeys(providerTypes), ", "), pc.Type)
 		}
+		if pc.Type == "password" || name == exchange.PasswordProvider {
+			c.Providers[name] = validatePassword(&p, name, pc)
+			continue
+		}
+		if pc.Memory != 0 || pc.Iterations != 0 || pc.Parallelism != 0 || pc.MinLength != 0 || pc.Throttle != (ThrottleConfig{}) {
+			p.add(path, "memory, iterations, parallelism, min_length and throttle apply to type password only")
+		}
 		if len(pc.ClientIDs) == 0 {
 			p.add(path+".client_ids", "needs at least one client id")
 		}
@@ -321,13 +431,13 @@ func (c *Config) Validate() Problems {
 				p.add(fmt.Sprintf("%s.client_ids[%d]", path, i), "must not be empty")
 			}
 		}
-		if pc.Type == "oidc" {
+		if pc.Type == "oidc" || pc.Type == "oauth2" {
 			if u, err := url.Parse(pc.Issuer); err != nil || u.Scheme == "" || u.Host == "" {
 				p.add(path+".issuer", "must be the provider's issuer URL, got %q", pc.Issuer)
 			}
 		}
-		if len(pc.AllowedDomains) > 0 && pc.Type != "google" {
-			p.add(path+".allowed_domains", "applies to type google only")
+		if known {
+			validateProviderType(&p, path, &pc)
 		}
 		switch pc.LinkByEmail {
 		case "":
@@ -342,6 +452,7 @@ func (c *Config) Validate() Problems {
 		c.Providers[name] = pc
 	}
 	p = append(p, c.validateClients()...)
+	c.validateCompat(&p)
 	switch c.Log.Level {
 	case "debug", "info", "warn", "error":
 	default:
@@ -353,6 +464,79 @@ func (c *Config) Validate() Problems {
 		p.add("log.format", "must be auto, json or text, got %q", c.Log.Format)
 	}
 	return p
+}
+
+// validateProviderType checks the keys that depend on the provider's type
+// and reads client_secret_file.
+func validateProviderType(p *Problems, path string, pc *ProviderConfig) {
+	set := map[string]bool{
+		"allowed_domains": len(pc.AllowedDomains) > 0, "issuer": pc.Issuer != "",
+		"authority": pc.Authority != "", "tenant": pc.Tenant != "", "allowed_tenants": len(pc.AllowedTenants) > 0,
+		"api_url": pc.APIURL != "", "token_url": pc.TokenURL != "", "tokeninfo_url": pc.TokenInfoURL != "",
+		"userinfo_url": pc.UserInfoURL != "", "introspection_url": pc.IntrospectionURL != "",
+	}
+	for _, key := range sortedKeys(providerKeys) {
+		if set[key] && !slices.Contains(providerKeys[key], pc.Type) {
+			p.add(path+"."+key, "applies to type %s only", strings.Join(providerKeys[key], ", "))
+		}
+	}
+	for key, v := range map[string]string{
+		"authority": pc.Authority, "api_url": pc.APIURL, "token_url": pc.TokenURL, "tokeninfo_url": pc.TokenInfoURL,
+		"userinfo_url": pc.UserInfoURL, "introspection_url": pc.IntrospectionURL,
+	} {
+		if u, err := url.Parse(v); v != "" && (err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "") {
+			p.add(path+"."+key, "must be an absolute http(s) URL, got %q", v)
+		}
+	}
+
+	switch {
+	case pc.ClientSecret != "" && pc.ClientSecretFile != "":
+		p.add(path+".client_secret_file", "set client_secret or client_secret_file, not both")
+	case pc.ClientSecretFile != "":
+		b, err := os.ReadFile(pc.ClientSecretFile)
+		switch {
+		case err != nil:
+			p.add(path+".client_secret_file", "cannot be read: %v", errors.Unwrap(err))
+		case strings.TrimSpace(string(b)) == "":
+			p.add(path+".client_secret_file", "is empty")
+		default:
+			pc.ClientSecret = Secret(strings.TrimSpace(string(b)))
+		}
+	}
+
+	switch pc.Type {
+	case "microsoft":
+		if len(pc.AllowedTenants) == 0 {
+			p.add(path+".allowed_tenants", `is required with type microsoft: the tenant ids allowed to sign in, or [ "*" ] for any`)
+		}
+		for i, t := range pc.AllowedTenants {
+			if strings.TrimSpace(t) == "" || strings.ContainsAny(t, "/?#{} ") {
+				p.add(fmt.Sprintf("%s.allowed_tenants[%d]", path, i), `must be a tenant id or "*", got %q`, t)
+			}
+		}
+		if strings.ContainsAny(pc.Tenant, "/?#{} ") {
+			p.add(path+".tenant", "must be common, organizations, consumers or a tenant id, got %q", pc.Tenant)
+		}
+	case "github":
+		if len(pc.ClientIDs) > 1 {
+			p.add(path+".client_ids", "github takes exactly one client id: the OAuth app whose secret is client_secret")
+		}
+		if pc.ClientSecret == "" && pc.ClientSecretFile == "" {
+			p.add(path+".client_secret", "is required with type github: it proves a token was issued to our app")
+		}
+	case "oauth2":
+		if pc.UserInfoURL == "" {
+			p.add(path+".userinfo_url", "is required with type oauth2")
+		}
+		switch {
+		case pc.IntrospectionURL == "" && pc.TokenInfoURL == "":
+			p.add(path+".introspection_url", "type oauth2 needs a way to bind access tokens to our client: introspection_url or tokeninfo_url (without one, any app's token would sign its holder in)")
+		case pc.IntrospectionURL != "" && pc.TokenInfoURL != "":
+			p.add(path+".tokeninfo_url", "set introspection_url or tokeninfo_url, not both")
+		case pc.IntrospectionURL != "" && pc.ClientSecret == "" && pc.ClientSecretFile == "":
+			p.add(path+".client_secret", "is required with introspection_url (RFC 7662 introspection is client-authenticated)")
+		}
+	}
 }
 
 // validateClients checks the clients list and reads secret_file secrets
@@ -403,4 +587,92 @@ func (c *Config) exchangeClients() []exchange.ClientConfig {
 		out = append(out, exchange.ClientConfig{ID: cl.ID, Secret: string(cl.Secret), Public: cl.Public, Providers: cl.Providers})
 	}
 	return out
+}
+
+// validatePassword checks the password provider and fills its defaults.
+func validatePassword(p *Problems, name string, pc ProviderConfig) ProviderConfig {
+	path := "providers." + name
+	if name != exchange.PasswordProvider {
+		p.add(path+".type", "type password must be configured under the key %q", exchange.PasswordProvider)
+	}
+	if pc.Type != "password" {
+		p.add(path+".type", "the key %q is reserved for type password, got %q", exchange.PasswordProvider, pc.Type)
+	}
+	if pc.Issuer != "" || len(pc.ClientIDs) > 0 || len(pc.AllowedDomains) > 0 || pc.LinkByEmail != "" || pc.Leeway != 0 ||
+		pc.ClientSecret != "" || pc.ClientSecretFile != "" || pc.Authority != "" || pc.Tenant != "" || len(pc.AllowedTenants) > 0 ||
+		pc.APIURL != "" || pc.TokenURL != "" || pc.TokenInfoURL != "" || pc.UserInfoURL != "" || pc.IntrospectionURL != "" {
+		p.add(path, "only memory, iterations, parallelism, min_length, allow_signup and throttle apply to type password")
+	}
+	d := defaultPassword
+	if pc.Memory == 0 {
+		pc.Memory = d.Memory
+	}
+	if pc.Iterations == 0 {
+		pc.Iterations = d.Iterations
+	}
+	if pc.Parallelism == 0 {
+		pc.Parallelism = d.Parallelism
+	}
+	if pc.MinLength == 0 {
+		pc.MinLength = d.MinLength
+	}
+	if pc.Throttle.PerAccount == 0 {
+		pc.Throttle.PerAccount = d.Throttle.PerAccount
+	}
+	if pc.Throttle.PerIP == 0 {
+		pc.Throttle.PerIP = d.Throttle.PerIP
+	}
+	if pc.Throttle.Window == 0 {
+		pc.Throttle.Window = d.Throttle.Window
+	}
+	// Each login holds memory KiB while it hashes: bound what a burst of
+	// logins can take.
+	if pc.Memory < 1024 || pc.Memory > 1<<20 {
+		p.add(path+".memory", "must be between 1024 and 1048576 (KiB), got %d", pc.Memory)
+	}
+	if pc.Iterations > 20 {
+		p.add(path+".iterations", "must be between 1 and 20, got %d", pc.Iterations)
+	}
+	if pc.Parallelism > 16 {
+		p.add(path+".parallelism", "must be between 1 and 16, got %d", pc.Parallelism)
+	}
+	if pc.MinLength < 8 || pc.MinLength > 128 {
+		p.add(path+".min_length", "must be between 8 and 128, got %d", pc.MinLength)
+	}
+	if pc.Throttle.PerAccount < 0 {
+		p.add(path+".throttle.per_account", "must be positive, got %d", pc.Throttle.PerAccount)
+	}
+	if pc.Throttle.PerIP < 0 {
+		p.add(path+".throttle.per_ip", "must be positive, got %d", pc.Throttle.PerIP)
+	}
+	if pc.Throttle.Window < time.Second || pc.Throttle.Window > 24*time.Hour {
+		p.add(path+".throttle.window", "must be between 1s and 24h, got %s", pc.Throttle.Window)
+	}
+	return pc
+}
+
+// validateCompat checks the compatibility profiles: known, not repeated,
+// not claiming the same route, and the password provider configured for
+// those that sign in with a password.
+func (c *Config) validateCompat(p *Problems) {
+	known := web.CompatProfiles()
+	seen := map[string]bool{}
+	var valid []string
+	for i, name := range c.Compat {
+		switch {
+		case !slices.Contains(known, name):
+			p.add(fmt.Sprintf("compat[%d]", i), "must be one of %s, got %q", strings.Join(known, ", "), name)
+		case seen[name]:
+			p.add(fmt.Sprintf("compat[%d]", i), "%s is listed twice", name)
+		default:
+			seen[name] = true
+			valid = append(valid, name)
+			if _, ok := c.Providers[exchange.PasswordProvider]; web.CompatNeedsPassword(name) && !ok {
+				p.add(fmt.Sprintf("compat[%d]", i), "%s signs users in with a password: configure providers.password (type: password)", name)
+			}
+		}
+	}
+	for _, conflict := range web.CompatConflicts(valid) {
+		p.add("compat", "%s: enable only one of them", conflict)
+	}
 }

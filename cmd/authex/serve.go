@@ -17,6 +17,7 @@ import (
 	"github.com/authex/authex/providers"
 	"github.com/authex/authex/storage"
 	"github.com/authex/authex/storage/bolt"
+	"github.com/authex/authex/storage/postgres"
 	"github.com/authex/authex/web"
 )
 
@@ -29,6 +30,7 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 	fs.SetOutput(stderr)
 	path := configFlag(fs, getenv)
 	pprofAddr := fs.String("pprof", "", "serve net/http/pprof on this loopback address (e.g. 127.0.0.1:6060); off when empty")
+	dev := fs.Bool("dev", false, "development mode: mount the authex emulator at /emulator as provider \"dev\" (loopback public_url and listen only)")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -42,8 +44,15 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 		return err
 	}
 	log := newLogger(cfg.Log, stderr)
-
-	store, err := openStore(cfg.Storage, log)
+	mounts := map[string]http.Handler{}
+	if *dev {
+		em, err := devMode(&cfg, log)
+		if err != nil {
+			return err
+		}
+		mounts["/emulator"] = em
+	}
+	store, err := openStore(ctx, cfg.Storage, log)
 	if err != nil {
 		return err
 	}
@@ -53,14 +62,32 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 		}
 	}()
 
+	// Listen before the providers start discovery: the dev provider
+	// discovers at this very server, and a connection waiting in the listen
+	// backlog is answered as soon as we serve, with no retry delay.
+	ln, err := net.Listen("tcp", cfg.Server.Listen)
+	if err != nil {
+		return err
+	}
+	defer ln.Close()
+
 	// Providers discover in the background; they live as long as the service.
 	provCtx, cancelProviders := context.WithCancel(context.Background())
 	defer cancelProviders()
 	provs := map[string]exchange.Provider{}
+	var password *exchange.PasswordConfig
 	for name, pc := range cfg.Providers {
+		if pc.Type == "password" {
+			pw := pc.PasswordConfig()
+			password = &pw
+			continue
+		}
 		v, err := providers.New(provCtx, providers.Config{
 			Name: name, Type: pc.Type, Issuer: pc.Issuer, ClientIDs: pc.ClientIDs,
 			AllowedDomains: pc.AllowedDomains, Leeway: pc.Leeway, Logger: log,
+			ClientSecret: string(pc.ClientSecret), Authority: pc.Authority, Tenant: pc.Tenant, AllowedTenants: pc.AllowedTenants,
+			APIURL: pc.APIURL, TokenURL: pc.TokenURL, TokenInfoURL: pc.TokenInfoURL, UserInfoURL: pc.UserInfoURL,
+			IntrospectionURL: pc.IntrospectionURL,
 		})
 		if err != nil {
 			return fmt.Errorf("providers.%s: %w", name, err)
@@ -78,7 +105,7 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 		AccessTTL: cfg.Tokens.AccessTTL, RefreshTTL: cfg.Tokens.RefreshTTL,
 		SessionMax: cfg.Tokens.SessionMax, ReuseGrace: cfg.Tokens.RefreshReuseGrace,
 		Clients: cfg.exchangeClients(),
-	}, store, provs, exchange.Options{Logger: log})
+	}, store, provs, exchange.Options{Logger: log, Password: password})
 	if err != nil {
 		return err
 	}
@@ -88,11 +115,10 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 		log.Info("client authentication on", "clients", len(cfg.Clients))
 	}
 
-	handler := web.NewServer(web.Deps{Exchange: svc, Logger: log})
-	ln, err := net.Listen("tcp", cfg.Server.Listen)
-	if err != nil {
-		return err
-	}
+	// Several instances may share the store: pick up keys another one made.
+	go svc.Keys().Watch(provCtx, exchange.KeyReloadInterval, log)
+
+	handler := web.NewServer(web.Deps{Exchange: svc, Logger: log, Mounts: mounts, Compat: cfg.Compat})
 	srv := web.NewHTTPServer(cfg.Server.Listen, handler, log)
 	log.Info("listening", "addr", ln.Addr().String(), "public_url", cfg.Server.PublicURL,
 		"store", cfg.Storage.Driver, "version", version)
@@ -125,13 +151,18 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 	return nil
 }
 
-func openStore(cfg StorageConfig, log *slog.Logger) (storage.Store, error) {
+func openStore(ctx context.Context, cfg StorageConfig, log *slog.Logger) (storage.Store, error) {
 	switch cfg.Driver {
 	case "bolt":
 		if err := os.MkdirAll(filepath.Dir(cfg.Bolt.Path), 0o700); err != nil {
 			return nil, err
 		}
 		return bolt.Open(cfg.Bolt.Path, bolt.Options{Logger: log})
+	case "postgres":
+		pg := cfg.Postgres
+		return postgres.Open(ctx, pg.DSN, postgres.Options{
+			Schema: pg.Schema, MaxConns: int32(pg.MaxConns), ConnectTimeout: pg.ConnectTimeout, Logger: log,
+		})
 	default:
 		return nil, fmt.Errorf("storage.driver %q is not supported", cfg.Driver)
 	}
