@@ -1,11 +1,14 @@
 // Command authex-bench is the load run behind `make bench`: it starts the
 // real bin/authex on a temporary bbolt file (pre-populated with N users and
 // one session each), with a local RS256 OpenID provider, drives
-// POST /v1/exchange (returning and new users), POST /v1/token/refresh and
-// GET /v1/me from a closed-loop load generator, and prints requests/s, p50,
+// POST /v1/exchange (returning and new users), POST /v1/token/refresh,
+// GET /v1/me and POST /oauth/introspect from a closed-loop load generator
+// (64 keep-alive connections by default), and prints requests/s, p50,
 // p99, errors and the server's CPU-seconds per 1,000 requests beside the
 // ceiling of the box: GET /healthz on the same server, measured in the same
-// run. Figures are medians over several runs.
+// run. Figures are medians over several runs. It also reports start-up
+// time, the server's RSS and the bbolt file's size per user and session.
+// docs/performance.md describes the method and the results.
 //
 // It is a measuring tool, never part of `make test`.
 package main
