@@ -44,6 +44,11 @@ type Config struct {
 	RefreshTTL time.Duration // idle limit, sliding
 	SessionMax time.Duration // absolute limit
 	ReuseGrace time.Duration
+	// KeyPublishDelay: a rotated-in key is in the JWKS this long before it
+	// signs, so API caches have fetched it.
+	KeyPublishDelay time.Duration
+	// KeyRotation: when positive, MaintainKeys rotates a key this old.
+	KeyRotation time.Duration
 }
 
 // Service is the exchange domain service.
@@ -55,12 +60,15 @@ type Service struct {
 	secret    []byte
 	log       *slog.Logger
 	now       func() time.Time
+	observe   Observer
 }
 
 // Options are the optional dependencies of New.
 type Options struct {
 	Logger *slog.Logger
 	Now    func() time.Time // tests move the clock
+	// Observer receives exchange and refresh outcomes (metrics); nil: none.
+	Observer Observer
 }
 
 // New loads (or at first start creates) the signing key and the refresh
@@ -69,7 +77,10 @@ func New(ctx context.Context, cfg Config, store storage.Store, provs map[string]
 	if !ValidAlgorithm(cfg.Algorithm) {
 		return nil, fmt.Errorf("unsupported signing algorithm %q", cfg.Algorithm)
 	}
-	s := &Service{cfg: cfg, store: store, providers: provs, log: opts.Logger, now: opts.Now}
+	s := &Service{cfg: cfg, store: store, providers: provs, log: opts.Logger, now: opts.Now, observe: opts.Observer}
+	if s.observe == nil {
+		s.observe = nopObserver{}
+	}
 	if s.log == nil {
 		s.log = slog.Default()
 	}
@@ -140,8 +151,21 @@ type Result struct {
 }
 
 // Exchange verifies a provider credential and signs the user in.
-func (s *Service) Exchange(ctx context.Context, req ExchangeRequest) (*Result, error) {
+func (s *Service) Exchange(ctx context.Context, req ExchangeRequest) (res *Result, err error) {
 	p, ok := s.providers[req.Provider]
+	defer func() {
+		provider, outcome := req.Provider, OutcomeOK
+		if !ok {
+			provider = "unknown"
+		}
+		switch {
+		case err != nil:
+			outcome = errorOutcome(err)
+		case res.Created:
+			outcome = OutcomeCreated
+		}
+		s.observe.Exchanged(provider, outcome)
+	}()
 	if !ok {
 		if req.Provider == "" {
 			return nil, newError(KindInvalidRequest, "missing_provider", "provider is required", nil)
@@ -341,7 +365,14 @@ func (s *Service) result(sess storage.Session, user storage.User) (*Result, erro
 // the reuse grace gets the current pair back (concurrent refreshes from one
 // browser all succeed alike); any older generation, or the previous one
 // after the grace, is reuse and revokes the whole session.
-func (s *Service) Refresh(ctx context.Context, token string) (*Result, error) {
+func (s *Service) Refresh(ctx context.Context, token string) (res *Result, err error) {
+	outcome := OutcomeRotated
+	defer func() {
+		if err != nil {
+			outcome = errorOutcome(err)
+		}
+		s.observe.Refreshed(outcome)
+	}()
 	sid, gen, err := s.parseRefreshToken(token)
 	if err != nil {
 		return nil, newError(KindInvalidGrant, ReasonMalformed, "refresh token is malformed or not issued here", nil)
@@ -381,6 +412,7 @@ func (s *Service) Refresh(ctx context.Context, token string) (*Result, error) {
 			}
 			return s.result(rotated, user)
 		case gen+1 == sess.Generation && now.Sub(sess.RotatedAt) <= s.cfg.ReuseGrace:
+			outcome = OutcomeGrace
 			return s.result(sess, user)
 		default:
 			if err := s.store.RevokeSession(ctx, sid, now.UTC(), ReasonReused); err != nil {
