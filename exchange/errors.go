@@ -25,6 +25,9 @@ const (
 	KindStoreUnavailable
 	KindNotFound
 	KindServer
+	// KindNotImplemented: the operation exists but this deployment cannot
+	// do it (a backup through authex of a PostgreSQL store).
+	KindNotImplemented
 )
 
 // Reasons this package adds to the provider reasons (providers.Reason*).

@@ -41,6 +41,7 @@ var statusOf = map[exchange.Kind]status{
 	exchange.KindStoreUnavailable:    {http.StatusServiceUnavailable, "server_error"},
 	exchange.KindNotFound:            {http.StatusNotFound, "not_found"},
 	exchange.KindServer:              {http.StatusInternalServerError, "server_error"},
+	exchange.KindNotImplemented:      {http.StatusNotImplemented, "not_implemented"},
 }
 
 // requestError is a refusal found by web itself (a body too large, bad
