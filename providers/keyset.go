@@ -23,6 +23,11 @@ import (
 // maxDocumentSize bounds what we read from a discovery or JWKS endpoint.
 const maxDocumentSize = 1 << 20
 
+// fetchTimeout bounds one discovery or JWKS request even when the
+// configured http.Client has no timeout: a hung provider must not hold a
+// shared refetch (and every verification waiting on it) forever.
+const fetchTimeout = 10 * time.Second
+
 // keySet is our oidc.KeySet: the provider's JWKS, cached.
 //
 //   - Keys are selected by kid; a token without kid is tried against every
@@ -123,7 +128,7 @@ func (k *keySet) verify(ctx context.Context, raw string) ([]byte, error) {
 	hdr := jws.Signatures[0].Header
 	alg, kid := hdr.Algorithm, hdr.KeyID
 
-	payload, err, tried := tryKeys(jws, k.current(), kid, alg)
+	payload, tried, err := tryKeys(jws, k.current(), kid, alg)
 	if tried && (err == nil || kid != "") {
 		// A known kid: its verdict stands, no refetch can change it.
 		return payload, err
@@ -139,7 +144,7 @@ func (k *keySet) verify(ctx context.Context, raw string) ([]byte, error) {
 	case len(set.Keys) == 0:
 		return nil, fmt.Errorf("%w: no signing keys loaded: %v", ErrUnavailable, ferr)
 	}
-	if p, err2, tried2 := tryKeys(jws, set, kid, alg); tried2 {
+	if p, tried2, err2 := tryKeys(jws, set, kid, alg); tried2 {
 		return p, err2
 	}
 	if tried {
@@ -154,7 +159,7 @@ func (k *keySet) verify(ctx context.Context, raw string) ([]byte, error) {
 
 // tryKeys verifies jws with the keys of set that match kid (every key when
 // kid is empty) and fit alg. tried reports whether any key was a candidate.
-func tryKeys(jws *jose.JSONWebSignature, set *jose.JSONWebKeySet, kid, alg string) (payload []byte, err error, tried bool) {
+func tryKeys(jws *jose.JSONWebSignature, set *jose.JSONWebKeySet, kid, alg string) (payload []byte, tried bool, err error) {
 	kidMatched := false
 	for i := range set.Keys {
 		key := &set.Keys[i]
@@ -166,20 +171,20 @@ func tryKeys(jws *jose.JSONWebSignature, set *jose.JSONWebKeySet, kid, alg strin
 			continue
 		}
 		tried = true
-		if p, verr := jws.Verify(key.Key); verr == nil {
-			return p, nil, true
-		} else {
-			err = verr
+		p, verr := jws.Verify(key.Key)
+		if verr == nil {
+			return p, true, nil
 		}
+		err = verr
 	}
 	if tried {
-		return nil, refuse(ReasonSignature, "", err), true
+		return nil, true, refuse(ReasonSignature, "", err)
 	}
 	if kid != "" && kidMatched {
 		// The kid names a key of another type or algorithm.
-		return nil, refuse(ReasonAlgorithm, "id_token alg does not fit the key its kid names", fmt.Errorf("kid %q does not fit alg %s", kid, alg)), true
+		return nil, true, refuse(ReasonAlgorithm, "id_token alg does not fit the key its kid names", fmt.Errorf("kid %q does not fit alg %s", kid, alg))
 	}
-	return nil, nil, false
+	return nil, false, nil
 }
 
 // keyFits reports whether key may verify a signature made with alg.
@@ -220,7 +225,7 @@ func (k *keySet) refetch(ctx context.Context) (*jose.JSONWebKeySet, error) {
 		k.inflight = call
 		k.lastRefetch = time.Now()
 		// The fetch runs on its own so that one caller giving up does not
-		// fail the others waiting on it; the client's timeout bounds it.
+		// fail the others waiting on it; fetchTimeout bounds it.
 		go k.runFetch(call)
 	}
 	k.mu.Unlock()
@@ -291,6 +296,8 @@ func fetchJWKS(ctx context.Context, client *http.Client, url string) (*jose.JSON
 // getJSON GETs url and returns its body (at most maxDocumentSize). Errors
 // name the URL and status, never the body.
 func getJSON(ctx context.Context, client *http.Client, url string) ([]byte, error) {
+	ctx, cancel := context.WithTimeout(ctx, fetchTimeout)
+	defer cancel()
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
 	if err != nil {
 		return nil, err

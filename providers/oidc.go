@@ -251,7 +251,10 @@ func (v *oidcVerifier) verifyIDToken(ctx context.Context, d *discovered, c Crede
 		if out.err != nil {
 			return Identity{}, out.err
 		}
-		return Identity{}, refuse(ReasonMalformed, "", err)
+		// The signature verified (or was never reached because go-jose
+		// refused to parse the token); go-oidc's own complaints are about
+		// the token's shape: undecodable claims, bad distributed claims.
+		return Identity{}, refuse(ReasonMalformed, "id_token claims are malformed", err)
 	}
 
 	var cl claims
@@ -270,7 +273,7 @@ func (v *oidcVerifier) verifyIDToken(ctx context.Context, d *discovered, c Crede
 		return Identity{}, refuse(ReasonDomain, "", fmt.Errorf("hd %q, allowed %v", cl.HostedDomain, v.domains))
 	}
 	if v.needVerEm && (cl.Email == "" || !bool(cl.EmailVerified)) {
-		return Identity{}, refuse(ReasonEmailNotVerified, "", fmt.Errorf("email %q, email_verified %v", cl.Email, bool(cl.EmailVerified)))
+		return Identity{}, refuse(ReasonEmailNotVerified, "", fmt.Errorf("email present %v, email_verified %v", cl.Email != "", bool(cl.EmailVerified)))
 	}
 	return Identity{
 		Provider:      v.name,
