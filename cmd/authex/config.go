@@ -3,6 +3,7 @@ package main
 import (
 	"errors"
 	"fmt"
+	"net"
 	"net/url"
 	"os"
 	"reflect"
@@ -25,11 +26,26 @@ type Config struct {
 	Tokens    TokensConfig              `yaml:"tokens"`
 	Providers map[string]ProviderConfig `yaml:"providers"`
 	Log       LogConfig                 `yaml:"log"`
+	Admin     AdminConfig               `yaml:"admin"`
+}
+
+// AdminConfig guards the operator API (/admin/v1, docs/admin.md).
+type AdminConfig struct {
+	// Tokens are accepted as Bearer admin tokens; use "${VAR}".
+	Tokens []string `yaml:"tokens"`
+	// TokensFile holds more tokens, one a line ('#' starts a comment).
+	TokensFile string `yaml:"tokens_file"`
 }
 
 type ServerConfig struct {
 	Listen    string `yaml:"listen"`
 	PublicURL string `yaml:"public_url"`
+	// AdminListen, when set, serves /admin/v1 and /metrics there and not on Listen.
+	AdminListen string `yaml:"admin_listen"`
+	// TrustedProxies: CIDRs (or addresses) whose X-Forwarded-For is believed.
+	TrustedProxies []string `yaml:"trusted_proxies"`
+
+	trustedNets []*net.IPNet // parsed by Validate
 }
 
 type StorageConfig struct {
@@ -48,6 +64,8 @@ type TokensConfig struct {
 	SessionMax        time.Duration `yaml:"session_max"`
 	RefreshReuseGrace time.Duration `yaml:"refresh_reuse_grace"`
 	Audience          []string      `yaml:"audience"`
+	KeyPublishDelay   time.Duration `yaml:"key_publish_delay"`
+	KeyRotation       time.Duration `yaml:"key_rotation"`
 }
 
 type ProviderConfig struct {
@@ -77,6 +95,7 @@ func defaultConfig() Config {
 			SessionMax:        90 * 24 * time.Hour,
 			RefreshReuseGrace: 10 * time.Second,
 			Audience:          []string{},
+			KeyPublishDelay:   10 * time.Minute,
 		},
 		Log: LogConfig{Level: "info", Format: "auto"},
 	}
@@ -274,6 +293,13 @@ func (c *Config) Validate() Problems {
 	if t.RefreshReuseGrace < 0 || t.RefreshReuseGrace > 5*time.Minute {
 		p.add("tokens.refresh_reuse_grace", "must be between 0 and 5m, got %s", t.RefreshReuseGrace)
 	}
+	if t.KeyPublishDelay < 0 || t.KeyPublishDelay > 24*time.Hour {
+		p.add("tokens.key_publish_delay", "must be between 0 and 24h, got %s", t.KeyPublishDelay)
+	}
+	if t.KeyRotation != 0 && t.KeyRotation < t.KeyPublishDelay+t.AccessTTL {
+		p.add("tokens.key_rotation", "must be 0 (off) or at least key_publish_delay + access_ttl (%s), got %s",
+			t.KeyPublishDelay+t.AccessTTL, t.KeyRotation)
+	}
 	for i, a := range t.Audience {
 		if a == "" {
 			p.add(fmt.Sprintf("tokens.audience[%d]", i), "must not be empty")
@@ -314,6 +340,19 @@ func (c *Config) Validate() Problems {
 		}
 		c.Providers[name] = pc
 	}
+	c.Server.trustedNets = nil
+	for i, s := range c.Server.TrustedProxies {
+		n, err := parseNet(s)
+		if err != nil {
+			p.add(fmt.Sprintf("server.trusted_proxies[%d]", i), "must be a CIDR or an IP address, got %q", s)
+			continue
+		}
+		c.Server.trustedNets = append(c.Server.trustedNets, n)
+	}
+	if c.Server.AdminListen != "" && c.Server.AdminListen == c.Server.Listen {
+		p.add("server.admin_listen", "must differ from server.listen")
+	}
+	c.validateAdmin(&p)
 	switch c.Log.Level {
 	case "debug", "info", "warn", "error":
 	default:
@@ -325,4 +364,47 @@ func (c *Config) Validate() Problems {
 		p.add("log.format", "must be auto, json or text, got %q", c.Log.Format)
 	}
 	return p
+}
+
+// minAdminToken is the shortest admin token accepted: anything shorter
+// can be guessed.
+const minAdminToken = 16
+
+// validateAdmin reads admin.tokens_file into admin.tokens and checks them.
+func (c *Config) validateAdmin(p *Problems) {
+	if f := c.Admin.TokensFile; f != "" {
+		raw, err := os.ReadFile(f)
+		if err != nil {
+			p.add("admin.tokens_file", "cannot read: %v", err)
+		}
+		for _, line := range strings.Split(string(raw), "\n") {
+			line = strings.TrimSpace(line)
+			if line == "" || strings.HasPrefix(line, "#") {
+				continue
+			}
+			c.Admin.Tokens = append(c.Admin.Tokens, line)
+		}
+	}
+	for i, t := range c.Admin.Tokens {
+		// Never print the token itself.
+		if len(t) < minAdminToken {
+			p.add(fmt.Sprintf("admin.tokens[%d]", i), "must be at least %d characters (e.g. openssl rand -hex 32)", minAdminToken)
+		}
+	}
+}
+
+// parseNet accepts "10.0.0.0/8", "2001:db8::/32" or a single address.
+func parseNet(s string) (*net.IPNet, error) {
+	if _, n, err := net.ParseCIDR(s); err == nil {
+		return n, nil
+	}
+	ip := net.ParseIP(s)
+	if ip == nil {
+		return nil, fmt.Errorf("not an address")
+	}
+	bits := 128
+	if ip4 := ip.To4(); ip4 != nil {
+		ip, bits = ip4, 32
+	}
+	return &net.IPNet{IP: ip, Mask: net.CIDRMask(bits, bits)}, nil
 }

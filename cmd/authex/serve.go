@@ -17,6 +17,7 @@ import (
 	"github.com/authex/authex/providers"
 	"github.com/authex/authex/storage"
 	"github.com/authex/authex/storage/bolt"
+	"github.com/authex/authex/storage/observed"
 	"github.com/authex/authex/web"
 )
 
@@ -44,15 +45,17 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 	}
 	log := newLogger(cfg.Log, stderr)
 
-	store, err := openStore(cfg.Storage, log)
+	raw, err := openStore(cfg.Storage, log)
 	if err != nil {
 		return err
 	}
 	defer func() {
-		if err := store.Close(); err != nil {
+		if err := raw.Close(); err != nil {
 			log.Error("close store", "err", err)
 		}
 	}()
+	metrics := web.NewMetrics(raw)
+	store := observed.Wrap(raw, metrics.Committed)
 
 	// Providers discover in the background; they live as long as the service.
 	provCtx, cancelProviders := context.WithCancel(context.Background())
@@ -62,6 +65,7 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 		v, err := providers.New(provCtx, providers.Config{
 			Name: name, Type: pc.Type, Issuer: pc.Issuer, ClientIDs: pc.ClientIDs,
 			AllowedDomains: pc.AllowedDomains, Leeway: pc.Leeway, Logger: log.With("provider", name),
+			KeyFetched: metrics.KeyFetched(name),
 		})
 		if err != nil {
 			return fmt.Errorf("providers.%s: %w", name, err)
@@ -73,39 +77,78 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 		Issuer: cfg.Server.PublicURL, Audience: cfg.Tokens.Audience, Algorithm: cfg.Tokens.Algorithm,
 		AccessTTL: cfg.Tokens.AccessTTL, RefreshTTL: cfg.Tokens.RefreshTTL,
 		SessionMax: cfg.Tokens.SessionMax, ReuseGrace: cfg.Tokens.RefreshReuseGrace,
-	}, store, provs, exchange.Options{Logger: log})
+		KeyPublishDelay: cfg.Tokens.KeyPublishDelay, KeyRotation: cfg.Tokens.KeyRotation,
+	}, store, provs, exchange.Options{Logger: log, Observer: metrics})
 	if err != nil {
 		return err
 	}
+	go svc.MaintainKeys(provCtx, keyMaintenanceInterval)
 
-	handler := web.NewServer(web.Deps{Exchange: svc, Logger: log})
-	ln, err := net.Listen("tcp", cfg.Server.Listen)
-	if err != nil {
-		return err
+	deps := web.Deps{
+		Exchange: svc, Logger: log, Metrics: metrics, AdminTokens: cfg.Admin.Tokens,
+		AdminSeparate: cfg.Server.AdminListen != "", TrustedProxies: cfg.Server.trustedNets,
 	}
-	srv := web.NewHTTPServer(cfg.Server.Listen, handler, log)
-	log.Info("listening", "addr", ln.Addr().String(), "public_url", cfg.Server.PublicURL,
+	if len(cfg.Admin.Tokens) == 0 {
+		log.Warn("no admin token configured: the admin API refuses every request (admin.tokens)")
+	}
+	servers := []*http.Server{web.NewHTTPServer(cfg.Server.Listen, web.NewServer(deps), log)}
+	if cfg.Server.AdminListen != "" {
+		servers = append(servers, web.NewHTTPServer(cfg.Server.AdminListen, web.NewAdminServer(deps), log))
+	}
+	listeners := make([]net.Listener, len(servers))
+	for i, srv := range servers {
+		ln, err := net.Listen("tcp", srv.Addr)
+		if err != nil {
+			for _, l := range listeners[:i] {
+				l.Close()
+			}
+			return err
+		}
+		listeners[i] = ln
+	}
+	log.Info("listening", "addr", listeners[0].Addr().String(), "public_url", cfg.Server.PublicURL,
 		"store", cfg.Storage.Driver, "version", version)
+	if len(listeners) > 1 {
+		log.Info("admin API listening", "addr", listeners[1].Addr().String())
+	}
 
-	served := make(chan error, 1)
-	go func() { served <- srv.Serve(ln) }()
+	served := make(chan error, len(servers))
+	for i, srv := range servers {
+		go func() { served <- srv.Serve(listeners[i]) }()
+	}
+	var failed error
 	select {
-	case err := <-served:
-		return err
+	case failed = <-served:
 	case <-ctx.Done():
 	}
 	log.Info("shutting down: finishing in-flight requests")
 	shutCtx, cancel := context.WithTimeout(context.Background(), shutdownGrace)
 	defer cancel()
-	if err := srv.Shutdown(shutCtx); err != nil {
-		log.Error("shutdown", "err", err)
+	for _, srv := range servers {
+		if err := srv.Shutdown(shutCtx); err != nil {
+			log.Error("shutdown", "err", err)
+		}
 	}
-	if err := <-served; err != nil && !errors.Is(err, http.ErrServerClosed) {
-		return err
+	waiting := len(servers)
+	if failed != nil {
+		waiting--
+	}
+	for ; waiting > 0; waiting-- {
+		if err := <-served; err != nil && !errors.Is(err, http.ErrServerClosed) && failed == nil {
+			failed = err
+		}
+	}
+	if failed != nil && !errors.Is(failed, http.ErrServerClosed) {
+		return failed
 	}
 	log.Info("stopped")
 	return nil
 }
+
+// keyMaintenanceInterval is how often the signing keys are reloaded from
+// the store (a key another instance rotated in), auto-rotated and pruned.
+// Key times take effect on time without it.
+const keyMaintenanceInterval = 15 * time.Second
 
 func openStore(cfg StorageConfig, log *slog.Logger) (storage.Store, error) {
 	switch cfg.Driver {
