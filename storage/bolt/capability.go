@@ -40,3 +40,40 @@ func (s *Store) CountActiveSessions(ctx context.Context, now time.Time) (int, er
 	}
 	return n, nil
 }
+
+// Verify opens the bbolt file at path read-only and checks it whole: every
+// page reachable and consistent (bbolt's Tx.Check), authex's buckets
+// present and its schema version one this build reads. For a backup
+// before it replaces anything.
+func Verify(path string) error {
+	db, err := bolt.Open(path, 0o600, &bolt.Options{ReadOnly: true, Timeout: openTimeout})
+	if err != nil {
+		return fmt.Errorf("bolt: verify %s: %w", path, err)
+	}
+	defer db.Close()
+	err = db.View(func(tx *bolt.Tx) error {
+		var first error
+		for err := range tx.Check() { // drained whole: Check's goroutine sends every error
+			if first == nil {
+				first = err
+			}
+		}
+		if first != nil {
+			return first
+		}
+		for _, name := range allBuckets {
+			if tx.Bucket(name) == nil {
+				return fmt.Errorf("bucket %s is missing", name)
+			}
+		}
+		v, ok := readU64(tx.Bucket(bucketKeyMeta).Get(metaKeyVersion))
+		if !ok || v == 0 || v > schemaVersion {
+			return fmt.Errorf("schema version %d is not one this authex reads (1..%d)", v, schemaVersion)
+		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("bolt: verify %s: %w", path, err)
+	}
+	return nil
+}
