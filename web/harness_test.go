@@ -47,13 +47,14 @@ func (c *clock) Advance(d time.Duration) {
 }
 
 type harness struct {
-	t     testing.TB
-	url   string
-	store *bolt.Store
-	svc   *exchange.Service
-	iss   *providertest.Issuer // provider "corp" (oidc) and "google" (google preset)
-	clock *clock
-	cfg   exchange.Config
+	t       testing.TB
+	url     string
+	store   *bolt.Store
+	svc     *exchange.Service
+	iss     *providertest.Issuer // provider "corp" (oidc) and "google" (google preset)
+	clock   *clock
+	cfg     exchange.Config
+	metrics *web.Metrics
 }
 
 type harnessOption func(*harnessConfig)
@@ -61,6 +62,9 @@ type harnessOption func(*harnessConfig)
 type harnessConfig struct {
 	exchange  exchange.Config
 	providers map[string]providerSpec
+	web       web.Deps                          // Exchange and Metrics are filled in
+	wrap      func(storage.Store) storage.Store // decorates the store the service uses
+	metrics   bool
 }
 
 type providerSpec struct {
@@ -101,6 +105,12 @@ func newHarness(t testing.TB, opts ...harnessOption) *harness {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { store.Close() })
+	var metrics *web.Metrics
+	var observer exchange.Observer
+	if hc.metrics {
+		metrics = web.NewMetrics(store)
+		observer = metrics
+	}
 
 	ctx, cancel := context.WithCancel(context.Background())
 	t.Cleanup(cancel)
@@ -112,7 +122,7 @@ func newHarness(t testing.TB, opts ...harnessOption) *harness {
 		}
 		v, err := providers.New(ctx, providers.Config{
 			Name: name, Type: spec.typ, Issuer: issuer, ClientIDs: []string{webClientID, iosClientID},
-			AllowedDomains: spec.allowedDomains,
+			AllowedDomains: spec.allowedDomains, KeyFetched: keyFetched(metrics, name),
 		})
 		if err != nil {
 			t.Fatal(err)
@@ -122,14 +132,19 @@ func newHarness(t testing.TB, opts ...harnessOption) *harness {
 	clk := &clock{}
 	srv := httptest.NewUnstartedServer(nil)
 	hc.exchange.Issuer = "http://" + srv.Listener.Addr().String()
-	svc, err := exchange.New(ctx, hc.exchange, store, provs, exchange.Options{Now: clk.Now})
+	var svcStore storage.Store = store
+	if hc.wrap != nil {
+		svcStore = hc.wrap(store)
+	}
+	svc, err := exchange.New(ctx, hc.exchange, svcStore, provs, exchange.Options{Now: clk.Now, Observer: observer})
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv.Config.Handler = web.NewServer(web.Deps{Exchange: svc})
+	hc.web.Exchange, hc.web.Metrics = svc, metrics
+	srv.Config.Handler = web.NewServer(hc.web)
 	srv.Start()
 	t.Cleanup(srv.Close)
-	h := &harness{t: t, url: srv.URL, store: store, svc: svc, iss: iss, clock: clk, cfg: hc.exchange}
+	h := &harness{t: t, url: srv.URL, store: store, svc: svc, iss: iss, clock: clk, cfg: hc.exchange, metrics: metrics}
 	// Wait until every provider against a live issuer has discovered.
 	deadline := time.Now().Add(5 * time.Second)
 	for name, p := range provs {
@@ -321,4 +336,11 @@ func assertError(t testing.TB, res response, status int, code, reason string) {
 	if got := res.header.Get("X-Request-Id"); got != body.RequestID {
 		t.Fatalf("request_id %q does not match X-Request-Id %q", body.RequestID, got)
 	}
+}
+
+func keyFetched(m *web.Metrics, provider string) func(error) {
+	if m == nil {
+		return nil
+	}
+	return m.KeyFetched(provider)
 }

@@ -88,7 +88,9 @@ func NewMetrics(store storage.Store) *Metrics {
 var _ exchange.Observer = (*Metrics)(nil)
 
 // Exchanged counts one exchange.
-func (m *Metrics) Exchanged(provider, outcome string) { m.exchanges.WithLabelValues(provider, outcome).Inc() }
+func (m *Metrics) Exchanged(provider, outcome string) {
+	m.exchanges.WithLabelValues(provider, outcome).Inc()
+}
 
 // Refreshed counts one refresh.
 func (m *Metrics) Refreshed(outcome string) { m.refreshes.WithLabelValues(outcome).Inc() }
