@@ -594,4 +594,3 @@ func TestAdminSeparateListener(t *testing.T) {
 		}
 	}
 }
-

@@ -19,6 +19,7 @@ import (
 	"github.com/authex/authex/providers/providertest"
 	"github.com/authex/authex/storage"
 	"github.com/authex/authex/storage/bolt"
+	"github.com/authex/authex/storage/observed"
 	"github.com/authex/authex/web"
 )
 
@@ -135,6 +136,9 @@ func newHarness(t testing.TB, opts ...harnessOption) *harness {
 	var svcStore storage.Store = store
 	if hc.wrap != nil {
 		svcStore = hc.wrap(store)
+	}
+	if metrics != nil {
+		svcStore = observed.Wrap(svcStore, metrics.Committed)
 	}
 	svc, err := exchange.New(ctx, hc.exchange, svcStore, provs, exchange.Options{Now: clk.Now, Observer: observer})
 	if err != nil {
