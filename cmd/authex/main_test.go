@@ -13,6 +13,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -189,6 +190,7 @@ func freePort(t *testing.T) int {
 type process struct {
 	cmd    *exec.Cmd
 	logs   *bytes.Buffer
+	logsMu *sync.Mutex // guards logs where a test reads them while the process runs; may be nil
 	exited chan error
 }
 
