@@ -86,10 +86,10 @@ func (s *Service) maintainKeys(ctx context.Context) error {
 		return err
 	}
 	now := s.now()
-	var newest time.Time
+	var newest storage.SigningKey
 	for _, rec := range recs {
-		if rec.CreatedAt.After(newest) {
-			newest = rec.CreatedAt
+		if rec.CreatedAt.After(newest.CreatedAt) {
+			newest = rec
 		}
 		if !rec.ExpiresAt.IsZero() && now.Sub(rec.ExpiresAt) > expiredKeyKeep {
 			if err := s.store.DeleteSigningKey(ctx, rec.ID); err != nil && !errors.Is(err, storage.ErrNotFound) {
@@ -97,7 +97,18 @@ func (s *Service) maintainKeys(ctx context.Context) error {
 			}
 		}
 	}
-	if s.cfg.KeyRotation > 0 && !newest.IsZero() && now.Sub(newest) >= s.cfg.KeyRotation {
+	// Finish a rotation that stopped between creating the new key and
+	// retiring the old ones (a crash): every key but the newest retires.
+	for _, rec := range recs {
+		if rec.ID != newest.ID && rec.RetiredAt.IsZero() && now.Sub(newest.CreatedAt) > time.Minute {
+			rec.RetiredAt = newest.NotBefore
+			rec.ExpiresAt = newest.NotBefore.Add(s.keyRetention())
+			if err := s.store.UpdateSigningKey(ctx, rec); err != nil && !errors.Is(err, storage.ErrNotFound) {
+				return err
+			}
+		}
+	}
+	if s.cfg.KeyRotation > 0 && newest.ID != "" && now.Sub(newest.CreatedAt) >= s.cfg.KeyRotation {
 		_, err := s.RotateKeys(ctx, "automatic rotation")
 		return err
 	}

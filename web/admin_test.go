@@ -594,3 +594,58 @@ func TestAdminSeparateListener(t *testing.T) {
 		}
 	}
 }
+
+// TestAutomaticKeyRotation runs the key maintenance loop on the harness
+// clock: when the newest key is older than tokens.key_rotation, it rotates;
+// a day after a key left the JWKS, it deletes it.
+func TestAutomaticKeyRotation(t *testing.T) {
+	h := newHarness(t, withAdmin(adminToken), func(c *harnessConfig) {
+		c.exchange.KeyRotation = time.Hour
+		c.exchange.KeyPublishDelay = time.Minute
+	})
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { h.svc.MaintainKeys(ctx, 5*time.Millisecond); close(done) }()
+	defer func() { cancel(); <-done }()
+
+	waitKeys := func(what string, ok func([]storage.SigningKey) bool) []storage.SigningKey {
+		t.Helper()
+		deadline := time.Now().Add(5 * time.Second)
+		for {
+			keys, err := h.store.ListSigningKeys(ctx)
+			if err == nil && ok(keys) {
+				return keys
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("%s: %d keys", what, len(keys))
+			}
+			time.Sleep(5 * time.Millisecond)
+		}
+	}
+	time.Sleep(50 * time.Millisecond)
+	first := waitKeys("start", func(k []storage.SigningKey) bool { return len(k) == 1 })[0]
+	h.clock.Advance(time.Hour)
+	keys := waitKeys("automatic rotation", func(k []storage.SigningKey) bool { return len(k) == 2 && !k[0].RetiredAt.IsZero() })
+	if !keys[0].RetiredAt.Equal(keys[1].NotBefore) || !keys[0].ExpiresAt.Equal(keys[1].NotBefore.Add(h.cfg.AccessTTL+5*time.Second)) {
+		t.Fatalf("old key's times: %+v", keys[0])
+	}
+	time.Sleep(50 * time.Millisecond) // further ticks: the new key is young, no more rotations
+	if keys, _ := h.store.ListSigningKeys(ctx); len(keys) != 2 {
+		t.Fatalf("rotated again: %d keys", len(keys))
+	}
+	ev := h.adminOK("GET", "/admin/v1/audit?type=key.rotated", nil)["events"].([]any)
+	if len(ev) != 1 || !strings.Contains(ev[0].(map[string]any)["detail"].(string), "automatic") {
+		t.Fatalf("audit: %v", ev)
+	}
+	// A day after the first key left the JWKS it is deleted (and, the
+	// newest key being 25h old by then, another rotation happens).
+	h.clock.Advance(25 * time.Hour)
+	waitKeys("pruning", func(k []storage.SigningKey) bool {
+		for _, x := range k {
+			if x.ID == first.ID {
+				return false
+			}
+		}
+		return len(k) == 2
+	})
+}
