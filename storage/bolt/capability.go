@@ -2,7 +2,12 @@ package bolt
 
 import (
 	"context"
+	"encoding/binary"
+	"errors"
 	"fmt"
+	"hash/fnv"
+	"io"
+	"os"
 	"time"
 
 	bolt "go.etcd.io/bbolt"
@@ -46,6 +51,12 @@ func (s *Store) CountActiveSessions(ctx context.Context, now time.Time) (int, er
 // present and its schema version one this build reads. For a backup
 // before it replaces anything.
 func Verify(path string) error {
+	// bbolt maps the file and trusts its header: a truncated copy would
+	// fault (SIGBUS) on the first page past its end, so the size is
+	// checked against the header before bbolt opens it.
+	if err := checkSize(path); err != nil {
+		return fmt.Errorf("bolt: verify %s: %w", path, err)
+	}
 	db, err := bolt.Open(path, 0o600, &bolt.Options{ReadOnly: true, Timeout: openTimeout})
 	if err != nil {
 		return fmt.Errorf("bolt: verify %s: %w", path, err)
@@ -74,6 +85,67 @@ func Verify(path string) error {
 	})
 	if err != nil {
 		return fmt.Errorf("bolt: verify %s: %w", path, err)
+	}
+	return nil
+}
+
+// bbolt's file header: two meta pages, each a 16-byte page header then
+// magic, version, page size, flags, root bucket (16 bytes), freelist,
+// high-water page id, txid and an FNV-64a checksum of the fields before it.
+const (
+	boltMagic      = 0xED0CDAED
+	metaOffMagic   = 16
+	metaOffPage    = 24
+	metaOffPgid    = 56
+	metaOffTxid    = 64
+	metaOffSum     = 72
+	metaHeaderSize = 80
+)
+
+// checkSize reads the valid meta page with the highest txid and demands a
+// file at least as long as the pages it says exist.
+func checkSize(path string) error {
+	f, err := os.Open(path)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	st, err := f.Stat()
+	if err != nil {
+		return err
+	}
+	first := make([]byte, metaHeaderSize)
+	if _, err := io.ReadFull(f, first); err != nil {
+		return fmt.Errorf("%d bytes is too short for a bbolt file", st.Size())
+	}
+	if binary.NativeEndian.Uint32(first[metaOffMagic:]) != boltMagic {
+		return errors.New("not a bbolt file")
+	}
+	pageSize := int64(binary.NativeEndian.Uint32(first[metaOffPage:]))
+	if pageSize < 512 || pageSize > 1<<20 {
+		return fmt.Errorf("implausible page size %d", pageSize)
+	}
+	var best, pages uint64
+	valid := false
+	for i := int64(0); i < 2; i++ {
+		m := make([]byte, metaHeaderSize)
+		if _, err := f.ReadAt(m, i*pageSize); err != nil {
+			continue
+		}
+		h := fnv.New64a()
+		h.Write(m[metaOffMagic:metaOffSum])
+		if binary.NativeEndian.Uint32(m[metaOffMagic:]) != boltMagic || h.Sum64() != binary.NativeEndian.Uint64(m[metaOffSum:]) {
+			continue
+		}
+		if txid := binary.NativeEndian.Uint64(m[metaOffTxid:]); !valid || txid > best {
+			best, pages, valid = txid, binary.NativeEndian.Uint64(m[metaOffPgid:]), true
+		}
+	}
+	if !valid {
+		return errors.New("no valid meta page")
+	}
+	if need := int64(pages) * pageSize; st.Size() < need {
+		return fmt.Errorf("truncated: the file is %d bytes, its header describes %d", st.Size(), need)
 	}
 	return nil
 }
