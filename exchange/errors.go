@@ -25,6 +25,9 @@ const (
 	KindStoreUnavailable
 	KindNotFound
 	KindServer
+	KindConflict             // the request is sound but the records forbid it (last_identity)
+	KindUnauthorizedClient   // an authenticated client may not do this (RFC 6749 unauthorized_client)
+	KindUnsupportedGrantType // /oauth/token: grant_type unknown (RFC 6749 unsupported_grant_type)
 	// KindNotImplemented: the operation exists but this deployment cannot
 	// do it (a backup through authex of a PostgreSQL store).
 	KindNotImplemented
@@ -42,6 +45,19 @@ const (
 	ReasonStore           = "store_unavailable"
 	ReasonProviderMissing = "unknown_provider"
 	ReasonLastIdentity    = "last_identity"
+
+	// Linking, sessions, clients and the OAuth endpoints.
+	ReasonIdentityInUse       = "identity_in_use"
+	ReasonNotFound            = "not_found"
+	ReasonMissingClient       = "missing_client"
+	ReasonUnknownClient       = "unknown_client"
+	ReasonMissingSecret       = "missing_secret"
+	ReasonInvalidSecret       = "invalid_secret"
+	ReasonUnexpectedSecret    = "unexpected_secret"
+	ReasonProviderNotAllowed  = "provider_not_allowed"
+	ReasonClientMismatch      = "client_mismatch"
+	ReasonPublicClient        = "public_client"
+	ReasonNoClientsConfigured = "no_clients_configured"
 )
 
 // Error is what the service returns for every refused request. Description

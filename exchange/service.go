@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"log/slog"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/golang-jwt/jwt/v5"
@@ -33,6 +34,9 @@ type Provider struct {
 	Verifier    providers.Verifier
 	LinkByEmail string
 	AllowSignup bool
+	// Issuer is the provider's issuer URL, so that an RFC 8693
+	// subject_issuer can name the provider by it (optional).
+	Issuer string
 }
 
 // Config holds the token and session settings.
@@ -49,6 +53,8 @@ type Config struct {
 	KeyPublishDelay time.Duration
 	// KeyRotation: when positive, MaintainKeys rotates a key this old.
 	KeyRotation time.Duration
+	// Clients, when not empty, turns client authentication on (see clients.go).
+	Clients []ClientConfig
 }
 
 // Service is the exchange domain service.
@@ -61,6 +67,11 @@ type Service struct {
 	log       *slog.Logger
 	now       func() time.Time
 	observe   Observer
+	clients   map[string]registeredClient
+	// linkMu serialises link and unlink on this instance, so two unlinks
+	// cannot both see "one more method left" (unlink also re-checks after
+	// deleting, for other instances).
+	linkMu sync.Mutex
 }
 
 // Options are the optional dependencies of New.
@@ -81,6 +92,11 @@ func New(ctx context.Context, cfg Config, store storage.Store, provs map[string]
 	if s.observe == nil {
 		s.observe = nopObserver{}
 	}
+	clients, err := newClientRegistry(cfg.Clients)
+	if err != nil {
+		return nil, err
+	}
+	s.clients = clients
 	if s.log == nil {
 		s.log = slog.Default()
 	}
@@ -171,6 +187,9 @@ func (s *Service) Exchange(ctx context.Context, req ExchangeRequest) (res *Resul
 			return nil, newError(KindInvalidRequest, "missing_provider", "provider is required", nil)
 		}
 		return nil, newError(KindUnsupportedProvider, ReasonProviderMissing, "no provider of that name is configured", nil)
+	}
+	if err := s.clientAllows(req.Client.ID, req.Provider); err != nil {
+		return nil, err
 	}
 	c := req.Credential
 	if c.IDToken == "" && c.AccessToken == "" && c.Code == "" {
@@ -571,15 +590,21 @@ func (s *Service) UserWithIdentities(ctx context.Context, userID string) (storag
 	return u, idents, nil
 }
 
+// Readiness is what /readyz reports: nil errors mean ready.
+type Readiness struct {
+	Store     error
+	Providers map[string]error // only the providers that are not ready
+}
+
 // Ready reports the store's health and each provider's readiness.
-func (s *Service) Ready(ctx context.Context) (storeErr error, providerErrs map[string]error) {
-	providerErrs = map[string]error{}
+func (s *Service) Ready(ctx context.Context) Readiness {
+	r := Readiness{Store: s.store.Ping(ctx), Providers: map[string]error{}}
 	for name, p := range s.providers {
 		if err := p.Verifier.Ready(); err != nil {
-			providerErrs[name] = err
+			r.Providers[name] = err
 		}
 	}
-	return s.store.Ping(ctx), providerErrs
+	return r
 }
 
 func (s *Service) audit(ctx context.Context, e storage.AuditEvent) {

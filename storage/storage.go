@@ -120,24 +120,28 @@ type AuditEvent struct {
 
 // UserFilter narrows ListUsers. Empty fields match everything.
 type UserFilter struct {
-	Email    string // exact, case-insensitive
+	Email string // exact, case-insensitive, verified or not
+	// Provider and Subject match users with an identity that has both.
 	Provider string
 	Subject  string
 	After    string // user ID to start after (paging)
-	Limit    int
+	Limit    int    // <= 0: no limit
 }
 
 // AuditFilter narrows ListAudit. Zero fields match everything.
 type AuditFilter struct {
 	UserID string
 	Type   string
-	Since  time.Time
-	Until  time.Time
-	Limit  int
+	Since  time.Time // inclusive
+	Until  time.Time // exclusive
+	Limit  int       // <= 0: no limit
 }
 
-// Store is every backend's contract. All times are returned in UTC. Every
-// method that acknowledges a write has made it durable before it returns.
+// Store is every backend's contract. All times are returned in UTC, to the
+// microsecond at least. Every method that acknowledges a write has made it
+// durable before it returns. IDs are the caller's to choose (UUIDs); a
+// create with a taken ID returns ErrConflict and writes nothing. A session
+// is live at t when it is neither revoked nor Expired(t).
 type Store interface {
 	// CreateUser writes a new user together with its first identity, and the
 	// verified-email index entry when u.EmailVerified. Returns
@@ -148,9 +152,9 @@ type Store interface {
 	// GetUserByVerifiedEmail looks the verified-email index up (case-insensitive).
 	// Unverified emails are never in it. ErrNotFound when absent.
 	GetUserByVerifiedEmail(ctx context.Context, email string) (User, error)
-	// UpdateUser replaces the user's mutable fields and keeps the email index
-	// in step. ErrNotFound, or ErrEmailTaken when the new verified email
-	// belongs to someone else.
+	// UpdateUser replaces the user's mutable fields (all but ID and
+	// CreatedAt) and keeps the email index in step. ErrNotFound, or
+	// ErrEmailTaken when the new verified email belongs to someone else.
 	UpdateUser(ctx context.Context, u User) error
 	// DeleteUser erases the user, its identities, its sessions and their
 	// index entries. ErrNotFound when absent.
@@ -165,7 +169,8 @@ type Store interface {
 	AddIdentity(ctx context.Context, id Identity) error
 	// GetIdentity looks (issuer, subject) up. ErrNotFound when absent.
 	GetIdentity(ctx context.Context, issuer, subject string) (Identity, error)
-	// ListIdentities returns a user's identities, oldest first.
+	// ListIdentities returns a user's identities, oldest first (none, not
+	// ErrNotFound, for an unknown user).
 	ListIdentities(ctx context.Context, userID string) ([]Identity, error)
 	// DeleteIdentity removes one identity of a user. ErrNotFound when the
 	// identity is absent or belongs to another user.
@@ -177,8 +182,8 @@ type Store interface {
 	CreateSession(ctx context.Context, s Session) error
 	// GetSession returns ErrNotFound when absent.
 	GetSession(ctx context.Context, id string) (Session, error)
-	// RotateSession is a compare-and-swap: when the session is live and its
-	// generation is from, it becomes from+1 with RotatedAt = at and
+	// RotateSession is a compare-and-swap: when the session is live at `at`
+	// and its generation is from, it becomes from+1 with RotatedAt = at and
 	// IdleExpiresAt = idleExpiresAt, and the updated session is returned.
 	// Otherwise it returns the session as stored and ErrStale, so of many
 	// concurrent rotations from one generation exactly one wins.
@@ -186,20 +191,22 @@ type Store interface {
 	// RevokeSession marks one session revoked (idempotent: an already
 	// revoked session keeps its first time and reason). ErrNotFound when absent.
 	RevokeSession(ctx context.Context, id string, at time.Time, reason string) error
-	// RevokeUserSessions revokes every live session of a user except the one
-	// named by except (may be empty) and returns how many it revoked.
+	// RevokeUserSessions revokes every session of a user live at `at` except
+	// the one named by except (may be empty) and returns how many it revoked.
 	RevokeUserSessions(ctx context.Context, userID, except string, at time.Time, reason string) (int, error)
-	// ListSessions returns a user's sessions (live and revoked), newest first.
+	// ListSessions returns a user's sessions (live and revoked), newest
+	// first (none, not ErrNotFound, for an unknown user).
 	ListSessions(ctx context.Context, userID string) ([]Session, error)
-	// DeleteExpiredSessions removes sessions past their limits or revoked
-	// before the cutoff, and returns how many it removed.
+	// DeleteExpiredSessions removes sessions Expired(now) or revoked at or
+	// before now, and returns how many it removed.
 	DeleteExpiredSessions(ctx context.Context, now time.Time) (int, error)
 
 	// ListSigningKeys returns every key, oldest first.
 	ListSigningKeys(ctx context.Context) ([]SigningKey, error)
 	// CreateSigningKey adds a key. ErrConflict when the ID exists.
 	CreateSigningKey(ctx context.Context, k SigningKey) error
-	// UpdateSigningKey replaces a key's times. ErrNotFound when absent.
+	// UpdateSigningKey replaces a key's NotBefore, RetiredAt and ExpiresAt;
+	// the rest never changes. ErrNotFound when absent.
 	UpdateSigningKey(ctx context.Context, k SigningKey) error
 	// DeleteSigningKey removes a key. ErrNotFound when absent.
 	DeleteSigningKey(ctx context.Context, id string) error

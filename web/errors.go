@@ -41,7 +41,14 @@ var statusOf = map[exchange.Kind]status{
 	exchange.KindStoreUnavailable:    {http.StatusServiceUnavailable, "server_error"},
 	exchange.KindNotFound:            {http.StatusNotFound, "not_found"},
 	exchange.KindServer:              {http.StatusInternalServerError, "server_error"},
-	exchange.KindNotImplemented:      {http.StatusNotImplemented, "not_implemented"},
+
+	// Linking, clients and the OAuth endpoints.
+	exchange.KindConflict:             {http.StatusConflict, "conflict"},
+	exchange.KindUnauthorizedClient:   {http.StatusBadRequest, "unauthorized_client"},
+	exchange.KindUnsupportedGrantType: {http.StatusBadRequest, "unsupported_grant_type"},
+
+	// Operations.
+	exchange.KindNotImplemented: {http.StatusNotImplemented, "not_implemented"},
 }
 
 // requestError is a refusal found by web itself (a body too large, bad
@@ -77,6 +84,10 @@ func (s *Server) errorHandler(err error, c echo.Context) {
 		body = errorBody{Error: st.error, Description: e.Description, Reason: e.Reason, LinkToken: e.LinkToken}
 		if e.Kind == exchange.KindRateLimited && e.RetryAfter > 0 {
 			c.Response().Header().Set("Retry-After", strconv.Itoa(int(e.RetryAfter.Seconds()+0.999)))
+		}
+		if e.Kind == exchange.KindInvalidClient {
+			// RFC 6749 §5.2: a 401 invalid_client names the scheme to use.
+			c.Response().Header().Set(echo.HeaderWWWAuthenticate, `Basic realm="authex", charset="UTF-8"`)
 		}
 		if e.Kind == exchange.KindInvalidToken && c.Get(bearerUsed) != nil {
 			c.Response().Header().Set(echo.HeaderWWWAuthenticate, `Bearer error="invalid_token"`)

@@ -26,6 +26,8 @@ type exchangeRequest struct {
 	Profile      struct {
 		Name string `json:"name"`
 	} `json:"profile"`
+	ClientID     string `json:"client_id"`
+	ClientSecret string `json:"client_secret"`
 }
 
 type identityJSON struct {
@@ -98,6 +100,14 @@ func (s *Server) handleExchange(c echo.Context) error {
 	if err := decodeJSON(c, &req); err != nil {
 		return err
 	}
+	client, err := s.authClient(c, req.ClientID, req.ClientSecret)
+	if err != nil {
+		return err
+	}
+	who := clientOf(c)
+	if client != nil {
+		who.ID = client.ID
+	}
 	res, err := s.svc.Exchange(c.Request().Context(), exchange.ExchangeRequest{
 		Provider: req.Provider,
 		Credential: providers.Credential{
@@ -105,7 +115,7 @@ func (s *Server) handleExchange(c echo.Context) error {
 			CodeVerifier: req.CodeVerifier, RedirectURI: req.RedirectURI, Nonce: req.Nonce,
 		},
 		ProfileName: req.Profile.Name,
-		Client:      clientOf(c),
+		Client:      who,
 	})
 	if err != nil {
 		return err
@@ -172,14 +182,23 @@ func (s *Server) handleMe(c echo.Context) error {
 func (s *Server) handleDiscovery() echo.HandlerFunc {
 	return func(c echo.Context) error {
 		base := s.svc.Issuer()
+		auth := []string{"none"}
+		if s.svc.ClientsConfigured() {
+			auth = []string{"client_secret_basic", "client_secret_post", "none"}
+		}
 		doc := map[string]any{
 			"issuer":                                base,
 			"jwks_uri":                              base + "/.well-known/jwks.json",
-			"token_endpoint_auth_methods_supported": []string{"none"},
-			"access_token_signing_alg_values_supported": []string{s.svc.Algorithm()},
-			"grant_types_supported":                     []string{"refresh_token"},
-			"response_types_supported":                  []string{},
-			"subject_types_supported":                   []string{"public"},
+			"token_endpoint":                        base + "/oauth/token",
+			"revocation_endpoint":                   base + "/oauth/revoke",
+			"introspection_endpoint":                base + "/oauth/introspect",
+			"token_endpoint_auth_methods_supported": auth,
+			"revocation_endpoint_auth_methods_supported":    auth,
+			"introspection_endpoint_auth_methods_supported": []string{"client_secret_basic", "client_secret_post"},
+			"access_token_signing_alg_values_supported":     []string{s.svc.Algorithm()},
+			"grant_types_supported":                         []string{grantRefreshToken, grantTokenExchange},
+			"response_types_supported":                      []string{},
+			"subject_types_supported":                       []string{"public"},
 		}
 		c.Response().Header().Set("Cache-Control", "public, max-age=300")
 		return c.JSON(http.StatusOK, doc)
@@ -197,18 +216,18 @@ func (s *Server) handleHealthz(c echo.Context) error {
 }
 
 func (s *Server) handleReadyz(c echo.Context) error {
-	storeErr, provErrs := s.svc.Ready(c.Request().Context())
+	ready := s.svc.Ready(c.Request().Context())
 	body := map[string]any{"status": "ready"}
 	code := http.StatusOK
-	if storeErr != nil {
+	if ready.Store != nil {
 		code = http.StatusServiceUnavailable
 		body["store"] = "unavailable"
-		s.log.Warn("readiness: store", "err", storeErr)
+		s.log.Warn("readiness: store", "err", ready.Store)
 	}
-	if len(provErrs) > 0 {
+	if len(ready.Providers) > 0 {
 		code = http.StatusServiceUnavailable
 		m := map[string]string{}
-		for name, err := range provErrs {
+		for name, err := range ready.Providers {
 			m[name] = err.Error()
 		}
 		body["providers"] = m

@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"io"
+	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"path/filepath"
@@ -80,8 +81,14 @@ func withProvider(name string, spec providerSpec) harnessOption {
 	return func(c *harnessConfig) { c.providers[name] = spec }
 }
 
-func withGrace(d time.Duration) harnessOption {
-	return func(c *harnessConfig) { c.exchange.ReuseGrace = d }
+// withoutProvider drops one of the default providers.
+func withoutProvider(name string) harnessOption {
+	return func(c *harnessConfig) { delete(c.providers, name) }
+}
+
+// withClients turns client authentication on.
+func withClients(clients ...exchange.ClientConfig) harnessOption {
+	return func(c *harnessConfig) { c.exchange.Clients = clients }
 }
 
 func newHarness(t testing.TB, opts ...harnessOption) *harness {
@@ -128,7 +135,7 @@ func newHarness(t testing.TB, opts ...harnessOption) *harness {
 		if err != nil {
 			t.Fatal(err)
 		}
-		provs[name] = exchange.Provider{Verifier: v, LinkByEmail: spec.link, AllowSignup: spec.allowSignup}
+		provs[name] = exchange.Provider{Verifier: v, LinkByEmail: spec.link, AllowSignup: spec.allowSignup, Issuer: issuer}
 	}
 	clk := &clock{}
 	srv := httptest.NewUnstartedServer(nil)
@@ -145,6 +152,10 @@ func newHarness(t testing.TB, opts ...harnessOption) *harness {
 		t.Fatal(err)
 	}
 	hc.web.Exchange, hc.web.Metrics = svc, metrics
+	if hc.web.Logger == nil {
+		// Request lines would bury a failure's own output; failures print bodies.
+		hc.web.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
+	}
 	srv.Config.Handler = web.NewServer(hc.web)
 	srv.Start()
 	t.Cleanup(srv.Close)

@@ -12,7 +12,7 @@ import (
 // TestMetricsAfterASmallLoad scrapes /metrics after a known load and checks
 // each named series and its count.
 func TestMetricsAfterASmallLoad(t *testing.T) {
-	h := newHarness(t, withAdmin(adminToken), withGrace(10*time.Second), func(c *harnessConfig) { c.metrics = true })
+	h := newHarness(t, withAdmin(adminToken), func(c *harnessConfig) { c.exchange.ReuseGrace = 10 * time.Second; c.metrics = true })
 	first := h.exchangeOK("corp", h.idToken("mia", nil))                                                                                // created
 	second := h.exchangeOK("corp", h.idToken("mia", nil))                                                                               // ok
 	h.postJSON("/v1/exchange", map[string]any{"provider": "corp", "id_token": h.idToken("mia", map[string]any{"aud": "someone-else"})}) // audience_mismatch

@@ -14,6 +14,14 @@ func (s *Server) routes(mounts map[string]http.Handler) {
 	e.POST("/v1/token/refresh", s.handleRefresh)
 	e.POST("/v1/logout", s.handleLogout)
 	e.GET("/v1/me", s.handleMe, s.requireBearer)
+	e.POST("/v1/me/identities", s.handleLinkIdentity, s.requireBearer)
+	e.DELETE("/v1/me/identities/:id", s.handleUnlinkIdentity, s.requireBearer)
+	e.GET("/v1/me/sessions", s.handleListSessions, s.requireBearer)
+	e.DELETE("/v1/me/sessions/:id", s.handleRevokeSession, s.requireBearer)
+
+	e.POST("/oauth/token", s.handleOAuthToken)
+	e.POST("/oauth/revoke", s.handleOAuthRevoke)
+	e.POST("/oauth/introspect", s.handleOAuthIntrospect)
 
 	e.GET("/.well-known/openid-configuration", s.handleDiscovery())
 	e.GET("/.well-known/jwks.json", s.handleJWKS)

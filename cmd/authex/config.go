@@ -3,6 +3,7 @@ package main
 import (
 	"errors"
 	"fmt"
+	"log/slog"
 	"net"
 	"net/url"
 	"os"
@@ -25,6 +26,7 @@ type Config struct {
 	Storage   StorageConfig             `yaml:"storage"`
 	Tokens    TokensConfig              `yaml:"tokens"`
 	Providers map[string]ProviderConfig `yaml:"providers"`
+	Clients   []ClientConfig            `yaml:"clients"`
 	Log       LogConfig                 `yaml:"log"`
 	Admin     AdminConfig               `yaml:"admin"`
 }
@@ -36,6 +38,31 @@ type AdminConfig struct {
 	// TokensFile holds more tokens, one a line ('#' starts a comment).
 	TokensFile string `yaml:"tokens_file"`
 }
+
+// ClientConfig registers one client application. When any client is
+// configured, confidential clients must authenticate on /v1/exchange and
+// /oauth/*, and public ones must name themselves.
+type ClientConfig struct {
+	ID         string   `yaml:"id"`
+	Secret     Secret   `yaml:"secret"`      // usually "${ENV_VAR}"
+	SecretFile string   `yaml:"secret_file"` // or a file holding it (trailing newline ignored)
+	Public     bool     `yaml:"public"`      // a mobile app or SPA: no secret
+	Providers  []string `yaml:"providers"`   // when set, the only providers it may use
+}
+
+// Secret is a string that never prints: a config dumped to a log or an
+// error shows "[redacted]".
+type Secret string
+
+func (Secret) String() string   { return "[redacted]" }
+func (Secret) GoString() string { return "[redacted]" }
+
+// LogValue keeps the secret out of slog output.
+func (Secret) LogValue() slog.Value { return slog.StringValue("[redacted]") }
+
+// minClientSecret is the shortest client secret accepted: anything shorter
+// can be guessed online.
+const minClientSecret = 16
 
 type ServerConfig struct {
 	Listen    string `yaml:"listen"`
@@ -353,6 +380,7 @@ func (c *Config) Validate() Problems {
 		p.add("server.admin_listen", "must differ from server.listen")
 	}
 	c.validateAdmin(&p)
+	p = append(p, c.validateClients()...)
 	switch c.Log.Level {
 	case "debug", "info", "warn", "error":
 	default:
@@ -407,4 +435,54 @@ func parseNet(s string) (*net.IPNet, error) {
 		ip, bits = ip4, 32
 	}
 	return &net.IPNet{IP: ip, Mask: net.CIDRMask(bits, bits)}, nil
+}
+
+// validateClients checks the clients list and reads secret_file secrets
+// into Secret. Messages name the key, never the value.
+func (c *Config) validateClients() Problems {
+	var p Problems
+	seen := map[string]bool{}
+	for i := range c.Clients {
+		cl := &c.Clients[i]
+		path := fmt.Sprintf("clients[%d]", i)
+		switch {
+		case cl.ID == "":
+			p.add(path+".id", "is required")
+		case seen[cl.ID]:
+			p.add(path+".id", "%q is listed twice", cl.ID)
+		}
+		seen[cl.ID] = true
+		if cl.SecretFile != "" {
+			if cl.Secret != "" {
+				p.add(path+".secret_file", "set secret or secret_file, not both")
+			} else if raw, err := os.ReadFile(cl.SecretFile); err != nil {
+				p.add(path+".secret_file", "cannot be read: %v", errors.Unwrap(err))
+			} else {
+				cl.Secret = Secret(strings.TrimRight(string(raw), "\r\n"))
+			}
+		}
+		switch {
+		case cl.Public && (cl.Secret != "" || cl.SecretFile != ""):
+			p.add(path+".public", "a public client has no secret; remove secret/secret_file or public")
+		case !cl.Public && cl.Secret == "" && cl.SecretFile == "":
+			p.add(path+".secret", "is required for a confidential client (or set public: true)")
+		case !cl.Public && cl.Secret != "" && len(cl.Secret) < minClientSecret:
+			p.add(path+".secret", "must be at least %d characters", minClientSecret)
+		}
+		for j, name := range cl.Providers {
+			if _, ok := c.Providers[name]; !ok {
+				p.add(fmt.Sprintf("%s.providers[%d]", path, j), "names no configured provider: %q", name)
+			}
+		}
+	}
+	return p
+}
+
+// exchangeClients turns the clients list into the service's form.
+func (c *Config) exchangeClients() []exchange.ClientConfig {
+	out := make([]exchange.ClientConfig, 0, len(c.Clients))
+	for _, cl := range c.Clients {
+		out = append(out, exchange.ClientConfig{ID: cl.ID, Secret: string(cl.Secret), Public: cl.Public, Providers: cl.Providers})
+	}
+	return out
 }

@@ -94,19 +94,25 @@ func runConfigCheck(args []string, getenv func(string) string, stdout, stderr io
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
-	if _, err := loadConfig(*path, getenv); err != nil {
-		var p Problems
-		if errors.As(err, &p) {
-			fmt.Fprintf(stderr, "%s: %d problem(s):\n", *path, len(p))
-			for _, line := range p {
-				fmt.Fprintln(stderr, "  "+line)
-			}
-			return p
-		}
+	if _, err := loadConfigReporting(*path, getenv, stderr); err != nil {
 		return err
 	}
 	fmt.Fprintf(stdout, "%s: ok\n", *path)
 	return nil
+}
+
+// loadConfigReporting loads the config and prints every problem, one per
+// line with its key path.
+func loadConfigReporting(path string, getenv func(string) string, stderr io.Writer) (Config, error) {
+	cfg, err := loadConfig(path, getenv)
+	var p Problems
+	if errors.As(err, &p) {
+		fmt.Fprintf(stderr, "%s: %d problem(s):\n", path, len(p))
+		for _, line := range p {
+			fmt.Fprintln(stderr, "  "+line)
+		}
+	}
+	return cfg, err
 }
 
 func newLogger(cfg LogConfig, w io.Writer) *slog.Logger {

@@ -32,15 +32,8 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
-	cfg, err := loadConfig(*path, getenv)
+	cfg, err := loadConfigReporting(*path, getenv, stderr)
 	if err != nil {
-		var p Problems
-		if errors.As(err, &p) {
-			fmt.Fprintf(stderr, "%s: %d problem(s):\n", *path, len(p))
-			for _, line := range p {
-				fmt.Fprintln(stderr, "  "+line)
-			}
-		}
 		return err
 	}
 	log := newLogger(cfg.Log, stderr)
@@ -64,13 +57,18 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 	for name, pc := range cfg.Providers {
 		v, err := providers.New(provCtx, providers.Config{
 			Name: name, Type: pc.Type, Issuer: pc.Issuer, ClientIDs: pc.ClientIDs,
-			AllowedDomains: pc.AllowedDomains, Leeway: pc.Leeway, Logger: log.With("provider", name),
+			AllowedDomains: pc.AllowedDomains, Leeway: pc.Leeway, Logger: log,
 			KeyFetched: metrics.KeyFetched(name),
 		})
 		if err != nil {
 			return fmt.Errorf("providers.%s: %w", name, err)
 		}
-		provs[name] = exchange.Provider{Verifier: v, LinkByEmail: pc.LinkByEmail, AllowSignup: pc.AllowSignup == nil || *pc.AllowSignup}
+		issuer := pc.Issuer
+		if issuer == "" && pc.Type == "google" {
+			issuer = "https://accounts.google.com"
+		}
+		provs[name] = exchange.Provider{Verifier: v, LinkByEmail: pc.LinkByEmail, AllowSignup: pc.AllowSignup == nil || *pc.AllowSignup,
+			Issuer: issuer}
 	}
 
 	svc, err := exchange.New(ctx, exchange.Config{
@@ -78,11 +76,17 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 		AccessTTL: cfg.Tokens.AccessTTL, RefreshTTL: cfg.Tokens.RefreshTTL,
 		SessionMax: cfg.Tokens.SessionMax, ReuseGrace: cfg.Tokens.RefreshReuseGrace,
 		KeyPublishDelay: cfg.Tokens.KeyPublishDelay, KeyRotation: cfg.Tokens.KeyRotation,
+		Clients: cfg.exchangeClients(),
 	}, store, provs, exchange.Options{Logger: log, Observer: metrics})
 	if err != nil {
 		return err
 	}
 	go svc.MaintainKeys(provCtx, keyMaintenanceInterval)
+	if len(cfg.Clients) == 0 {
+		log.Warn("no clients configured: /v1/exchange and /oauth/token accept any caller and /oauth/introspect is off; configure clients")
+	} else {
+		log.Info("client authentication on", "clients", len(cfg.Clients))
+	}
 
 	deps := web.Deps{
 		Exchange: svc, Logger: log, Metrics: metrics, AdminTokens: cfg.Admin.Tokens,

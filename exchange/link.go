@@ -1,0 +1,185 @@
+package exchange
+
+import (
+	"context"
+	"errors"
+
+	"github.com/golang-jwt/jwt/v5"
+
+	"github.com/authex/authex/providers"
+	"github.com/authex/authex/storage"
+)
+
+// LinkRequest names the identity to link to a signed-in user: a link_token
+// from a 409 account_exists answer, or a fresh provider credential.
+type LinkRequest struct {
+	LinkToken  string
+	Provider   string
+	Credential providers.Credential
+}
+
+// LinkResult is the identity now linked and whether this call linked it
+// (false: it already belonged to the user, and nothing was written).
+type LinkResult struct {
+	Identity storage.Identity
+	Linked   bool
+}
+
+// LinkIdentity links an identity to the principal's user. An identity that
+// belongs to another user is refused with identity_in_use; one that
+// already belongs to this user is a no-op.
+func (s *Service) LinkIdentity(ctx context.Context, p *Principal, req LinkRequest) (*LinkResult, error) {
+	var (
+		id  providers.Identity
+		how string
+	)
+	switch {
+	case req.LinkToken != "" && (req.Provider != "" || req.Credential != (providers.Credential{})):
+		return nil, newError(KindInvalidRequest, "conflicting_credentials",
+			"send either a link_token or a provider credential, not both", nil)
+	case req.LinkToken != "":
+		claims, err := s.parseLinkToken(req.LinkToken)
+		if err != nil {
+			return nil, err
+		}
+		if _, ok := s.providers[claims.Provider]; !ok {
+			return nil, newError(KindUnsupportedProvider, ReasonProviderMissing, "the link_token's provider is no longer configured", nil)
+		}
+		id = providers.Identity{
+			Provider: claims.Provider, Issuer: claims.IDPIssuer, Subject: claims.IDPSubject,
+			Email: claims.Email, EmailVerified: claims.EmailVerified, Name: claims.Name, Picture: claims.Picture,
+		}
+		how = "link_token"
+	default:
+		prov, ok := s.providers[req.Provider]
+		if !ok {
+			if req.Provider == "" {
+				return nil, newError(KindInvalidRequest, "missing_credential",
+					"a link_token, or a provider and its credential, is required", nil)
+			}
+			return nil, newError(KindUnsupportedProvider, ReasonProviderMissing, "no provider of that name is configured", nil)
+		}
+		c := req.Credential
+		if c.IDToken == "" && c.AccessToken == "" && c.Code == "" {
+			return nil, newError(KindInvalidRequest, "missing_credential", "one of id_token, access_token or code is required", nil)
+		}
+		var err error
+		if id, err = s.verify(ctx, prov, req.Provider, c); err != nil {
+			return nil, err
+		}
+		how = "credential"
+	}
+	return s.link(ctx, p.User.ID, id, how)
+}
+
+func (s *Service) link(ctx context.Context, userID string, id providers.Identity, how string) (*LinkResult, error) {
+	s.linkMu.Lock()
+	defer s.linkMu.Unlock()
+	for attempt := 0; attempt < 2; attempt++ {
+		existing, err := s.store.GetIdentity(ctx, id.Issuer, id.Subject)
+		switch {
+		case err == nil && existing.UserID == userID:
+			return &LinkResult{Identity: existing}, nil
+		case err == nil:
+			return nil, newError(KindIdentityInUse, ReasonIdentityInUse,
+				"this identity already signs in to another account; unlink it there first", nil)
+		case !errors.Is(err, storage.ErrNotFound):
+			return nil, storeError(err)
+		}
+		now := s.now().UTC()
+		ident := storage.Identity{
+			ID: newID(), UserID: userID, Provider: id.Provider, Issuer: id.Issuer, Subject: id.Subject,
+			Email: id.Email, EmailVerified: id.EmailVerified, CreatedAt: now, LastLoginAt: now,
+		}
+		err = s.store.AddIdentity(ctx, ident)
+		if errors.Is(err, storage.ErrIdentityTaken) {
+			continue // a concurrent sign-in or link took it; the stored owner decides
+		}
+		if err != nil {
+			return nil, storeError(err)
+		}
+		s.audit(ctx, storage.AuditEvent{Type: "identity.linked", UserID: userID, Provider: id.Provider,
+			Detail: "by " + how + "; identity " + ident.ID})
+		return &LinkResult{Identity: ident, Linked: true}, nil
+	}
+	return nil, newError(KindIdentityInUse, ReasonIdentityInUse,
+		"this identity already signs in to another account; unlink it there first", nil)
+}
+
+func (s *Service) parseLinkToken(raw string) (*LinkClaims, error) {
+	var claims LinkClaims
+	err := s.parseJWT(raw, typLink, &claims, jwt.WithAudience(linkAudience))
+	switch {
+	case err == nil:
+	case errors.Is(err, jwt.ErrTokenExpired):
+		return nil, newError(KindInvalidGrant, ReasonExpired, "the link_token has expired; sign in with the new identity again", err)
+	case errors.Is(err, jwt.ErrTokenSignatureInvalid):
+		return nil, newError(KindInvalidGrant, ReasonSignature, "the link_token signature is not valid", err)
+	default:
+		return nil, newError(KindInvalidGrant, ReasonMalformed, "the link_token is not valid here", err)
+	}
+	if claims.Provider == "" || claims.IDPIssuer == "" || claims.IDPSubject == "" {
+		return nil, newError(KindInvalidGrant, ReasonMalformed, "the link_token is not valid here", nil)
+	}
+	return &claims, nil
+}
+
+// UnlinkIdentity removes one of the user's identities, unless it is the
+// user's last way to sign in (a password counts as one).
+func (s *Service) UnlinkIdentity(ctx context.Context, userID, identityID string) error {
+	s.linkMu.Lock()
+	defer s.linkMu.Unlock()
+	user, err := s.store.GetUser(ctx, userID)
+	if err != nil {
+		return storeError(err)
+	}
+	idents, err := s.store.ListIdentities(ctx, userID)
+	if err != nil {
+		return storeError(err)
+	}
+	var target *storage.Identity
+	for i := range idents {
+		if idents[i].ID == identityID {
+			target = &idents[i]
+		}
+	}
+	if target == nil {
+		return newError(KindNotFound, ReasonNotFound, "no identity of yours has that id", nil)
+	}
+	if signInMethods(user, len(idents)) <= 1 {
+		return lastIdentityError()
+	}
+	if err := s.store.DeleteIdentity(ctx, userID, identityID); err != nil {
+		if errors.Is(err, storage.ErrNotFound) {
+			return newError(KindNotFound, ReasonNotFound, "no identity of yours has that id", nil)
+		}
+		return storeError(err)
+	}
+	// Another instance may have unlinked a different identity at the same
+	// moment; if that left the user with no way in, put this one back.
+	if left, err := s.store.ListIdentities(ctx, userID); err == nil && signInMethods(user, len(left)) == 0 {
+		if err := s.store.AddIdentity(ctx, *target); err != nil {
+			s.log.ErrorContext(ctx, "unlink: could not restore the last identity", "user_id", userID, "err", err)
+			return storeError(err)
+		}
+		return lastIdentityError()
+	}
+	s.audit(ctx, storage.AuditEvent{Type: "identity.unlinked", UserID: userID, Provider: target.Provider,
+		Detail: "identity " + target.ID})
+	return nil
+}
+
+// signInMethods counts the ways a user can sign in: identities, plus a
+// password when the account has one.
+func signInMethods(u storage.User, identities int) int {
+	n := identities
+	if u.PasswordHash != "" {
+		n++
+	}
+	return n
+}
+
+func lastIdentityError() error {
+	return newError(KindConflict, ReasonLastIdentity,
+		"this is the account's last way to sign in; link another identity first", nil)
+}

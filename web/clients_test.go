@@ -1,0 +1,145 @@
+package web_test
+
+import (
+	"encoding/base64"
+	"net/http"
+	"net/url"
+	"strings"
+	"testing"
+
+	"github.com/authex/authex/exchange"
+)
+
+const (
+	nextjsSecret   = "nextjs-secret-0123456789"
+	corpOnlySecret = "corp:only/secret%+0123456789" // needs form-encoding in Basic
+)
+
+func clientHarness(t *testing.T, opts ...harnessOption) *harness {
+	t.Helper()
+	return newHarness(t, append([]harnessOption{withClients(
+		exchange.ClientConfig{ID: "nextjs", Secret: nextjsSecret},
+		exchange.ClientConfig{ID: "ios-app", Public: true},
+		exchange.ClientConfig{ID: "corp-only", Secret: corpOnlySecret, Providers: []string{"corp"}},
+	)}, opts...)...)
+}
+
+// basic builds an RFC 6749 §2.3.1 Authorization header: id and secret
+// form-encoded, then Basic.
+func basic(id, secret string) []string {
+	raw := url.QueryEscape(id) + ":" + url.QueryEscape(secret)
+	return []string{"Authorization", "Basic " + base64.StdEncoding.EncodeToString([]byte(raw))}
+}
+
+func TestClientAuthOnExchange(t *testing.T) {
+	h := clientHarness(t)
+	cred := func(extra map[string]any) map[string]any {
+		m := map[string]any{"provider": "corp", "id_token": h.idToken("cl-user", nil)}
+		for k, v := range extra {
+			m[k] = v
+		}
+		return m
+	}
+	refusals := []struct {
+		name    string
+		body    map[string]any
+		headers []string
+		status  int
+		code    string
+		reason  string
+	}{
+		{"missing", cred(nil), nil, 401, "invalid_client", "missing_client"},
+		{"unknown client", cred(map[string]any{"client_id": "who", "client_secret": nextjsSecret}), nil, 401, "invalid_client", "unknown_client"},
+		{"wrong secret in body", cred(map[string]any{"client_id": "nextjs", "client_secret": nextjsSecret + "x"}), nil, 401, "invalid_client", "invalid_secret"},
+		{"wrong secret in Basic", cred(nil), basic("nextjs", "nope"), 401, "invalid_client", "invalid_secret"},
+		{"confidential without secret", cred(map[string]any{"client_id": "nextjs"}), nil, 401, "invalid_client", "missing_secret"},
+		{"public client with a secret", cred(map[string]any{"client_id": "ios-app", "client_secret": "anything"}), nil, 401, "invalid_client", "unexpected_secret"},
+		{"Basic and body secret", cred(map[string]any{"client_secret": nextjsSecret}), basic("nextjs", nextjsSecret), 400, "invalid_request", "multiple_client_auth"},
+		{"Basic and another body id", cred(map[string]any{"client_id": "ios-app"}), basic("nextjs", nextjsSecret), 400, "invalid_request", "multiple_client_auth"},
+		{"Basic not form-encoded", cred(nil), basic("nextjs", "x") /* replaced below */, 400, "invalid_request", "malformed_client_auth"},
+		{"Basic not base64", cred(nil), []string{"Authorization", "Basic !!!"}, 400, "invalid_request", "malformed_client_auth"},
+		{"provider not allowed", map[string]any{"provider": "google", "id_token": h.idToken("cl-user", nil)},
+			basic("corp-only", corpOnlySecret), 400, "unauthorized_client", "provider_not_allowed"},
+	}
+	refusals[8].headers = []string{"Authorization", "Basic " + base64.StdEncoding.EncodeToString([]byte("nextjs:%zz"))}
+	for _, tc := range refusals {
+		t.Run(tc.name, func(t *testing.T) {
+			before := h.snapshot()
+			res := h.postJSON("/v1/exchange", tc.body, tc.headers...)
+			assertError(t, res, tc.status, tc.code, tc.reason)
+			h.assertUnchanged(before)
+			if tc.status == 401 && !strings.HasPrefix(res.header.Get("WWW-Authenticate"), "Basic") {
+				t.Fatalf("401 invalid_client without WWW-Authenticate Basic: %q", res.header.Get("WWW-Authenticate"))
+			}
+			if strings.Contains(string(res.body), nextjsSecret) || strings.Contains(string(res.body), corpOnlySecret) {
+				t.Fatalf("a secret is echoed: %s", res.body)
+			}
+		})
+	}
+
+	accepted := []struct {
+		name     string
+		body     map[string]any
+		headers  []string
+		clientID string
+	}{
+		{"Basic", cred(nil), basic("nextjs", nextjsSecret), "nextjs"},
+		{"Basic with the id repeated in the body", cred(map[string]any{"client_id": "nextjs"}), basic("nextjs", nextjsSecret), "nextjs"},
+		{"body", cred(map[string]any{"client_id": "nextjs", "client_secret": nextjsSecret}), nil, "nextjs"},
+		{"public client", cred(map[string]any{"client_id": "ios-app"}), nil, "ios-app"},
+		{"form-encoded Basic, allowed provider", cred(nil), basic("corp-only", corpOnlySecret), "corp-only"},
+	}
+	for _, tc := range accepted {
+		t.Run(tc.name, func(t *testing.T) {
+			res := h.postJSON("/v1/exchange", tc.body, tc.headers...)
+			if res.status != http.StatusOK {
+				t.Fatalf("%d %s", res.status, res.body)
+			}
+			tk := decodeTokens(t, res)
+			if got := verifyWithJWKS(t, h, tk.AccessToken)["client_id"]; got != tc.clientID {
+				t.Fatalf("client_id claim %v, want %s", got, tc.clientID)
+			}
+			for _, s := range h.sessions(tk.AccessToken).Sessions {
+				if s.ID == tk.SessionID {
+					return
+				}
+			}
+			t.Fatal("session not listed")
+		})
+	}
+}
+
+func TestNoClientsConfiguredKeepsExchangeOpen(t *testing.T) {
+	h := newHarness(t)
+	res := h.postJSON("/v1/exchange", map[string]any{"provider": "corp", "id_token": h.idToken("open", nil),
+		"client_id": "anything", "client_secret": "whatever"})
+	if res.status != http.StatusOK {
+		t.Fatalf("%d %s", res.status, res.body)
+	}
+	if got, ok := verifyWithJWKS(t, h, decodeTokens(t, res).AccessToken)["client_id"]; ok {
+		t.Fatalf("an unauthenticated client_id reached the token: %v", got)
+	}
+	doc := h.get("/.well-known/openid-configuration", "").json(t)
+	if methods := doc["token_endpoint_auth_methods_supported"].([]any); len(methods) != 1 || methods[0] != "none" {
+		t.Fatalf("auth methods without clients: %v", methods)
+	}
+}
+
+func TestDiscoveryListsOAuthEndpoints(t *testing.T) {
+	h := clientHarness(t)
+	doc := h.get("/.well-known/openid-configuration", "").json(t)
+	for key, path := range map[string]string{"token_endpoint": "/oauth/token", "revocation_endpoint": "/oauth/revoke",
+		"introspection_endpoint": "/oauth/introspect", "jwks_uri": "/.well-known/jwks.json"} {
+		if doc[key] != h.cfg.Issuer+path {
+			t.Errorf("%s = %v", key, doc[key])
+		}
+	}
+	grants := doc["grant_types_supported"].([]any)
+	if len(grants) != 2 || grants[0] != "refresh_token" || grants[1] != "urn:ietf:params:oauth:grant-type:token-exchange" {
+		t.Errorf("grant_types_supported = %v", grants)
+	}
+	methods := doc["token_endpoint_auth_methods_supported"].([]any)
+	if len(methods) != 3 || methods[0] != "client_secret_basic" || methods[1] != "client_secret_post" {
+		t.Errorf("token_endpoint_auth_methods_supported = %v", methods)
+	}
+}

@@ -1,0 +1,119 @@
+package web
+
+import (
+	"net/http"
+	"time"
+
+	"github.com/labstack/echo/v4"
+
+	"github.com/authex/authex/exchange"
+	"github.com/authex/authex/providers"
+	"github.com/authex/authex/storage"
+)
+
+type linkRequest struct {
+	LinkToken    string `json:"link_token"`
+	Provider     string `json:"provider"`
+	IDToken      string `json:"id_token"`
+	AccessToken  string `json:"access_token"`
+	Code         string `json:"code"`
+	CodeVerifier string `json:"code_verifier"`
+	RedirectURI  string `json:"redirect_uri"`
+	Nonce        string `json:"nonce"`
+}
+
+type linkResponse struct {
+	Linked   bool         `json:"linked"`
+	Identity identityJSON `json:"identity"`
+	User     userJSON     `json:"user"`
+}
+
+// handleLinkIdentity links a link_token's identity, or a fresh provider
+// credential's, to the bearer's user: 201 when linked now, 200 when it
+// already was.
+func (s *Server) handleLinkIdentity(c echo.Context) error {
+	// From here on an invalid_token is about the provider credential, not
+	// about the Bearer token that has just been accepted.
+	c.Set(bearerUsed, nil)
+	var req linkRequest
+	if err := decodeJSON(c, &req); err != nil {
+		return err
+	}
+	ctx := c.Request().Context()
+	res, err := s.svc.LinkIdentity(ctx, principalOf(c), exchange.LinkRequest{
+		LinkToken: req.LinkToken,
+		Provider:  req.Provider,
+		Credential: providers.Credential{
+			IDToken: req.IDToken, AccessToken: req.AccessToken, Code: req.Code,
+			CodeVerifier: req.CodeVerifier, RedirectURI: req.RedirectURI, Nonce: req.Nonce,
+		},
+	})
+	if err != nil {
+		return err
+	}
+	user, idents, err := s.svc.UserWithIdentities(ctx, principalOf(c).User.ID)
+	if err != nil {
+		return err
+	}
+	code := http.StatusOK
+	if res.Linked {
+		code = http.StatusCreated
+	}
+	id := res.Identity
+	return c.JSON(code, linkResponse{
+		Linked:   res.Linked,
+		Identity: identityJSON{ID: id.ID, Provider: id.Provider, Subject: id.Subject, Email: id.Email},
+		User:     toUserJSON(user, nonNil(idents)),
+	})
+}
+
+func (s *Server) handleUnlinkIdentity(c echo.Context) error {
+	if err := s.svc.UnlinkIdentity(c.Request().Context(), principalOf(c).User.ID, c.Param("id")); err != nil {
+		return err
+	}
+	return c.NoContent(http.StatusNoContent)
+}
+
+type sessionJSON struct {
+	ID            string    `json:"id"`
+	CreatedAt     time.Time `json:"created_at"`
+	LastRefreshAt time.Time `json:"last_refresh_at"`
+	ExpiresAt     time.Time `json:"expires_at"`
+	UserAgent     string    `json:"user_agent"`
+	IP            string    `json:"ip"`
+	Provider      string    `json:"provider"`
+	ClientID      string    `json:"client_id,omitempty"`
+	Current       bool      `json:"current"`
+}
+
+func (s *Server) handleListSessions(c echo.Context) error {
+	p := principalOf(c)
+	list, err := s.svc.ListLiveSessions(c.Request().Context(), p.User.ID)
+	if err != nil {
+		return err
+	}
+	out := make([]sessionJSON, len(list))
+	for i, sess := range list {
+		out[i] = sessionJSON{
+			ID: sess.ID, CreatedAt: sess.CreatedAt.UTC(), LastRefreshAt: sess.RotatedAt.UTC(),
+			ExpiresAt: sess.IdleExpiresAt.UTC(), UserAgent: sess.UserAgent, IP: sess.IP,
+			Provider: sess.Provider, ClientID: sess.ClientID, Current: sess.ID == p.Claims.SessionID,
+		}
+	}
+	c.Response().Header().Set("Cache-Control", "no-store")
+	return c.JSON(http.StatusOK, map[string]any{"sessions": out})
+}
+
+func (s *Server) handleRevokeSession(c echo.Context) error {
+	if err := s.svc.RevokeOwnSession(c.Request().Context(), principalOf(c).User.ID, c.Param("id")); err != nil {
+		return err
+	}
+	return c.NoContent(http.StatusNoContent)
+}
+
+func nonNil(idents []storage.Identity) []storage.Identity {
+	if idents == nil {
+		return []storage.Identity{}
+	}
+	return idents
+}
