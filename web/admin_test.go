@@ -529,7 +529,7 @@ func verifyAgainstJWKS(t testing.TB, h *harness, token string) {
 	if err := json.Unmarshal(h.get("/.well-known/jwks.json", "").body, &set); err != nil {
 		t.Fatal(err)
 	}
-	sig, err := jose.ParseSigned(token, []jose.SignatureAlgorithm{jose.ES256})
+	sig, err := jose.ParseSignedCompact(token, []jose.SignatureAlgorithm{jose.ES256})
 	if err != nil {
 		t.Fatal(err)
 	}
