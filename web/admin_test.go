@@ -135,7 +135,9 @@ func TestAdminEndpointsWithToken(t *testing.T) {
 		}
 	}
 	h.adminOK("DELETE", "/admin/v1/users/"+tk.User.ID, nil)
-	// Unknown ids: 404 not_found in the one error shape.
+	// Unknown ids: 404 not_found in the one error shape, and nothing written.
+	before := h.snapshot()
+	defer h.assertUnchanged(before)
 	for _, ep := range adminEndpoints {
 		if !strings.Contains(ep.path, "/u1") && !strings.Contains(ep.path, "/s1") {
 			continue
