@@ -281,6 +281,12 @@ func (s *Service) newIdentity(ctx context.Context, p Provider, id providers.Iden
 		owner, err := s.store.GetUserByVerifiedEmail(ctx, id.Email)
 		switch {
 		case err == nil:
+			// A concurrent first sign-in of this same identity may have
+			// created the owner between our identity lookup and this one;
+			// that is not someone else's account.
+			if _, err := s.store.GetIdentity(ctx, id.Issuer, id.Subject); err == nil {
+				return storage.User{}, false, storage.ErrConflict
+			}
 			return s.linkByEmail(ctx, p, id, ident, owner)
 		case !errors.Is(err, storage.ErrNotFound):
 			return storage.User{}, false, storeError(err)

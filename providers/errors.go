@@ -20,6 +20,9 @@ const (
 	ReasonAtHash           = "at_hash_mismatch"
 	ReasonEmailNotVerified = "email_not_verified"
 	ReasonDomain           = "domain_not_allowed"
+	ReasonTenant           = "tenant_not_allowed"
+	ReasonCodeRejected     = "code_rejected"
+	ReasonTokenInactive    = "token_inactive"
 )
 
 // descriptions are the default client-safe messages, one per reason.
@@ -36,6 +39,9 @@ var descriptions = map[string]string{
 	ReasonAtHash:           "id_token at_hash does not match the access token",
 	ReasonEmailNotVerified: "the provider has not verified this email address",
 	ReasonDomain:           "id_token hosted domain is not allowed for this provider",
+	ReasonTenant:           "the account's tenant (tid) is not allowed for this provider",
+	ReasonCodeRejected:     "the provider refused the authorization code (expired, already used, or redirect_uri or code_verifier do not match)",
+	ReasonTokenInactive:    "the provider says this access token is not valid (expired, revoked or unknown)",
 }
 
 // Error is a refused credential with a machine-readable reason.

@@ -4,6 +4,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net/http"
+	"net/url"
+	"slices"
+	"strconv"
 	"strings"
 )
 
@@ -12,7 +16,8 @@ import (
 const googleIssuer = "https://accounts.google.com"
 
 // newGoogle is the oidc verifier with Google's preset: the default issuer,
-// its scheme-less spelling, and the Workspace domain (hd) check.
+// its scheme-less spelling, the Workspace domain (hd) check, and access
+// tokens alone bound through tokeninfo.
 func newGoogle(ctx context.Context, cfg Config) (Verifier, error) {
 	if cfg.Issuer == "" {
 		cfg.Issuer = googleIssuer
@@ -36,9 +41,97 @@ func newGoogle(ctx context.Context, cfg Config) (Verifier, error) {
 	if bare := strings.TrimPrefix(strings.TrimPrefix(cfg.Issuer, "https://"), "http://"); bare != cfg.Issuer {
 		issuers = append(issuers, bare)
 	}
+	tokenInfoURL, userInfoURL := cfg.TokenInfoURL, cfg.UserInfoURL
+	if tokenInfoURL == "" {
+		tokenInfoURL = googleTokenInfo
+	}
+	if userInfoURL == "" {
+		userInfoURL = googleUserInfo
+	}
+	if err := checkURL("tokeninfo_url", tokenInfoURL); err != nil {
+		return nil, err
+	}
+	if err := checkURL("userinfo_url", userInfoURL); err != nil {
+		return nil, err
+	}
 	v := newOIDCVerifier(cfg, issuers)
 	v.domains = domains
 	v.needDomain = len(domains) > 0
+	v.accessToken = func(ctx context.Context, token string) (Identity, error) {
+		return v.verifyGoogleAccessToken(ctx, tokenInfoURL, userInfoURL, token)
+	}
 	v.start(ctx)
 	return v, nil
+}
+
+const (
+	googleTokenInfo = "https://oauth2.googleapis.com/tokeninfo"
+	googleUserInfo  = "https://openidconnect.googleapis.com/v1/userinfo"
+)
+
+// googleTokenInfo is the part of Google's tokeninfo answer we use. Google
+// sends numbers and booleans there as strings.
+type tokenInfo struct {
+	Audience  string `json:"aud"`
+	AuthParty string `json:"azp"`
+	Subject   string `json:"sub"`
+	ExpiresIn string `json:"expires_in"`
+}
+
+// verifyGoogleAccessToken accepts a Google access token sent without its
+// id_token. A Google access token says nothing, by itself, about which app
+// it was issued to: any app's token reads the same userinfo. So tokeninfo
+// binds it first (aud and azp must be our client ids, else
+// audience_mismatch), and only then is userinfo read. The identity's
+// issuer is Google's, so it is the same identity as an id_token sign-in.
+func (v *oidcVerifier) verifyGoogleAccessToken(ctx context.Context, tokenInfoURL, userInfoURL, token string) (Identity, error) {
+	req, err := newRequest(http.MethodPost, tokenInfoURL, url.Values{"access_token": {token}})
+	if err != nil {
+		return Identity{}, err
+	}
+	var ti tokenInfo
+	status, err := callJSON(ctx, v.client, req, &ti)
+	switch {
+	case err != nil:
+		return Identity{}, err
+	case status == http.StatusBadRequest || status == http.StatusUnauthorized:
+		return Identity{}, refuse(ReasonTokenInactive, "", fmt.Errorf("tokeninfo: %d", status))
+	case status != http.StatusOK:
+		return Identity{}, fmt.Errorf("%w: tokeninfo: status %d", ErrUnavailable, status)
+	}
+	if ti.Audience == "" && ti.AuthParty == "" {
+		return Identity{}, refuse(ReasonAudience, "access token's tokeninfo names no client", nil)
+	}
+	if (ti.Audience != "" && !v.isClientID(ti.Audience)) || (ti.AuthParty != "" && !v.isClientID(ti.AuthParty)) {
+		return Identity{}, refuse(ReasonAudience, "access token was issued to another app, not to one of this provider's client ids",
+			fmt.Errorf("aud %q, azp %q, client ids %q", ti.Audience, ti.AuthParty, v.clientIDs))
+	}
+	if n, err := strconv.Atoi(ti.ExpiresIn); ti.ExpiresIn != "" && (err != nil || n <= 0) {
+		return Identity{}, refuse(ReasonTokenInactive, "", fmt.Errorf("tokeninfo expires_in %q", ti.ExpiresIn))
+	}
+
+	ui, err := readUserInfo(ctx, v.client, userInfoURL, token)
+	if err != nil {
+		return Identity{}, err
+	}
+	if ti.Subject != "" && ui.subject() != ti.Subject {
+		return Identity{}, refuse(ReasonMalformed, "the provider's userinfo and tokeninfo name different accounts",
+			fmt.Errorf("tokeninfo sub %q, userinfo sub %q", ti.Subject, ui.subject()))
+	}
+	if v.needDomain && !slices.Contains(v.domains, strings.ToLower(ui.HostedDomain)) {
+		return Identity{}, refuse(ReasonDomain, "", fmt.Errorf("hd %q, allowed %v", ui.HostedDomain, v.domains))
+	}
+	id := Identity{
+		Issuer:        v.issuer,
+		Subject:       ui.subject(),
+		Email:         ui.Email,
+		EmailVerified: ui.Email != "" && bool(ui.EmailVerified),
+		Name:          ui.Name,
+		Picture:       ui.Picture,
+		HostedDomain:  ui.HostedDomain,
+	}
+	if v.needVerEm && !id.EmailVerified {
+		return Identity{}, refuse(ReasonEmailNotVerified, "", nil)
+	}
+	return id, nil
 }

@@ -77,6 +77,10 @@ type claims struct {
 	Name            string       `json:"name"`
 	Picture         string       `json:"picture"`
 	HostedDomain    string       `json:"hd"`
+
+	TenantID       string   `json:"tid"`              // microsoft
+	EmailDomainOV  flexBool `json:"xms_edov"`         // microsoft: the email's domain owner verified it
+	IsPrivateEmail flexBool `json:"is_private_email"` // apple: a private relay address
 }
 
 // audience is aud: a string or an array of strings (RFC 7519 §4.1.3).
@@ -122,8 +126,8 @@ func (d *numericDate) UnmarshalJSON(b []byte) error {
 	return nil
 }
 
-// flexBool is a boolean claim that some providers (Apple) send as the
-// string "true" or "false".
+// flexBool is a boolean claim that some providers (Apple, Google's
+// tokeninfo) send as the string "true" or "false".
 type flexBool bool
 
 func (f *flexBool) UnmarshalJSON(b []byte) error {
@@ -135,7 +139,7 @@ func (f *flexBool) UnmarshalJSON(b []byte) error {
 	default:
 		var s string
 		if err := json.Unmarshal(b, &s); err != nil {
-			return errors.New("email_verified is neither a boolean nor a string")
+			return errors.New("a boolean claim (email_verified, is_private_email, xms_edov) is neither a boolean nor a string")
 		}
 		switch {
 		case strings.EqualFold(s, "true"):
@@ -143,7 +147,7 @@ func (f *flexBool) UnmarshalJSON(b []byte) error {
 		case strings.EqualFold(s, "false"):
 			*f = false
 		default:
-			return errors.New(`email_verified is a string other than "true" or "false"`)
+			return errors.New(`a boolean claim (email_verified, is_private_email, xms_edov) is a string other than "true" or "false"`)
 		}
 	}
 	return nil

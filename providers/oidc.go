@@ -26,7 +26,9 @@ type oidcVerifier struct {
 	name        string
 	issuer      string   // canonical: discovery must name it, Identity.Issuer is it
 	issuers     []string // spellings accepted in iss (issuer first)
+	wellKnown   string   // the discovery document's URL
 	clientIDs   []string
+	secret      string   // ClientSecret of clientIDs[0]; "" disables code exchange
 	domains     []string // allowed hd values, lower case; empty: hd unchecked
 	needDomain  bool     // domains is set (google only)
 	needVerEm   bool     // Config.RequireVerifiedEmail
@@ -39,6 +41,19 @@ type oidcVerifier struct {
 	backoffMin  time.Duration
 	backoffMax  time.Duration
 
+	// Type hooks; nil means the plain OIDC behaviour.
+	//
+	// docIssuerOK accepts the issuer a discovery document names (default:
+	// it equals issuer). issuerOf checks a verified token's iss (and what
+	// goes with it) and returns the canonical issuer of the Identity
+	// (default: iss is one of issuers, the identity gets issuer). finish
+	// fills type-specific parts of the Identity. accessToken verifies an
+	// access token sent alone; nil refuses it.
+	docIssuerOK func(string) bool
+	issuerOf    func(d *discovered, cl *claims) (string, error)
+	finish      func(cl *claims, id *Identity)
+	accessToken func(ctx context.Context, token string) (Identity, error)
+
 	disc  atomic.Pointer[discovered] // nil until discovery succeeds
 	ready chan struct{}              // closed when disc is set
 
@@ -49,12 +64,11 @@ type oidcVerifier struct {
 
 // discovered is what discovery yields; immutable once published.
 type discovered struct {
+	issuer   string   // as the document names it (microsoft: a template)
 	algs     []string // id_token algs we accept: advertised ∩ asymmetric
 	keys     *keySet
 	verifier *oidc.IDTokenVerifier
-
-	// Later: the token endpoint for code exchange (an oauth2.Config built
-	// from the discovery document) belongs here.
+	tokenURL string // token_endpoint, for code exchange; may be empty
 }
 
 var _ Verifier = (*oidcVerifier)(nil)
@@ -90,7 +104,9 @@ func newOIDCVerifier(cfg Config, issuers []string) *oidcVerifier {
 		name:        cfg.Name,
 		issuer:      cfg.Issuer,
 		issuers:     issuers,
+		wellKnown:   strings.TrimSuffix(cfg.Issuer, "/") + "/.well-known/openid-configuration",
 		clientIDs:   slices.Clone(cfg.ClientIDs),
+		secret:      cfg.ClientSecret,
 		needVerEm:   cfg.RequireVerifiedEmail,
 		leeway:      cfg.Leeway,
 		now:         cfg.Now,
@@ -155,9 +171,10 @@ func (v *oidcVerifier) start(ctx context.Context) {
 
 // discoveryDoc is the part of the discovery document we use.
 type discoveryDoc struct {
-	Issuer  string   `json:"issuer"`
-	JWKSURI string   `json:"jwks_uri"`
-	Algs    []string `json:"id_token_signing_alg_values_supported"`
+	Issuer        string   `json:"issuer"`
+	JWKSURI       string   `json:"jwks_uri"`
+	Algs          []string `json:"id_token_signing_alg_values_supported"`
+	TokenEndpoint string   `json:"token_endpoint"`
 }
 
 // discover fetches the discovery document and the key set, and publishes
@@ -165,7 +182,7 @@ type discoveryDoc struct {
 // oidc.NewProvider so that errors never carry the upstream body and we see
 // the advertised algorithms before go-oidc filters them.
 func (v *oidcVerifier) discover(ctx context.Context) error {
-	wellKnown := strings.TrimSuffix(v.issuer, "/") + "/.well-known/openid-configuration"
+	wellKnown := v.wellKnown
 	body, err := getJSON(ctx, v.client, wellKnown)
 	if err != nil {
 		return fmt.Errorf("discovery: %w", err)
@@ -174,8 +191,17 @@ func (v *oidcVerifier) discover(ctx context.Context) error {
 	if err := json.Unmarshal(body, &doc); err != nil {
 		return fmt.Errorf("discovery: GET %s: body is not a discovery document: %w", wellKnown, err)
 	}
-	if doc.Issuer != v.issuer {
+	if v.docIssuerOK != nil {
+		if !v.docIssuerOK(doc.Issuer) {
+			return fmt.Errorf("discovery: document names issuer %q, not one of this provider's", doc.Issuer)
+		}
+	} else if doc.Issuer != v.issuer {
 		return fmt.Errorf("discovery: document names issuer %q, configured %q", doc.Issuer, v.issuer)
+	}
+	if doc.TokenEndpoint != "" {
+		if u, err := url.Parse(doc.TokenEndpoint); err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
+			return fmt.Errorf("discovery: token_endpoint %q is not an http(s) URL", doc.TokenEndpoint)
+		}
 	}
 	if u, err := url.Parse(doc.JWKSURI); err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
 		return fmt.Errorf("discovery: jwks_uri %q is not an http(s) URL", doc.JWKSURI)
@@ -201,13 +227,15 @@ func (v *oidcVerifier) discover(ctx context.Context) error {
 		return fmt.Errorf("discovery: %w", err)
 	}
 	d := &discovered{
-		algs: algs,
-		keys: keys,
+		issuer:   doc.Issuer,
+		tokenURL: doc.TokenEndpoint,
+		algs:     algs,
+		keys:     keys,
 		// go-oidc checks the signature (through our keySet) and the alg;
 		// we check everything else ourselves to give each failure its
 		// reason and to honour our leeway, several client ids and
 		// Google's second issuer spelling.
-		verifier: oidc.NewVerifier(v.issuer, keys, &oidc.Config{
+		verifier: oidc.NewVerifier(doc.Issuer, keys, &oidc.Config{
 			SkipClientIDCheck:    true,
 			SkipExpiryCheck:      true,
 			SkipIssuerCheck:      true,
@@ -221,21 +249,42 @@ func (v *oidcVerifier) discover(ctx context.Context) error {
 }
 
 func (v *oidcVerifier) Verify(ctx context.Context, c Credential) (Identity, error) {
-	d := v.disc.Load()
-	if d == nil {
-		return Identity{}, fmt.Errorf("%w: provider %q has not completed discovery", ErrUnavailable, v.name)
-	}
 	switch {
 	case c.IDToken != "":
+		d, err := v.discovered()
+		if err != nil {
+			return Identity{}, err
+		}
 		return v.verifyIDToken(ctx, d, c)
-	// Later: case c.Code != "": exchange it at the token endpoint
-	// (oauth2.Config.Exchange with c.CodeVerifier and c.RedirectURI) and
-	// verify the id_token of the answer with verifyIDToken.
-	// Later: case c.AccessToken != "": only for types that can bind an
-	// access token to one of our client ids (Google tokeninfo, GitHub).
+	case c.Code != "":
+		if v.secret == "" {
+			return Identity{}, refuse(ReasonMalformed, "this provider does not accept an authorization code (no client_secret is configured); send the id_token", nil)
+		}
+		d, err := v.discovered()
+		if err != nil {
+			return Identity{}, err
+		}
+		return v.exchangeCode(ctx, d, c)
+	case c.AccessToken != "" && v.accessToken != nil:
+		id, err := v.accessToken(ctx, c.AccessToken)
+		if err != nil {
+			return Identity{}, err
+		}
+		id.Provider = v.name
+		return id, nil
 	default:
+		// An access token alone proves nothing about whom it was issued
+		// to unless the provider can tell us: refused.
 		return Identity{}, refuse(ReasonMalformed, "this provider needs an id_token", nil)
 	}
+}
+
+func (v *oidcVerifier) discovered() (*discovered, error) {
+	d := v.disc.Load()
+	if d == nil {
+		return nil, fmt.Errorf("%w: provider %q has not completed discovery", ErrUnavailable, v.name)
+	}
+	return d, nil
 }
 
 func (v *oidcVerifier) verifyIDToken(ctx context.Context, d *discovered, c Credential) (Identity, error) {
@@ -264,7 +313,8 @@ func (v *oidcVerifier) verifyIDToken(ctx context.Context, d *discovered, c Crede
 	if err := tok.Claims(&cl); err != nil {
 		return Identity{}, refuse(ReasonMalformed, "id_token claims have the wrong types", err)
 	}
-	if err := v.checkClaims(&cl, c); err != nil {
+	issuer, err := v.checkClaims(d, &cl, c)
+	if err != nil {
 		return Identity{}, err
 	}
 	if c.AccessToken != "" && cl.AtHash != "" {
@@ -275,27 +325,44 @@ func (v *oidcVerifier) verifyIDToken(ctx context.Context, d *discovered, c Crede
 	if v.needDomain && !slices.Contains(v.domains, strings.ToLower(cl.HostedDomain)) {
 		return Identity{}, refuse(ReasonDomain, "", fmt.Errorf("hd %q, allowed %v", cl.HostedDomain, v.domains))
 	}
-	if v.needVerEm && (cl.Email == "" || !bool(cl.EmailVerified)) {
-		return Identity{}, refuse(ReasonEmailNotVerified, "", fmt.Errorf("email present %v, email_verified %v", cl.Email != "", bool(cl.EmailVerified)))
-	}
-	return Identity{
+	id := Identity{
 		Provider:      v.name,
-		Issuer:        v.issuer,
+		Issuer:        issuer,
 		Subject:       cl.Subject,
 		Email:         cl.Email,
 		EmailVerified: bool(cl.EmailVerified),
 		Name:          cl.Name,
 		Picture:       cl.Picture,
 		HostedDomain:  cl.HostedDomain,
-	}, nil
+	}
+	if v.finish != nil {
+		v.finish(&cl, &id)
+	}
+	if v.needVerEm && (id.Email == "" || !id.EmailVerified) {
+		return Identity{}, refuse(ReasonEmailNotVerified, "", fmt.Errorf("email present %v, email_verified %v", id.Email != "", id.EmailVerified))
+	}
+	return id, nil
 }
 
 // checkClaims checks the claims of a token whose signature verified:
-// issuer, audience, times, subject, nonce.
-func (v *oidcVerifier) checkClaims(cl *claims, c Credential) error {
-	if !slices.Contains(v.issuers, cl.Issuer) {
-		return refuse(ReasonIssuer, "", fmt.Errorf("iss %q, accepted %q", cl.Issuer, v.issuers))
+// issuer, audience, times, subject, nonce. It returns the canonical issuer.
+func (v *oidcVerifier) checkClaims(d *discovered, cl *claims, c Credential) (string, error) {
+	issuer := v.issuer
+	if v.issuerOf != nil {
+		var err error
+		if issuer, err = v.issuerOf(d, cl); err != nil {
+			return "", err
+		}
+	} else if !slices.Contains(v.issuers, cl.Issuer) {
+		return "", refuse(ReasonIssuer, "", fmt.Errorf("iss %q, accepted %q", cl.Issuer, v.issuers))
 	}
+	if err := v.checkRest(cl, c); err != nil {
+		return "", err
+	}
+	return issuer, nil
+}
+
+func (v *oidcVerifier) checkRest(cl *claims, c Credential) error {
 
 	if !slices.ContainsFunc(cl.Audience, v.isClientID) {
 		return refuse(ReasonAudience, "", fmt.Errorf("aud %q, client ids %q", []string(cl.Audience), v.clientIDs))

@@ -1,6 +1,6 @@
 // Package providers turns a credential from a sign-in provider (an OpenID
-// Connect id_token today; an authorization code or a bare access token in a
-// later change) into a verified Identity.
+// Connect id_token, an authorization code, or an access token where the
+// provider lets us bind it to our client) into a verified Identity.
 //
 // It knows go-oidc, go-jose and OAuth 2. It must never know about users,
 // storage or authex's own tokens, and it never serves HTTP: callers map a
@@ -23,11 +23,13 @@ import (
 )
 
 // Credential is what a client forwards from its provider. Which fields a
-// provider accepts depends on its type; today every type needs IDToken.
+// provider accepts depends on its type. IDToken wins when present; else Code
+// is exchanged (when a client secret is configured); else AccessToken alone
+// is accepted only by types that can bind it to one of our client ids.
 type Credential struct {
 	IDToken      string
-	AccessToken  string // with IDToken: checked against at_hash when the token has one
-	Code         string // authorization code, for a server-side exchange (not yet supported)
+	AccessToken  string // with IDToken: checked against at_hash; alone: see above
+	Code         string // authorization code, for a server-side exchange
 	CodeVerifier string // PKCE verifier that goes with Code
 	RedirectURI  string // redirect_uri that goes with Code
 	Nonce        string // the raw nonce the client sent to the provider
@@ -46,19 +48,57 @@ type Identity struct {
 	Name          string
 	Picture       string
 	HostedDomain  string // Google Workspace domain (hd), if any
+	PrivateEmail  bool   // Apple: Email is a private relay address
+	TenantID      string // Microsoft: the token's tid
 }
 
 // Config configures one provider.
 type Config struct {
 	Name string // config key, e.g. "google"
-	Type string // a key of the constructors map: "oidc", "google"
+	Type string // a key of the constructors map: "oidc", "google", "apple", "microsoft", "github", "oauth2"
 
-	// Issuer: required for oidc; google defaults to https://accounts.google.com.
+	// Issuer: required for oidc and oauth2 (for oauth2 it only names the
+	// identities); google defaults to https://accounts.google.com, apple to
+	// https://appleid.apple.com. Not used by microsoft and github.
 	Issuer string
 
 	// ClientIDs: the token's aud must contain one of them; when the token has
-	// several audiences, or an azp claim, azp must be one of them.
+	// several audiences, or an azp claim, azp must be one of them. github
+	// takes exactly one (the OAuth app whose secret is ClientSecret).
 	ClientIDs []string
+
+	// ClientSecret belongs to ClientIDs[0]. It enables the server-side code
+	// exchange (every type), and it is required by github (the app check)
+	// and by oauth2 with IntrospectionURL (client authentication).
+	ClientSecret string
+
+	// Microsoft: Authority is the login host (default
+	// https://login.microsoftonline.com); Tenant the endpoint (common,
+	// organizations, consumers or a tenant id; default common); discovery
+	// is at AUTHORITY/TENANT/v2.0/.well-known/openid-configuration.
+	// AllowedTenants is required: the tids allowed to sign in, or "*".
+	Authority      string
+	Tenant         string
+	AllowedTenants []string
+
+	// APIURL (github): the REST API base; default https://api.github.com.
+	APIURL string
+
+	// TokenURL: the token endpoint for code exchange where there is no
+	// discovery (github: default https://github.com/login/oauth/access_token;
+	// oauth2). OIDC types take it from discovery.
+	TokenURL string
+
+	// TokenInfoURL binds an access token to our client ids: google
+	// (default https://oauth2.googleapis.com/tokeninfo) and oauth2, whose
+	// answer must name one of them in aud, azp, client_id or audience.
+	// UserInfoURL then reads the account: google (default
+	// https://openidconnect.googleapis.com/v1/userinfo) and oauth2.
+	// IntrospectionURL (oauth2) is the RFC 7662 alternative to TokenInfoURL,
+	// called with ClientIDs[0] and ClientSecret.
+	TokenInfoURL     string
+	UserInfoURL      string
+	IntrospectionURL string
 
 	// AllowedDomains (google only): when set, the token's hd must be one of
 	// them.
@@ -113,8 +153,12 @@ type constructor func(ctx context.Context, cfg Config) (Verifier, error)
 // constructors maps Config.Type to its constructor. Adding a provider type
 // is one entry here.
 var constructors = map[string]constructor{
-	"oidc":   newOIDC,
-	"google": newGoogle,
+	"oidc":      newOIDC,
+	"google":    newGoogle,
+	"apple":     newApple,
+	"microsoft": newMicrosoft,
+	"github":    newGitHub,
+	"oauth2":    newOAuth2,
 }
 
 const (
@@ -148,6 +192,9 @@ func New(ctx context.Context, cfg Config) (Verifier, error) {
 	}
 	if cfg.Leeway < 0 {
 		problems = append(problems, "leeway is negative")
+	}
+	if len(cfg.AllowedTenants) > 0 && cfg.Type != "microsoft" {
+		problems = append(problems, "allowed_tenants is only supported by type microsoft")
 	}
 	if len(problems) > 0 {
 		return nil, fmt.Errorf("providers: provider %q: %s", cfg.Name, strings.Join(problems, "; "))

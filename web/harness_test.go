@@ -75,6 +75,9 @@ type providerSpec struct {
 	allowedDomains []string
 	link           string
 	allowSignup    bool
+	// setup, when set, adjusts the provider's config (and may add
+	// endpoints to the harness issuer) before the provider starts.
+	setup func(iss *providertest.Issuer, cfg *providers.Config)
 }
 
 func withProvider(name string, spec providerSpec) harnessOption {
@@ -128,10 +131,14 @@ func newHarness(t testing.TB, opts ...harnessOption) *harness {
 		if issuer == "" {
 			issuer = iss.URL()
 		}
-		v, err := providers.New(ctx, providers.Config{
+		pc := providers.Config{
 			Name: name, Type: spec.typ, Issuer: issuer, ClientIDs: []string{webClientID, iosClientID},
 			AllowedDomains: spec.allowedDomains, KeyFetched: keyFetched(metrics, name),
-		})
+		}
+		if spec.setup != nil {
+			spec.setup(iss, &pc)
+		}
+		v, err := providers.New(ctx, pc)
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -9,6 +9,7 @@ import (
 	"os"
 	"reflect"
 	"regexp"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -103,6 +104,24 @@ type ProviderConfig struct {
 	LinkByEmail    string        `yaml:"link_by_email"`
 	AllowSignup    *bool         `yaml:"allow_signup"`
 	Leeway         time.Duration `yaml:"leeway"`
+
+	// The secret of client_ids[0]: inline (use ${ENV}) or read from a
+	// file. Enables code exchange; github and oauth2 introspection need it.
+	ClientSecret     Secret `yaml:"client_secret"`
+	ClientSecretFile string `yaml:"client_secret_file"`
+
+	// microsoft
+	Authority      string   `yaml:"authority"`
+	Tenant         string   `yaml:"tenant"`
+	AllowedTenants []string `yaml:"allowed_tenants"`
+
+	// github, google, oauth2 endpoints (defaults per type; see
+	// config.example.yaml).
+	APIURL           string `yaml:"api_url"`
+	TokenURL         string `yaml:"token_url"`
+	TokenInfoURL     string `yaml:"tokeninfo_url"`
+	UserInfoURL      string `yaml:"userinfo_url"`
+	IntrospectionURL string `yaml:"introspection_url"`
 }
 
 type LogConfig struct {
@@ -131,9 +150,29 @@ func defaultConfig() Config {
 // providerTypes lists the provider types this build knows, with the
 // link_by_email each defaults to: auto only where the provider's
 // email_verified is proof of ownership.
+// docs/providers.md gives the reasons for each.
 var providerTypes = map[string]string{
-	"google": exchange.LinkAuto,
-	"oidc":   exchange.LinkConfirm,
+	"google":    exchange.LinkAuto,
+	"apple":     exchange.LinkAuto,
+	"oidc":      exchange.LinkConfirm,
+	"microsoft": exchange.LinkConfirm, // nOAuth: a tenant admin sets any email
+	"github":    exchange.LinkConfirm,
+	"oauth2":    exchange.LinkConfirm,
+}
+
+// providerKeys lists, per type, the type-specific keys it accepts; a key
+// set on another type is a mistake worth reporting (it would be ignored).
+var providerKeys = map[string][]string{
+	"allowed_domains":   {"google"},
+	"issuer":            {"oidc", "google", "apple", "oauth2"},
+	"authority":         {"microsoft"},
+	"tenant":            {"microsoft"},
+	"allowed_tenants":   {"microsoft"},
+	"api_url":           {"github"},
+	"token_url":         {"github", "oauth2"},
+	"tokeninfo_url":     {"google", "oauth2"},
+	"userinfo_url":      {"google", "oauth2"},
+	"introspection_url": {"oauth2"},
 }
 
 // Problems is every problem found in a config, each with its key path.
@@ -347,13 +386,13 @@ func (c *Config) Validate() Problems {
 				p.add(fmt.Sprintf("%s.client_ids[%d]", path, i), "must not be empty")
 			}
 		}
-		if pc.Type == "oidc" {
+		if pc.Type == "oidc" || pc.Type == "oauth2" {
 			if u, err := url.Parse(pc.Issuer); err != nil || u.Scheme == "" || u.Host == "" {
 				p.add(path+".issuer", "must be the provider's issuer URL, got %q", pc.Issuer)
 			}
 		}
-		if len(pc.AllowedDomains) > 0 && pc.Type != "google" {
-			p.add(path+".allowed_domains", "applies to type google only")
+		if known {
+			validateProviderType(&p, path, &pc)
 		}
 		switch pc.LinkByEmail {
 		case "":
@@ -417,6 +456,79 @@ func (c *Config) validateAdmin(p *Problems) {
 		// Never print the token itself.
 		if len(t) < minAdminToken {
 			p.add(fmt.Sprintf("admin.tokens[%d]", i), "must be at least %d characters (e.g. openssl rand -hex 32)", minAdminToken)
+		}
+	}
+}
+
+// validateProviderType checks the keys that depend on the provider's type
+// and reads client_secret_file.
+func validateProviderType(p *Problems, path string, pc *ProviderConfig) {
+	set := map[string]bool{
+		"allowed_domains": len(pc.AllowedDomains) > 0, "issuer": pc.Issuer != "",
+		"authority": pc.Authority != "", "tenant": pc.Tenant != "", "allowed_tenants": len(pc.AllowedTenants) > 0,
+		"api_url": pc.APIURL != "", "token_url": pc.TokenURL != "", "tokeninfo_url": pc.TokenInfoURL != "",
+		"userinfo_url": pc.UserInfoURL != "", "introspection_url": pc.IntrospectionURL != "",
+	}
+	for _, key := range sortedKeys(providerKeys) {
+		if set[key] && !slices.Contains(providerKeys[key], pc.Type) {
+			p.add(path+"."+key, "applies to type %s only", strings.Join(providerKeys[key], ", "))
+		}
+	}
+	for key, v := range map[string]string{
+		"authority": pc.Authority, "api_url": pc.APIURL, "token_url": pc.TokenURL, "tokeninfo_url": pc.TokenInfoURL,
+		"userinfo_url": pc.UserInfoURL, "introspection_url": pc.IntrospectionURL,
+	} {
+		if u, err := url.Parse(v); v != "" && (err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "") {
+			p.add(path+"."+key, "must be an absolute http(s) URL, got %q", v)
+		}
+	}
+
+	switch {
+	case pc.ClientSecret != "" && pc.ClientSecretFile != "":
+		p.add(path+".client_secret_file", "set client_secret or client_secret_file, not both")
+	case pc.ClientSecretFile != "":
+		b, err := os.ReadFile(pc.ClientSecretFile)
+		switch {
+		case err != nil:
+			p.add(path+".client_secret_file", "cannot be read: %v", errors.Unwrap(err))
+		case strings.TrimSpace(string(b)) == "":
+			p.add(path+".client_secret_file", "is empty")
+		default:
+			pc.ClientSecret = Secret(strings.TrimSpace(string(b)))
+		}
+	}
+
+	switch pc.Type {
+	case "microsoft":
+		if len(pc.AllowedTenants) == 0 {
+			p.add(path+".allowed_tenants", `is required with type microsoft: the tenant ids allowed to sign in, or [ "*" ] for any`)
+		}
+		for i, t := range pc.AllowedTenants {
+			if strings.TrimSpace(t) == "" || strings.ContainsAny(t, "/?#{} ") {
+				p.add(fmt.Sprintf("%s.allowed_tenants[%d]", path, i), `must be a tenant id or "*", got %q`, t)
+			}
+		}
+		if strings.ContainsAny(pc.Tenant, "/?#{} ") {
+			p.add(path+".tenant", "must be common, organizations, consumers or a tenant id, got %q", pc.Tenant)
+		}
+	case "github":
+		if len(pc.ClientIDs) > 1 {
+			p.add(path+".client_ids", "github takes exactly one client id: the OAuth app whose secret is client_secret")
+		}
+		if pc.ClientSecret == "" && pc.ClientSecretFile == "" {
+			p.add(path+".client_secret", "is required with type github: it proves a token was issued to our app")
+		}
+	case "oauth2":
+		if pc.UserInfoURL == "" {
+			p.add(path+".userinfo_url", "is required with type oauth2")
+		}
+		switch {
+		case pc.IntrospectionURL == "" && pc.TokenInfoURL == "":
+			p.add(path+".introspection_url", "type oauth2 needs a way to bind access tokens to our client: introspection_url or tokeninfo_url (without one, any app's token would sign its holder in)")
+		case pc.IntrospectionURL != "" && pc.TokenInfoURL != "":
+			p.add(path+".tokeninfo_url", "set introspection_url or tokeninfo_url, not both")
+		case pc.IntrospectionURL != "" && pc.ClientSecret == "" && pc.ClientSecretFile == "":
+			p.add(path+".client_secret", "is required with introspection_url (RFC 7662 introspection is client-authenticated)")
 		}
 	}
 }

@@ -58,6 +58,9 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 		v, err := providers.New(provCtx, providers.Config{
 			Name: name, Type: pc.Type, Issuer: pc.Issuer, ClientIDs: pc.ClientIDs,
 			AllowedDomains: pc.AllowedDomains, Leeway: pc.Leeway, Logger: log,
+			ClientSecret: string(pc.ClientSecret), Authority: pc.Authority, Tenant: pc.Tenant, AllowedTenants: pc.AllowedTenants,
+			APIURL: pc.APIURL, TokenURL: pc.TokenURL, TokenInfoURL: pc.TokenInfoURL, UserInfoURL: pc.UserInfoURL,
+			IntrospectionURL: pc.IntrospectionURL,
 			KeyFetched: metrics.KeyFetched(name),
 		})
 		if err != nil {

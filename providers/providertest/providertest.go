@@ -88,9 +88,15 @@ func KeyID(pub crypto.PublicKey) string {
 //
 //	/.well-known/openid-configuration  discovery
 //	/keys                              JWKS (the current key only)
-//	/authorize, /token, /userinfo      advertised, not served yet (404)
+//	/token                             authorization codes added by AddCode
+//	/authorize, /userinfo              advertised, not served (404)
 type Issuer struct {
 	srv *httptest.Server
+	mux *http.ServeMux
+
+	codesMu    sync.Mutex
+	codes      map[string]CodeGrant
+	tokenCalls atomic.Int64
 
 	mu       sync.Mutex
 	keyIndex int
@@ -98,6 +104,7 @@ type Issuer struct {
 	kid      string
 	algs     []string
 	down     bool
+	extra    map[string]string // AddDiscovery: path -> issuer
 
 	jwksFetches      atomic.Int64
 	discoveryFetches atomic.Int64
@@ -111,6 +118,10 @@ func NewIssuer(tb testing.TB) *Issuer {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /.well-known/openid-configuration", iss.serveDiscovery)
 	mux.HandleFunc("GET /keys", iss.serveJWKS)
+	mux.HandleFunc("POST /token", iss.serveToken)
+	iss.mux = mux
+	iss.codes = map[string]CodeGrant{}
+	iss.extra = map[string]string{}
 	iss.srv = httptest.NewServer(mux)
 	tb.Cleanup(iss.srv.Close)
 	return iss
@@ -190,6 +201,32 @@ func (iss *Issuer) isDown() bool {
 }
 
 func (iss *Issuer) serveDiscovery(w http.ResponseWriter, r *http.Request) {
+	iss.serveDiscoveryFor(w, iss.URL())
+}
+
+// AddDiscovery serves a second discovery document at
+// PATH/.well-known/openid-configuration that names issuer (which may be a
+// template such as URL()+"/{tenantid}/v2.0", the way Microsoft's
+// multi-tenant endpoints do) with the same keys and token endpoint.
+// Adding the same path again replaces the issuer it names.
+func (iss *Issuer) AddDiscovery(path, issuer string) {
+	path = strings.TrimSuffix(path, "/")
+	iss.mu.Lock()
+	_, seen := iss.extra[path]
+	iss.extra[path] = issuer
+	iss.mu.Unlock()
+	if seen {
+		return
+	}
+	iss.mux.HandleFunc("GET "+path+"/.well-known/openid-configuration", func(w http.ResponseWriter, r *http.Request) {
+		iss.mu.Lock()
+		issuer := iss.extra[path]
+		iss.mu.Unlock()
+		iss.serveDiscoveryFor(w, issuer)
+	})
+}
+
+func (iss *Issuer) serveDiscoveryFor(w http.ResponseWriter, issuer string) {
 	iss.discoveryFetches.Add(1)
 	if iss.isDown() {
 		http.Error(w, "issuer is down", http.StatusServiceUnavailable)
@@ -200,7 +237,7 @@ func (iss *Issuer) serveDiscovery(w http.ResponseWriter, r *http.Request) {
 	iss.mu.Unlock()
 	u := iss.URL()
 	writeJSON(w, map[string]any{
-		"issuer":                                u,
+		"issuer":                                issuer,
 		"jwks_uri":                              u + "/keys",
 		"authorization_endpoint":                u + "/authorize",
 		"token_endpoint":                        u + "/token",

@@ -1,0 +1,79 @@
+package providers
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+
+	"golang.org/x/oauth2"
+)
+
+// exchangeCode trades an authorization code at the provider's token
+// endpoint (golang.org/x/oauth2, with PKCE's code_verifier when given) and
+// returns the provider's token answer.
+//
+// A code the provider refuses (expired, used, redirect_uri or verifier
+// mismatch) is code_rejected. The provider refusing our own client
+// credentials is our misconfiguration, not the caller's: it is logged and
+// answered as unavailable.
+func exchangeCode(ctx context.Context, client *http.Client, log *slog.Logger, clientID, secret, tokenURL string, c Credential) (*oauth2.Token, error) {
+	if tokenURL == "" {
+		return nil, refuse(ReasonMalformed, "this provider publishes no token endpoint; send the id_token", nil)
+	}
+	conf := oauth2.Config{
+		ClientID:     clientID,
+		ClientSecret: secret,
+		Endpoint:     oauth2.Endpoint{TokenURL: tokenURL},
+		RedirectURL:  c.RedirectURI,
+	}
+	var opts []oauth2.AuthCodeOption
+	if c.CodeVerifier != "" {
+		opts = append(opts, oauth2.VerifierOption(c.CodeVerifier))
+	}
+	ctx, cancel := context.WithTimeout(context.WithValue(ctx, oauth2.HTTPClient, client), fetchTimeout)
+	defer cancel()
+	tok, err := conf.Exchange(ctx, c.Code, opts...)
+	if err == nil {
+		if tok.AccessToken == "" {
+			return nil, fmt.Errorf("%w: token endpoint answered without an access_token", ErrUnavailable)
+		}
+		return tok, nil
+	}
+	var re *oauth2.RetrieveError
+	if errors.As(err, &re) && re.Response != nil {
+		status := re.Response.StatusCode
+		// Never log re itself: its message carries the upstream body.
+		detail := fmt.Errorf("token endpoint: %d %s", status, re.ErrorCode)
+		switch {
+		case re.ErrorCode == "invalid_client" || re.ErrorCode == "unauthorized_client" ||
+			re.ErrorCode == "incorrect_client_credentials" || status == http.StatusUnauthorized: // the last is GitHub's
+			log.Error("the provider refused our client credentials at its token endpoint; check client_ids[0] and client_secret",
+				"status", status, "error_code", re.ErrorCode)
+			return nil, fmt.Errorf("%w: %v", ErrUnavailable, detail)
+		case status >= 500:
+			return nil, fmt.Errorf("%w: %v", ErrUnavailable, detail)
+		default:
+			return nil, refuse(ReasonCodeRejected, "", detail)
+		}
+	}
+	if ctx.Err() != nil && errors.Is(err, ctx.Err()) {
+		return nil, fmt.Errorf("%w: token endpoint did not answer in time", ErrUnavailable)
+	}
+	return nil, fmt.Errorf("%w: token endpoint: %v", ErrUnavailable, err)
+}
+
+// exchangeCode exchanges the code and verifies the id_token of the answer
+// as if the client had sent it, nonce included.
+func (v *oidcVerifier) exchangeCode(ctx context.Context, d *discovered, c Credential) (Identity, error) {
+	tok, err := exchangeCode(ctx, v.client, v.log, v.clientIDs[0], v.secret, d.tokenURL, c)
+	if err != nil {
+		return Identity{}, err
+	}
+	raw, _ := tok.Extra("id_token").(string)
+	if raw == "" {
+		return Identity{}, refuse(ReasonMalformed, "the provider's token answer has no id_token (was the openid scope requested?)", nil)
+	}
+	return v.verifyIDToken(ctx, d, Credential{IDToken: raw, AccessToken: tok.AccessToken, Nonce: c.Nonce})
+}
