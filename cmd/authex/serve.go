@@ -61,7 +61,7 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 			ClientSecret: string(pc.ClientSecret), Authority: pc.Authority, Tenant: pc.Tenant, AllowedTenants: pc.AllowedTenants,
 			APIURL: pc.APIURL, TokenURL: pc.TokenURL, TokenInfoURL: pc.TokenInfoURL, UserInfoURL: pc.UserInfoURL,
 			IntrospectionURL: pc.IntrospectionURL,
-			KeyFetched: metrics.KeyFetched(name),
+			KeyFetched:       metrics.KeyFetched(name),
 		})
 		if err != nil {
 			return fmt.Errorf("providers.%s: %w", name, err)
