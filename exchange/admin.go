@@ -143,6 +143,9 @@ func cleanRoles(roles []string) ([]string, error) {
 	return slices.Compact(out), nil
 }
 
+// Now is the service's clock, for judging which sessions are live.
+func (a *Admin) Now() time.Time { return a.s.now() }
+
 // ListSessions returns a user's sessions, newest first.
 func (a *Admin) ListSessions(ctx context.Context, userID string) ([]storage.Session, error) {
 	if _, err := a.s.store.GetUser(ctx, userID); err != nil {

@@ -228,7 +228,7 @@ func (s *Server) handleAdminSessions(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	now := time.Now()
+	now := s.admin.Now()
 	out := make([]adminSessionJSON, 0, len(list))
 	for _, x := range list {
 		out = append(out, adminSessionJSON{
