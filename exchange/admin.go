@@ -34,7 +34,7 @@ const (
 	maxRoleLen = 64
 )
 
-// ErrBackupUnsupported: the store cannot stream a backup of itself.
+// errBackupUnsupported: the store cannot stream a backup of itself.
 var errBackupUnsupported = errors.New("store has no hot backup")
 
 // ListUsers pages through users in ID order, filtered by email, provider
