@@ -146,6 +146,8 @@ func Open(path string, opts Options) (*Store, error) {
 		// open) and the hashmap freelist, which stays fast as the file grows.
 		NoFreelistSync: true,
 		FreelistType:   bolt.FreelistMapType,
+		// See mmap.go: a long backup must not block writers.
+		InitialMmapSize: initialMmapSize,
 	})
 	if errors.Is(err, berrors.ErrTimeout) {
 		return nil, fmt.Errorf("bolt: open %s: database is locked by another process (gave up after %s): %w",
