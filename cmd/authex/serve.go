@@ -133,7 +133,10 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 	defer cancel()
 	for _, srv := range servers {
 		if err := srv.Shutdown(shutCtx); err != nil {
-			log.Error("shutdown", "err", err)
+			// Past the grace (a long backup transfer): cut the connections,
+			// so the store can close instead of waiting for the reader.
+			log.Error("shutdown: closing the connections still open", "err", err)
+			srv.Close()
 		}
 	}
 	waiting := len(servers)
