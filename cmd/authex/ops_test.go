@@ -361,6 +361,9 @@ func TestBackupUnderLoadRestoresAndServes(t *testing.T) {
 	if st, _ := request(t, "GET", s.admin+"/metrics", ""); st != http.StatusOK {
 		t.Fatalf("/metrics on the admin listener: %d", st)
 	}
+	if _, errOut, code := s.cli(t, nil, "users", "list", "--server", s.base); code != 1 || !strings.Contains(errOut, "is admin_listen set?") {
+		t.Fatalf("CLI pointed at the public listener: %d %s", code, errOut)
+	}
 
 	before, _ := signIn(t, iss, s.base, "before")
 	var stop atomic.Bool
