@@ -62,6 +62,11 @@ type Keyring struct {
 	current    *signingKey            // the key that signs now
 	jwks       []byte
 	nextChange time.Time // zero: no key time is pending
+
+	// unknownMu and lastUnknown rate-limit the reloads that an unknown kid
+	// triggers (see keysync.go).
+	unknownMu   sync.Mutex
+	lastUnknown time.Time
 }
 
 func newKeyring(store storage.Store, algorithm string, now func() time.Time) *Keyring {
@@ -75,10 +80,13 @@ func (k *Keyring) ensure(ctx context.Context) error {
 		return err
 	}
 	k.mu.RLock()
-	ok := k.current != nil
+	ok, none := k.current != nil, len(k.keys) == 0
 	k.mu.RUnlock()
 	if ok {
 		return nil
+	}
+	if none {
+		return k.bootstrap(ctx)
 	}
 	if _, err := k.Create(ctx, 0); err != nil {
 		return err
@@ -89,22 +97,29 @@ func (k *Keyring) ensure(ctx context.Context) error {
 // Create generates a key of the configured algorithm that is published at
 // once and signs from now+publishDelay, and stores it.
 func (k *Keyring) Create(ctx context.Context, publishDelay time.Duration) (storage.SigningKey, error) {
-	der, err := generateKey(k.algorithm)
+	rec, err := k.newRecord(publishDelay)
 	if err != nil {
 		return storage.SigningKey{}, err
-	}
-	now := k.now().UTC()
-	rec := storage.SigningKey{
-		ID:         newKeyID(der),
-		Algorithm:  k.algorithm,
-		PrivateKey: der,
-		CreatedAt:  now,
-		NotBefore:  now.Add(publishDelay),
 	}
 	if err := k.store.CreateSigningKey(ctx, rec); err != nil {
 		return storage.SigningKey{}, err
 	}
 	return rec, nil
+}
+
+func (k *Keyring) newRecord(publishDelay time.Duration) (storage.SigningKey, error) {
+	der, err := generateKey(k.algorithm)
+	if err != nil {
+		return storage.SigningKey{}, err
+	}
+	now := k.now().UTC()
+	return storage.SigningKey{
+		ID:         newKeyID(der),
+		Algorithm:  k.algorithm,
+		PrivateKey: der,
+		CreatedAt:  now,
+		NotBefore:  now.Add(publishDelay),
+	}, nil
 }
 
 // Reload reads the keys from the store and picks the one that signs: the
@@ -235,6 +250,9 @@ func (k *Keyring) sign(typ string, claims jwt.Claims) (string, error) {
 func (k *Keyring) keyfunc(t *jwt.Token) (any, error) {
 	kid, _ := t.Header["kid"].(string)
 	sk, ok := k.lookup(kid)
+	if !ok && k.reloadForUnknown(kid) {
+		sk, ok = k.lookup(kid)
+	}
 	if !ok {
 		return nil, errors.New("unknown key")
 	}

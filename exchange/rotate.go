@@ -61,10 +61,10 @@ func (s *Service) RotateKeys(ctx context.Context, actor string) (storage.Signing
 	return rec, nil
 }
 
-// MaintainKeys runs until ctx ends. Every interval it reloads the keys
-// (so a key another instance wrote is published here too), rotates when
-// the newest key is older than Config.KeyRotation (when set), and deletes
-// keys that left the JWKS more than a day ago.
+// MaintainKeys runs until ctx ends. Every interval it rotates when the
+// newest key is older than Config.KeyRotation (when set), finishes a
+// rotation that a crash interrupted, and deletes keys that left the JWKS
+// more than a day ago. (Keyring.Watch reloads keys other instances wrote.)
 func (s *Service) MaintainKeys(ctx context.Context, interval time.Duration) {
 	t := time.NewTicker(interval)
 	defer t.Stop()
@@ -99,6 +99,7 @@ func (s *Service) maintainKeys(ctx context.Context) error {
 	}
 	// Finish a rotation that stopped between creating the new key and
 	// retiring the old ones (a crash): every key but the newest retires.
+	changed := false
 	for _, rec := range recs {
 		if rec.ID != newest.ID && rec.RetiredAt.IsZero() && now.Sub(newest.CreatedAt) > time.Minute {
 			rec.RetiredAt = newest.NotBefore
@@ -106,11 +107,15 @@ func (s *Service) maintainKeys(ctx context.Context) error {
 			if err := s.store.UpdateSigningKey(ctx, rec); err != nil && !errors.Is(err, storage.ErrNotFound) {
 				return err
 			}
+			changed = true
 		}
 	}
 	if s.cfg.KeyRotation > 0 && newest.ID != "" && now.Sub(newest.CreatedAt) >= s.cfg.KeyRotation {
 		_, err := s.RotateKeys(ctx, "automatic rotation")
 		return err
 	}
-	return s.keys.Reload(ctx)
+	if changed {
+		return s.keys.Reload(ctx)
+	}
+	return nil
 }

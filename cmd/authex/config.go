@@ -18,6 +18,7 @@ import (
 	"gopkg.in/yaml.v3"
 
 	"github.com/authex/authex/exchange"
+	"github.com/authex/authex/storage/postgres"
 )
 
 // Config is the whole YAML file. config.example.yaml documents every key;
@@ -77,8 +78,18 @@ type ServerConfig struct {
 }
 
 type StorageConfig struct {
-	Driver string     `yaml:"driver"`
-	Bolt   BoltConfig `yaml:"bolt"`
+	Driver   string         `yaml:"driver"`
+	Bolt     BoltConfig     `yaml:"bolt"`
+	Postgres PostgresConfig `yaml:"postgres"`
+}
+
+// PostgresConfig is storage.postgres. The DSN holds the password: take it
+// from the environment ("${AUTHEX_PG_DSN}"); it is never logged.
+type PostgresConfig struct {
+	DSN            string        `yaml:"dsn"`
+	MaxConns       int           `yaml:"max_conns"`
+	ConnectTimeout time.Duration `yaml:"connect_timeout"`
+	Schema         string        `yaml:"schema"`
 }
 
 type BoltConfig struct {
@@ -132,8 +143,12 @@ type LogConfig struct {
 // defaultConfig holds every default; YAML then overrides it.
 func defaultConfig() Config {
 	return Config{
-		Server:  ServerConfig{Listen: ":8080", PublicURL: "http://localhost:8080"},
-		Storage: StorageConfig{Driver: "bolt", Bolt: BoltConfig{Path: "./data/authex.db"}},
+		Server: ServerConfig{Listen: ":8080", PublicURL: "http://localhost:8080"},
+		Storage: StorageConfig{
+			Driver:   "bolt",
+			Bolt:     BoltConfig{Path: "./data/authex.db"},
+			Postgres: PostgresConfig{MaxConns: 10, ConnectTimeout: 5 * time.Second},
+		},
 		Tokens: TokensConfig{
 			Algorithm:         exchange.AlgES256,
 			AccessTTL:         15 * time.Minute,
@@ -340,8 +355,22 @@ func (c *Config) Validate() Problems {
 		if c.Storage.Bolt.Path == "" {
 			p.add("storage.bolt.path", "is required with driver bolt")
 		}
+	case "postgres":
+		pg := c.Storage.Postgres
+		if pg.DSN == "" {
+			p.add("storage.postgres.dsn", "is required with driver postgres (e.g. \"${AUTHEX_PG_DSN}\")")
+		}
+		if pg.MaxConns < 1 || pg.MaxConns > 1000 {
+			p.add("storage.postgres.max_conns", "must be between 1 and 1000, got %d", pg.MaxConns)
+		}
+		if pg.ConnectTimeout < 100*time.Millisecond || pg.ConnectTimeout > 5*time.Minute {
+			p.add("storage.postgres.connect_timeout", "must be between 100ms and 5m, got %s", pg.ConnectTimeout)
+		}
+		if pg.Schema != "" && !postgres.ValidSchema(pg.Schema) {
+			p.add("storage.postgres.schema", "must be a plain identifier (letters, digits, _), got %q", pg.Schema)
+		}
 	default:
-		p.add("storage.driver", "must be bolt, got %q", c.Storage.Driver)
+		p.add("storage.driver", "must be bolt or postgres, got %q", c.Storage.Driver)
 	}
 	t := c.Tokens
 	if !exchange.ValidAlgorithm(t.Algorithm) {

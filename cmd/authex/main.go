@@ -42,6 +42,11 @@ Usage:
   authex serve -config FILE      run the service
   authex config check -config FILE
                                  report every problem in a config file
+  authex migrate -config FILE    apply pending store migrations (serve does too)
+  authex export -config FILE > dump.jsonl
+                                 write every record of the store as JSON lines
+  authex import -config FILE [-in dump.jsonl]
+                                 read an export into an empty store (stdin by default)
   authex version                 print the version
 
 ` + adminUsage + `
@@ -58,6 +63,12 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	switch args[0] {
 	case "serve":
 		return runServe(ctx, args[1:], getenv, stdout, stderr)
+	case "migrate":
+		return runMigrate(ctx, args[1:], getenv, stdout, stderr)
+	case "export":
+		return runExport(ctx, args[1:], getenv, stdout, stderr)
+	case "import":
+		return runImport(ctx, args[1:], getenv, stdout, stderr)
 	case "config":
 		if len(args) < 2 || args[1] != "check" {
 			fmt.Fprint(stderr, usage)

@@ -18,6 +18,7 @@ import (
 	"github.com/authex/authex/storage"
 	"github.com/authex/authex/storage/bolt"
 	"github.com/authex/authex/storage/observed"
+	"github.com/authex/authex/storage/postgres"
 	"github.com/authex/authex/web"
 )
 
@@ -38,7 +39,7 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 	}
 	log := newLogger(cfg.Log, stderr)
 
-	raw, err := openStore(cfg.Storage, log)
+	raw, err := openStore(ctx, cfg.Storage, log)
 	if err != nil {
 		return err
 	}
@@ -90,6 +91,9 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 	} else {
 		log.Info("client authentication on", "clients", len(cfg.Clients))
 	}
+
+	// Several instances may share the store: pick up keys another one made.
+	go svc.Keys().Watch(provCtx, exchange.KeyReloadInterval, log)
 
 	deps := web.Deps{
 		Exchange: svc, Logger: log, Metrics: metrics, AdminTokens: cfg.Admin.Tokens,
@@ -155,18 +159,23 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 	return nil
 }
 
-// keyMaintenanceInterval is how often the signing keys are reloaded from
-// the store (a key another instance rotated in), auto-rotated and pruned.
-// Key times take effect on time without it.
-const keyMaintenanceInterval = 15 * time.Second
+// keyMaintenanceInterval is how often automatic rotation (tokens.key_rotation),
+// the repair of an interrupted rotation and the pruning of expired keys
+// run. Key times take effect on time without it; Watch reloads the keys.
+const keyMaintenanceInterval = exchange.KeyReloadInterval
 
-func openStore(cfg StorageConfig, log *slog.Logger) (storage.Store, error) {
+func openStore(ctx context.Context, cfg StorageConfig, log *slog.Logger) (storage.Store, error) {
 	switch cfg.Driver {
 	case "bolt":
 		if err := os.MkdirAll(filepath.Dir(cfg.Bolt.Path), 0o700); err != nil {
 			return nil, err
 		}
 		return bolt.Open(cfg.Bolt.Path, bolt.Options{Logger: log})
+	case "postgres":
+		pg := cfg.Postgres
+		return postgres.Open(ctx, pg.DSN, postgres.Options{
+			Schema: pg.Schema, MaxConns: int32(pg.MaxConns), ConnectTimeout: pg.ConnectTimeout, Logger: log,
+		})
 	default:
 		return nil, fmt.Errorf("storage.driver %q is not supported", cfg.Driver)
 	}

@@ -1,0 +1,249 @@
+package postgres
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgtype"
+
+	"github.com/authex/authex/storage"
+)
+
+const userColumns = `id, email, email_verified, name, picture, roles, disabled, password_hash, created_at, updated_at`
+
+func scanUser(row pgx.Row) (storage.User, error) {
+	var u storage.User
+	var created, updated pgtype.Timestamptz
+	err := row.Scan(&u.ID, &u.Email, &u.EmailVerified, &u.Name, &u.Picture, &u.Roles, &u.Disabled, &u.PasswordHash, &created, &updated)
+	u.CreatedAt, u.UpdatedAt = fromTS(created), fromTS(updated)
+	return u, err
+}
+
+func roles(r []string) []string {
+	if r == nil {
+		return []string{}
+	}
+	return r
+}
+
+const identityColumns = `id, user_id, provider, issuer, subject, email, email_verified, created_at, last_login_at`
+
+func scanIdentity(row pgx.Row) (storage.Identity, error) {
+	var id storage.Identity
+	var created, last pgtype.Timestamptz
+	err := row.Scan(&id.ID, &id.UserID, &id.Provider, &id.Issuer, &id.Subject, &id.Email, &id.EmailVerified, &created, &last)
+	id.CreatedAt, id.LastLoginAt = fromTS(created), fromTS(last)
+	return id, err
+}
+
+func insertIdentity(ctx context.Context, tx pgx.Tx, id storage.Identity) error {
+	_, err := tx.Exec(ctx, `INSERT INTO identities (`+identityColumns+`) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)`,
+		id.ID, id.UserID, id.Provider, id.Issuer, id.Subject, id.Email, id.EmailVerified, ts(id.CreatedAt), ts(id.LastLoginAt))
+	return err
+}
+
+// CreateUser inserts the user and its first identity in one transaction.
+// The unique constraints decide a race between instances: the loser gets
+// ErrIdentityTaken or ErrEmailTaken and nothing of it is written.
+func (s *Store) CreateUser(ctx context.Context, u storage.User, first storage.Identity) error {
+	switch {
+	case u.ID == "":
+		return errEmpty("user id")
+	case first.ID == "":
+		return errEmpty("identity id")
+	case first.UserID == "":
+		first.UserID = u.ID
+	case first.UserID != u.ID:
+		return fmt.Errorf("postgres: create user %q: first identity belongs to user %q", u.ID, first.UserID)
+	}
+	err := s.tx(ctx, func(tx pgx.Tx) error {
+		_, err := tx.Exec(ctx, `INSERT INTO users (id, email, email_lower, email_verified, name, picture, roles, disabled, password_hash, created_at, updated_at)
+			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)`,
+			u.ID, u.Email, strings.ToLower(u.Email), u.EmailVerified, u.Name, u.Picture, roles(u.Roles), u.Disabled, u.PasswordHash, ts(u.CreatedAt), ts(u.UpdatedAt))
+		if err != nil {
+			return err
+		}
+		return insertIdentity(ctx, tx, first)
+	})
+	if err != nil {
+		return fmt.Errorf("postgres: create user %q: %w", u.ID, err)
+	}
+	return nil
+}
+
+// GetUser returns the user with id.
+func (s *Store) GetUser(ctx context.Context, id string) (storage.User, error) {
+	var u storage.User
+	err := s.do(ctx, func() error {
+		var err error
+		u, err = scanUser(s.pool.QueryRow(ctx, `SELECT `+userColumns+` FROM users WHERE id = $1`, id))
+		return err
+	})
+	if errors.Is(err, pgx.ErrNoRows) {
+		return storage.User{}, errNotFound("user", id)
+	}
+	return u, err
+}
+
+// GetUserByVerifiedEmail looks the partial unique index up.
+func (s *Store) GetUserByVerifiedEmail(ctx context.Context, email string) (storage.User, error) {
+	if email == "" {
+		return storage.User{}, errNotFound("verified email", email)
+	}
+	var u storage.User
+	err := s.do(ctx, func() error {
+		var err error
+		u, err = scanUser(s.pool.QueryRow(ctx, `SELECT `+userColumns+` FROM users
+			WHERE email_lower = $1 AND email_verified AND email_lower <> ''`, strings.ToLower(email)))
+		return err
+	})
+	if errors.Is(err, pgx.ErrNoRows) {
+		return storage.User{}, errNotFound("verified email", email)
+	}
+	return u, err
+}
+
+// UpdateUser replaces every field but ID and CreatedAt; the verified-email
+// index follows by itself.
+func (s *Store) UpdateUser(ctx context.Context, u storage.User) error {
+	var n int64
+	err := s.do(ctx, func() error {
+		tag, err := s.pool.Exec(ctx, `UPDATE users SET email = $2, email_lower = $3, email_verified = $4, name = $5,
+			picture = $6, roles = $7, disabled = $8, password_hash = $9, updated_at = $10 WHERE id = $1`,
+			u.ID, u.Email, strings.ToLower(u.Email), u.EmailVerified, u.Name, u.Picture, roles(u.Roles), u.Disabled, u.PasswordHash, ts(u.UpdatedAt))
+		n = tag.RowsAffected()
+		return err
+	})
+	if err != nil {
+		return fmt.Errorf("postgres: update user %q: %w", u.ID, err)
+	}
+	if n == 0 {
+		return errNotFound("user", u.ID)
+	}
+	return nil
+}
+
+// DeleteUser deletes the user; identities and sessions go with it (ON
+// DELETE CASCADE), in the same statement.
+func (s *Store) DeleteUser(ctx context.Context, id string) error {
+	var n int64
+	err := s.do(ctx, func() error {
+		tag, err := s.pool.Exec(ctx, `DELETE FROM users WHERE id = $1`, id)
+		n = tag.RowsAffected()
+		return err
+	})
+	if err != nil {
+		return fmt.Errorf("postgres: delete user %q: %w", id, err)
+	}
+	if n == 0 {
+		return errNotFound("user", id)
+	}
+	return nil
+}
+
+// ListUsers pages through users in ID (byte) order.
+func (s *Store) ListUsers(ctx context.Context, f storage.UserFilter) ([]storage.User, error) {
+	var out []storage.User
+	err := s.do(ctx, func() error {
+		out = nil
+		rows, err := s.pool.Query(ctx, `SELECT `+userColumns+` FROM users u
+			WHERE u.id > $1
+			  AND ($2 = '' OR u.email_lower = $2)
+			  AND (($3 = '' AND $4 = '') OR EXISTS (SELECT 1 FROM identities i WHERE i.user_id = u.id
+			       AND ($3 = '' OR i.provider = $3) AND ($4 = '' OR i.subject = $4)))
+			ORDER BY u.id LIMIT $5`,
+			f.After, strings.ToLower(f.Email), f.Provider, f.Subject, limit(f.Limit))
+		if err != nil {
+			return err
+		}
+		out, err = pgx.CollectRows(rows, func(r pgx.CollectableRow) (storage.User, error) { return scanUser(r) })
+		return err
+	})
+	return out, err
+}
+
+// CountUsers counts the rows of users.
+func (s *Store) CountUsers(ctx context.Context) (int, error) {
+	var n int
+	err := s.do(ctx, func() error { return s.pool.QueryRow(ctx, `SELECT count(*) FROM users`).Scan(&n) })
+	return n, err
+}
+
+// AddIdentity inserts an identity; the foreign key answers ErrNotFound for
+// a missing user, the unique constraint ErrIdentityTaken.
+func (s *Store) AddIdentity(ctx context.Context, id storage.Identity) error {
+	if id.ID == "" {
+		return errEmpty("identity id")
+	}
+	err := s.tx(ctx, func(tx pgx.Tx) error { return insertIdentity(ctx, tx, id) })
+	if err != nil {
+		return fmt.Errorf("postgres: add identity: %w", err)
+	}
+	return nil
+}
+
+// GetIdentity looks (issuer, subject) up.
+func (s *Store) GetIdentity(ctx context.Context, issuer, subject string) (storage.Identity, error) {
+	var id storage.Identity
+	err := s.do(ctx, func() error {
+		var err error
+		id, err = scanIdentity(s.pool.QueryRow(ctx, `SELECT `+identityColumns+` FROM identities WHERE issuer = $1 AND subject = $2`, issuer, subject))
+		return err
+	})
+	if errors.Is(err, pgx.ErrNoRows) {
+		return storage.Identity{}, errNotFound("identity", issuer+" "+subject)
+	}
+	return id, err
+}
+
+// ListIdentities returns the user's identities, oldest first.
+func (s *Store) ListIdentities(ctx context.Context, userID string) ([]storage.Identity, error) {
+	var out []storage.Identity
+	err := s.do(ctx, func() error {
+		rows, err := s.pool.Query(ctx, `SELECT `+identityColumns+` FROM identities WHERE user_id = $1 ORDER BY created_at, id`, userID)
+		if err != nil {
+			return err
+		}
+		out, err = pgx.CollectRows(rows, func(r pgx.CollectableRow) (storage.Identity, error) { return scanIdentity(r) })
+		return err
+	})
+	return out, err
+}
+
+// DeleteIdentity removes one identity of userID.
+func (s *Store) DeleteIdentity(ctx context.Context, userID, identityID string) error {
+	var n int64
+	err := s.do(ctx, func() error {
+		tag, err := s.pool.Exec(ctx, `DELETE FROM identities WHERE id = $1 AND user_id = $2`, identityID, userID)
+		n = tag.RowsAffected()
+		return err
+	})
+	if err != nil {
+		return fmt.Errorf("postgres: delete identity %q: %w", identityID, err)
+	}
+	if n == 0 {
+		return errNotFound("identity", identityID)
+	}
+	return nil
+}
+
+// TouchIdentity sets LastLoginAt.
+func (s *Store) TouchIdentity(ctx context.Context, identityID string, at time.Time) error {
+	var n int64
+	err := s.do(ctx, func() error {
+		tag, err := s.pool.Exec(ctx, `UPDATE identities SET last_login_at = $2 WHERE id = $1`, identityID, ts(at))
+		n = tag.RowsAffected()
+		return err
+	})
+	if err != nil {
+		return fmt.Errorf("postgres: touch identity %q: %w", identityID, err)
+	}
+	if n == 0 {
+		return errNotFound("identity", identityID)
+	}
+	return nil
+}
