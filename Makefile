@@ -5,16 +5,23 @@ VERSION   ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo de
 LDFLAGS   := -s -w -X main.version=$(VERSION)
 CONFIG    ?= config.example.yaml
 
-.PHONY: build run test vet lint fmt clean
+.PHONY: build run test e2e vet lint fmt clean
 
 build:
 	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o bin/authex ./cmd/authex
 
+# --dev mounts the authex emulator (sign in with any email, no Google
+# credentials); it is refused unless authex listens on loopback.
 run: build
-	./bin/authex serve -config $(CONFIG)
+	AUTHEX_LISTEN=$${AUTHEX_LISTEN:-127.0.0.1:8080} ./bin/authex serve -config $(CONFIG) --dev
 
 test: vet
 	$(GO) test -race -count=1 ./...
+
+# The browser end-to-end test of the Next-Auth path (needs Node, npm and
+# Debian's chromium; see examples/nextjs/README.md). Not part of make test.
+e2e: build
+	examples/nextjs/e2e/run.sh
 
 vet:
 	@test -z "$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go'))" || { gofmt -l .; echo "gofmt: files above need formatting"; exit 1; }

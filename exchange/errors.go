@@ -28,6 +28,7 @@ const (
 	KindConflict             // the request is sound but the records forbid it (last_identity)
 	KindUnauthorizedClient   // an authenticated client may not do this (RFC 6749 unauthorized_client)
 	KindUnsupportedGrantType // /oauth/token: grant_type unknown (RFC 6749 unsupported_grant_type)
+	KindInvalidCredentials   // a password sign-in failed: the email or the password is wrong
 	// KindNotImplemented: the operation exists but this deployment cannot
 	// do it (a backup through authex of a PostgreSQL store).
 	KindNotImplemented

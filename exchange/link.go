@@ -146,6 +146,9 @@ func (s *Service) UnlinkIdentity(ctx context.Context, userID, identityID string)
 	if target == nil {
 		return newError(KindNotFound, ReasonNotFound, "no identity of yours has that id", nil)
 	}
+	if target.Provider == PasswordProvider {
+		return s.removePassword(ctx, user, idents, *target) // password.go
+	}
 	if signInMethods(user, len(idents)) <= 1 {
 		return lastIdentityError()
 	}

@@ -63,6 +63,7 @@ type Service struct {
 	store     storage.Store
 	providers map[string]Provider
 	keys      *Keyring
+	pw        *passwords // nil unless the password provider is configured
 	secret    []byte
 	log       *slog.Logger
 	now       func() time.Time
@@ -78,6 +79,8 @@ type Service struct {
 type Options struct {
 	Logger *slog.Logger
 	Now    func() time.Time // tests move the clock
+	// Password enables password accounts (the `password` provider).
+	Password *PasswordConfig
 	// Observer receives exchange and refresh outcomes (metrics); nil: none.
 	Observer Observer
 }
@@ -112,6 +115,11 @@ func New(ctx context.Context, cfg Config, store storage.Store, provs map[string]
 		return nil, fmt.Errorf("load refresh secret: %w", err)
 	}
 	s.secret = secret
+	if opts.Password != nil {
+		if s.pw, err = newPasswords(*opts.Password); err != nil {
+			return nil, err
+		}
+	}
 	s.keys = newKeyring(store, cfg.Algorithm, s.now)
 	if err := s.keys.ensure(ctx); err != nil {
 		return nil, fmt.Errorf("load signing keys: %w", err)
@@ -290,6 +298,13 @@ func (s *Service) newIdentity(ctx context.Context, p Provider, id providers.Iden
 			return s.linkByEmail(ctx, p, id, ident, owner)
 		case !errors.Is(err, storage.ErrNotFound):
 			return storage.User{}, false, storeError(err)
+		}
+		// An unverified password account holding the address does not own
+		// it: the verified identity takes it over (password.go).
+		if p.LinkByEmail == LinkAuto {
+			if user, ok, err := s.claimPasswordAccount(ctx, id, ident); ok || err != nil {
+				return user, false, err
+			}
 		}
 	}
 	if !p.AllowSignup {

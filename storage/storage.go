@@ -26,6 +26,8 @@ var (
 	ErrIdentityTaken = fmt.Errorf("%w: identity already belongs to a user", ErrConflict)
 	// ErrEmailTaken: another user already owns this verified email.
 	ErrEmailTaken = fmt.Errorf("%w: verified email already belongs to a user", ErrConflict)
+	// ErrPasswordEmailTaken: another user with a password already has this email.
+	ErrPasswordEmailTaken = fmt.Errorf("%w: email already belongs to a password account", ErrConflict)
 	// ErrStale: a compare-and-swap lost (the session's generation moved on).
 	ErrStale = errors.New("storage: stale generation")
 	// ErrUnavailable: the store cannot be reached right now; retrying later may work.
@@ -34,7 +36,9 @@ var (
 
 // User is a local account. Email is indexed as unique only when
 // EmailVerified is true: an unverified address proves nothing and must never
-// capture a verified identity.
+// capture a verified identity. Separately, the email of every user with a
+// PasswordHash is in the password-email index (unique, verified or not):
+// that is how a password sign-in finds its account.
 type User struct {
 	ID            string
 	Email         string
@@ -143,18 +147,25 @@ type AuditFilter struct {
 // create with a taken ID returns ErrConflict and writes nothing. A session
 // is live at t when it is neither revoked nor Expired(t).
 type Store interface {
-	// CreateUser writes a new user together with its first identity, and the
-	// verified-email index entry when u.EmailVerified. Returns
-	// ErrIdentityTaken or ErrEmailTaken, writing nothing, on a conflict.
+	// CreateUser writes a new user together with its first identity, the
+	// verified-email index entry when u.EmailVerified, and the
+	// password-email entry when u.PasswordHash is set. Returns
+	// ErrIdentityTaken, ErrEmailTaken or ErrPasswordEmailTaken, writing
+	// nothing, on a conflict.
 	CreateUser(ctx context.Context, u User, first Identity) error
 	// GetUser returns ErrNotFound when there is no such user.
 	GetUser(ctx context.Context, id string) (User, error)
 	// GetUserByVerifiedEmail looks the verified-email index up (case-insensitive).
 	// Unverified emails are never in it. ErrNotFound when absent.
 	GetUserByVerifiedEmail(ctx context.Context, email string) (User, error)
+	// GetUserByPasswordEmail looks the password-email index up
+	// (case-insensitive): the user whose PasswordHash is set and whose Email
+	// is email, verified or not. ErrNotFound when absent.
+	GetUserByPasswordEmail(ctx context.Context, email string) (User, error)
 	// UpdateUser replaces the user's mutable fields (all but ID and
-	// CreatedAt) and keeps the email index in step. ErrNotFound, or
-	// ErrEmailTaken when the new verified email belongs to someone else.
+	// CreatedAt) and keeps both email indexes in step. ErrNotFound, or ErrEmailTaken when the new verified
+	// email belongs to someone else, or ErrPasswordEmailTaken when the user
+	// has a password and another user with a password has the new email.
 	UpdateUser(ctx context.Context, u User) error
 	// DeleteUser erases the user, its identities, its sessions and their
 	// index entries. ErrNotFound when absent.

@@ -47,6 +47,9 @@ var statusOf = map[exchange.Kind]status{
 	exchange.KindUnauthorizedClient:   {http.StatusBadRequest, "unauthorized_client"},
 	exchange.KindUnsupportedGrantType: {http.StatusBadRequest, "unsupported_grant_type"},
 
+	// Password accounts.
+	exchange.KindInvalidCredentials: {http.StatusUnauthorized, "invalid_credentials"},
+
 	// Operations.
 	exchange.KindNotImplemented: {http.StatusNotImplemented, "not_implemented"},
 }

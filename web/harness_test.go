@@ -64,6 +64,8 @@ type harnessOption func(*harnessConfig)
 type harnessConfig struct {
 	exchange  exchange.Config
 	providers map[string]providerSpec
+	password  *exchange.PasswordConfig
+	compat    []string
 	web       web.Deps                          // Exchange and Metrics are filled in
 	wrap      func(storage.Store) storage.Store // decorates the store the service uses
 	metrics   bool
@@ -82,6 +84,20 @@ type providerSpec struct {
 
 func withProvider(name string, spec providerSpec) harnessOption {
 	return func(c *harnessConfig) { c.providers[name] = spec }
+}
+
+// withPassword enables password accounts.
+func withPassword(cfg exchange.PasswordConfig) harnessOption {
+	return func(c *harnessConfig) { c.password = &cfg }
+}
+
+// withCompat serves compatibility profiles.
+func withCompat(names ...string) harnessOption {
+	return func(c *harnessConfig) { c.compat = names }
+}
+
+func withGrace(d time.Duration) harnessOption {
+	return func(c *harnessConfig) { c.exchange.ReuseGrace = d }
 }
 
 // withoutProvider drops one of the default providers.
@@ -154,11 +170,14 @@ func newHarness(t testing.TB, opts ...harnessOption) *harness {
 	if metrics != nil {
 		svcStore = observed.Wrap(svcStore, metrics.Committed)
 	}
-	svc, err := exchange.New(ctx, hc.exchange, svcStore, provs, exchange.Options{Now: clk.Now, Observer: observer})
+	svc, err := exchange.New(ctx, hc.exchange, svcStore, provs, exchange.Options{Now: clk.Now, Observer: observer, Password: hc.password})
 	if err != nil {
 		t.Fatal(err)
 	}
 	hc.web.Exchange, hc.web.Metrics = svc, metrics
+	if hc.web.Compat == nil {
+		hc.web.Compat = hc.compat
+	}
 	if hc.web.Logger == nil {
 		// Request lines would bury a failure's own output; failures print bodies.
 		hc.web.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))

@@ -8,12 +8,15 @@ import (
 )
 
 // routes lists the whole API surface in one place.
-func (s *Server) routes(mounts map[string]http.Handler) {
+func (s *Server) routes(mounts map[string]http.Handler, compat []string) {
 	e := s.echo
 	e.POST("/v1/exchange", s.handleExchange)
 	e.POST("/v1/token/refresh", s.handleRefresh)
 	e.POST("/v1/logout", s.handleLogout)
 	e.GET("/v1/me", s.handleMe, s.requireBearer)
+	e.POST("/v1/register", s.handleRegister)
+	e.POST("/v1/login", s.handleLogin)
+	e.POST("/v1/me/password", s.handleSetPassword, s.requireBearer)
 	e.POST("/v1/me/identities", s.handleLinkIdentity, s.requireBearer)
 	e.DELETE("/v1/me/identities/:id", s.handleUnlinkIdentity, s.requireBearer)
 	e.GET("/v1/me/sessions", s.handleListSessions, s.requireBearer)
@@ -27,6 +30,8 @@ func (s *Server) routes(mounts map[string]http.Handler) {
 	e.GET("/.well-known/jwks.json", s.handleJWKS)
 	e.GET("/healthz", s.handleHealthz)
 	e.GET("/readyz", s.handleReadyz)
+
+	s.compatRoutes(compat) // web/compat*.go: the tutorials' frontends' routes
 
 	if !s.adminSeparate {
 		s.adminRoutes()

@@ -40,6 +40,8 @@ type Deps struct {
 	// TrustedProxies are the networks whose X-Forwarded-For is believed;
 	// from anyone else the connection's address is the client's.
 	TrustedProxies []*net.IPNet
+	// Compat names the compatibility profiles to serve (web/compat*.go).
+	Compat []string
 }
 
 // Server is the HTTP API.
@@ -57,7 +59,7 @@ type Server struct {
 // /metrics too, unless Deps.AdminSeparate).
 func NewServer(d Deps) *Server {
 	s := newServer(d)
-	s.routes(d.Mounts)
+	s.routes(d.Mounts, d.Compat)
 	return s
 }
 

@@ -19,6 +19,7 @@ import (
 
 	"github.com/authex/authex/exchange"
 	"github.com/authex/authex/storage/postgres"
+	"github.com/authex/authex/web"
 )
 
 // Config is the whole YAML file. config.example.yaml documents every key;
@@ -30,7 +31,9 @@ type Config struct {
 	Providers map[string]ProviderConfig `yaml:"providers"`
 	Clients   []ClientConfig            `yaml:"clients"`
 	Log       LogConfig                 `yaml:"log"`
-	Admin     AdminConfig               `yaml:"admin"`
+	// Compat names the compatibility profiles to serve (docs/compat.md).
+	Compat []string    `yaml:"compat"`
+	Admin  AdminConfig `yaml:"admin"`
 }
 
 // AdminConfig guards the operator API (/admin/v1, docs/admin.md).
@@ -133,6 +136,37 @@ type ProviderConfig struct {
 	TokenInfoURL     string `yaml:"tokeninfo_url"`
 	UserInfoURL      string `yaml:"userinfo_url"`
 	IntrospectionURL string `yaml:"introspection_url"`
+
+	// type password only (argon2id cost, policy, throttle).
+	Memory      uint32         `yaml:"memory"` // KiB
+	Iterations  uint32         `yaml:"iterations"`
+	Parallelism uint8          `yaml:"parallelism"`
+	MinLength   int            `yaml:"min_length"`
+	Throttle    ThrottleConfig `yaml:"throttle"`
+}
+
+// ThrottleConfig bounds failed password logins: per_account failures per
+// account (email) and per_ip per client IP, each refilled over window.
+type ThrottleConfig struct {
+	PerAccount int           `yaml:"per_account"`
+	PerIP      int           `yaml:"per_ip"`
+	Window     time.Duration `yaml:"window"`
+}
+
+// Defaults of the password provider.
+var defaultPassword = ProviderConfig{
+	Type: "password", Memory: exchange.DefaultArgon2.Memory, Iterations: exchange.DefaultArgon2.Iterations,
+	Parallelism: exchange.DefaultArgon2.Parallelism, MinLength: exchange.DefaultMinPasswordLength,
+	Throttle: ThrottleConfig{PerAccount: 5, PerIP: 50, Window: 15 * time.Minute},
+}
+
+// PasswordConfig is the exchange's view of a password provider.
+func (pc ProviderConfig) PasswordConfig() exchange.PasswordConfig {
+	return exchange.PasswordConfig{
+		Argon2:    exchange.Argon2Params{Memory: pc.Memory, Iterations: pc.Iterations, Parallelism: pc.Parallelism},
+		MinLength: pc.MinLength, AllowSignup: pc.AllowSignup == nil || *pc.AllowSignup,
+		AccountBurst: pc.Throttle.PerAccount, IPBurst: pc.Throttle.PerIP, Window: pc.Throttle.Window,
+	}
 }
 
 type LogConfig struct {
@@ -173,6 +207,7 @@ var providerTypes = map[string]string{
 	"microsoft": exchange.LinkConfirm, // nOAuth: a tenant admin sets any email
 	"github":    exchange.LinkConfirm,
 	"oauth2":    exchange.LinkConfirm,
+	"password":  "", // email + password accounts; no linking
 }
 
 // providerKeys lists, per type, the type-specific keys it accepts; a key
@@ -407,6 +442,13 @@ func (c *Config) Validate() Problems {
 		if !known {
 			p.add(path+".type", "must be one of %s, got %q", strings.Join(sortedKeys(providerTypes), ", "), pc.Type)
 		}
+		if pc.Type == "password" || name == exchange.PasswordProvider {
+			c.Providers[name] = validatePassword(&p, name, pc)
+			continue
+		}
+		if pc.Memory != 0 || pc.Iterations != 0 || pc.Parallelism != 0 || pc.MinLength != 0 || pc.Throttle != (ThrottleConfig{}) {
+			p.add(path, "memory, iterations, parallelism, min_length and throttle apply to type password only")
+		}
 		if len(pc.ClientIDs) == 0 {
 			p.add(path+".client_ids", "needs at least one client id")
 		}
@@ -449,6 +491,7 @@ func (c *Config) Validate() Problems {
 	}
 	c.validateAdmin(&p)
 	p = append(p, c.validateClients()...)
+	c.validateCompat(&p)
 	switch c.Log.Level {
 	case "debug", "info", "warn", "error":
 	default:
@@ -626,4 +669,92 @@ func (c *Config) exchangeClients() []exchange.ClientConfig {
 		out = append(out, exchange.ClientConfig{ID: cl.ID, Secret: string(cl.Secret), Public: cl.Public, Providers: cl.Providers})
 	}
 	return out
+}
+
+// validatePassword checks the password provider and fills its defaults.
+func validatePassword(p *Problems, name string, pc ProviderConfig) ProviderConfig {
+	path := "providers." + name
+	if name != exchange.PasswordProvider {
+		p.add(path+".type", "type password must be configured under the key %q", exchange.PasswordProvider)
+	}
+	if pc.Type != "password" {
+		p.add(path+".type", "the key %q is reserved for type password, got %q", exchange.PasswordProvider, pc.Type)
+	}
+	if pc.Issuer != "" || len(pc.ClientIDs) > 0 || len(pc.AllowedDomains) > 0 || pc.LinkByEmail != "" || pc.Leeway != 0 ||
+		pc.ClientSecret != "" || pc.ClientSecretFile != "" || pc.Authority != "" || pc.Tenant != "" || len(pc.AllowedTenants) > 0 ||
+		pc.APIURL != "" || pc.TokenURL != "" || pc.TokenInfoURL != "" || pc.UserInfoURL != "" || pc.IntrospectionURL != "" {
+		p.add(path, "only memory, iterations, parallelism, min_length, allow_signup and throttle apply to type password")
+	}
+	d := defaultPassword
+	if pc.Memory == 0 {
+		pc.Memory = d.Memory
+	}
+	if pc.Iterations == 0 {
+		pc.Iterations = d.Iterations
+	}
+	if pc.Parallelism == 0 {
+		pc.Parallelism = d.Parallelism
+	}
+	if pc.MinLength == 0 {
+		pc.MinLength = d.MinLength
+	}
+	if pc.Throttle.PerAccount == 0 {
+		pc.Throttle.PerAccount = d.Throttle.PerAccount
+	}
+	if pc.Throttle.PerIP == 0 {
+		pc.Throttle.PerIP = d.Throttle.PerIP
+	}
+	if pc.Throttle.Window == 0 {
+		pc.Throttle.Window = d.Throttle.Window
+	}
+	// Each login holds memory KiB while it hashes: bound what a burst of
+	// logins can take.
+	if pc.Memory < 1024 || pc.Memory > 1<<20 {
+		p.add(path+".memory", "must be between 1024 and 1048576 (KiB), got %d", pc.Memory)
+	}
+	if pc.Iterations > 20 {
+		p.add(path+".iterations", "must be between 1 and 20, got %d", pc.Iterations)
+	}
+	if pc.Parallelism > 16 {
+		p.add(path+".parallelism", "must be between 1 and 16, got %d", pc.Parallelism)
+	}
+	if pc.MinLength < 8 || pc.MinLength > 128 {
+		p.add(path+".min_length", "must be between 8 and 128, got %d", pc.MinLength)
+	}
+	if pc.Throttle.PerAccount < 0 {
+		p.add(path+".throttle.per_account", "must be positive, got %d", pc.Throttle.PerAccount)
+	}
+	if pc.Throttle.PerIP < 0 {
+		p.add(path+".throttle.per_ip", "must be positive, got %d", pc.Throttle.PerIP)
+	}
+	if pc.Throttle.Window < time.Second || pc.Throttle.Window > 24*time.Hour {
+		p.add(path+".throttle.window", "must be between 1s and 24h, got %s", pc.Throttle.Window)
+	}
+	return pc
+}
+
+// validateCompat checks the compatibility profiles: known, not repeated,
+// not claiming the same route, and the password provider configured for
+// those that sign in with a password.
+func (c *Config) validateCompat(p *Problems) {
+	known := web.CompatProfiles()
+	seen := map[string]bool{}
+	var valid []string
+	for i, name := range c.Compat {
+		switch {
+		case !slices.Contains(known, name):
+			p.add(fmt.Sprintf("compat[%d]", i), "must be one of %s, got %q", strings.Join(known, ", "), name)
+		case seen[name]:
+			p.add(fmt.Sprintf("compat[%d]", i), "%s is listed twice", name)
+		default:
+			seen[name] = true
+			valid = append(valid, name)
+			if _, ok := c.Providers[exchange.PasswordProvider]; web.CompatNeedsPassword(name) && !ok {
+				p.add(fmt.Sprintf("compat[%d]", i), "%s signs users in with a password: configure providers.password (type: password)", name)
+			}
+		}
+	}
+	for _, conflict := range web.CompatConflicts(valid) {
+		p.add("compat", "%s: enable only one of them", conflict)
+	}
 }

@@ -40,6 +40,11 @@ const usage = `authex: social-login token exchange
 
 Usage:
   authex serve -config FILE      run the service
+  authex serve -config FILE --dev
+                                 ... with the development emulator mounted
+                                 at /emulator as provider "dev" (loopback only)
+  authex emulator [-listen 127.0.0.1:9090] [-client-id ID] [-key-file F] [-force]
+                                 run only the development OpenID provider
   authex config check -config FILE
                                  report every problem in a config file
   authex migrate -config FILE    apply pending store migrations (serve does too)
@@ -69,6 +74,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		return runExport(ctx, args[1:], getenv, stdout, stderr)
 	case "import":
 		return runImport(ctx, args[1:], getenv, stdout, stderr)
+	case "emulator":
+		return runEmulator(ctx, args[1:], getenv, stdout, stderr)
 	case "config":
 		if len(args) < 2 || args[1] != "check" {
 			fmt.Fprint(stderr, usage)

@@ -194,9 +194,9 @@ type process struct {
 	exited chan error
 }
 
-func startBinary(t *testing.T, bin, cfgPath, base string) *process {
+func startBinary(t *testing.T, bin, cfgPath, base string, extraArgs ...string) *process {
 	t.Helper()
-	cmd := exec.Command(bin, "serve", "-config", cfgPath)
+	cmd := exec.Command(bin, append([]string{"serve", "-config", cfgPath}, extraArgs...)...)
 	p := &process{cmd: cmd, logs: &bytes.Buffer{}, exited: make(chan error, 1)}
 	stderr, _ := cmd.StderrPipe()
 	if err := cmd.Start(); err != nil {

@@ -30,6 +30,7 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	path := configFlag(fs, getenv)
+	dev := fs.Bool("dev", false, "development mode: mount the authex emulator at /emulator as provider \"dev\" (loopback public_url and listen only)")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -38,7 +39,14 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 		return err
 	}
 	log := newLogger(cfg.Log, stderr)
-
+	mounts := map[string]http.Handler{}
+	if *dev {
+		em, err := devMode(&cfg, log)
+		if err != nil {
+			return err
+		}
+		mounts["/emulator"] = em
+	}
 	raw, err := openStore(ctx, cfg.Storage, log)
 	if err != nil {
 		return err
@@ -51,11 +59,26 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 	metrics := web.NewMetrics(raw)
 	store := observed.Wrap(raw, metrics.Committed)
 
+	// Listen before the providers start discovery: the dev provider
+	// discovers at this very server, and a connection waiting in the listen
+	// backlog is answered as soon as we serve, with no retry delay.
+	ln, err := net.Listen("tcp", cfg.Server.Listen)
+	if err != nil {
+		return err
+	}
+	defer ln.Close()
+
 	// Providers discover in the background; they live as long as the service.
 	provCtx, cancelProviders := context.WithCancel(context.Background())
 	defer cancelProviders()
 	provs := map[string]exchange.Provider{}
+	var password *exchange.PasswordConfig
 	for name, pc := range cfg.Providers {
+		if pc.Type == "password" {
+			pw := pc.PasswordConfig()
+			password = &pw
+			continue
+		}
 		v, err := providers.New(provCtx, providers.Config{
 			Name: name, Type: pc.Type, Issuer: pc.Issuer, ClientIDs: pc.ClientIDs,
 			AllowedDomains: pc.AllowedDomains, Leeway: pc.Leeway, Logger: log,
@@ -81,7 +104,7 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 		SessionMax: cfg.Tokens.SessionMax, ReuseGrace: cfg.Tokens.RefreshReuseGrace,
 		KeyPublishDelay: cfg.Tokens.KeyPublishDelay, KeyRotation: cfg.Tokens.KeyRotation,
 		Clients: cfg.exchangeClients(),
-	}, store, provs, exchange.Options{Logger: log, Observer: metrics})
+	}, store, provs, exchange.Options{Logger: log, Observer: metrics, Password: password})
 	if err != nil {
 		return err
 	}
@@ -96,26 +119,23 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 	go svc.Keys().Watch(provCtx, exchange.KeyReloadInterval, log)
 
 	deps := web.Deps{
-		Exchange: svc, Logger: log, Metrics: metrics, AdminTokens: cfg.Admin.Tokens,
-		AdminSeparate: cfg.Server.AdminListen != "", TrustedProxies: cfg.Server.trustedNets,
+		Exchange: svc, Logger: log, Mounts: mounts, Compat: cfg.Compat, Metrics: metrics,
+		AdminTokens: cfg.Admin.Tokens, AdminSeparate: cfg.Server.AdminListen != "", TrustedProxies: cfg.Server.trustedNets,
 	}
 	if len(cfg.Admin.Tokens) == 0 {
 		log.Warn("no admin token configured: the admin API refuses every request (admin.tokens)")
 	}
 	servers := []*http.Server{web.NewHTTPServer(cfg.Server.Listen, web.NewServer(deps), log)}
+	listeners := []net.Listener{ln}
 	if cfg.Server.AdminListen != "" {
-		servers = append(servers, web.NewHTTPServer(cfg.Server.AdminListen, web.NewAdminServer(deps), log))
-	}
-	listeners := make([]net.Listener, len(servers))
-	for i, srv := range servers {
-		ln, err := net.Listen("tcp", srv.Addr)
+		adminDeps := deps
+		adminDeps.Mounts, adminDeps.Compat = nil, nil
+		servers = append(servers, web.NewHTTPServer(cfg.Server.AdminListen, web.NewAdminServer(adminDeps), log))
+		aln, err := net.Listen("tcp", cfg.Server.AdminListen)
 		if err != nil {
-			for _, l := range listeners[:i] {
-				l.Close()
-			}
 			return err
 		}
-		listeners[i] = ln
+		listeners = append(listeners, aln)
 	}
 	log.Info("listening", "addr", listeners[0].Addr().String(), "public_url", cfg.Server.PublicURL,
 		"store", cfg.Storage.Driver, "version", version)

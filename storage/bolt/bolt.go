@@ -15,6 +15,7 @@
 //	identity_keys        uvarint(len(issuer)) issuer subject -> identity id    (unique)
 //	user_identities      uvarint(len(user id)) user id identity id -> empty
 //	emails               lower-cased verified email -> user id                 (unique)
+//	password_emails      lower-cased email of a user with a password -> user id (unique)
 //	sessions             session id -> session record
 //	user_sessions        uvarint(len(user id)) user id session id -> empty
 //	signing_keys         kid -> signing key record
@@ -22,7 +23,11 @@
 //	audit                time key (12 bytes, sorts by time) event id -> audit event record
 //
 // Records use the binary encoding described in codec.go; times are stored
-// in UTC with nanosecond precision. Unverified emails are never in emails.
+// in UTC with nanosecond precision. Unverified emails are never in emails;
+// password_emails holds the email of every user with a PasswordHash,
+// verified or not (password sign-in looks accounts up there). It came
+// without a schema version bump: files written before it hold no password
+// hashes, so the empty bucket Open creates is their correct index.
 //
 // Commits are fsynced (unless Options.NoSync, for tests only). Writes that
 // are safe to run more than once (CreateUser, CreateSession, RotateSession,
@@ -57,6 +62,7 @@ var (
 	bucketKeyIdentityKeys   = []byte("identity_keys")
 	bucketKeyUserIdentities = []byte("user_identities")
 	bucketKeyEmails         = []byte("emails")
+	bucketKeyPasswordEmails = []byte("password_emails")
 	bucketKeySessions       = []byte("sessions")
 	bucketKeyUserSessions   = []byte("user_sessions")
 	bucketKeySigningKeys    = []byte("signing_keys")
@@ -74,6 +80,7 @@ var allBuckets = [][]byte{
 	bucketKeyIdentityKeys,
 	bucketKeyUserIdentities,
 	bucketKeyEmails,
+	bucketKeyPasswordEmails,
 	bucketKeySessions,
 	bucketKeyUserSessions,
 	bucketKeySigningKeys,
@@ -329,6 +336,14 @@ func lowerEmail(email string) string { return strings.ToLower(email) }
 // verifiedEmailKey is the emails key a user should have, or nil for none.
 func verifiedEmailKey(u storage.User) []byte {
 	if !u.EmailVerified || u.Email == "" {
+		return nil
+	}
+	return emailKey(u.Email)
+}
+
+// passwordEmailKey is the password_emails key a user should have, or nil.
+func passwordEmailKey(u storage.User) []byte {
+	if u.PasswordHash == "" || u.Email == "" {
 		return nil
 	}
 	return emailKey(u.Email)

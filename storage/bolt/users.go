@@ -34,6 +34,7 @@ func (s *Store) CreateUser(ctx context.Context, u storage.User, first storage.Id
 	identityID, identityRec := []byte(first.ID), encodeIdentity(first)
 	ikey := identityKey(first.Issuer, first.Subject)
 	ekey := verifiedEmailKey(u)
+	pkey := passwordEmailKey(u)
 
 	var outcome error
 	err := s.batch(func(tx *bolt.Tx) error {
@@ -42,6 +43,7 @@ func (s *Store) CreateUser(ctx context.Context, u storage.User, first storage.Id
 		identities := tx.Bucket(bucketKeyIdentities)
 		identityKeys := tx.Bucket(bucketKeyIdentityKeys)
 		emails := tx.Bucket(bucketKeyEmails)
+		passwordEmails := tx.Bucket(bucketKeyPasswordEmails)
 		// Every check before any write: a conflict must write nothing, and
 		// this transaction commits other callers' work anyway.
 		switch {
@@ -53,6 +55,8 @@ func (s *Store) CreateUser(ctx context.Context, u storage.User, first storage.Id
 			outcome = fmt.Errorf("bolt: create user %q: %w: identity id exists", u.ID, storage.ErrConflict)
 		case ekey != nil && emails.Get(ekey) != nil:
 			outcome = fmt.Errorf("bolt: create user %q: %w", u.ID, storage.ErrEmailTaken)
+		case pkey != nil && passwordEmails.Get(pkey) != nil:
+			outcome = fmt.Errorf("bolt: create user %q: %w", u.ID, storage.ErrPasswordEmailTaken)
 		}
 		if outcome != nil {
 			return nil
@@ -62,6 +66,11 @@ func (s *Store) CreateUser(ctx context.Context, u storage.User, first storage.Id
 		}
 		if ekey != nil {
 			if err := emails.Put(ekey, userID); err != nil {
+				return err
+			}
+		}
+		if pkey != nil {
+			if err := passwordEmails.Put(pkey, userID); err != nil {
 				return err
 			}
 		}
@@ -140,8 +149,29 @@ func (s *Store) GetUserByVerifiedEmail(ctx context.Context, email string) (stora
 	return u, err
 }
 
+// GetUserByPasswordEmail looks the password_emails index up.
+func (s *Store) GetUserByPasswordEmail(ctx context.Context, email string) (storage.User, error) {
+	if err := ctx.Err(); err != nil {
+		return storage.User{}, err
+	}
+	if email == "" {
+		return storage.User{}, errNotFound("password email", email)
+	}
+	var u storage.User
+	err := s.view(func(tx *bolt.Tx) error {
+		id := tx.Bucket(bucketKeyPasswordEmails).Get(emailKey(email))
+		if id == nil {
+			return errNotFound("password email", email)
+		}
+		var err error
+		u, err = getUser(tx, string(id))
+		return err
+	})
+	return u, err
+}
+
 // UpdateUser replaces every field of the user but ID and CreatedAt, and
-// moves its emails entry along.
+// moves its emails and password_emails entries along.
 func (s *Store) UpdateUser(ctx context.Context, u storage.User) error {
 	if err := ctx.Err(); err != nil {
 		return err
@@ -153,26 +183,44 @@ func (s *Store) UpdateUser(ctx context.Context, u storage.User) error {
 		}
 		u.CreatedAt = old.CreatedAt
 		emails := tx.Bucket(bucketKeyEmails)
+		passwordEmails := tx.Bucket(bucketKeyPasswordEmails)
 		oldKey, newKey := verifiedEmailKey(old), verifiedEmailKey(u)
+		oldPKey, newPKey := passwordEmailKey(old), passwordEmailKey(u)
+		// Both checks before any write: a conflict writes nothing.
 		if newKey != nil {
 			if owner := emails.Get(newKey); owner != nil && string(owner) != u.ID {
 				return fmt.Errorf("bolt: update user %q: %w", u.ID, storage.ErrEmailTaken)
 			}
 		}
-		if oldKey != nil && string(oldKey) != string(newKey) {
-			if owner := emails.Get(oldKey); string(owner) == u.ID {
-				if err := emails.Delete(oldKey); err != nil {
-					return err
-				}
+		if newPKey != nil {
+			if owner := passwordEmails.Get(newPKey); owner != nil && string(owner) != u.ID {
+				return fmt.Errorf("bolt: update user %q: %w", u.ID, storage.ErrPasswordEmailTaken)
 			}
 		}
-		if newKey != nil {
-			if err := emails.Put(newKey, []byte(u.ID)); err != nil {
-				return err
-			}
+		if err := moveIndexEntry(emails, u.ID, oldKey, newKey); err != nil {
+			return err
+		}
+		if err := moveIndexEntry(passwordEmails, u.ID, oldPKey, newPKey); err != nil {
+			return err
 		}
 		return tx.Bucket(bucketKeyUsers).Put([]byte(u.ID), encodeUser(u))
 	})
+}
+
+// moveIndexEntry moves userID's entry in a unique email index from oldKey
+// to newKey (either may be nil), never deleting another user's entry.
+func moveIndexEntry(b *bolt.Bucket, userID string, oldKey, newKey []byte) error {
+	if oldKey != nil && string(oldKey) != string(newKey) {
+		if owner := b.Get(oldKey); string(owner) == userID {
+			if err := b.Delete(oldKey); err != nil {
+				return err
+			}
+		}
+	}
+	if newKey != nil {
+		return b.Put(newKey, []byte(userID))
+	}
+	return nil
 }
 
 // DeleteUser removes the user, its identities, its sessions and every index
@@ -196,13 +244,11 @@ func (s *Store) DeleteUser(ctx context.Context, id string) error {
 				return err
 			}
 		}
-		if key := verifiedEmailKey(u); key != nil {
-			emails := tx.Bucket(bucketKeyEmails)
-			if string(emails.Get(key)) == id {
-				if err := emails.Delete(key); err != nil {
-					return err
-				}
-			}
+		if err := moveIndexEntry(tx.Bucket(bucketKeyEmails), id, verifiedEmailKey(u), nil); err != nil {
+			return err
+		}
+		if err := moveIndexEntry(tx.Bucket(bucketKeyPasswordEmails), id, passwordEmailKey(u), nil); err != nil {
+			return err
 		}
 		if err := tx.Bucket(bucketKeyUsers).Delete([]byte(id)); err != nil {
 			return err

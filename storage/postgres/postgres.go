@@ -58,6 +58,7 @@ var migrationFS embed.FS
 // migrations/0001_init.sql).
 const (
 	constraintVerifiedEmail   = "users_verified_email_key"
+	constraintPasswordEmail   = "users_password_email_key" // migrations/0002_password_emails.sql
 	constraintIdentitySubject = "identities_issuer_subject_key"
 )
 
@@ -382,6 +383,8 @@ func translate(err error) error {
 		switch {
 		case pgErr.Code == "23505" && pgErr.ConstraintName == constraintVerifiedEmail:
 			return fmt.Errorf("%w (%s)", storage.ErrEmailTaken, pgErr.ConstraintName)
+		case pgErr.Code == "23505" && pgErr.ConstraintName == constraintPasswordEmail:
+			return fmt.Errorf("%w (%s)", storage.ErrPasswordEmailTaken, pgErr.ConstraintName)
 		case pgErr.Code == "23505" && pgErr.ConstraintName == constraintIdentitySubject:
 			return fmt.Errorf("%w (%s)", storage.ErrIdentityTaken, pgErr.ConstraintName)
 		case pgErr.Code == "23505":

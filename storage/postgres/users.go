@@ -107,8 +107,26 @@ func (s *Store) GetUserByVerifiedEmail(ctx context.Context, email string) (stora
 	return u, err
 }
 
+// GetUserByPasswordEmail looks the password-email partial unique index up.
+func (s *Store) GetUserByPasswordEmail(ctx context.Context, email string) (storage.User, error) {
+	if email == "" {
+		return storage.User{}, errNotFound("password email", email)
+	}
+	var u storage.User
+	err := s.do(ctx, func() error {
+		var err error
+		u, err = scanUser(s.pool.QueryRow(ctx, `SELECT `+userColumns+` FROM users
+			WHERE email_lower = $1 AND password_hash <> '' AND email_lower <> ''`, strings.ToLower(email)))
+		return err
+	})
+	if errors.Is(err, pgx.ErrNoRows) {
+		return storage.User{}, errNotFound("password email", email)
+	}
+	return u, err
+}
+
 // UpdateUser replaces every field but ID and CreatedAt; the verified-email
-// index follows by itself.
+// and password-email indexes follow by themselves.
 func (s *Store) UpdateUser(ctx context.Context, u storage.User) error {
 	var n int64
 	err := s.do(ctx, func() error {

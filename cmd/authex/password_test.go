@@ -1,0 +1,111 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+func checkConfig(t *testing.T, yaml string) (string, error) {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), "authex.yaml")
+	writeFile(t, path, yaml)
+	var stdout, stderr bytes.Buffer
+	err := run(context.Background(), []string{"config", "check", "-config", path}, noEnv, &stdout, &stderr)
+	return stderr.String(), err
+}
+
+func TestConfigCheckCompatAndPassword(t *testing.T) {
+	out, err := checkConfig(t, `
+providers:
+  password:
+    type: password
+    memory: 512
+    min_length: 4
+    client_ids: [ "x" ]
+    throttle: { window: 48h }
+  pw2: { type: password }
+  corp: { type: oidc, issuer: "https://login.example.com", client_ids: [ "a" ], min_length: 12 }
+compat: [ djrestauth, simplejwt, fastapi, nope, fastapi ]
+`)
+	if err == nil {
+		t.Fatal("config check accepted a bad file")
+	}
+	for _, want := range []string{
+		"providers.password.memory: must be between 1024 and 1048576",
+		"providers.password.min_length: must be between 8 and 128",
+		"providers.password: only memory, iterations, parallelism, min_length, allow_signup and throttle apply",
+		"providers.password.throttle.window: must be between 1s and 24h",
+		`providers.pw2.type: type password must be configured under the key "password"`,
+		"providers.corp: memory, iterations, parallelism, min_length and throttle apply to type password only",
+		`compat[3]: must be one of djrestauth, fastapi, simplejwt, got "nope"`,
+		"compat[4]: fastapi is listed twice",
+		"compat: djrestauth and simplejwt both answer POST /api/auth/token/refresh/",
+		"GET /api/auth/user/",
+	} {
+		if !strings.Contains(out, want) {
+			t.Errorf("output lacks %q:\n%s", want, out)
+		}
+	}
+
+	// simplejwt and fastapi sign in with passwords.
+	out, err = checkConfig(t, "compat: [ fastapi ]\n")
+	if err == nil || !strings.Contains(out, "compat[0]: fastapi signs users in with a password: configure providers.password") {
+		t.Fatalf("missing password provider not reported: %v\n%s", err, out)
+	}
+
+	// The allowed combinations, with the password defaults filled in.
+	for _, combo := range []string{"[ djrestauth, fastapi ]", "[ simplejwt, fastapi ]", "[ djrestauth ]", "[]"} {
+		path := filepath.Join(t.TempDir(), "ok.yaml")
+		writeFile(t, path, "providers:\n  password: { type: password }\ncompat: "+combo+"\n")
+		cfg, err := loadConfig(path, noEnv)
+		if err != nil {
+			t.Fatalf("compat %s: %v", combo, err)
+		}
+		pc := cfg.Providers["password"].PasswordConfig()
+		if pc.Argon2.Memory != 19456 || pc.Argon2.Iterations != 2 || pc.Argon2.Parallelism != 1 || pc.MinLength != 8 ||
+			!pc.AllowSignup || pc.AccountBurst != 5 || pc.IPBurst != 50 || pc.Window != 15*time.Minute {
+			t.Fatalf("password defaults: %+v", pc)
+		}
+	}
+}
+
+// TestPasswordAndCompatEndToEnd runs the real binary with the password
+// provider and two profiles: register at /v1, sign in through the FastAPI
+// tutorial's route, read the user through dj-rest-auth's, and the same
+// account survives a restart.
+func TestPasswordAndCompatEndToEnd(t *testing.T) {
+	bin := buildBinary(t)
+	dir := t.TempDir()
+	port := freePort(t)
+	base := fmt.Sprintf("http://127.0.0.1:%d", port)
+	cfgPath := filepath.Join(dir, "authex.yaml")
+	writeFile(t, cfgPath, fmt.Sprintf(`
+server: { listen: "127.0.0.1:%d", public_url: %q }
+storage: { driver: bolt, bolt: { path: %q } }
+providers:
+  password: { type: password, memory: 4096, iterations: 1 }
+compat: [ djrestauth, fastapi ]
+log: { format: json }
+`, port, base, filepath.Join(dir, "data", "authex.db")))
+
+	first := startBinary(t, bin, cfgPath, base)
+	reg := postJSON(t, base+"/v1/register", map[string]any{"email": "e2e@example.com", "password": "end to end passphrase", "name": "E Two"})
+	id := reg["user"].(map[string]any)["id"]
+	first.stop(t)
+
+	second := startBinary(t, bin, cfgPath, base)
+	defer second.stop(t)
+	login := postJSON(t, base+"/users/login/", map[string]any{"username": "e2e@example.com", "password": "end to end passphrase"})
+	if login["token_type"] != "Bearer" || login["user"].(map[string]any)["id"] != id {
+		t.Fatalf("/users/login/: %v", login)
+	}
+	user := getBody(t, base+"/api/auth/user/", login["access_token"].(string))
+	if !strings.Contains(user, `"pk":"`+id.(string)+`"`) || !strings.Contains(user, `"first_name":"E"`) {
+		t.Fatalf("/api/auth/user/: %s", user)
+	}
+}

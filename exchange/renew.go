@@ -1,0 +1,49 @@
+package exchange
+
+import (
+	"context"
+	"errors"
+	"time"
+
+	"github.com/authex/authex/storage"
+)
+
+// RenewAccess gives the caller of a live access token a fresh one for the
+// same session once less than within of its life is left (the FastAPI
+// tutorial's /users/session/, which clients call on every page render and
+// which never hands out refresh tokens). renewed is false, and res nil, while
+// the token has more than within left. Renewing rotates the session like a
+// refresh, so it slides the session's idle limit and stops at its absolute
+// one. Concurrent renewals of one token share the first one's answer.
+func (s *Service) RenewAccess(ctx context.Context, p *Principal, within time.Duration) (res *Result, renewed bool, err error) {
+	now := s.now()
+	if p.Claims.ExpiresAt == nil || p.Claims.ExpiresAt.Sub(now) >= within {
+		return nil, false, nil
+	}
+	sess, err := s.store.GetSession(ctx, p.Claims.SessionID)
+	if errors.Is(err, storage.ErrNotFound) {
+		return nil, false, newError(KindInvalidToken, ReasonRevoked, "the access token's session is gone", nil)
+	}
+	if err != nil {
+		return nil, false, storeError(err)
+	}
+	if err := checkSession(sess, now); err != nil {
+		e := AsError(err)
+		return nil, false, newError(KindInvalidToken, e.Reason, e.Description, nil)
+	}
+	if p.Claims.IssuedAt != nil && sess.RotatedAt.Truncate(time.Second).After(p.Claims.IssuedAt.Time) {
+		// Already renewed (or refreshed) since this token was issued.
+		res, err := s.result(sess, p.User)
+		return res, err == nil, err
+	}
+	idle := minTime(now.Add(s.cfg.RefreshTTL), sess.ExpiresAt)
+	rotated, err := s.store.RotateSession(ctx, sess.ID, sess.Generation, now.UTC(), idle)
+	if err != nil && !errors.Is(err, storage.ErrStale) {
+		return nil, false, storeError(err)
+	}
+	if rotated.Revoked() {
+		return nil, false, newError(KindInvalidToken, ReasonRevoked, "the access token's session is revoked", nil)
+	}
+	res, err = s.result(rotated, p.User)
+	return res, err == nil, err
+}

@@ -1,0 +1,221 @@
+package web
+
+import (
+	"fmt"
+	"net/http"
+
+	"github.com/labstack/echo/v4"
+
+	"github.com/authex/authex/exchange"
+	"github.com/authex/authex/providers"
+)
+
+// The djrestauth profile: dj-rest-auth v4+ in JWT mode with allauth social
+// login, and the DRF helpers the simplejwt profile shares.
+
+// djUserJSON is dj-rest-auth's UserDetailsSerializer. username is the
+// email: authex has no usernames.
+type djUserJSON struct {
+	PK        string `json:"pk"`
+	Username  string `json:"username"`
+	Email     string `json:"email"`
+	FirstName string `json:"first_name"`
+	LastName  string `json:"last_name"`
+}
+
+type djLoginJSON struct {
+	Access  string     `json:"access"`
+	Refresh string     `json:"refresh"`
+	User    djUserJSON `json:"user"`
+}
+
+func toDjUser(r *exchange.Principal) djUserJSON {
+	first, last := splitName(r.User.Name)
+	return djUserJSON{PK: r.User.ID, Username: r.User.Email, Email: r.User.Email, FirstName: first, LastName: last}
+}
+
+// drfError writes err in DRF's shapes: {"field": ["message"]} for a field
+// (fieldOf names it from the reason; "non_field_errors" is a field too) or
+// {"detail": "message"}, each with our `reason`. status maps the kind to
+// the status the Django view would answer.
+func (s *Server) drfError(c echo.Context, err error, fieldOf func(reason string) string, status func(exchange.Kind) int) error {
+	if passThrough(err) {
+		return err
+	}
+	e := exchange.AsError(err)
+	code := statusOf[e.Kind].code
+	if code == 0 {
+		code = http.StatusInternalServerError
+	}
+	if status != nil {
+		if c := status(e.Kind); c != 0 {
+			code = c
+		}
+	}
+	s.logRefusal(c, e, code)
+	desc := e.Description
+	if code >= 500 {
+		desc = "A server error occurred."
+	}
+	body := map[string]any{"reason": e.Reason}
+	if secs := retryAfter(c, e); secs > 0 {
+		desc = fmt.Sprintf("Request was throttled. Expected available in %d seconds.", secs)
+	}
+	if e.LinkToken != "" {
+		body["link_token"] = e.LinkToken
+	}
+	if field := fieldOf(e.Reason); field != "" {
+		body[field] = []string{desc}
+	} else {
+		body["detail"] = desc
+	}
+	return compatJSON(c, code, body)
+}
+
+func noField(string) string { return "" }
+
+// drfTokenError is simplejwt's answer to a token it refuses.
+func (s *Server) drfTokenError(c echo.Context, err error, detail string) error {
+	if passThrough(err) {
+		return err
+	}
+	e := exchange.AsError(err)
+	if e.Kind == exchange.KindStoreUnavailable || e.Kind == exchange.KindServer {
+		return s.drfError(c, err, noField, nil)
+	}
+	s.logRefusal(c, e, http.StatusUnauthorized)
+	c.Response().Header().Set(echo.HeaderWWWAuthenticate, `Bearer realm="api"`)
+	return compatJSON(c, http.StatusUnauthorized, map[string]any{
+		"detail": detail, "code": "token_not_valid", "reason": e.Reason})
+}
+
+// drfRequired answers DRF's 400 for missing fields, all at once.
+func drfRequired(c echo.Context, fields ...string) error {
+	body := map[string]any{"reason": "missing_field"}
+	for _, f := range fields {
+		body[f] = []string{"This field is required."}
+	}
+	return compatJSON(c, http.StatusBadRequest, body)
+}
+
+// drfPrincipal authenticates the Bearer token of a DRF view.
+func (s *Server) drfPrincipal(c echo.Context) (*exchange.Principal, error) {
+	token, ok := bearerToken(c)
+	if !ok {
+		c.Response().Header().Set(echo.HeaderWWWAuthenticate, `Bearer realm="api"`)
+		return nil, compatJSON(c, http.StatusUnauthorized, map[string]any{
+			"detail": "Authentication credentials were not provided.", "reason": "missing_token"})
+	}
+	p, err := s.svc.Authenticate(c.Request().Context(), token)
+	if err != nil {
+		return nil, s.drfTokenError(c, err, "Given token not valid for any token type")
+	}
+	return p, nil
+}
+
+// drfRefresh is simplejwt's TokenRefreshView with ROTATE_REFRESH_TOKENS:
+// {refresh} -> {access, refresh}. The old refresh token stops working
+// (after the reuse grace): keep the new one.
+func (s *Server) drfRefresh(c echo.Context) error {
+	var req struct {
+		Refresh string `json:"refresh" form:"refresh"`
+	}
+	if err := compatDecode(c, &req); err != nil {
+		return s.drfError(c, err, noField, nil)
+	}
+	if req.Refresh == "" {
+		return drfRequired(c, "refresh")
+	}
+	res, err := s.svc.Refresh(c.Request().Context(), req.Refresh)
+	if err != nil {
+		return s.drfTokenError(c, err, "Token is invalid or expired")
+	}
+	return writeTokens(c, map[string]string{"access": res.AccessToken, "refresh": res.RefreshToken})
+}
+
+// djSocialLogin is dj-rest-auth's SocialLoginView at /api/auth/{provider}/:
+// the provider's access_token, id_token or code -> {access, refresh, user}.
+func (s *Server) djSocialLogin(c echo.Context) error {
+	var req struct {
+		AccessToken string `json:"access_token" form:"access_token"`
+		IDToken     string `json:"id_token" form:"id_token"`
+		Code        string `json:"code" form:"code"`
+		// Not in dj-rest-auth (allauth knows its callback URL): accepted
+		// for a code exchange, as /v1/exchange takes them.
+		RedirectURI  string `json:"redirect_uri" form:"redirect_uri"`
+		CodeVerifier string `json:"code_verifier" form:"code_verifier"`
+	}
+	if err := compatDecode(c, &req); err != nil {
+		return s.drfError(c, err, noField, nil)
+	}
+	res, err := s.svc.Exchange(c.Request().Context(), exchange.ExchangeRequest{
+		Provider: c.Param("provider"),
+		Credential: providers.Credential{IDToken: req.IDToken, AccessToken: req.AccessToken, Code: req.Code,
+			RedirectURI: req.RedirectURI, CodeVerifier: req.CodeVerifier},
+		Client: clientOf(c),
+	})
+	if err != nil {
+		// allauth answers every refusal of the social token as a
+		// validation error of the form.
+		return s.drfError(c, err, func(string) string { return "non_field_errors" }, func(k exchange.Kind) int {
+			switch k {
+			case exchange.KindInvalidRequest, exchange.KindInvalidToken, exchange.KindUnsupportedProvider, exchange.KindAccountExists:
+				return http.StatusBadRequest
+			}
+			return 0
+		})
+	}
+	return writeTokens(c, djLoginJSON{Access: res.AccessToken, Refresh: res.RefreshToken,
+		User: toDjUser(&exchange.Principal{User: res.User})})
+}
+
+// djVerify is simplejwt's TokenVerifyView: {token} -> {} or 401. It checks
+// more than the signature: the session must be live and the user enabled.
+func (s *Server) djVerify(c echo.Context) error {
+	var req struct {
+		Token string `json:"token" form:"token"`
+	}
+	if err := compatDecode(c, &req); err != nil {
+		return s.drfError(c, err, noField, nil)
+	}
+	if req.Token == "" {
+		return drfRequired(c, "token")
+	}
+	if _, err := s.svc.Authenticate(c.Request().Context(), req.Token); err != nil {
+		return s.drfTokenError(c, err, "Token is invalid or expired")
+	}
+	return c.JSON(http.StatusOK, map[string]any{})
+}
+
+// djLogout is dj-rest-auth's LogoutView with the simplejwt blacklist:
+// revokes the session of the refresh token in the body, or of the Bearer
+// access token.
+func (s *Server) djLogout(c echo.Context) error {
+	var req struct {
+		Refresh string `json:"refresh" form:"refresh"`
+	}
+	if err := compatDecode(c, &req); err != nil {
+		return s.drfError(c, err, noField, nil)
+	}
+	bearer, _ := bearerToken(c)
+	if req.Refresh == "" && bearer == "" {
+		return compatJSON(c, http.StatusUnauthorized, map[string]any{
+			"detail": "Refresh token was not included in request data.", "reason": "missing_credential"})
+	}
+	if req.Refresh != "" {
+		bearer = ""
+	}
+	if _, err := s.svc.Logout(c.Request().Context(), exchange.LogoutRequest{RefreshToken: req.Refresh, AccessToken: bearer}); err != nil {
+		return s.drfTokenError(c, err, "Token is invalid or expired")
+	}
+	return c.JSON(http.StatusOK, map[string]string{"detail": "Successfully logged out."})
+}
+
+// djUser is dj-rest-auth's UserDetailsView (GET).
+func (s *Server) djUser(c echo.Context) error {
+	p, err := s.drfPrincipal(c)
+	if p == nil {
+		return err
+	}
+	return c.JSON(http.StatusOK, toDjUser(p))
+}

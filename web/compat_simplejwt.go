@@ -1,0 +1,157 @@
+package web
+
+import (
+	"net/http"
+	"strings"
+
+	"github.com/labstack/echo/v4"
+
+	"github.com/authex/authex/exchange"
+)
+
+// The simplejwt profile: the DigitalOcean tutorial's DRF + simplejwt
+// backend, whose axios AuthContext posts {username, password} to /login/,
+// keeps access and refresh, and reads /user/.
+//
+// Usernames are emails: authex signs password accounts in by email, so
+// `username` must be the account's email address (register refuses
+// anything else, on the username field the register page shows).
+
+type sjUserJSON struct {
+	ID        string `json:"id"`
+	Username  string `json:"username"`
+	Email     string `json:"email"`
+	FirstName string `json:"first_name"`
+	LastName  string `json:"last_name"`
+}
+
+// sjField puts a service refusal on the form field the register page shows.
+func sjField(reason string) string {
+	switch {
+	case strings.HasPrefix(reason, "password_"), reason == exchange.ReasonMissingPassword:
+		return "password"
+	case reason == exchange.ReasonInvalidEmail, reason == exchange.ReasonMissingEmail:
+		return "email"
+	case reason == exchange.ReasonEmailTaken:
+		return "username" // the page reads err.response.data.username[0]
+	}
+	return ""
+}
+
+// sjRegister is the tutorial's RegisterView: 201 with the user's fields, or
+// 400 with every field's problems.
+func (s *Server) sjRegister(c echo.Context) error {
+	var req struct {
+		Username  string `json:"username" form:"username"`
+		Email     string `json:"email" form:"email"`
+		Password  string `json:"password" form:"password"`
+		Password2 string `json:"password2" form:"password2"`
+		FirstName string `json:"first_name" form:"first_name"`
+		LastName  string `json:"last_name" form:"last_name"`
+	}
+	if err := compatDecode(c, &req); err != nil {
+		return s.drfError(c, err, noField, nil)
+	}
+	req.Username, req.Email = strings.TrimSpace(req.Username), strings.TrimSpace(req.Email)
+	if req.Email == "" {
+		req.Email = req.Username
+	}
+	problems := map[string]any{}
+	reason := ""
+	add := func(field, msg, r string) {
+		if _, ok := problems[field]; !ok {
+			problems[field] = []string{msg}
+		}
+		if reason == "" {
+			reason = r
+		}
+	}
+	for _, f := range []struct{ name, value string }{
+		{"username", req.Username}, {"password", req.Password}, {"password2", req.Password2},
+	} {
+		if f.value == "" {
+			add(f.name, "This field is required.", "missing_field")
+		}
+	}
+	if req.Username != "" && !strings.EqualFold(req.Username, req.Email) {
+		add("username", "Use your email address as the username.", "username_not_email")
+	}
+	if req.Password != "" && req.Password2 != "" && req.Password != req.Password2 {
+		add("password", "Password fields didn't match.", "password_mismatch")
+	}
+	if req.Password != "" {
+		if err := s.svc.CheckPassword(req.Password, req.Email); err != nil {
+			e := exchange.AsError(err)
+			if field := sjField(e.Reason); field != "" {
+				add(field, e.Description, e.Reason)
+			} else {
+				return s.drfError(c, err, noField, nil)
+			}
+		}
+	}
+	if len(problems) > 0 {
+		problems["reason"] = reason
+		return compatJSON(c, http.StatusBadRequest, problems)
+	}
+	name := strings.TrimSpace(req.FirstName + " " + req.LastName)
+	res, err := s.svc.Register(c.Request().Context(), exchange.RegisterRequest{
+		Email: req.Email, Password: req.Password, Name: name, Client: clientOf(c), NoSession: true,
+	})
+	if err != nil {
+		return s.drfError(c, err, sjField, func(k exchange.Kind) int {
+			if k == exchange.KindAccountExists {
+				return http.StatusBadRequest
+			}
+			return 0
+		})
+	}
+	first, last := splitName(res.User.Name)
+	return c.JSON(http.StatusCreated, map[string]string{
+		"username": res.User.Email, "email": res.User.Email, "first_name": first, "last_name": last})
+}
+
+// sjLogin is simplejwt's TokenObtainPairView: {username, password} ->
+// {access, refresh}.
+func (s *Server) sjLogin(c echo.Context) error {
+	var req struct {
+		Username string `json:"username" form:"username"`
+		Password string `json:"password" form:"password"`
+	}
+	if err := compatDecode(c, &req); err != nil {
+		return s.drfError(c, err, noField, nil)
+	}
+	var missing []string
+	if req.Username == "" {
+		missing = append(missing, "username")
+	}
+	if req.Password == "" {
+		missing = append(missing, "password")
+	}
+	if len(missing) > 0 {
+		return drfRequired(c, missing...)
+	}
+	res, err := s.svc.Login(c.Request().Context(), exchange.LoginRequest{
+		Email: req.Username, Password: req.Password, Client: clientOf(c),
+	})
+	if err != nil {
+		e := exchange.AsError(err)
+		if e.Kind == exchange.KindInvalidCredentials || e.Kind == exchange.KindAccessDenied {
+			// simplejwt's one answer for a wrong password and an inactive user.
+			return compatJSON(c, http.StatusUnauthorized, map[string]any{
+				"detail": "No active account found with the given credentials", "code": "no_active_account", "reason": e.Reason})
+		}
+		return s.drfError(c, err, noField, nil)
+	}
+	return writeTokens(c, map[string]string{"access": res.AccessToken, "refresh": res.RefreshToken})
+}
+
+// sjUser is the tutorial's UserDetailView.
+func (s *Server) sjUser(c echo.Context) error {
+	p, err := s.drfPrincipal(c)
+	if p == nil {
+		return err
+	}
+	first, last := splitName(p.User.Name)
+	return c.JSON(http.StatusOK, sjUserJSON{ID: p.User.ID, Username: p.User.Email, Email: p.User.Email,
+		FirstName: first, LastName: last})
+}

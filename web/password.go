@@ -1,0 +1,94 @@
+package web
+
+import (
+	"net/http"
+
+	"github.com/labstack/echo/v4"
+
+	"github.com/authex/authex/exchange"
+)
+
+// Password accounts: /v1/register and /v1/login answer exactly as
+// /v1/exchange does; /v1/me/password changes the caller's password.
+
+type registerRequest struct {
+	Email        string `json:"email"`
+	Password     string `json:"password"`
+	Name         string `json:"name"`
+	ClientID     string `json:"client_id"`
+	ClientSecret string `json:"client_secret"`
+}
+
+type loginRequest struct {
+	Email        string `json:"email"`
+	Password     string `json:"password"`
+	ClientID     string `json:"client_id"`
+	ClientSecret string `json:"client_secret"`
+}
+
+// passwordClient authenticates the client as /v1/exchange does (when
+// clients are configured) and describes the caller.
+func (s *Server) passwordClient(c echo.Context, id, secret string) (exchange.Client, error) {
+	client, err := s.authClient(c, id, secret)
+	if err != nil {
+		return exchange.Client{}, err
+	}
+	who := clientOf(c)
+	if client != nil {
+		who.ID = client.ID
+	}
+	return who, nil
+}
+
+func (s *Server) handleRegister(c echo.Context) error {
+	var req registerRequest
+	if err := decodeJSON(c, &req); err != nil {
+		return err
+	}
+	who, err := s.passwordClient(c, req.ClientID, req.ClientSecret)
+	if err != nil {
+		return err
+	}
+	res, err := s.svc.Register(c.Request().Context(), exchange.RegisterRequest{
+		Email: req.Email, Password: req.Password, Name: req.Name, Client: who,
+	})
+	if err != nil {
+		return err
+	}
+	return writeTokens(c, toTokenResponse(res, true))
+}
+
+func (s *Server) handleLogin(c echo.Context) error {
+	var req loginRequest
+	if err := decodeJSON(c, &req); err != nil {
+		return err
+	}
+	who, err := s.passwordClient(c, req.ClientID, req.ClientSecret)
+	if err != nil {
+		return err
+	}
+	res, err := s.svc.Login(c.Request().Context(), exchange.LoginRequest{
+		Email: req.Email, Password: req.Password, Client: who,
+	})
+	if err != nil {
+		return err
+	}
+	return writeTokens(c, toTokenResponse(res, true))
+}
+
+func (s *Server) handleSetPassword(c echo.Context) error {
+	var req struct {
+		CurrentPassword string `json:"current_password"`
+		NewPassword     string `json:"new_password"`
+	}
+	if err := decodeJSON(c, &req); err != nil {
+		return err
+	}
+	n, err := s.svc.SetPassword(c.Request().Context(), principalOf(c), exchange.SetPasswordRequest{
+		Current: req.CurrentPassword, New: req.NewPassword, IP: c.RealIP(),
+	})
+	if err != nil {
+		return err
+	}
+	return c.JSON(http.StatusOK, map[string]int{"revoked": n})
+}
