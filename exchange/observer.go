@@ -34,3 +34,16 @@ func errorOutcome(err error) string {
 	}
 	return OutcomeError
 }
+
+// observeSignIn reports a password registration or login as an exchange
+// of the password provider.
+func (s *Service) observeSignIn(provider string, res *Result, err error) {
+	switch {
+	case err != nil:
+		s.observe.Exchanged(provider, errorOutcome(err))
+	case res != nil && res.Created:
+		s.observe.Exchanged(provider, OutcomeCreated)
+	default:
+		s.observe.Exchanged(provider, OutcomeOK)
+	}
+}

@@ -168,7 +168,8 @@ type RegisterRequest struct {
 
 // Register creates a password account. Its email is unverified: it is not
 // in the verified-email index and never captures a provider identity.
-func (s *Service) Register(ctx context.Context, req RegisterRequest) (*Result, error) {
+func (s *Service) Register(ctx context.Context, req RegisterRequest) (res *Result, err error) {
+	defer func() { s.observeSignIn(PasswordProvider, res, err) }()
 	if s.pw == nil {
 		return nil, passwordsOff()
 	}
@@ -241,7 +242,8 @@ type LoginRequest struct {
 // Login checks an email and password. Every failure is the one
 // invalid_credentials, and an unknown email costs the same hashing as a
 // wrong password. Failures are throttled per account and per client IP.
-func (s *Service) Login(ctx context.Context, req LoginRequest) (*Result, error) {
+func (s *Service) Login(ctx context.Context, req LoginRequest) (res *Result, err error) {
+	defer func() { s.observeSignIn(PasswordProvider, res, err) }()
 	if s.pw == nil {
 		return nil, passwordsOff()
 	}

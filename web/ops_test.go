@@ -110,3 +110,22 @@ func TestClientIPHonoursForwardedForOnlyFromTrustedProxies(t *testing.T) {
 		})
 	}
 }
+
+// TestMetricsCountPasswordSignIns: registrations and logins count as
+// exchanges of the password provider.
+func TestMetricsCountPasswordSignIns(t *testing.T) {
+	h := newHarness(t, withPassword(passwordConfig()), func(c *harnessConfig) { c.metrics = true })
+	h.register("pat@example.com", goodPassword, "Pat")
+	h.loginOK("pat@example.com", goodPassword)
+	h.login("pat@example.com", "wrong password, long enough")
+	body := string(h.get("/metrics", "").body)
+	for _, want := range []string{
+		`authex_exchanges_total{outcome="created",provider="password"} 1`,
+		`authex_exchanges_total{outcome="ok",provider="password"} 1`,
+		`authex_exchanges_total{outcome="invalid_credentials",provider="password"} 1`,
+	} {
+		if !strings.Contains(body, want+"\n") {
+			t.Errorf("metrics lack %q:\n%s", want, grepLines(body, "authex_exchanges_total"))
+		}
+	}
+}
