@@ -76,6 +76,24 @@ func TestLogsCarryNoSecrets(t *testing.T) {
 	s.cliOK(t, "audit")
 	s.cliOK(t, "backup", filepath.Join(dir, "b.db"))
 
+	// Password accounts: the passwords, right and wrong, are secrets too.
+	const password, wrongPassword = "quiet-horse-battery-staple-42", "not-the-password-9f3e"
+	secrets = append(secrets, password, wrongPassword)
+	if st, raw := post(t, s.base+"/v1/register", map[string]any{"email": "pw@example.com", "password": password}); st != http.StatusOK {
+		t.Fatalf("register: %d %s", st, raw)
+	}
+	if st, _ := post(t, s.base+"/v1/login", map[string]any{"email": "pw@example.com", "password": wrongPassword}); st != http.StatusUnauthorized {
+		t.Fatalf("wrong password: %d", st)
+	}
+	st, raw := post(t, s.base+"/v1/login", map[string]any{"email": "pw@example.com", "password": password})
+	if st != http.StatusOK {
+		t.Fatalf("login: %d %s", st, raw)
+	}
+	var pw exchanged
+	json.Unmarshal(raw, &pw)
+	jwtParts(pw.AccessToken)
+	refreshParts(pw.RefreshToken)
+
 	// Logout, by refresh token and by bearer.
 	ex2, _ := signIn(t, iss, s.base, "quiet")
 	jwtParts(ex2.AccessToken)

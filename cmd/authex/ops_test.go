@@ -64,6 +64,7 @@ storage: { driver: bolt, bolt: { path: %q } }
 tokens: { audience: [ "api" ] %s }
 providers:
   corp: { type: oidc, issuer: %q, client_ids: [ "web" ] }
+  password: { type: password }
 admin:
   tokens: [ "${AUTHEX_ADMIN_TOKEN}" ]
 log: { format: json }
