@@ -96,10 +96,6 @@ func withCompat(names ...string) harnessOption {
 	return func(c *harnessConfig) { c.compat = names }
 }
 
-func withGrace(d time.Duration) harnessOption {
-	return func(c *harnessConfig) { c.exchange.ReuseGrace = d }
-}
-
 // withoutProvider drops one of the default providers.
 func withoutProvider(name string) harnessOption {
 	return func(c *harnessConfig) { delete(c.providers, name) }

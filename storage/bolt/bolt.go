@@ -183,7 +183,7 @@ func Open(path string, opts Options) (*Store, error) {
 		interval = defaultSweepInterval
 	}
 	if interval > 0 {
-		go s.sweep(ctx, interval)
+		go storage.SweepExpiredSessions(ctx, s, interval, s.log, s.swept)
 	} else {
 		close(s.swept)
 	}
@@ -287,29 +287,6 @@ func (c ctxWriter) Write(p []byte) (int, error) {
 		return 0, err
 	}
 	return c.w.Write(p)
-}
-
-// sweep deletes expired sessions every interval until ctx ends.
-func (s *Store) sweep(ctx context.Context, interval time.Duration) {
-	defer close(s.swept)
-	tick := time.NewTicker(interval)
-	defer tick.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-tick.C:
-		}
-		n, err := s.DeleteExpiredSessions(ctx, time.Now())
-		switch {
-		case err != nil && ctx.Err() != nil:
-			return
-		case err != nil:
-			s.log.Error("session sweep failed", "deleted", n, "err", err)
-		case n > 0:
-			s.log.Info("swept expired sessions", "deleted", n)
-		}
-	}
 }
 
 // view, update and batch run fn in a transaction and translate bbolt's
