@@ -54,6 +54,13 @@ func (s *Store) UpdateUser(ctx context.Context, u storage.User) error {
 	return err
 }
 
+func (s *Store) ModifyUser(ctx context.Context, id string, fn func(*storage.User) error) (storage.User, error) {
+	done := s.timer("modify_user")
+	u, err := s.Store.ModifyUser(ctx, id, fn)
+	done(err)
+	return u, err
+}
+
 func (s *Store) DeleteUser(ctx context.Context, id string) error {
 	done := s.timer("delete_user")
 	err := s.Store.DeleteUser(ctx, id)
