@@ -67,16 +67,15 @@ func (a *Admin) GetUser(ctx context.Context, id string) (storage.User, []storage
 // of the user at once and returns how many; a disabled user can neither
 // exchange nor refresh, and its access tokens stop authenticating here.
 func (a *Admin) SetDisabled(ctx context.Context, id string, disabled bool, actor string) (storage.User, int, error) {
-	u, err := a.s.store.GetUser(ctx, id)
+	now := a.s.now().UTC()
+	u, err := a.s.store.ModifyUser(ctx, id, func(u *storage.User) error {
+		if u.Disabled != disabled {
+			u.Disabled, u.UpdatedAt = disabled, now
+		}
+		return nil
+	})
 	if err != nil {
 		return u, 0, notFound(err, "no user with this id")
-	}
-	now := a.s.now().UTC()
-	if u.Disabled != disabled {
-		u.Disabled, u.UpdatedAt = disabled, now
-		if err := a.s.store.UpdateUser(ctx, u); err != nil {
-			return u, 0, notFound(err, "no user with this id")
-		}
 	}
 	revoked := 0
 	if disabled {
@@ -113,12 +112,12 @@ func (a *Admin) SetRoles(ctx context.Context, id string, roles []string, actor s
 	if err != nil {
 		return storage.User{}, err
 	}
-	u, err := a.s.store.GetUser(ctx, id)
+	now := a.s.now().UTC()
+	u, err := a.s.store.ModifyUser(ctx, id, func(u *storage.User) error {
+		u.Roles, u.UpdatedAt = clean, now
+		return nil
+	})
 	if err != nil {
-		return u, notFound(err, "no user with this id")
-	}
-	u.Roles, u.UpdatedAt = clean, a.s.now().UTC()
-	if err := a.s.store.UpdateUser(ctx, u); err != nil {
 		return u, notFound(err, "no user with this id")
 	}
 	a.s.audit(ctx, storage.AuditEvent{Type: "user.roles", UserID: id,

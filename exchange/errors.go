@@ -32,6 +32,9 @@ const (
 	// KindNotImplemented: the operation exists but this deployment cannot
 	// do it (a backup through authex of a PostgreSQL store).
 	KindNotImplemented
+	// KindBusy: the server is at its bound of concurrent password hashes;
+	// RetryAfter says when to come back.
+	KindBusy
 )
 
 // Reasons this package adds to the provider reasons (providers.Reason*).

@@ -52,6 +52,7 @@ var statusOf = map[exchange.Kind]status{
 
 	// Operations.
 	exchange.KindNotImplemented: {http.StatusNotImplemented, "not_implemented"},
+	exchange.KindBusy:           {http.StatusServiceUnavailable, "server_error"},
 }
 
 // requestError is a refusal found by web itself (a body too large, bad
@@ -85,7 +86,7 @@ func (s *Server) errorHandler(err error, c echo.Context) {
 		}
 		code = st.code
 		body = errorBody{Error: st.error, Description: e.Description, Reason: e.Reason, LinkToken: e.LinkToken}
-		if e.Kind == exchange.KindRateLimited && e.RetryAfter > 0 {
+		if (e.Kind == exchange.KindRateLimited || e.Kind == exchange.KindBusy) && e.RetryAfter > 0 {
 			c.Response().Header().Set("Retry-After", strconv.Itoa(int(e.RetryAfter.Seconds()+0.999)))
 		}
 		if e.Kind == exchange.KindInvalidClient {

@@ -143,21 +143,32 @@ type ProviderConfig struct {
 	Parallelism uint8          `yaml:"parallelism"`
 	MinLength   int            `yaml:"min_length"`
 	Throttle    ThrottleConfig `yaml:"throttle"`
+	// ReauthWindow: setting a first password needs a session created this
+	// recently (a sign-in, not a refresh).
+	ReauthWindow time.Duration `yaml:"reauth_window"`
+	// HashConcurrency bounds the argon2 hashes in flight (each holds
+	// memory KiB); 0 means twice GOMAXPROCS. A request waits HashWait for
+	// a slot, then gets 503 busy.
+	HashConcurrency int           `yaml:"hash_concurrency"`
+	HashWait        time.Duration `yaml:"hash_wait"`
 }
 
 // ThrottleConfig bounds failed password logins: per_account failures per
 // account (email) and per_ip per client IP, each refilled over window.
 type ThrottleConfig struct {
-	PerAccount int           `yaml:"per_account"`
-	PerIP      int           `yaml:"per_ip"`
-	Window     time.Duration `yaml:"window"`
+	PerAccount int `yaml:"per_account"`
+	PerIP      int `yaml:"per_ip"`
+	// RegisterPerIP bounds registrations (every attempt) per client IP.
+	RegisterPerIP int           `yaml:"register_per_ip"`
+	Window        time.Duration `yaml:"window"`
 }
 
 // Defaults of the password provider.
 var defaultPassword = ProviderConfig{
 	Type: "password", Memory: exchange.DefaultArgon2.Memory, Iterations: exchange.DefaultArgon2.Iterations,
 	Parallelism: exchange.DefaultArgon2.Parallelism, MinLength: exchange.DefaultMinPasswordLength,
-	Throttle: ThrottleConfig{PerAccount: 5, PerIP: 50, Window: 15 * time.Minute},
+	Throttle:     ThrottleConfig{PerAccount: 5, PerIP: 50, RegisterPerIP: 10, Window: 15 * time.Minute},
+	ReauthWindow: exchange.DefaultReauthWindow, HashWait: exchange.DefaultHashWait,
 }
 
 // PasswordConfig is the exchange's view of a password provider.
@@ -165,7 +176,8 @@ func (pc ProviderConfig) PasswordConfig() exchange.PasswordConfig {
 	return exchange.PasswordConfig{
 		Argon2:    exchange.Argon2Params{Memory: pc.Memory, Iterations: pc.Iterations, Parallelism: pc.Parallelism},
 		MinLength: pc.MinLength, AllowSignup: pc.AllowSignup == nil || *pc.AllowSignup,
-		AccountBurst: pc.Throttle.PerAccount, IPBurst: pc.Throttle.PerIP, Window: pc.Throttle.Window,
+		AccountBurst: pc.Throttle.PerAccount, IPBurst: pc.Throttle.PerIP, RegisterBurst: pc.Throttle.RegisterPerIP,
+		Window: pc.Throttle.Window, ReauthWindow: pc.ReauthWindow, HashConcurrency: pc.HashConcurrency, HashWait: pc.HashWait,
 	}
 }
 
@@ -446,8 +458,9 @@ func (c *Config) Validate() Problems {
 			c.Providers[name] = validatePassword(&p, name, pc)
 			continue
 		}
-		if pc.Memory != 0 || pc.Iterations != 0 || pc.Parallelism != 0 || pc.MinLength != 0 || pc.Throttle != (ThrottleConfig{}) {
-			p.add(path, "memory, iterations, parallelism, min_length and throttle apply to type password only")
+		if pc.Memory != 0 || pc.Iterations != 0 || pc.Parallelism != 0 || pc.MinLength != 0 || pc.Throttle != (ThrottleConfig{}) ||
+			pc.ReauthWindow != 0 || pc.HashConcurrency != 0 || pc.HashWait != 0 {
+			p.add(path, "memory, iterations, parallelism, min_length, throttle, reauth_window, hash_concurrency and hash_wait apply to type password only")
 		}
 		if len(pc.ClientIDs) == 0 {
 			p.add(path+".client_ids", "needs at least one client id")
@@ -683,7 +696,7 @@ func validatePassword(p *Problems, name string, pc ProviderConfig) ProviderConfi
 	if pc.Issuer != "" || len(pc.ClientIDs) > 0 || len(pc.AllowedDomains) > 0 || pc.LinkByEmail != "" || pc.Leeway != 0 ||
 		pc.ClientSecret != "" || pc.ClientSecretFile != "" || pc.Authority != "" || pc.Tenant != "" || len(pc.AllowedTenants) > 0 ||
 		pc.APIURL != "" || pc.TokenURL != "" || pc.TokenInfoURL != "" || pc.UserInfoURL != "" || pc.IntrospectionURL != "" {
-		p.add(path, "only memory, iterations, parallelism, min_length, allow_signup and throttle apply to type password")
+		p.add(path, "only memory, iterations, parallelism, min_length, allow_signup, throttle, reauth_window, hash_concurrency and hash_wait apply to type password")
 	}
 	d := defaultPassword
 	if pc.Memory == 0 {
@@ -707,6 +720,15 @@ func validatePassword(p *Problems, name string, pc ProviderConfig) ProviderConfi
 	if pc.Throttle.Window == 0 {
 		pc.Throttle.Window = d.Throttle.Window
 	}
+	if pc.Throttle.RegisterPerIP == 0 {
+		pc.Throttle.RegisterPerIP = d.Throttle.RegisterPerIP
+	}
+	if pc.ReauthWindow == 0 {
+		pc.ReauthWindow = d.ReauthWindow
+	}
+	if pc.HashWait == 0 {
+		pc.HashWait = d.HashWait
+	}
 	// Each login holds memory KiB while it hashes: bound what a burst of
 	// logins can take.
 	if pc.Memory < 1024 || pc.Memory > 1<<20 {
@@ -726,6 +748,18 @@ func validatePassword(p *Problems, name string, pc ProviderConfig) ProviderConfi
 	}
 	if pc.Throttle.PerIP < 0 {
 		p.add(path+".throttle.per_ip", "must be positive, got %d", pc.Throttle.PerIP)
+	}
+	if pc.Throttle.RegisterPerIP < 0 {
+		p.add(path+".throttle.register_per_ip", "must be positive, got %d", pc.Throttle.RegisterPerIP)
+	}
+	if pc.ReauthWindow < 30*time.Second || pc.ReauthWindow > time.Hour {
+		p.add(path+".reauth_window", "must be between 30s and 1h, got %s", pc.ReauthWindow)
+	}
+	if pc.HashConcurrency < 0 || pc.HashConcurrency > 1024 {
+		p.add(path+".hash_concurrency", "must be between 0 (twice GOMAXPROCS) and 1024, got %d", pc.HashConcurrency)
+	}
+	if pc.HashWait < time.Millisecond || pc.HashWait > 30*time.Second {
+		p.add(path+".hash_wait", "must be between 1ms and 30s, got %s", pc.HashWait)
 	}
 	if pc.Throttle.Window < time.Second || pc.Throttle.Window > 24*time.Hour {
 		p.add(path+".throttle.window", "must be between 1s and 24h, got %s", pc.Throttle.Window)
