@@ -48,28 +48,49 @@ func withInterleave(il *interleave) harnessOption {
 	}
 }
 
-// An admin disable that lands while a password change or a role change is
-// between its read and its write must survive it: the write may not put
-// back the Disabled it read.
-func TestUserWritesKeepConcurrentDisable(t *testing.T) {
+// A write that lands while another request is between its read and its
+// write must survive it: the second write may not put back what it read.
+// The interleave hook runs the concurrent request at exactly that point.
+func TestUserWritesKeepConcurrentChanges(t *testing.T) {
+	disable := func(h *harness, id string) { h.adminOK("POST", "/admin/v1/users/"+id+"/disable", nil) }
 	cases := []struct {
-		name  string
-		write func(h *harness, userID, access string) response
-		check func(t *testing.T, u storage.User)
+		name      string
+		meanwhile func(h *harness, userID string)
+		write     func(h *harness, userID, access string) response
+		status    int
+		check     func(t *testing.T, u storage.User)
 	}{
-		{"password change", func(h *harness, _, access string) response {
+		{"password change keeps a disable", disable, func(h *harness, _, access string) response {
 			return h.postJSON("/v1/me/password", map[string]string{"current_password": goodPassword, "new_password": "a brand new passphrase"},
 				"Authorization", "Bearer "+access)
-		}, func(t *testing.T, u storage.User) {
-			if u.PasswordHash == "" {
-				t.Error("the password change was lost")
+		}, http.StatusOK, func(t *testing.T, u storage.User) {
+			if !u.Disabled {
+				t.Error("the admin's disable was undone by a concurrent password change")
 			}
 		}},
-		{"roles", func(h *harness, userID, _ string) response {
+		{"roles keep a disable", disable, func(h *harness, userID, _ string) response {
 			return h.admin("PUT", "/admin/v1/users/"+userID+"/roles", map[string]any{"roles": []string{"editor"}})
-		}, func(t *testing.T, u storage.User) {
-			if !slices.Equal(u.Roles, []string{"editor"}) {
-				t.Errorf("roles = %v, want [editor]", u.Roles)
+		}, http.StatusOK, func(t *testing.T, u storage.User) {
+			if !u.Disabled || !slices.Equal(u.Roles, []string{"editor"}) {
+				t.Errorf("disabled %v, roles %v; want true, [editor]", u.Disabled, u.Roles)
+			}
+		}},
+		{"disable keeps roles", func(h *harness, id string) {
+			h.adminOK("PUT", "/admin/v1/users/"+id+"/roles", map[string]any{"roles": []string{"editor"}})
+		}, func(h *harness, userID, _ string) response {
+			return h.admin("POST", "/admin/v1/users/"+userID+"/disable", nil)
+		}, http.StatusOK, func(t *testing.T, u storage.User) {
+			if !u.Disabled || !slices.Equal(u.Roles, []string{"editor"}) {
+				t.Errorf("disabled %v, roles %v; want true, [editor]", u.Disabled, u.Roles)
+			}
+		}},
+		{"claim by a verified identity keeps a disable", disable, func(h *harness, _, _ string) response {
+			return h.postJSON("/v1/exchange", map[string]string{"provider": "google",
+				"id_token": h.idToken("g-pat", map[string]any{"email": "pat@example.com"})})
+		}, http.StatusForbidden, func(t *testing.T, u storage.User) {
+			if !u.Disabled || u.PasswordHash == "" || u.EmailVerified {
+				t.Errorf("disabled %v, password kept %v, verified %v; want a disabled account left as it was",
+					u.Disabled, u.PasswordHash != "", u.EmailVerified)
 			}
 		}},
 	}
@@ -78,13 +99,9 @@ func TestUserWritesKeepConcurrentDisable(t *testing.T) {
 			il := &interleave{}
 			h := newHarness(t, withPassword(passwordConfig()), withAdmin(adminToken), withInterleave(il))
 			reg := h.register("pat@example.com", goodPassword, "Pat")
-			before, err := h.store.GetUser(context.Background(), reg.User.ID)
-			if err != nil {
-				t.Fatal(err)
-			}
-			disable := func() { h.adminOK("POST", "/admin/v1/users/"+reg.User.ID+"/disable", nil) }
-			il.hook.Store(&disable)
-			if res := tc.write(h, reg.User.ID, reg.AccessToken); res.status != http.StatusOK {
+			hook := func() { tc.meanwhile(h, reg.User.ID) }
+			il.hook.Store(&hook)
+			if res := tc.write(h, reg.User.ID, reg.AccessToken); res.status != tc.status {
 				t.Fatalf("write: %d %s", res.status, res.body)
 			}
 			if il.hook.Load() != nil {
@@ -94,16 +111,7 @@ func TestUserWritesKeepConcurrentDisable(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if !u.Disabled {
-				t.Error("the admin's disable was undone by a concurrent write")
-			}
 			tc.check(t, u)
-			if u.PasswordHash != before.PasswordHash && tc.name != "password change" {
-				t.Error("the password hash changed")
-			}
-			if res := h.login("pat@example.com", "a brand new passphrase"); res.status == http.StatusOK {
-				t.Error("a disabled user signed in")
-			}
 		})
 	}
 }
@@ -283,4 +291,34 @@ func TestFirstPasswordNeedsRecentSignIn(t *testing.T) {
 	if res.status != http.StatusOK {
 		t.Fatalf("password change an hour after sign-in: %d %s", res.status, res.body)
 	}
+}
+
+// A password change whose verified current password is replaced before its
+// write lands is refused, and the other change stands.
+func TestPasswordChangeLosesToAConcurrentOne(t *testing.T) {
+	il := &interleave{}
+	h := newHarness(t, withPassword(passwordConfig()), withInterleave(il))
+	reg := h.register("pat@example.com", goodPassword, "Pat")
+	other := h.register("other@example.com", "the other passphrase", "")
+	ctx := context.Background()
+	o, err := h.store.GetUser(ctx, other.User.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	hook := func() {
+		// Another request changed Pat's password meanwhile (to the hash of
+		// "the other passphrase", borrowed from the other account).
+		if _, err := h.store.ModifyUser(ctx, reg.User.ID, func(u *storage.User) error {
+			u.PasswordHash = o.PasswordHash
+			return nil
+		}); err != nil {
+			t.Error(err)
+		}
+	}
+	il.hook.Store(&hook)
+	res := h.postJSON("/v1/me/password", map[string]string{"current_password": goodPassword, "new_password": "a brand new passphrase"},
+		"Authorization", "Bearer "+reg.AccessToken)
+	assertError(t, res, http.StatusConflict, "conflict", "password_changed")
+	h.loginOK("pat@example.com", "the other passphrase")
+	assertError(t, h.login("pat@example.com", "a brand new passphrase"), http.StatusUnauthorized, "invalid_credentials", "invalid_credentials")
 }
