@@ -48,9 +48,12 @@ const (
 	ReasonLastIdentity    = "last_identity"
 
 	// Linking, sessions, clients and the OAuth endpoints.
-	ReasonIdentityInUse       = "identity_in_use"
-	ReasonNotFound            = "not_found"
-	ReasonMissingClient       = "missing_client"
+	ReasonIdentityInUse = "identity_in_use"
+	ReasonNotFound      = "not_found"
+	ReasonMissingClient = "missing_client"
+	// ReasonUnknownClient is no longer answered: an unknown client id gets
+	// missing_secret or invalid_secret, as a known one would, so client
+	// ids cannot be enumerated. Kept so the name stays reserved.
 	ReasonUnknownClient       = "unknown_client"
 	ReasonMissingSecret       = "missing_secret"
 	ReasonInvalidSecret       = "invalid_secret"

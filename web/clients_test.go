@@ -49,7 +49,11 @@ func TestClientAuthOnExchange(t *testing.T) {
 		reason  string
 	}{
 		{"missing", cred(nil), nil, 401, "invalid_client", "missing_client"},
-		{"unknown client", cred(map[string]any{"client_id": "who", "client_secret": nextjsSecret}), nil, 401, "invalid_client", "unknown_client"},
+		// An unknown id answers as a known one with a wrong or missing
+		// secret: the answer must not enumerate client ids.
+		{"unknown client", cred(map[string]any{"client_id": "who", "client_secret": nextjsSecret}), nil, 401, "invalid_client", "invalid_secret"},
+		{"unknown client in Basic", cred(nil), basic("who", "nope"), 401, "invalid_client", "invalid_secret"},
+		{"unknown client without secret", cred(map[string]any{"client_id": "who"}), nil, 401, "invalid_client", "missing_secret"},
 		{"wrong secret in body", cred(map[string]any{"client_id": "nextjs", "client_secret": nextjsSecret + "x"}), nil, 401, "invalid_client", "invalid_secret"},
 		{"wrong secret in Basic", cred(nil), basic("nextjs", "nope"), 401, "invalid_client", "invalid_secret"},
 		{"confidential without secret", cred(map[string]any{"client_id": "nextjs"}), nil, 401, "invalid_client", "missing_secret"},
@@ -61,7 +65,11 @@ func TestClientAuthOnExchange(t *testing.T) {
 		{"provider not allowed", map[string]any{"provider": "google", "id_token": h.idToken("cl-user", nil)},
 			basic("corp-only", corpOnlySecret), 400, "unauthorized_client", "provider_not_allowed"},
 	}
-	refusals[8].headers = []string{"Authorization", "Basic " + base64.StdEncoding.EncodeToString([]byte("nextjs:%zz"))}
+	for i := range refusals {
+		if refusals[i].name == "Basic not form-encoded" {
+			refusals[i].headers = []string{"Authorization", "Basic " + base64.StdEncoding.EncodeToString([]byte("nextjs:%zz"))}
+		}
+	}
 	for _, tc := range refusals {
 		t.Run(tc.name, func(t *testing.T) {
 			before := h.snapshot()
