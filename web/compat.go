@@ -126,6 +126,22 @@ func (s *Server) compatRoutes(names []string) {
 	}
 }
 
+// compatCaller is the caller of a compat route. The tutorials' frontends
+// send no client credentials, so with clients configured the routes act as
+// the configured compat_client (a public client): its provider list applies
+// and its id goes into the session. client is nil without clients; without
+// a compat_client the answer is invalid_client, never an unbound session.
+func (s *Server) compatCaller(c echo.Context) (who exchange.Client, client *exchange.AuthenticatedClient, err error) {
+	who = clientOf(c)
+	if client, err = s.svc.AuthenticateClient(s.compatClient, ""); err != nil {
+		return who, nil, err
+	}
+	if client != nil {
+		who.ID = client.ID
+	}
+	return who, client, nil
+}
+
 // compatDecode reads a JSON body like decodeJSON, but also accepts an empty
 // body (as {}) and form bodies, as Django and FastAPI do for the clients
 // that send them.

@@ -126,7 +126,13 @@ func (s *Server) drfRefresh(c echo.Context) error {
 	if req.Refresh == "" {
 		return drfRequired(c, "refresh")
 	}
-	res, err := s.svc.Refresh(c.Request().Context(), req.Refresh)
+	_, client, err := s.compatCaller(c)
+	if err != nil {
+		return s.drfTokenError(c, err, "Token is invalid or expired")
+	}
+	// A session issued to another client (a confidential one on
+	// /v1/exchange) does not refresh here without that client's secret.
+	res, err := s.svc.RefreshForClient(c.Request().Context(), req.Refresh, client)
 	if err != nil {
 		return s.drfTokenError(c, err, "Token is invalid or expired")
 	}
@@ -148,12 +154,16 @@ func (s *Server) djSocialLogin(c echo.Context) error {
 	if err := compatDecode(c, &req); err != nil {
 		return s.drfError(c, err, noField, nil)
 	}
-	res, err := s.svc.Exchange(c.Request().Context(), exchange.ExchangeRequest{
-		Provider: c.Param("provider"),
-		Credential: providers.Credential{IDToken: req.IDToken, AccessToken: req.AccessToken, Code: req.Code,
-			RedirectURI: req.RedirectURI, CodeVerifier: req.CodeVerifier},
-		Client: clientOf(c),
-	})
+	var res *exchange.Result
+	who, _, err := s.compatCaller(c)
+	if err == nil {
+		res, err = s.svc.Exchange(c.Request().Context(), exchange.ExchangeRequest{
+			Provider: c.Param("provider"),
+			Credential: providers.Credential{IDToken: req.IDToken, AccessToken: req.AccessToken, Code: req.Code,
+				RedirectURI: req.RedirectURI, CodeVerifier: req.CodeVerifier},
+			Client: who,
+		})
+	}
 	if err != nil {
 		// allauth answers every refusal of the social token as a
 		// validation error of the form.

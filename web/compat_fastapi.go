@@ -87,8 +87,12 @@ func (s *Server) faLogin(c echo.Context) error {
 	if len(missing) > 0 {
 		return compatJSON(c, http.StatusUnprocessableEntity, map[string]any{"detail": missing, "reason": "missing_field"})
 	}
+	who, _, err := s.compatCaller(c)
+	if err != nil {
+		return s.faError(c, err)
+	}
 	res, err := s.svc.Login(c.Request().Context(), exchange.LoginRequest{
-		Email: req.Username, Password: req.Password, Client: clientOf(c),
+		Email: req.Username, Password: req.Password, Client: who,
 	})
 	if err != nil {
 		return s.faError(c, err)

@@ -93,9 +93,13 @@ func (s *Server) sjRegister(c echo.Context) error {
 		problems["reason"] = reason
 		return compatJSON(c, http.StatusBadRequest, problems)
 	}
+	who, _, err := s.compatCaller(c)
+	if err != nil {
+		return s.drfError(c, err, noField, nil)
+	}
 	name := strings.TrimSpace(req.FirstName + " " + req.LastName)
 	res, err := s.svc.Register(c.Request().Context(), exchange.RegisterRequest{
-		Email: req.Email, Password: req.Password, Name: name, Client: clientOf(c), NoSession: true,
+		Email: req.Email, Password: req.Password, Name: name, Client: who, NoSession: true,
 	})
 	if err != nil {
 		return s.drfError(c, err, sjField, func(k exchange.Kind) int {
@@ -130,8 +134,12 @@ func (s *Server) sjLogin(c echo.Context) error {
 	if len(missing) > 0 {
 		return drfRequired(c, missing...)
 	}
+	who, _, err := s.compatCaller(c)
+	if err != nil {
+		return s.drfError(c, err, noField, nil)
+	}
 	res, err := s.svc.Login(c.Request().Context(), exchange.LoginRequest{
-		Email: req.Username, Password: req.Password, Client: clientOf(c),
+		Email: req.Username, Password: req.Password, Client: who,
 	})
 	if err != nil {
 		e := exchange.AsError(err)

@@ -42,6 +42,9 @@ type Deps struct {
 	TrustedProxies []*net.IPNet
 	// Compat names the compatibility profiles to serve (web/compat*.go).
 	Compat []string
+	// CompatClient is the public client the compat routes act as when
+	// clients are configured; without it they refuse (invalid_client).
+	CompatClient string
 }
 
 // Server is the HTTP API.
@@ -53,6 +56,7 @@ type Server struct {
 	adminTokens   [][sha256.Size]byte
 	adminSeparate bool
 	metrics       *Metrics
+	compatClient  string
 }
 
 // NewServer builds the API with every route registered (the admin API and
@@ -75,7 +79,8 @@ func NewAdminServer(d Deps) *Server {
 func newServer(d Deps) *Server {
 	e := echo.New()
 	e.HideBanner, e.HidePort = true, true
-	s := &Server{echo: e, svc: d.Exchange, log: d.Logger, metrics: d.Metrics, adminSeparate: d.AdminSeparate}
+	s := &Server{echo: e, svc: d.Exchange, log: d.Logger, metrics: d.Metrics, adminSeparate: d.AdminSeparate,
+		compatClient: d.CompatClient}
 	if s.log == nil {
 		s.log = slog.Default()
 	}

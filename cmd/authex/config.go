@@ -32,8 +32,13 @@ type Config struct {
 	Clients   []ClientConfig            `yaml:"clients"`
 	Log       LogConfig                 `yaml:"log"`
 	// Compat names the compatibility profiles to serve (docs/compat.md).
-	Compat []string    `yaml:"compat"`
-	Admin  AdminConfig `yaml:"admin"`
+	Compat []string `yaml:"compat"`
+	// CompatClient names the public client the compat routes act as when
+	// clients are configured: the tutorials' frontends send no client
+	// credentials, so its provider list applies and its id goes into the
+	// tokens' client_id.
+	CompatClient string      `yaml:"compat_client"`
+	Admin        AdminConfig `yaml:"admin"`
 }
 
 // AdminConfig guards the operator API (/admin/v1, docs/admin.md).
@@ -756,5 +761,29 @@ func (c *Config) validateCompat(p *Problems) {
 	}
 	for _, conflict := range web.CompatConflicts(valid) {
 		p.add("compat", "%s: enable only one of them", conflict)
+	}
+	c.validateCompatClient(p)
+}
+
+// validateCompatClient: with clients configured every caller is a client,
+// and the compat routes, whose frontends send no credentials, must be one
+// too. Only a public client fits: a confidential one would be "authenticated"
+// without its secret by anyone calling the compat routes.
+func (c *Config) validateCompatClient(p *Problems) {
+	if c.CompatClient == "" {
+		if len(c.Compat) > 0 && len(c.Clients) > 0 {
+			p.add("compat_client", "is required with compat and clients: name the public client (public: true) the compat routes act as")
+		}
+		return
+	}
+	if len(c.Compat) == 0 {
+		p.add("compat_client", "is set but compat lists no profile")
+	}
+	i := slices.IndexFunc(c.Clients, func(cl ClientConfig) bool { return cl.ID == c.CompatClient })
+	switch {
+	case i < 0:
+		p.add("compat_client", "names no configured client: %q", c.CompatClient)
+	case !c.Clients[i].Public:
+		p.add("compat_client", "client %q (clients[%d]) is confidential: the compat routes send no secret, name a client with public: true", c.CompatClient, i)
 	}
 }
