@@ -18,8 +18,9 @@ import (
 
 // Compatibility profiles: thin routes over the same exchange services that
 // answer the paths and JSON shapes the tutorials' frontends call (see
-// docs/compat.md). Each profile writes its own error bodies, in the shape
-// its frontend reads, and adds our machine-readable `reason` to every one.
+// docs/compat.md). Each profile answers errors in the shape its frontend
+// reads, with our machine-readable `reason` in every one; which status a
+// kind gets there is in web/errors.go (compatErrors), next to statusOf.
 
 type compatRoute struct {
 	method, path string
