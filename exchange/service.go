@@ -339,7 +339,7 @@ func (s *Service) newIdentity(ctx context.Context, p Provider, id providers.Iden
 
 func (s *Service) linkByEmail(ctx context.Context, p Provider, id providers.Identity, ident storage.Identity, owner storage.User) (storage.User, bool, error) {
 	if p.LinkByEmail != LinkAuto {
-		token, err := s.linkToken(id)
+		token, err := s.linkToken(id, owner.ID)
 		if err != nil {
 			return storage.User{}, false, newError(KindServer, "", "internal error", err)
 		}
