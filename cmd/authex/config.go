@@ -189,7 +189,7 @@ func defaultConfig() Config {
 			RefreshTTL:        14 * 24 * time.Hour,
 			SessionMax:        90 * 24 * time.Hour,
 			RefreshReuseGrace: 10 * time.Second,
-			Audience:          []string{},
+			Audience:          []string{"api"},
 			KeyPublishDelay:   10 * time.Minute,
 		},
 		Log: LogConfig{Level: "info", Format: "auto"},
