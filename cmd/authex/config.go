@@ -547,11 +547,18 @@ func validateProviderType(p *Problems, path string, pc *ProviderConfig) {
 		}
 	}
 	for key, v := range map[string]string{
-		"authority": pc.Authority, "api_url": pc.APIURL, "token_url": pc.TokenURL, "tokeninfo_url": pc.TokenInfoURL,
-		"userinfo_url": pc.UserInfoURL, "introspection_url": pc.IntrospectionURL,
+		"issuer": pc.Issuer, "authority": pc.Authority, "api_url": pc.APIURL, "token_url": pc.TokenURL,
+		"tokeninfo_url": pc.TokenInfoURL, "userinfo_url": pc.UserInfoURL, "introspection_url": pc.IntrospectionURL,
 	} {
-		if u, err := url.Parse(v); v != "" && (err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "") {
+		u, err := url.Parse(v)
+		switch {
+		case v == "":
+		case key != "issuer" && (err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == ""):
 			p.add(path+"."+key, "must be an absolute http(s) URL, got %q", v)
+		case err == nil && u.Scheme == "http" && !loopbackHost(u.Hostname()):
+			// Keys and userinfo fetched over plain http can be swapped by
+			// anyone on the path, and every token would then verify.
+			p.add(path+"."+key, "must use https (plain http only for a loopback host), got %q", v)
 		}
 	}
 
@@ -757,4 +764,13 @@ func (c *Config) validateCompat(p *Problems) {
 	for _, conflict := range web.CompatConflicts(valid) {
 		p.add("compat", "%s: enable only one of them", conflict)
 	}
+}
+
+// loopbackHost reports whether host names this machine.
+func loopbackHost(host string) bool {
+	if host == "localhost" {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
 }
