@@ -36,16 +36,17 @@ const (
 
 // Reasons this package adds to the provider reasons (providers.Reason*).
 const (
-	ReasonExpired         = "expired"
-	ReasonRevoked         = "revoked"
-	ReasonReused          = "reused"
-	ReasonMalformed       = "malformed"
-	ReasonSignature       = "signature"
-	ReasonUserDisabled    = "user_disabled"
-	ReasonSignupDisabled  = "signup_disabled"
-	ReasonStore           = "store_unavailable"
-	ReasonProviderMissing = "unknown_provider"
-	ReasonLastIdentity    = "last_identity"
+	ReasonExpired          = "expired"
+	ReasonRevoked          = "revoked"
+	ReasonReused           = "reused"
+	ReasonMalformed        = "malformed"
+	ReasonSignature        = "signature"
+	ReasonUserDisabled     = "user_disabled"
+	ReasonSignupDisabled   = "signup_disabled"
+	ReasonStore            = "store_unavailable"
+	ReasonProviderMissing  = "unknown_provider"
+	ReasonLastIdentity     = "last_identity"
+	ReasonLinkWrongAccount = "link_token_wrong_account"
 
 	// Linking, sessions, clients and the OAuth endpoints.
 	ReasonIdentityInUse = "identity_in_use"

@@ -237,8 +237,11 @@ func (s *Server) handleReadyz(c echo.Context) error {
 	if len(ready.Providers) > 0 {
 		code = http.StatusServiceUnavailable
 		m := map[string]string{}
+		// /readyz is public: name the provider, keep the upstream error
+		// (resolver addresses, URLs) in the log.
 		for name, err := range ready.Providers {
-			m[name] = err.Error()
+			m[name] = "unavailable"
+			s.log.Warn("readiness: provider", "provider", name, "err", err)
 		}
 		body["providers"] = m
 	}

@@ -194,7 +194,7 @@ func defaultConfig() Config {
 			RefreshTTL:        14 * 24 * time.Hour,
 			SessionMax:        90 * 24 * time.Hour,
 			RefreshReuseGrace: 10 * time.Second,
-			Audience:          []string{},
+			Audience:          []string{"api"},
 			KeyPublishDelay:   10 * time.Minute,
 		},
 		Log: LogConfig{Level: "info", Format: "auto"},
@@ -552,11 +552,18 @@ func validateProviderType(p *Problems, path string, pc *ProviderConfig) {
 		}
 	}
 	for key, v := range map[string]string{
-		"authority": pc.Authority, "api_url": pc.APIURL, "token_url": pc.TokenURL, "tokeninfo_url": pc.TokenInfoURL,
-		"userinfo_url": pc.UserInfoURL, "introspection_url": pc.IntrospectionURL,
+		"issuer": pc.Issuer, "authority": pc.Authority, "api_url": pc.APIURL, "token_url": pc.TokenURL,
+		"tokeninfo_url": pc.TokenInfoURL, "userinfo_url": pc.UserInfoURL, "introspection_url": pc.IntrospectionURL,
 	} {
-		if u, err := url.Parse(v); v != "" && (err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "") {
+		u, err := url.Parse(v)
+		switch {
+		case v == "":
+		case key != "issuer" && (err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == ""):
 			p.add(path+"."+key, "must be an absolute http(s) URL, got %q", v)
+		case err == nil && u.Scheme == "http" && !loopbackHost(u.Hostname()):
+			// Keys and userinfo fetched over plain http can be swapped by
+			// anyone on the path, and every token would then verify.
+			p.add(path+"."+key, "must use https (plain http only for a loopback host), got %q", v)
 		}
 	}
 
@@ -786,4 +793,13 @@ func (c *Config) validateCompatClient(p *Problems) {
 	case !c.Clients[i].Public:
 		p.add("compat_client", "client %q (clients[%d]) is confidential: the compat routes send no secret, name a client with public: true", c.CompatClient, i)
 	}
+}
+
+// loopbackHost reports whether host names this machine.
+func loopbackHost(host string) bool {
+	if host == "localhost" {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
 }
