@@ -36,7 +36,9 @@ func TestCompatErrorBodies(t *testing.T) {
 		{"fastapi login, wrong password", func() response {
 			return sj.postJSON("/users/login/", map[string]string{"username": "shape@example.com", "password": "wrong"})
 		}, 401, map[string]any{"detail": "Could not validate credentials", "reason": "invalid_credentials"}, "Bearer"},
-		{"fastapi session, bad token", func() response { return sj.postJSON("/users/session/", map[string]string{}, "Authorization", "Bearer garbage") },
+		{"fastapi session, bad token", func() response {
+			return sj.postJSON("/users/session/", map[string]string{}, "Authorization", "Bearer garbage")
+		},
 			401, map[string]any{"detail": "Could not validate credentials", "reason": "malformed"}, "Bearer"},
 		{"allauth social, unknown provider", func() response {
 			return dj.postJSON("/api/auth/nope/", map[string]string{"id_token": "x"})
