@@ -39,21 +39,25 @@ const (
 
 // Reasons this package adds to the provider reasons (providers.Reason*).
 const (
-	ReasonExpired         = "expired"
-	ReasonRevoked         = "revoked"
-	ReasonReused          = "reused"
-	ReasonMalformed       = "malformed"
-	ReasonSignature       = "signature"
-	ReasonUserDisabled    = "user_disabled"
-	ReasonSignupDisabled  = "signup_disabled"
-	ReasonStore           = "store_unavailable"
-	ReasonProviderMissing = "unknown_provider"
-	ReasonLastIdentity    = "last_identity"
+	ReasonExpired          = "expired"
+	ReasonRevoked          = "revoked"
+	ReasonReused           = "reused"
+	ReasonMalformed        = "malformed"
+	ReasonSignature        = "signature"
+	ReasonUserDisabled     = "user_disabled"
+	ReasonSignupDisabled   = "signup_disabled"
+	ReasonStore            = "store_unavailable"
+	ReasonProviderMissing  = "unknown_provider"
+	ReasonLastIdentity     = "last_identity"
+	ReasonLinkWrongAccount = "link_token_wrong_account"
 
 	// Linking, sessions, clients and the OAuth endpoints.
-	ReasonIdentityInUse       = "identity_in_use"
-	ReasonNotFound            = "not_found"
-	ReasonMissingClient       = "missing_client"
+	ReasonIdentityInUse = "identity_in_use"
+	ReasonNotFound      = "not_found"
+	ReasonMissingClient = "missing_client"
+	// ReasonUnknownClient is no longer answered: an unknown client id gets
+	// missing_secret or invalid_secret, as a known one would, so client
+	// ids cannot be enumerated. Kept so the name stays reserved.
 	ReasonUnknownClient       = "unknown_client"
 	ReasonMissingSecret       = "missing_secret"
 	ReasonInvalidSecret       = "invalid_secret"

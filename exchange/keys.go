@@ -134,7 +134,7 @@ func (k *Keyring) Reload(ctx context.Context) error {
 	now := k.now()
 	all := make([]*signingKey, 0, len(recs))
 	for _, rec := range recs {
-		if !rec.ExpiresAt.IsZero() && !now.Before(rec.ExpiresAt) {
+		if !rec.ExpiresAt.IsZero() && !now.Before(verifiesUntil(rec)) {
 			continue
 		}
 		sk, err := parseSigningKey(rec)
@@ -148,6 +148,12 @@ func (k *Keyring) Reload(ctx context.Context) error {
 	k.all = all
 	return k.recomputeLocked(now)
 }
+
+// verifiesUntil is when a retired key stops verifying our own tokens. It
+// leaves the JWKS at ExpiresAt, once every access token it signed has
+// expired; a link_token lives longer (LinkTokenTTL), and a user redeeming
+// one across a rotation must not be sent back to sign in again.
+func verifiesUntil(rec storage.SigningKey) time.Time { return rec.ExpiresAt.Add(LinkTokenTTL) }
 
 // recomputeLocked derives the published keys, the signing key, the JWKS
 // and the next due time from k.all at now. k.mu must be held for writing.
@@ -166,10 +172,16 @@ func (k *Keyring) recomputeLocked(now time.Time) error {
 		due(rec.NotBefore)
 		due(rec.RetiredAt)
 		due(rec.ExpiresAt)
-		if !rec.ExpiresAt.IsZero() && !now.Before(rec.ExpiresAt) {
-			continue
+		if !rec.ExpiresAt.IsZero() {
+			due(verifiesUntil(rec))
+			if !now.Before(verifiesUntil(rec)) {
+				continue
+			}
 		}
 		keys[rec.ID] = sk
+		if !rec.ExpiresAt.IsZero() && !now.Before(rec.ExpiresAt) {
+			continue // still verifies our own link_tokens; no longer published
+		}
 		published = append(published, sk)
 		signs := !now.Before(rec.NotBefore) && (rec.RetiredAt.IsZero() || now.Before(rec.RetiredAt))
 		if signs && (current == nil || rec.CreatedAt.After(current.record.CreatedAt) ||

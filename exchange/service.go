@@ -339,7 +339,7 @@ func (s *Service) newIdentity(ctx context.Context, p Provider, id providers.Iden
 
 func (s *Service) linkByEmail(ctx context.Context, p Provider, id providers.Identity, ident storage.Identity, owner storage.User) (storage.User, bool, error) {
 	if p.LinkByEmail != LinkAuto {
-		token, err := s.linkToken(id)
+		token, err := s.linkToken(id, owner.ID)
 		if err != nil {
 			return storage.User{}, false, newError(KindServer, "", "internal error", err)
 		}
@@ -501,22 +501,55 @@ func (s *Service) Logout(ctx context.Context, req LogoutRequest) (int, error) {
 	if scope != ScopeLocal && scope != ScopeOthers && scope != ScopeGlobal {
 		return 0, newError(KindInvalidRequest, "invalid_scope", "scope must be local, others or global", nil)
 	}
+	// A token that can no longer refresh may still end its own session
+	// (local), but must not reach the user's other sessions: a thief with a
+	// spent token would otherwise sign the user out everywhere.
+	wide := scope != ScopeLocal
 	var sid, userID string
 	switch {
 	case req.RefreshToken != "":
-		id, _, err := s.parseRefreshToken(req.RefreshToken)
+		id, gen, err := s.parseRefreshToken(req.RefreshToken)
 		if err != nil {
 			return 0, newError(KindInvalidGrant, ReasonMalformed, "refresh token is malformed or not issued here", nil)
 		}
 		sess, err := s.store.GetSession(ctx, id)
 		if errors.Is(err, storage.ErrNotFound) {
+			if wide {
+				return 0, newError(KindInvalidGrant, ReasonRevoked, "the refresh token's session no longer exists", nil)
+			}
 			return 0, nil
 		}
 		if err != nil {
 			return 0, storeError(err)
 		}
+		now := s.now()
+		current := gen == sess.Generation || (gen+1 == sess.Generation && now.Sub(sess.RotatedAt) <= s.cfg.ReuseGrace)
+		if !current && !sess.Revoked() {
+			// A spent token: the same reuse that refresh detects.
+			if err := s.store.RevokeSession(ctx, id, now.UTC(), ReasonReused); err != nil {
+				return 0, storeError(err)
+			}
+			s.audit(ctx, storage.AuditEvent{Type: "session.reused", UserID: sess.UserID, SessionID: id,
+				Detail: fmt.Sprintf("logout with generation %d, current %d", gen, sess.Generation)})
+			return 0, newError(KindInvalidGrant, ReasonReused, "refresh token was already used; the session is revoked", nil)
+		}
+		if wide {
+			if err := checkSession(sess, now); err != nil {
+				return 0, err
+			}
+		} else if sess.Revoked() {
+			return 0, nil // already signed out
+		}
 		sid, userID = sess.ID, sess.UserID
 	case req.AccessToken != "":
+		if wide {
+			p, err := s.Authenticate(ctx, req.AccessToken)
+			if err != nil {
+				return 0, err
+			}
+			sid, userID = p.Claims.SessionID, p.Claims.Subject
+			break
+		}
 		claims, err := s.verifyAccess(req.AccessToken)
 		if err != nil {
 			return 0, err

@@ -651,3 +651,26 @@ func TestAutomaticKeyRotation(t *testing.T) {
 		return len(k) == 2
 	})
 }
+
+// TestLinkTokenSurvivesKeyRotation: a link_token outlives the access tokens
+// of the key that signed it; a rotation in between must not send the user
+// back to sign in again, yet the retired key leaves the JWKS on time.
+func TestLinkTokenSurvivesKeyRotation(t *testing.T) {
+	h := newHarness(t, withAdmin(adminToken), func(c *harnessConfig) {
+		c.exchange.AccessTTL = time.Minute
+	})
+	owner := h.exchangeOK("google", h.idToken("rot-owner", map[string]any{"email": "rot@example.com"}))
+	lt := h.linkTokenFor("rot-new", "rot@example.com")
+	oldKid := kidOf(t, owner.AccessToken)
+
+	h.adminOK("POST", "/admin/v1/keys/rotate", nil)
+	h.clock.Advance(time.Minute + 10*time.Second)
+	if kids := jwksKids(t, h); slices.Contains(kids, oldKid) {
+		t.Fatalf("retired key still published: %v", kids)
+	}
+	fresh := h.refreshOK(owner.RefreshToken)
+	res := h.postJSON("/v1/me/identities", map[string]any{"link_token": lt}, bearer(fresh.AccessToken)...)
+	if res.status != http.StatusCreated {
+		t.Fatalf("link_token signed before the rotation: %d %s", res.status, res.body)
+	}
+}

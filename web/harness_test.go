@@ -146,6 +146,7 @@ func newHarness(t testing.TB, opts ...harnessOption) *harness {
 		pc := providers.Config{
 			Name: name, Type: spec.typ, Issuer: issuer, ClientIDs: []string{webClientID, iosClientID},
 			AllowedDomains: spec.allowedDomains, KeyFetched: keyFetched(metrics, name),
+			Logger: slog.New(slog.NewTextHandler(io.Discard, nil)),
 		}
 		if spec.setup != nil {
 			spec.setup(iss, &pc)

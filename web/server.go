@@ -4,12 +4,14 @@
 package web
 
 import (
+	"context"
 	"crypto/rand"
 	"crypto/sha256"
 	"encoding/hex"
 	"log/slog"
 	"net"
 	"net/http"
+	"strings"
 	"time"
 
 	"github.com/labstack/echo/v4"
@@ -42,6 +44,9 @@ type Deps struct {
 	TrustedProxies []*net.IPNet
 	// Compat names the compatibility profiles to serve (web/compat*.go).
 	Compat []string
+	// CompatClient is the public client the compat routes act as when
+	// clients are configured; without it they refuse (invalid_client).
+	CompatClient string
 }
 
 // Server is the HTTP API.
@@ -53,6 +58,7 @@ type Server struct {
 	adminTokens   [][sha256.Size]byte
 	adminSeparate bool
 	metrics       *Metrics
+	compatClient  string
 }
 
 // NewServer builds the API with every route registered (the admin API and
@@ -75,7 +81,8 @@ func NewAdminServer(d Deps) *Server {
 func newServer(d Deps) *Server {
 	e := echo.New()
 	e.HideBanner, e.HidePort = true, true
-	s := &Server{echo: e, svc: d.Exchange, log: d.Logger, metrics: d.Metrics, adminSeparate: d.AdminSeparate}
+	s := &Server{echo: e, svc: d.Exchange, log: d.Logger, metrics: d.Metrics, adminSeparate: d.AdminSeparate,
+		compatClient: d.CompatClient}
 	if s.log == nil {
 		s.log = slog.Default()
 	}
@@ -94,6 +101,7 @@ func newServer(d Deps) *Server {
 	}
 	e.Use(middleware.Recover())
 	e.Use(limitBody)
+	e.Use(boundRequest)
 	return s
 }
 
@@ -134,6 +142,25 @@ func newRequestID() string {
 	var b [12]byte
 	_, _ = rand.Read(b[:])
 	return hex.EncodeToString(b[:])
+}
+
+// RequestTimeout bounds the work one API request may do (provider fetches,
+// store queries): a database that drops packets instead of refusing them
+// must turn into a 503, not a request that hangs until TCP gives up.
+const RequestTimeout = 15 * time.Second
+
+// boundRequest puts RequestTimeout on every request's context except the
+// admin API's, whose backup streams for as long as the store is large.
+func boundRequest(next echo.HandlerFunc) echo.HandlerFunc {
+	return func(c echo.Context) error {
+		if strings.HasPrefix(c.Request().URL.Path, "/admin/") {
+			return next(c)
+		}
+		ctx, cancel := context.WithTimeout(c.Request().Context(), RequestTimeout)
+		defer cancel()
+		c.SetRequest(c.Request().WithContext(ctx))
+		return next(c)
+	}
 }
 
 // limitBody refuses bodies over MaxBodyBytes with 413 before reading them

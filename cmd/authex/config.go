@@ -32,8 +32,13 @@ type Config struct {
 	Clients   []ClientConfig            `yaml:"clients"`
 	Log       LogConfig                 `yaml:"log"`
 	// Compat names the compatibility profiles to serve (docs/compat.md).
-	Compat []string    `yaml:"compat"`
-	Admin  AdminConfig `yaml:"admin"`
+	Compat []string `yaml:"compat"`
+	// CompatClient names the public client the compat routes act as when
+	// clients are configured: the tutorials' frontends send no client
+	// credentials, so its provider list applies and its id goes into the
+	// tokens' client_id.
+	CompatClient string      `yaml:"compat_client"`
+	Admin        AdminConfig `yaml:"admin"`
 }
 
 // AdminConfig guards the operator API (/admin/v1, docs/admin.md).
@@ -201,7 +206,7 @@ func defaultConfig() Config {
 			RefreshTTL:        14 * 24 * time.Hour,
 			SessionMax:        90 * 24 * time.Hour,
 			RefreshReuseGrace: 10 * time.Second,
-			Audience:          []string{},
+			Audience:          []string{"api"},
 			KeyPublishDelay:   10 * time.Minute,
 		},
 		Log: LogConfig{Level: "info", Format: "auto"},
@@ -560,11 +565,18 @@ func validateProviderType(p *Problems, path string, pc *ProviderConfig) {
 		}
 	}
 	for key, v := range map[string]string{
-		"authority": pc.Authority, "api_url": pc.APIURL, "token_url": pc.TokenURL, "tokeninfo_url": pc.TokenInfoURL,
-		"userinfo_url": pc.UserInfoURL, "introspection_url": pc.IntrospectionURL,
+		"issuer": pc.Issuer, "authority": pc.Authority, "api_url": pc.APIURL, "token_url": pc.TokenURL,
+		"tokeninfo_url": pc.TokenInfoURL, "userinfo_url": pc.UserInfoURL, "introspection_url": pc.IntrospectionURL,
 	} {
-		if u, err := url.Parse(v); v != "" && (err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "") {
+		u, err := url.Parse(v)
+		switch {
+		case v == "":
+		case key != "issuer" && (err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == ""):
 			p.add(path+"."+key, "must be an absolute http(s) URL, got %q", v)
+		case err == nil && u.Scheme == "http" && !loopbackHost(u.Hostname()):
+			// Keys and userinfo fetched over plain http can be swapped by
+			// anyone on the path, and every token would then verify.
+			p.add(path+"."+key, "must use https (plain http only for a loopback host), got %q", v)
 		}
 	}
 
@@ -791,4 +803,37 @@ func (c *Config) validateCompat(p *Problems) {
 	for _, conflict := range web.CompatConflicts(valid) {
 		p.add("compat", "%s: enable only one of them", conflict)
 	}
+	c.validateCompatClient(p)
+}
+
+// validateCompatClient: with clients configured every caller is a client,
+// and the compat routes, whose frontends send no credentials, must be one
+// too. Only a public client fits: a confidential one would be "authenticated"
+// without its secret by anyone calling the compat routes.
+func (c *Config) validateCompatClient(p *Problems) {
+	if c.CompatClient == "" {
+		if len(c.Compat) > 0 && len(c.Clients) > 0 {
+			p.add("compat_client", "is required with compat and clients: name the public client (public: true) the compat routes act as")
+		}
+		return
+	}
+	if len(c.Compat) == 0 {
+		p.add("compat_client", "is set but compat lists no profile")
+	}
+	i := slices.IndexFunc(c.Clients, func(cl ClientConfig) bool { return cl.ID == c.CompatClient })
+	switch {
+	case i < 0:
+		p.add("compat_client", "names no configured client: %q", c.CompatClient)
+	case !c.Clients[i].Public:
+		p.add("compat_client", "client %q (clients[%d]) is confidential: the compat routes send no secret, name a client with public: true", c.CompatClient, i)
+	}
+}
+
+// loopbackHost reports whether host names this machine.
+func loopbackHost(host string) bool {
+	if host == "localhost" {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
 }

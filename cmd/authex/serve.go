@@ -119,7 +119,7 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 	go svc.Keys().Watch(provCtx, exchange.KeyReloadInterval, log)
 
 	deps := web.Deps{
-		Exchange: svc, Logger: log, Mounts: mounts, Compat: cfg.Compat, Metrics: metrics,
+		Exchange: svc, Logger: log, Mounts: mounts, Compat: cfg.Compat, CompatClient: cfg.CompatClient, Metrics: metrics,
 		AdminTokens: cfg.Admin.Tokens, AdminSeparate: cfg.Server.AdminListen != "", TrustedProxies: cfg.Server.trustedNets,
 	}
 	if len(cfg.Admin.Tokens) == 0 {
