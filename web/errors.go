@@ -247,6 +247,9 @@ func (s *Server) compatError(c echo.Context, view compatView, err error) error {
 	if code == http.StatusTooManyRequests {
 		secs = retryAfter(c, e)
 	}
+	if e.Kind == exchange.KindBusy && e.RetryAfter > 0 {
+		c.Response().Header().Set("Retry-After", strconv.Itoa(int(e.RetryAfter.Seconds()+0.999)))
+	}
 	if rule.body == bodyFastAPI {
 		return compatJSON(c, code, map[string]any{"detail": detail, "reason": e.Reason})
 	}

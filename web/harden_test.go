@@ -223,6 +223,26 @@ func TestPasswordHashingBounded(t *testing.T) {
 	if counts[http.StatusServiceUnavailable] == 0 || counts[http.StatusUnauthorized] == 0 {
 		t.Fatalf("%d concurrent logins through one hashing slot: %v (status: count), want some busy and some checked", n, counts)
 	}
+
+	// A compat profile's login answers busy in its own shape, with the same
+	// Retry-After.
+	hc := newHarness(t, withCompat("fastapi"), withPassword(passwordConfig(func(c *exchange.PasswordConfig) {
+		c.Argon2, c.HashConcurrency, c.HashWait = heavy, 1, time.Millisecond
+	})))
+	busy := 0
+	for _, res := range fire(t, hc, n, "/users/login/", func(i int) any {
+		return map[string]string{"username": fmt.Sprintf("user%d@example.com", i), "password": "some wrong password"}
+	}) {
+		if res.status == http.StatusServiceUnavailable {
+			busy++
+			if res.header.Get("Retry-After") != "1" || res.json(t)["reason"] != "busy" {
+				t.Errorf("compat busy: Retry-After %q, body %s", res.header.Get("Retry-After"), res.body)
+			}
+		}
+	}
+	if busy == 0 {
+		t.Fatal("no compat login was refused as busy")
+	}
 }
 
 // Registration is throttled per client IP, before any hashing, and a
