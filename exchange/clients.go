@@ -58,6 +58,10 @@ func newClientRegistry(cfgs []ClientConfig) (map[string]registeredClient, error)
 	return m, nil
 }
 
+// unknownDigest is compared against for an unknown client id, so that
+// path costs what a wrong secret costs.
+var unknownDigest [sha256.Size]byte
+
 // ClientsConfigured reports whether client authentication is in force.
 func (s *Service) ClientsConfigured() bool { return len(s.clients) > 0 }
 
@@ -75,7 +79,15 @@ func (s *Service) AuthenticateClient(id, secret string) (*AuthenticatedClient, e
 	}
 	c, ok := s.clients[id]
 	if !ok {
-		return nil, newError(KindInvalidClient, ReasonUnknownClient, "client authentication failed", nil)
+		// An unknown id answers exactly as a confidential client with a
+		// wrong or missing secret would, digest included, so the answer
+		// does not tell which client ids exist.
+		if secret == "" {
+			return nil, newError(KindInvalidClient, ReasonMissingSecret, "this client must authenticate with its secret", nil)
+		}
+		got := sha256.Sum256([]byte(secret))
+		_ = subtle.ConstantTimeCompare(got[:], unknownDigest[:])
+		return nil, newError(KindInvalidClient, ReasonInvalidSecret, "client authentication failed", nil)
 	}
 	if c.public {
 		if secret != "" {

@@ -29,25 +29,35 @@ const (
 	KindUnauthorizedClient   // an authenticated client may not do this (RFC 6749 unauthorized_client)
 	KindUnsupportedGrantType // /oauth/token: grant_type unknown (RFC 6749 unsupported_grant_type)
 	KindInvalidCredentials   // a password sign-in failed: the email or the password is wrong
+	// KindNotImplemented: the operation exists but this deployment cannot
+	// do it (a backup through authex of a PostgreSQL store).
+	KindNotImplemented
+	// KindBusy: the server is at its bound of concurrent password hashes;
+	// RetryAfter says when to come back.
+	KindBusy
 )
 
 // Reasons this package adds to the provider reasons (providers.Reason*).
 const (
-	ReasonExpired         = "expired"
-	ReasonRevoked         = "revoked"
-	ReasonReused          = "reused"
-	ReasonMalformed       = "malformed"
-	ReasonSignature       = "signature"
-	ReasonUserDisabled    = "user_disabled"
-	ReasonSignupDisabled  = "signup_disabled"
-	ReasonStore           = "store_unavailable"
-	ReasonProviderMissing = "unknown_provider"
-	ReasonLastIdentity    = "last_identity"
+	ReasonExpired          = "expired"
+	ReasonRevoked          = "revoked"
+	ReasonReused           = "reused"
+	ReasonMalformed        = "malformed"
+	ReasonSignature        = "signature"
+	ReasonUserDisabled     = "user_disabled"
+	ReasonSignupDisabled   = "signup_disabled"
+	ReasonStore            = "store_unavailable"
+	ReasonProviderMissing  = "unknown_provider"
+	ReasonLastIdentity     = "last_identity"
+	ReasonLinkWrongAccount = "link_token_wrong_account"
 
 	// Linking, sessions, clients and the OAuth endpoints.
-	ReasonIdentityInUse       = "identity_in_use"
-	ReasonNotFound            = "not_found"
-	ReasonMissingClient       = "missing_client"
+	ReasonIdentityInUse = "identity_in_use"
+	ReasonNotFound      = "not_found"
+	ReasonMissingClient = "missing_client"
+	// ReasonUnknownClient is no longer answered: an unknown client id gets
+	// missing_secret or invalid_secret, as a known one would, so client
+	// ids cannot be enumerated. Kept so the name stays reserved.
 	ReasonUnknownClient       = "unknown_client"
 	ReasonMissingSecret       = "missing_secret"
 	ReasonInvalidSecret       = "invalid_secret"

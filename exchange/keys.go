@@ -44,16 +44,24 @@ type signingKey struct {
 }
 
 // Keyring holds our signing keys as loaded from the store, with the JWKS
-// document prepared once per reload rather than per request.
+// document prepared once per change rather than per request.
+//
+// A key's times (NotBefore, RetiredAt, ExpiresAt) take effect at those
+// instants without a reload: the keyring remembers the next time any of
+// them falls due and recomputes the signing key and the JWKS from the keys
+// it holds when that time has passed. Reload (run periodically by
+// Maintain) only picks up keys another instance wrote.
 type Keyring struct {
 	store     storage.Store
 	algorithm string
 	now       func() time.Time
 
-	mu      sync.RWMutex
-	keys    map[string]*signingKey // by kid: every published key
-	current *signingKey            // the key that signs now
-	jwks    []byte
+	mu         sync.RWMutex
+	all        []*signingKey          // every key read from the store, not yet expired at reload
+	keys       map[string]*signingKey // by kid: every published key
+	current    *signingKey            // the key that signs now
+	jwks       []byte
+	nextChange time.Time // zero: no key time is pending
 
 	// unknownMu and lastUnknown rate-limit the reloads that an unknown kid
 	// triggers (see keysync.go).
@@ -124,18 +132,56 @@ func (k *Keyring) Reload(ctx context.Context) error {
 		return err
 	}
 	now := k.now()
-	keys := make(map[string]*signingKey, len(recs))
-	var current *signingKey
-	var published []*signingKey
+	all := make([]*signingKey, 0, len(recs))
 	for _, rec := range recs {
-		if !rec.ExpiresAt.IsZero() && !now.Before(rec.ExpiresAt) {
+		if !rec.ExpiresAt.IsZero() && !now.Before(verifiesUntil(rec)) {
 			continue
 		}
 		sk, err := parseSigningKey(rec)
 		if err != nil {
 			return fmt.Errorf("signing key %s: %w", rec.ID, err)
 		}
+		all = append(all, sk)
+	}
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	k.all = all
+	return k.recomputeLocked(now)
+}
+
+// verifiesUntil is when a retired key stops verifying our own tokens. It
+// leaves the JWKS at ExpiresAt, once every access token it signed has
+// expired; a link_token lives longer (LinkTokenTTL), and a user redeeming
+// one across a rotation must not be sent back to sign in again.
+func verifiesUntil(rec storage.SigningKey) time.Time { return rec.ExpiresAt.Add(LinkTokenTTL) }
+
+// recomputeLocked derives the published keys, the signing key, the JWKS
+// and the next due time from k.all at now. k.mu must be held for writing.
+func (k *Keyring) recomputeLocked(now time.Time) error {
+	keys := make(map[string]*signingKey, len(k.all))
+	var current *signingKey
+	var published []*signingKey
+	var next time.Time
+	due := func(t time.Time) {
+		if !t.IsZero() && now.Before(t) && (next.IsZero() || t.Before(next)) {
+			next = t
+		}
+	}
+	for _, sk := range k.all {
+		rec := sk.record
+		due(rec.NotBefore)
+		due(rec.RetiredAt)
+		due(rec.ExpiresAt)
+		if !rec.ExpiresAt.IsZero() {
+			due(verifiesUntil(rec))
+			if !now.Before(verifiesUntil(rec)) {
+				continue
+			}
+		}
 		keys[rec.ID] = sk
+		if !rec.ExpiresAt.IsZero() && !now.Before(rec.ExpiresAt) {
+			continue // still verifies our own link_tokens; no longer published
+		}
 		published = append(published, sk)
 		signs := !now.Before(rec.NotBefore) && (rec.RetiredAt.IsZero() || now.Before(rec.RetiredAt))
 		if signs && (current == nil || rec.CreatedAt.After(current.record.CreatedAt) ||
@@ -147,32 +193,52 @@ func (k *Keyring) Reload(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	k.mu.Lock()
-	k.keys, k.current, k.jwks = keys, current, jwks
-	k.mu.Unlock()
+	k.keys, k.current, k.jwks, k.nextChange = keys, current, jwks, next
 	return nil
+}
+
+// state runs fn with the keyring's state as of now, recomputing it first
+// when a key's time has fallen due since the last computation.
+func (k *Keyring) state(fn func()) {
+	now := k.now()
+	k.mu.RLock()
+	stale := !k.nextChange.IsZero() && !now.Before(k.nextChange)
+	if !stale {
+		defer k.mu.RUnlock()
+		fn()
+		return
+	}
+	k.mu.RUnlock()
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	if !k.nextChange.IsZero() && !now.Before(k.nextChange) {
+		// The keys were parsed at reload; building the JWKS cannot fail
+		// for them, and if it did the previous state stays.
+		_ = k.recomputeLocked(now)
+	}
+	fn()
 }
 
 // JWKS returns the prepared public key set document.
 func (k *Keyring) JWKS() []byte {
-	k.mu.RLock()
-	defer k.mu.RUnlock()
-	return k.jwks
+	var out []byte
+	k.state(func() { out = k.jwks })
+	return out
 }
 
 func (k *Keyring) signer() (*signingKey, error) {
-	k.mu.RLock()
-	defer k.mu.RUnlock()
-	if k.current == nil {
+	var sk *signingKey
+	k.state(func() { sk = k.current })
+	if sk == nil {
 		return nil, errors.New("no signing key is active")
 	}
-	return k.current, nil
+	return sk, nil
 }
 
 func (k *Keyring) lookup(kid string) (*signingKey, bool) {
-	k.mu.RLock()
-	defer k.mu.RUnlock()
-	sk, ok := k.keys[kid]
+	var sk *signingKey
+	var ok bool
+	k.state(func() { sk, ok = k.keys[kid] })
 	return sk, ok
 }
 

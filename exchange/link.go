@@ -2,6 +2,7 @@ package exchange
 
 import (
 	"context"
+	"crypto/hmac"
 	"errors"
 
 	"github.com/golang-jwt/jwt/v5"
@@ -41,6 +42,13 @@ func (s *Service) LinkIdentity(ctx context.Context, p *Principal, req LinkReques
 		claims, err := s.parseLinkToken(req.LinkToken)
 		if err != nil {
 			return nil, err
+		}
+		// Only the account whose email matched may take the identity:
+		// otherwise anyone signed in who got hold of the token could
+		// attach someone else's identity to their own account.
+		if !hmac.Equal([]byte(claims.Owner), []byte(s.linkOwner(p.User.ID))) {
+			return nil, newError(KindAccessDenied, ReasonLinkWrongAccount,
+				"this link_token was issued for another account; sign in to the account that owns the email", nil)
 		}
 		if _, ok := s.providers[claims.Provider]; !ok {
 			return nil, newError(KindUnsupportedProvider, ReasonProviderMissing, "the link_token's provider is no longer configured", nil)

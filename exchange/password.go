@@ -54,8 +54,22 @@ type PasswordConfig struct {
 	// each budget refills in full over Window.
 	AccountBurst int
 	IPBurst      int
-	Window       time.Duration
+	// Registrations allowed at once per client IP (every attempt counts),
+	// refilled over Window.
+	RegisterBurst int
+	Window        time.Duration
+	// ReauthWindow: setting a first password needs a session created this
+	// recently (0: DefaultReauthWindow).
+	ReauthWindow time.Duration
+	// HashConcurrency bounds the argon2id hashes in flight (0: twice
+	// GOMAXPROCS); a request waits at most HashWait for a slot (0:
+	// DefaultHashWait), then is refused with KindBusy.
+	HashConcurrency int
+	HashWait        time.Duration
 }
+
+// DefaultReauthWindow is how recent a sign-in must be to set a first password.
+const DefaultReauthWindow = 5 * time.Minute
 
 //go:embed common_passwords.txt
 var commonPasswordsText string
@@ -78,9 +92,11 @@ type passwords struct {
 	// dummy is the hash of a random password under the current parameters:
 	// a login for an unknown email checks against it, so it costs what a
 	// wrong password costs and the answer time tells nothing.
-	dummy   string
-	account *throttle
-	ip      *throttle
+	dummy    string
+	account  *throttle
+	ip       *throttle
+	register *throttle
+	gate     *hashGate
 }
 
 func newPasswords(cfg PasswordConfig) (*passwords, error) {
@@ -93,12 +109,19 @@ func newPasswords(cfg PasswordConfig) (*passwords, error) {
 	if cfg.AccountBurst <= 0 || cfg.IPBurst <= 0 || cfg.Window <= 0 {
 		return nil, errors.New("password throttle: bursts and window must be positive")
 	}
+	if cfg.RegisterBurst <= 0 {
+		cfg.RegisterBurst = 10
+	}
+	if cfg.ReauthWindow <= 0 {
+		cfg.ReauthWindow = DefaultReauthWindow
+	}
 	dummy, err := hashPassword(newID(), cfg.Argon2)
 	if err != nil {
 		return nil, err
 	}
 	return &passwords{cfg: cfg, dummy: dummy,
-		account: newThrottle(cfg.AccountBurst, cfg.Window), ip: newThrottle(cfg.IPBurst, cfg.Window)}, nil
+		account: newThrottle(cfg.AccountBurst, cfg.Window), ip: newThrottle(cfg.IPBurst, cfg.Window),
+		register: newThrottle(cfg.RegisterBurst, cfg.Window), gate: newHashGate(cfg.HashConcurrency, cfg.HashWait)}, nil
 }
 
 // PasswordsEnabled reports whether the password provider is configured.
@@ -168,7 +191,8 @@ type RegisterRequest struct {
 
 // Register creates a password account. Its email is unverified: it is not
 // in the verified-email index and never captures a provider identity.
-func (s *Service) Register(ctx context.Context, req RegisterRequest) (*Result, error) {
+func (s *Service) Register(ctx context.Context, req RegisterRequest) (res *Result, err error) {
+	defer func() { s.observeSignIn(PasswordProvider, res, err) }()
 	if s.pw == nil {
 		return nil, passwordsOff()
 	}
@@ -188,6 +212,11 @@ func (s *Service) Register(ctx context.Context, req RegisterRequest) (*Result, e
 	if !s.pw.cfg.AllowSignup {
 		return nil, newError(KindAccessDenied, ReasonSignupDisabled, "this server does not allow new password accounts", nil)
 	}
+	// Every registration that gets this far costs its IP a token, taken
+	// before the hashing: a sign-up flood is a hashing (and account) flood.
+	if wait := s.pw.register.take(req.Client.IP, s.now()); wait > 0 {
+		return nil, rateLimited(wait, "too many registrations from this address; try again later")
+	}
 	// An address a verified identity owns, or another password account
 	// holds, is taken. (This tells a caller that the address has an
 	// account, as every sign-up form does; login never does.)
@@ -202,9 +231,9 @@ func (s *Service) Register(ctx context.Context, req RegisterRequest) (*Result, e
 			return nil, storeError(err)
 		}
 	}
-	hash, err := hashPassword(req.Password, s.pw.cfg.Argon2)
+	hash, err := s.pw.hash(ctx, req.Password)
 	if err != nil {
-		return nil, newError(KindServer, "", "internal error", err)
+		return nil, err
 	}
 	now := s.now().UTC()
 	user := storage.User{ID: newID(), Email: email, Name: strings.TrimSpace(req.Name), Roles: []string{},
@@ -220,6 +249,12 @@ func (s *Service) Register(ctx context.Context, req RegisterRequest) (*Result, e
 		return &Result{User: user, Created: true}, nil
 	}
 	return s.startSession(ctx, user, true, PasswordProvider, req.Client)
+}
+
+func rateLimited(wait time.Duration, description string) error {
+	e := newError(KindRateLimited, ReasonRateLimited, description, nil)
+	e.RetryAfter = wait
+	return e
 }
 
 func emailTaken() error {
@@ -241,7 +276,8 @@ type LoginRequest struct {
 // Login checks an email and password. Every failure is the one
 // invalid_credentials, and an unknown email costs the same hashing as a
 // wrong password. Failures are throttled per account and per client IP.
-func (s *Service) Login(ctx context.Context, req LoginRequest) (*Result, error) {
+func (s *Service) Login(ctx context.Context, req LoginRequest) (res *Result, err error) {
+	defer func() { s.observeSignIn(PasswordProvider, res, err) }()
 	if s.pw == nil {
 		return nil, passwordsOff()
 	}
@@ -273,14 +309,24 @@ func (s *Service) Login(ctx context.Context, req LoginRequest) (*Result, error) 
 }
 
 // checkCredentials is the throttled password check of Login and of a
-// password change.
+// password change. Each attempt takes a token from the account's bucket
+// and from the IP's BEFORE it hashes, so concurrent guesses cannot all pass
+// the check before any is counted; a success, or an attempt that did no
+// check (the store or the hashing was unavailable), gives both back.
 func (s *Service) checkCredentials(ctx context.Context, email, password, ip string) (storage.User, error) {
 	now := s.now()
 	accountKey := strings.ToLower(email)
-	if wait := max(s.pw.account.wait(accountKey, now), s.pw.ip.wait(ip, now)); wait > 0 {
-		e := newError(KindRateLimited, ReasonRateLimited, "too many failed sign-ins; try again later", nil)
-		e.RetryAfter = wait
-		return storage.User{}, e
+	if wait := s.pw.account.take(accountKey, now); wait > 0 {
+		return storage.User{}, rateLimited(wait, "too many failed sign-ins; try again later")
+	}
+	if wait := s.pw.ip.take(ip, now); wait > 0 {
+		s.pw.account.refund(accountKey, now)
+		return storage.User{}, rateLimited(wait, "too many failed sign-ins; try again later")
+	}
+	refund := func() {
+		now := s.now()
+		s.pw.account.refund(accountKey, now)
+		s.pw.ip.refund(ip, now)
 	}
 	user, err := s.store.GetUserByPasswordEmail(ctx, email)
 	hash := user.PasswordHash
@@ -288,41 +334,50 @@ func (s *Service) checkCredentials(ctx context.Context, email, password, ip stri
 	case errors.Is(err, storage.ErrNotFound):
 		hash = s.pw.dummy
 	case err != nil:
+		refund()
 		return storage.User{}, storeError(err)
 	}
-	ok, _, err := checkPassword(password, hash)
-	if err != nil {
+	ok, _, err := s.pw.check(ctx, password, hash)
+	var e *Error
+	switch {
+	case errors.As(err, &e):
+		refund() // busy or cancelled: nothing was checked
+		return storage.User{}, err
+	case err != nil:
 		s.log.ErrorContext(ctx, "stored password hash is unreadable", "user_id", user.ID, "err", err)
 		ok = false
 	}
 	if !ok || user.ID == "" {
-		s.pw.account.fail(accountKey, now)
-		s.pw.ip.fail(ip, now)
 		return storage.User{}, invalidCredentials()
 	}
+	refund()
 	return user, nil
 }
 
+// errSkip aborts a ModifyUser whose precondition no longer holds.
+var errSkip = errors.New("skip")
+
 // rehashIfStale rehashes a password whose hash was made under other
-// parameters than the configured ones. It re-reads the user first and
-// writes only when the hash is still the one checked, so it does not undo
-// a password change made meanwhile (a narrow window remains: the store
-// has no compare-and-swap for users).
+// parameters than the configured ones. The hash is computed first; the
+// write is a ModifyUser that replaces the hash only if it is still the one
+// checked, so a password change made meanwhile is never undone.
 func (s *Service) rehashIfStale(ctx context.Context, user storage.User, password string) {
 	h, err := parsePHC(user.PasswordHash)
 	if err != nil || h.params == s.pw.cfg.Argon2 {
 		return
 	}
-	hash, err := hashPassword(password, s.pw.cfg.Argon2)
+	hash, err := s.pw.hash(ctx, password)
 	if err != nil {
-		return
+		return // busy: the next login rehashes
 	}
-	fresh, err := s.store.GetUser(ctx, user.ID)
-	if err != nil || fresh.PasswordHash != user.PasswordHash {
-		return
-	}
-	fresh.PasswordHash, fresh.UpdatedAt = hash, s.now().UTC()
-	if err := s.store.UpdateUser(ctx, fresh); err != nil {
+	_, err = s.store.ModifyUser(ctx, user.ID, func(u *storage.User) error {
+		if u.PasswordHash != user.PasswordHash {
+			return errSkip
+		}
+		u.PasswordHash, u.UpdatedAt = hash, s.now().UTC()
+		return nil
+	})
+	if err != nil && !errors.Is(err, errSkip) {
 		s.log.WarnContext(ctx, "rehash password", "user_id", user.ID, "err", err)
 	}
 }
@@ -335,10 +390,19 @@ type SetPasswordRequest struct {
 	IP      string
 }
 
+// Reasons of SetPassword.
+const (
+	ReasonReauthRequired  = "reauthentication_required"
+	ReasonPasswordChanged = "password_changed"
+)
+
 // SetPassword changes the caller's password and revokes every other
 // session of the user; it returns how many it revoked. A user without a
 // password (signed up with a provider) gets one, and with it a password
-// identity; its email must then not be another password account's.
+// identity; its email must then not be another password account's. A first
+// password needs no current one, so it needs a fresh sign-in instead: the
+// caller's session must have been created within the reauth window, or a
+// stolen access token could turn itself into a permanent password.
 func (s *Service) SetPassword(ctx context.Context, p *Principal, req SetPasswordRequest) (int, error) {
 	if s.pw == nil {
 		return 0, passwordsOff()
@@ -364,24 +428,41 @@ func (s *Service) SetPassword(ctx context.Context, p *Principal, req SetPassword
 		if owner.ID != user.ID {
 			return 0, invalidCredentials() // the index names someone else: never accept their password
 		}
+	} else if err := s.recentSignIn(ctx, p); err != nil {
+		return 0, err
 	}
 	if err := s.CheckPassword(req.New, user.Email); err != nil {
 		return 0, err
 	}
-	hash, err := hashPassword(req.New, s.pw.cfg.Argon2)
+	// The hash is made before the write, never inside it: ModifyUser holds
+	// the user's lock while fn runs.
+	hash, err := s.pw.hash(ctx, req.New)
 	if err != nil {
-		return 0, newError(KindServer, "", "internal error", err)
+		return 0, err
 	}
 	now := s.now().UTC()
-	hadPassword := user.PasswordHash != ""
-	user.PasswordHash, user.UpdatedAt = hash, now
-	if err := s.store.UpdateUser(ctx, user); err != nil {
-		if errors.Is(err, storage.ErrConflict) {
-			return 0, emailTaken()
+	checked := user.PasswordHash
+	user, err = s.store.ModifyUser(ctx, user.ID, func(u *storage.User) error {
+		if u.PasswordHash != checked {
+			return errPasswordChanged // what was verified above is no longer the password
 		}
+		if u.Email == "" {
+			return errNoEmail
+		}
+		u.PasswordHash, u.UpdatedAt = hash, now
+		return nil
+	})
+	switch {
+	case errors.Is(err, errPasswordChanged):
+		return 0, newError(KindConflict, ReasonPasswordChanged, "the password changed meanwhile; try again", nil)
+	case errors.Is(err, errNoEmail):
+		return 0, newError(KindInvalidRequest, ReasonNoEmail, "the account has no email to sign in with", nil)
+	case errors.Is(err, storage.ErrConflict):
+		return 0, emailTaken()
+	case err != nil:
 		return 0, storeError(err)
 	}
-	if !hadPassword {
+	if checked == "" {
 		if _, err := s.store.GetIdentity(ctx, s.passwordIssuer(), user.ID); errors.Is(err, storage.ErrNotFound) {
 			if err := s.store.AddIdentity(ctx, s.passwordIdentity(user, now)); err != nil && !errors.Is(err, storage.ErrConflict) {
 				return 0, storeError(err)
@@ -395,6 +476,32 @@ func (s *Service) SetPassword(ctx context.Context, p *Principal, req SetPassword
 	s.audit(ctx, storage.AuditEvent{Type: "user.password_changed", UserID: user.ID, SessionID: p.Claims.SessionID,
 		Provider: PasswordProvider, Detail: fmt.Sprintf("%d other sessions revoked", n)})
 	return n, nil
+}
+
+// Preconditions that ModifyUser's fn found no longer true.
+var (
+	errPasswordChanged = errors.New("password changed meanwhile")
+	errNoEmail         = errors.New("user has no email")
+	errDisabled        = errors.New("user disabled")
+	errNotClaimable    = errors.New("no longer an unverified password account")
+)
+
+// recentSignIn refuses a caller whose session was not created within the
+// reauth window. A refresh keeps a session alive but not fresh: only a new
+// sign-in (a new session) is one.
+func (s *Service) recentSignIn(ctx context.Context, p *Principal) error {
+	sess, err := s.store.GetSession(ctx, p.Claims.SessionID)
+	if err != nil {
+		if errors.Is(err, storage.ErrNotFound) {
+			return newError(KindInvalidToken, ReasonRevoked, "the session is gone", err)
+		}
+		return storeError(err)
+	}
+	if sess.UserID != p.User.ID || s.now().Sub(sess.CreatedAt) > s.pw.cfg.ReauthWindow {
+		return newError(KindAccessDenied, ReasonReauthRequired,
+			fmt.Sprintf("setting a first password needs a sign-in within the last %s; sign in again", s.pw.cfg.ReauthWindow), nil)
+	}
+	return nil
 }
 
 // claimPasswordAccount settles a verified identity whose email an
@@ -420,18 +527,36 @@ func (s *Service) claimPasswordAccount(ctx context.Context, id providers.Identit
 		return storage.User{}, false, disabledError()
 	}
 	now := s.now().UTC()
-	// The password goes first: from this write on, it opens nothing.
-	user.PasswordHash, user.EmailVerified, user.Email, user.UpdatedAt = "", true, id.Email, now
-	if id.Name != "" {
-		user.Name = id.Name
-	}
-	if id.Picture != "" {
-		user.Picture = id.Picture
-	}
-	if err := s.store.UpdateUser(ctx, user); err != nil {
-		if errors.Is(err, storage.ErrConflict) {
-			return storage.User{}, false, err // a concurrent sign-in took the address: read again
+	// The password goes first: from this write on, it opens nothing. The
+	// write re-checks, on the record as it is now, what the read above
+	// found: an admin may have disabled the account meanwhile, and that
+	// must neither be undone nor ignored.
+	user, err = s.store.ModifyUser(ctx, user.ID, func(u *storage.User) error {
+		switch {
+		case u.Disabled:
+			return errDisabled
+		case u.PasswordHash == "" || u.EmailVerified || !strings.EqualFold(u.Email, id.Email):
+			return errNotClaimable
 		}
+		u.PasswordHash, u.EmailVerified, u.Email, u.UpdatedAt = "", true, id.Email, now
+		if id.Name != "" {
+			u.Name = id.Name
+		}
+		if id.Picture != "" {
+			u.Picture = id.Picture
+		}
+		return nil
+	})
+	switch {
+	case errors.Is(err, errDisabled):
+		return storage.User{}, false, disabledError()
+	case errors.Is(err, errNotClaimable):
+		// Changed since the read (a concurrent claim, a new email):
+		// find-or-create reads everything again.
+		return storage.User{}, false, fmt.Errorf("%w: password account changed meanwhile", storage.ErrConflict)
+	case errors.Is(err, storage.ErrConflict):
+		return storage.User{}, false, err // a concurrent sign-in took the address: read again
+	case err != nil:
 		return storage.User{}, false, storeError(err)
 	}
 	revoked, err := s.store.RevokeUserSessions(ctx, user.ID, "", now, "claimed_by_verified_identity")
@@ -472,8 +597,10 @@ func (s *Service) removePassword(ctx context.Context, user storage.User, idents 
 	if len(idents) < 2 {
 		return lastIdentityError()
 	}
-	user.PasswordHash, user.UpdatedAt = "", s.now().UTC()
-	if err := s.store.UpdateUser(ctx, user); err != nil {
+	if _, err := s.store.ModifyUser(ctx, user.ID, func(u *storage.User) error {
+		u.PasswordHash, u.UpdatedAt = "", s.now().UTC()
+		return nil
+	}); err != nil {
 		return storeError(err)
 	}
 	if err := s.store.DeleteIdentity(ctx, user.ID, target.ID); err != nil && !errors.Is(err, storage.ErrNotFound) {

@@ -41,8 +41,11 @@ func (s *Service) RenewAccess(ctx context.Context, p *Principal, within time.Dur
 	if err != nil && !errors.Is(err, storage.ErrStale) {
 		return nil, false, storeError(err)
 	}
-	if rotated.Revoked() {
-		return nil, false, newError(KindInvalidToken, ReasonRevoked, "the access token's session is revoked", nil)
+	// A lost race hands back the stored session, which may have been
+	// revoked or may have expired meanwhile.
+	if err := checkSession(rotated, now); err != nil {
+		e := AsError(err)
+		return nil, false, newError(KindInvalidToken, e.Reason, e.Description, nil)
 	}
 	res, err = s.result(rotated, p.User)
 	return res, err == nil, err

@@ -48,6 +48,11 @@ type Config struct {
 	RefreshTTL time.Duration // idle limit, sliding
 	SessionMax time.Duration // absolute limit
 	ReuseGrace time.Duration
+	// KeyPublishDelay: a rotated-in key is in the JWKS this long before it
+	// signs, so API caches have fetched it.
+	KeyPublishDelay time.Duration
+	// KeyRotation: when positive, MaintainKeys rotates a key this old.
+	KeyRotation time.Duration
 	// Clients, when not empty, turns client authentication on (see clients.go).
 	Clients []ClientConfig
 }
@@ -62,6 +67,7 @@ type Service struct {
 	secret    []byte
 	log       *slog.Logger
 	now       func() time.Time
+	observe   Observer
 	clients   map[string]registeredClient
 	// linkMu serialises link and unlink on this instance, so two unlinks
 	// cannot both see "one more method left" (unlink also re-checks after
@@ -77,6 +83,8 @@ type Options struct {
 	Now    func() time.Time // tests move the clock
 	// Password enables password accounts (the `password` provider).
 	Password *PasswordConfig
+	// Observer receives exchange and refresh outcomes (metrics); nil: none.
+	Observer Observer
 }
 
 // New loads (or at first start creates) the signing key and the refresh
@@ -85,7 +93,10 @@ func New(ctx context.Context, cfg Config, store storage.Store, provs map[string]
 	if !ValidAlgorithm(cfg.Algorithm) {
 		return nil, fmt.Errorf("unsupported signing algorithm %q", cfg.Algorithm)
 	}
-	s := &Service{cfg: cfg, store: store, providers: provs, log: opts.Logger, now: opts.Now}
+	s := &Service{cfg: cfg, store: store, providers: provs, log: opts.Logger, now: opts.Now, observe: opts.Observer}
+	if s.observe == nil {
+		s.observe = nopObserver{}
+	}
 	clients, err := newClientRegistry(cfg.Clients)
 	if err != nil {
 		return nil, err
@@ -166,8 +177,21 @@ type Result struct {
 }
 
 // Exchange verifies a provider credential and signs the user in.
-func (s *Service) Exchange(ctx context.Context, req ExchangeRequest) (*Result, error) {
+func (s *Service) Exchange(ctx context.Context, req ExchangeRequest) (res *Result, err error) {
 	p, ok := s.providers[req.Provider]
+	defer func() {
+		provider, outcome := req.Provider, OutcomeOK
+		if !ok {
+			provider = "unknown"
+		}
+		switch {
+		case err != nil:
+			outcome = errorOutcome(err)
+		case res.Created:
+			outcome = OutcomeCreated
+		}
+		s.observe.Exchanged(provider, outcome)
+	}()
 	if !ok {
 		if req.Provider == "" {
 			return nil, newError(KindInvalidRequest, "missing_provider", "provider is required", nil)
@@ -322,7 +346,7 @@ func (s *Service) newIdentity(ctx context.Context, p Provider, id providers.Iden
 
 func (s *Service) linkByEmail(ctx context.Context, p Provider, id providers.Identity, ident storage.Identity, owner storage.User) (storage.User, bool, error) {
 	if p.LinkByEmail != LinkAuto {
-		token, err := s.linkToken(id)
+		token, err := s.linkToken(id, owner.ID)
 		if err != nil {
 			return storage.User{}, false, newError(KindServer, "", "internal error", err)
 		}
@@ -410,7 +434,14 @@ func (s *Service) result(sess storage.Session, user storage.User) (*Result, erro
 // the reuse grace gets the current pair back (concurrent refreshes from one
 // browser all succeed alike); any older generation, or the previous one
 // after the grace, is reuse and revokes the whole session.
-func (s *Service) Refresh(ctx context.Context, token string) (*Result, error) {
+func (s *Service) Refresh(ctx context.Context, token string) (res *Result, err error) {
+	outcome := OutcomeRotated
+	defer func() {
+		if err != nil {
+			outcome = errorOutcome(err)
+		}
+		s.observe.Refreshed(outcome)
+	}()
 	sid, gen, err := s.parseRefreshToken(token)
 	if err != nil {
 		return nil, newError(KindInvalidGrant, ReasonMalformed, "refresh token is malformed or not issued here", nil)
@@ -450,6 +481,7 @@ func (s *Service) Refresh(ctx context.Context, token string) (*Result, error) {
 			}
 			return s.result(rotated, user)
 		case gen+1 == sess.Generation && now.Sub(sess.RotatedAt) <= s.cfg.ReuseGrace:
+			outcome = OutcomeGrace
 			return s.result(sess, user)
 		default:
 			if err := s.store.RevokeSession(ctx, sid, now.UTC(), ReasonReused); err != nil {
@@ -498,22 +530,55 @@ func (s *Service) Logout(ctx context.Context, req LogoutRequest) (int, error) {
 	if scope != ScopeLocal && scope != ScopeOthers && scope != ScopeGlobal {
 		return 0, newError(KindInvalidRequest, "invalid_scope", "scope must be local, others or global", nil)
 	}
+	// A token that can no longer refresh may still end its own session
+	// (local), but must not reach the user's other sessions: a thief with a
+	// spent token would otherwise sign the user out everywhere.
+	wide := scope != ScopeLocal
 	var sid, userID string
 	switch {
 	case req.RefreshToken != "":
-		id, _, err := s.parseRefreshToken(req.RefreshToken)
+		id, gen, err := s.parseRefreshToken(req.RefreshToken)
 		if err != nil {
 			return 0, newError(KindInvalidGrant, ReasonMalformed, "refresh token is malformed or not issued here", nil)
 		}
 		sess, err := s.store.GetSession(ctx, id)
 		if errors.Is(err, storage.ErrNotFound) {
+			if wide {
+				return 0, newError(KindInvalidGrant, ReasonRevoked, "the refresh token's session no longer exists", nil)
+			}
 			return 0, nil
 		}
 		if err != nil {
 			return 0, storeError(err)
 		}
+		now := s.now()
+		current := gen == sess.Generation || (gen+1 == sess.Generation && now.Sub(sess.RotatedAt) <= s.cfg.ReuseGrace)
+		if !current && !sess.Revoked() {
+			// A spent token: the same reuse that refresh detects.
+			if err := s.store.RevokeSession(ctx, id, now.UTC(), ReasonReused); err != nil {
+				return 0, storeError(err)
+			}
+			s.audit(ctx, storage.AuditEvent{Type: "session.reused", UserID: sess.UserID, SessionID: id,
+				Detail: fmt.Sprintf("logout with generation %d, current %d", gen, sess.Generation)})
+			return 0, newError(KindInvalidGrant, ReasonReused, "refresh token was already used; the session is revoked", nil)
+		}
+		if wide {
+			if err := checkSession(sess, now); err != nil {
+				return 0, err
+			}
+		} else if sess.Revoked() {
+			return 0, nil // already signed out
+		}
 		sid, userID = sess.ID, sess.UserID
 	case req.AccessToken != "":
+		if wide {
+			p, err := s.Authenticate(ctx, req.AccessToken)
+			if err != nil {
+				return 0, err
+			}
+			sid, userID = p.Claims.SessionID, p.Claims.Subject
+			break
+		}
 		claims, err := s.verifyAccess(req.AccessToken)
 		if err != nil {
 			return 0, err

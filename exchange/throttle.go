@@ -3,66 +3,91 @@ package exchange
 import (
 	"sync"
 	"time"
-
-	"golang.org/x/time/rate"
 )
 
 // throttleMaxKeys bounds the memory a flood of distinct keys can take.
 const throttleMaxKeys = 100_000
 
-// throttle counts failures per key (an account's email, a client IP) with
-// one token bucket each: burst failures at once, refilled over window.
-// Successes cost nothing. It is in memory and per instance: behind a load
-// balancer each instance throttles on its own.
+// throttle is a token bucket per key (an account's email, a client IP):
+// burst attempts at once, refilled over window. An attempt takes its token
+// BEFORE the work it guards (take), so concurrent attempts cannot all pass
+// the check while none has been counted yet; the caller may give the token
+// back (refund) when the attempt turns out to be one that should be free,
+// such as a successful sign-in. It is in memory and per instance: behind a
+// load balancer each instance throttles on its own.
+//
+// golang.org/x/time/rate cannot do this: its reservations can be cancelled
+// only before they take effect, never refunded afterwards.
 type throttle struct {
-	limit rate.Limit
-	burst int
+	rate  float64 // tokens per second
+	burst float64
 
 	mu       sync.Mutex
-	keys     map[string]*rate.Limiter
-	overflow *rate.Limiter // shared by keys that arrive while the map is full
+	keys     map[string]*bucket
+	overflow bucket // shared by keys that arrive while the map is full
+}
+
+type bucket struct {
+	tokens float64
+	at     time.Time // when tokens was last brought up to date
 }
 
 func newThrottle(burst int, window time.Duration) *throttle {
-	limit := rate.Limit(float64(burst) / window.Seconds())
-	return &throttle{limit: limit, burst: burst, keys: map[string]*rate.Limiter{},
-		overflow: rate.NewLimiter(limit, burst)}
+	return &throttle{rate: float64(burst) / window.Seconds(), burst: float64(burst),
+		keys: map[string]*bucket{}, overflow: bucket{tokens: float64(burst)}}
 }
 
-func (t *throttle) limiter(key string, now time.Time) *rate.Limiter {
-	if l, ok := t.keys[key]; ok {
-		return l
+// fill brings b's tokens up to now.
+func (t *throttle) fill(b *bucket, now time.Time) {
+	if b.at.IsZero() {
+		b.at = now
+	}
+	if now.After(b.at) {
+		b.tokens = min(t.burst, b.tokens+now.Sub(b.at).Seconds()*t.rate)
+		b.at = now
+	}
+}
+
+func (t *throttle) bucket(key string, now time.Time) *bucket {
+	if b, ok := t.keys[key]; ok {
+		t.fill(b, now)
+		return b
 	}
 	if len(t.keys) >= throttleMaxKeys {
 		// Forget the keys whose bucket has refilled: they hold no state.
-		for k, l := range t.keys {
-			if l.TokensAt(now) >= float64(t.burst) {
+		for k, b := range t.keys {
+			if t.fill(b, now); b.tokens >= t.burst {
 				delete(t.keys, k)
 			}
 		}
 		if len(t.keys) >= throttleMaxKeys {
-			return t.overflow
+			t.fill(&t.overflow, now)
+			return &t.overflow
 		}
 	}
-	l := rate.NewLimiter(t.limit, t.burst)
-	t.keys[key] = l
-	return l
+	b := &bucket{tokens: t.burst, at: now}
+	t.keys[key] = b
+	return b
 }
 
-// wait reports how long key must wait before its next attempt (0: now).
-func (t *throttle) wait(key string, now time.Time) time.Duration {
+// take spends one of key's tokens and answers 0, or, when there is none,
+// spends nothing and answers how long until there is one.
+func (t *throttle) take(key string, now time.Time) time.Duration {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	tokens := t.limiter(key, now).TokensAt(now)
-	if tokens >= 1 {
+	b := t.bucket(key, now)
+	if b.tokens >= 1 {
+		b.tokens--
 		return 0
 	}
-	return time.Duration((1 - tokens) / float64(t.limit) * float64(time.Second))
+	wait := time.Duration((1 - b.tokens) / t.rate * float64(time.Second))
+	return max(wait, time.Millisecond)
 }
 
-// fail records one failed attempt by key.
-func (t *throttle) fail(key string, now time.Time) {
+// refund gives back a token taken for key.
+func (t *throttle) refund(key string, now time.Time) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	t.limiter(key, now).AllowN(now, 1)
+	b := t.bucket(key, now)
+	b.tokens = min(t.burst, b.tokens+1)
 }

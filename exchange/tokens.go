@@ -104,9 +104,12 @@ func (s *Service) mac(purpose, sessionID string, generation uint64) string {
 }
 
 // LinkClaims carry a verified identity that is waiting to be linked to an
-// existing account. They say nothing about that account.
+// existing account. They say nothing about that account: Owner is a MAC of
+// its user id, which binds the token to that account (only someone signed
+// in to it can redeem the token) without naming it.
 type LinkClaims struct {
 	jwt.RegisteredClaims
+	Owner         string `json:"owner"`
 	Provider      string `json:"provider"`
 	IDPIssuer     string `json:"idp_iss"`
 	IDPSubject    string `json:"idp_sub"`
@@ -121,7 +124,12 @@ const linkAudience = "authex:link"
 // LinkTokenTTL is how long a link_token stays valid.
 const LinkTokenTTL = 10 * time.Minute
 
-func (s *Service) linkToken(id providers.Identity) (string, error) {
+// linkOwner is the Owner claim of a link_token meant for userID.
+func (s *Service) linkOwner(userID string) string {
+	return s.mac("link-owner", userID, 0)
+}
+
+func (s *Service) linkToken(id providers.Identity, ownerID string) (string, error) {
 	now := s.now()
 	claims := LinkClaims{
 		RegisteredClaims: jwt.RegisteredClaims{
@@ -130,6 +138,7 @@ func (s *Service) linkToken(id providers.Identity) (string, error) {
 			IssuedAt:  jwt.NewNumericDate(now),
 			ExpiresAt: jwt.NewNumericDate(now.Add(LinkTokenTTL)),
 		},
+		Owner:         s.linkOwner(ownerID),
 		Provider:      id.Provider,
 		IDPIssuer:     id.Issuer,
 		IDPSubject:    id.Subject,

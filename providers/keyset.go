@@ -50,6 +50,7 @@ type keySet struct {
 	client   *http.Client
 	cooldown time.Duration
 	log      *slog.Logger
+	fetched  func(error) // Config.KeyFetched; may be nil
 
 	keys atomic.Pointer[jose.JSONWebKeySet] // read lock-free on every verify
 
@@ -81,11 +82,19 @@ func newKeySet(url string, client *http.Client, cooldown time.Duration, log *slo
 // unknown-kid cooldown.
 func (k *keySet) load(ctx context.Context) error {
 	set, err := fetchJWKS(ctx, k.client, k.url)
+	k.report(err)
 	if err != nil {
 		return err
 	}
 	k.keys.Store(set)
 	return nil
+}
+
+// report tells Config.KeyFetched about one fetch.
+func (k *keySet) report(err error) {
+	if k.fetched != nil {
+		k.fetched(err)
+	}
 }
 
 func (k *keySet) current() *jose.JSONWebKeySet {
@@ -240,6 +249,7 @@ func (k *keySet) refetch(ctx context.Context) (*jose.JSONWebKeySet, error) {
 
 func (k *keySet) runFetch(call *fetchCall) {
 	set, err := fetchJWKS(context.Background(), k.client, k.url)
+	k.report(err)
 	if err == nil {
 		k.keys.Store(set)
 		k.log.Info("provider keys refetched", "keys", len(set.Keys))

@@ -37,6 +37,7 @@ type oidcVerifier struct {
 	client      *http.Client
 	log         *slog.Logger
 	keyCooldown time.Duration
+	keyFetched  func(error)
 	backoffMin  time.Duration
 	backoffMax  time.Duration
 
@@ -112,6 +113,7 @@ func newOIDCVerifier(cfg Config, issuers []string) *oidcVerifier {
 		client:      cfg.HTTPClient,
 		log:         cfg.Logger,
 		keyCooldown: cfg.keyCooldown,
+		keyFetched:  cfg.KeyFetched,
 		backoffMin:  cfg.backoffMin,
 		backoffMax:  cfg.backoffMax,
 		ready:       make(chan struct{}),
@@ -220,6 +222,7 @@ func (v *oidcVerifier) discover(ctx context.Context) error {
 	}
 
 	keys := newKeySet(doc.JWKSURI, v.client, v.keyCooldown, v.log)
+	keys.fetched = v.keyFetched
 	if err := keys.load(ctx); err != nil {
 		return fmt.Errorf("discovery: %w", err)
 	}

@@ -116,6 +116,10 @@ type Config struct {
 	Logger     *slog.Logger     // nil: slog.Default()
 	Now        func() time.Time // nil: time.Now; for token times only
 
+	// KeyFetched, when set, is called after every fetch of the provider's
+	// key set with its error (nil on success), for metrics. It must not block.
+	KeyFetched func(err error)
+
 	// Test seams, set through export_test.go.
 	backoffMin  time.Duration // first discovery retry delay; 0 means 1s
 	backoffMax  time.Duration // discovery retry delay cap; 0 means 5m

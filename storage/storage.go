@@ -167,6 +167,16 @@ type Store interface {
 	// email belongs to someone else, or ErrPasswordEmailTaken when the user
 	// has a password and another user with a password has the new email.
 	UpdateUser(ctx context.Context, u User) error
+	// ModifyUser is the read-modify-write of a user: in one transaction it
+	// reads the user, calls fn on that fresh copy, and writes what fn left
+	// (all but ID and CreatedAt, which fn cannot change) with both email
+	// indexes in step, as UpdateUser does; it returns the user as written.
+	// A concurrent change is never lost: fn sees it or runs again after it.
+	// fn may run more than once and must do no I/O (no hashing, no network:
+	// it holds the user's lock). An error from fn aborts, writes nothing and
+	// is returned unchanged. ErrNotFound, ErrEmailTaken and
+	// ErrPasswordEmailTaken as UpdateUser.
+	ModifyUser(ctx context.Context, id string, fn func(*User) error) (User, error)
 	// DeleteUser erases the user, its identities, its sessions and their
 	// index entries. ErrNotFound when absent.
 	DeleteUser(ctx context.Context, id string) error

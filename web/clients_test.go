@@ -49,7 +49,11 @@ func TestClientAuthOnExchange(t *testing.T) {
 		reason  string
 	}{
 		{"missing", cred(nil), nil, 401, "invalid_client", "missing_client"},
-		{"unknown client", cred(map[string]any{"client_id": "who", "client_secret": nextjsSecret}), nil, 401, "invalid_client", "unknown_client"},
+		// An unknown id answers as a known one with a wrong or missing
+		// secret: the answer must not enumerate client ids.
+		{"unknown client", cred(map[string]any{"client_id": "who", "client_secret": nextjsSecret}), nil, 401, "invalid_client", "invalid_secret"},
+		{"unknown client in Basic", cred(nil), basic("who", "nope"), 401, "invalid_client", "invalid_secret"},
+		{"unknown client without secret", cred(map[string]any{"client_id": "who"}), nil, 401, "invalid_client", "missing_secret"},
 		{"wrong secret in body", cred(map[string]any{"client_id": "nextjs", "client_secret": nextjsSecret + "x"}), nil, 401, "invalid_client", "invalid_secret"},
 		{"wrong secret in Basic", cred(nil), basic("nextjs", "nope"), 401, "invalid_client", "invalid_secret"},
 		{"confidential without secret", cred(map[string]any{"client_id": "nextjs"}), nil, 401, "invalid_client", "missing_secret"},
@@ -61,7 +65,11 @@ func TestClientAuthOnExchange(t *testing.T) {
 		{"provider not allowed", map[string]any{"provider": "google", "id_token": h.idToken("cl-user", nil)},
 			basic("corp-only", corpOnlySecret), 400, "unauthorized_client", "provider_not_allowed"},
 	}
-	refusals[8].headers = []string{"Authorization", "Basic " + base64.StdEncoding.EncodeToString([]byte("nextjs:%zz"))}
+	for i := range refusals {
+		if refusals[i].name == "Basic not form-encoded" {
+			refusals[i].headers = []string{"Authorization", "Basic " + base64.StdEncoding.EncodeToString([]byte("nextjs:%zz"))}
+		}
+	}
 	for _, tc := range refusals {
 		t.Run(tc.name, func(t *testing.T) {
 			before := h.snapshot()
@@ -141,5 +149,86 @@ func TestDiscoveryListsOAuthEndpoints(t *testing.T) {
 	methods := doc["token_endpoint_auth_methods_supported"].([]any)
 	if len(methods) != 3 || methods[0] != "client_secret_basic" || methods[1] != "client_secret_post" {
 		t.Errorf("token_endpoint_auth_methods_supported = %v", methods)
+	}
+}
+
+// TestRefreshAuthenticatesClient: with clients configured, /v1/token/refresh
+// authenticates the client as /oauth/token does, and a session refreshes
+// only for the client it was issued to. Without that, a confidential
+// client's stolen refresh token would refresh here without its secret.
+func TestRefreshAuthenticatesClient(t *testing.T) {
+	h := clientHarness(t)
+	exchangeAs := func(t *testing.T, headers []string, body map[string]any) tokens {
+		t.Helper()
+		body["provider"], body["id_token"] = "corp", h.idToken("refresher", nil)
+		res := h.postJSON("/v1/exchange", body, headers...)
+		if res.status != http.StatusOK {
+			t.Fatalf("exchange: %d %s", res.status, res.body)
+		}
+		return decodeTokens(t, res)
+	}
+	confidential := exchangeAs(t, basic("nextjs", nextjsSecret), map[string]any{})
+	public := exchangeAs(t, nil, map[string]any{"client_id": "ios-app"})
+
+	refusals := []struct {
+		name    string
+		token   string
+		extra   map[string]any
+		headers []string
+		status  int
+		code    string
+		reason  string
+	}{
+		{"confidential session, no client", confidential.RefreshToken, nil, nil, 401, "invalid_client", "missing_client"},
+		{"confidential session, its id without secret", confidential.RefreshToken, map[string]any{"client_id": "nextjs"}, nil, 401, "invalid_client", "missing_secret"},
+		{"confidential session, wrong secret", confidential.RefreshToken, nil, basic("nextjs", "nope-nope-nope-nope"), 401, "invalid_client", "invalid_secret"},
+		{"confidential session, a public client", confidential.RefreshToken, map[string]any{"client_id": "ios-app"}, nil, 400, "invalid_grant", "client_mismatch"},
+		{"confidential session, another confidential client", confidential.RefreshToken, nil, basic("corp-only", corpOnlySecret), 400, "invalid_grant", "client_mismatch"},
+		{"public session, no client", public.RefreshToken, nil, nil, 401, "invalid_client", "missing_client"},
+		{"public session, another client", public.RefreshToken, map[string]any{"client_id": "nextjs", "client_secret": nextjsSecret}, nil, 400, "invalid_grant", "client_mismatch"},
+	}
+	for _, tc := range refusals {
+		t.Run(tc.name, func(t *testing.T) {
+			before := h.snapshot()
+			body := map[string]any{"refresh_token": tc.token}
+			for k, v := range tc.extra {
+				body[k] = v
+			}
+			res := h.postJSON("/v1/token/refresh", body, tc.headers...)
+			assertError(t, res, tc.status, tc.code, tc.reason)
+			h.assertUnchanged(before)
+			if strings.Contains(string(res.body), nextjsSecret) {
+				t.Fatalf("a secret is echoed: %s", res.body)
+			}
+		})
+	}
+
+	// Each session still refreshes for its own client: Basic or the body.
+	res := h.postJSON("/v1/token/refresh", map[string]any{"refresh_token": confidential.RefreshToken}, basic("nextjs", nextjsSecret)...)
+	if res.status != http.StatusOK {
+		t.Fatalf("confidential refresh with Basic: %d %s", res.status, res.body)
+	}
+	next := decodeTokens(t, res)
+	if got := verifyWithJWKS(t, h, next.AccessToken)["client_id"]; got != "nextjs" {
+		t.Fatalf("client_id claim %v after refresh", got)
+	}
+	res = h.postJSON("/v1/token/refresh", map[string]any{"refresh_token": next.RefreshToken,
+		"client_id": "nextjs", "client_secret": nextjsSecret})
+	if res.status != http.StatusOK {
+		t.Fatalf("confidential refresh with body credentials: %d %s", res.status, res.body)
+	}
+	res = h.postJSON("/v1/token/refresh", map[string]any{"refresh_token": public.RefreshToken, "client_id": "ios-app"})
+	if res.status != http.StatusOK {
+		t.Fatalf("public refresh: %d %s", res.status, res.body)
+	}
+}
+
+func TestRefreshWithoutClientsStaysOpen(t *testing.T) {
+	h := newHarness(t)
+	tk := h.exchangeOK("corp", h.idToken("open-refresh", nil))
+	// Client fields are ignored without clients, as on /v1/exchange.
+	res := h.postJSON("/v1/token/refresh", map[string]any{"refresh_token": tk.RefreshToken, "client_id": "anything"})
+	if res.status != http.StatusOK {
+		t.Fatalf("%d %s", res.status, res.body)
 	}
 }

@@ -18,8 +18,9 @@ import (
 
 // Compatibility profiles: thin routes over the same exchange services that
 // answer the paths and JSON shapes the tutorials' frontends call (see
-// docs/compat.md). Each profile writes its own error bodies, in the shape
-// its frontend reads, and adds our machine-readable `reason` to every one.
+// docs/compat.md). Each profile answers errors in the shape its frontend
+// reads, with our machine-readable `reason` in every one; which status a
+// kind gets there is in web/errors.go (compatErrors), next to statusOf.
 
 type compatRoute struct {
 	method, path string
@@ -124,6 +125,22 @@ func (s *Server) compatRoutes(names []string) {
 			s.echo.Add(r.method, r.path, func(c echo.Context) error { return r.handle(s, c) })
 		}
 	}
+}
+
+// compatCaller is the caller of a compat route. The tutorials' frontends
+// send no client credentials, so with clients configured the routes act as
+// the configured compat_client (a public client): its provider list applies
+// and its id goes into the session. client is nil without clients; without
+// a compat_client the answer is invalid_client, never an unbound session.
+func (s *Server) compatCaller(c echo.Context) (who exchange.Client, client *exchange.AuthenticatedClient, err error) {
+	who = clientOf(c)
+	if client, err = s.svc.AuthenticateClient(s.compatClient, ""); err != nil {
+		return who, nil, err
+	}
+	if client != nil {
+		who.ID = client.ID
+	}
+	return who, client, nil
 }
 
 // compatDecode reads a JSON body like decodeJSON, but also accepts an empty

@@ -1,7 +1,6 @@
 package web
 
 import (
-	"fmt"
 	"net/http"
 
 	"github.com/labstack/echo/v4"
@@ -34,61 +33,6 @@ func toDjUser(r *exchange.Principal) djUserJSON {
 	return djUserJSON{PK: r.User.ID, Username: r.User.Email, Email: r.User.Email, FirstName: first, LastName: last}
 }
 
-// drfError writes err in DRF's shapes: {"field": ["message"]} for a field
-// (fieldOf names it from the reason; "non_field_errors" is a field too) or
-// {"detail": "message"}, each with our `reason`. status maps the kind to
-// the status the Django view would answer.
-func (s *Server) drfError(c echo.Context, err error, fieldOf func(reason string) string, status func(exchange.Kind) int) error {
-	if passThrough(err) {
-		return err
-	}
-	e := exchange.AsError(err)
-	code := statusOf[e.Kind].code
-	if code == 0 {
-		code = http.StatusInternalServerError
-	}
-	if status != nil {
-		if c := status(e.Kind); c != 0 {
-			code = c
-		}
-	}
-	s.logRefusal(c, e, code)
-	desc := e.Description
-	if code >= 500 {
-		desc = "A server error occurred."
-	}
-	body := map[string]any{"reason": e.Reason}
-	if secs := retryAfter(c, e); secs > 0 {
-		desc = fmt.Sprintf("Request was throttled. Expected available in %d seconds.", secs)
-	}
-	if e.LinkToken != "" {
-		body["link_token"] = e.LinkToken
-	}
-	if field := fieldOf(e.Reason); field != "" {
-		body[field] = []string{desc}
-	} else {
-		body["detail"] = desc
-	}
-	return compatJSON(c, code, body)
-}
-
-func noField(string) string { return "" }
-
-// drfTokenError is simplejwt's answer to a token it refuses.
-func (s *Server) drfTokenError(c echo.Context, err error, detail string) error {
-	if passThrough(err) {
-		return err
-	}
-	e := exchange.AsError(err)
-	if e.Kind == exchange.KindStoreUnavailable || e.Kind == exchange.KindServer {
-		return s.drfError(c, err, noField, nil)
-	}
-	s.logRefusal(c, e, http.StatusUnauthorized)
-	c.Response().Header().Set(echo.HeaderWWWAuthenticate, `Bearer realm="api"`)
-	return compatJSON(c, http.StatusUnauthorized, map[string]any{
-		"detail": detail, "code": "token_not_valid", "reason": e.Reason})
-}
-
 // drfRequired answers DRF's 400 for missing fields, all at once.
 func drfRequired(c echo.Context, fields ...string) error {
 	body := map[string]any{"reason": "missing_field"}
@@ -108,7 +52,7 @@ func (s *Server) drfPrincipal(c echo.Context) (*exchange.Principal, error) {
 	}
 	p, err := s.svc.Authenticate(c.Request().Context(), token)
 	if err != nil {
-		return nil, s.drfTokenError(c, err, "Given token not valid for any token type")
+		return nil, s.compatError(c, viewDRFAuth, err)
 	}
 	return p, nil
 }
@@ -121,14 +65,20 @@ func (s *Server) drfRefresh(c echo.Context) error {
 		Refresh string `json:"refresh" form:"refresh"`
 	}
 	if err := compatDecode(c, &req); err != nil {
-		return s.drfError(c, err, noField, nil)
+		return s.compatError(c, viewDRF, err)
 	}
 	if req.Refresh == "" {
 		return drfRequired(c, "refresh")
 	}
-	res, err := s.svc.Refresh(c.Request().Context(), req.Refresh)
+	_, client, err := s.compatCaller(c)
 	if err != nil {
-		return s.drfTokenError(c, err, "Token is invalid or expired")
+		return s.compatError(c, viewDRFToken, err)
+	}
+	// A session issued to another client (a confidential one on
+	// /v1/exchange) does not refresh here without that client's secret.
+	res, err := s.svc.RefreshForClient(c.Request().Context(), req.Refresh, client)
+	if err != nil {
+		return s.compatError(c, viewDRFToken, err)
 	}
 	return writeTokens(c, map[string]string{"access": res.AccessToken, "refresh": res.RefreshToken})
 }
@@ -146,24 +96,20 @@ func (s *Server) djSocialLogin(c echo.Context) error {
 		CodeVerifier string `json:"code_verifier" form:"code_verifier"`
 	}
 	if err := compatDecode(c, &req); err != nil {
-		return s.drfError(c, err, noField, nil)
+		return s.compatError(c, viewDRF, err)
 	}
-	res, err := s.svc.Exchange(c.Request().Context(), exchange.ExchangeRequest{
-		Provider: c.Param("provider"),
-		Credential: providers.Credential{IDToken: req.IDToken, AccessToken: req.AccessToken, Code: req.Code,
-			RedirectURI: req.RedirectURI, CodeVerifier: req.CodeVerifier},
-		Client: clientOf(c),
-	})
-	if err != nil {
-		// allauth answers every refusal of the social token as a
-		// validation error of the form.
-		return s.drfError(c, err, func(string) string { return "non_field_errors" }, func(k exchange.Kind) int {
-			switch k {
-			case exchange.KindInvalidRequest, exchange.KindInvalidToken, exchange.KindUnsupportedProvider, exchange.KindAccountExists:
-				return http.StatusBadRequest
-			}
-			return 0
+	var res *exchange.Result
+	who, _, err := s.compatCaller(c)
+	if err == nil {
+		res, err = s.svc.Exchange(c.Request().Context(), exchange.ExchangeRequest{
+			Provider: c.Param("provider"),
+			Credential: providers.Credential{IDToken: req.IDToken, AccessToken: req.AccessToken, Code: req.Code,
+				RedirectURI: req.RedirectURI, CodeVerifier: req.CodeVerifier},
+			Client: who,
 		})
+	}
+	if err != nil {
+		return s.compatError(c, viewAllauthSocial, err)
 	}
 	return writeTokens(c, djLoginJSON{Access: res.AccessToken, Refresh: res.RefreshToken,
 		User: toDjUser(&exchange.Principal{User: res.User})})
@@ -176,13 +122,13 @@ func (s *Server) djVerify(c echo.Context) error {
 		Token string `json:"token" form:"token"`
 	}
 	if err := compatDecode(c, &req); err != nil {
-		return s.drfError(c, err, noField, nil)
+		return s.compatError(c, viewDRF, err)
 	}
 	if req.Token == "" {
 		return drfRequired(c, "token")
 	}
 	if _, err := s.svc.Authenticate(c.Request().Context(), req.Token); err != nil {
-		return s.drfTokenError(c, err, "Token is invalid or expired")
+		return s.compatError(c, viewDRFToken, err)
 	}
 	return c.JSON(http.StatusOK, map[string]any{})
 }
@@ -195,7 +141,7 @@ func (s *Server) djLogout(c echo.Context) error {
 		Refresh string `json:"refresh" form:"refresh"`
 	}
 	if err := compatDecode(c, &req); err != nil {
-		return s.drfError(c, err, noField, nil)
+		return s.compatError(c, viewDRF, err)
 	}
 	bearer, _ := bearerToken(c)
 	if req.Refresh == "" && bearer == "" {
@@ -206,7 +152,7 @@ func (s *Server) djLogout(c echo.Context) error {
 		bearer = ""
 	}
 	if _, err := s.svc.Logout(c.Request().Context(), exchange.LogoutRequest{RefreshToken: req.Refresh, AccessToken: bearer}); err != nil {
-		return s.drfTokenError(c, err, "Token is invalid or expired")
+		return s.compatError(c, viewDRFToken, err)
 	}
 	return c.JSON(http.StatusOK, map[string]string{"detail": "Successfully logged out."})
 }

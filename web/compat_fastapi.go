@@ -44,29 +44,6 @@ func toFaUser(u storage.User, idents []storage.Identity) faUserJSON {
 		LastLogin: lastLogin(idents), DateJoined: u.CreatedAt.UTC()}
 }
 
-// faError answers like FastAPI's HTTPException: {"detail": "..."}, plus our
-// reason. Every refused credential is the tutorial's one 401.
-func (s *Server) faError(c echo.Context, err error) error {
-	if passThrough(err) {
-		return err
-	}
-	e := exchange.AsError(err)
-	code, detail := statusOf[e.Kind].code, e.Description
-	switch e.Kind {
-	case exchange.KindInvalidCredentials, exchange.KindInvalidToken, exchange.KindAccessDenied:
-		code, detail = http.StatusUnauthorized, "Could not validate credentials"
-		c.Response().Header().Set(echo.HeaderWWWAuthenticate, "Bearer")
-	case exchange.KindServer:
-		detail = "Internal Server Error"
-	}
-	if code == 0 {
-		code = http.StatusInternalServerError
-	}
-	retryAfter(c, e)
-	s.logRefusal(c, e, code)
-	return compatJSON(c, code, map[string]any{"detail": detail, "reason": e.Reason})
-}
-
 // faLogin is the tutorial's POST /users/login/: {username (an email),
 // password} -> {access_token, token_type, user}.
 func (s *Server) faLogin(c echo.Context) error {
@@ -75,7 +52,7 @@ func (s *Server) faLogin(c echo.Context) error {
 		Password string `json:"password" form:"password"`
 	}
 	if err := compatDecode(c, &req); err != nil {
-		return s.faError(c, err)
+		return s.compatError(c, viewFastAPI, err)
 	}
 	// FastAPI's validation error for missing fields.
 	var missing []map[string]any
@@ -87,11 +64,15 @@ func (s *Server) faLogin(c echo.Context) error {
 	if len(missing) > 0 {
 		return compatJSON(c, http.StatusUnprocessableEntity, map[string]any{"detail": missing, "reason": "missing_field"})
 	}
+	who, _, err := s.compatCaller(c)
+	if err != nil {
+		return s.compatError(c, viewFastAPI, err)
+	}
 	res, err := s.svc.Login(c.Request().Context(), exchange.LoginRequest{
-		Email: req.Username, Password: req.Password, Client: clientOf(c),
+		Email: req.Username, Password: req.Password, Client: who,
 	})
 	if err != nil {
-		return s.faError(c, err)
+		return s.compatError(c, viewFastAPI, err)
 	}
 	return writeTokens(c, faTokenJSON{AccessToken: res.AccessToken, TokenType: "Bearer", User: toFaUser(res.User, res.Identities)})
 }
@@ -103,13 +84,13 @@ func (s *Server) faLogin(c echo.Context) error {
 func (s *Server) faSession(c echo.Context) error {
 	token, ok := bearerToken(c)
 	if !ok {
-		return s.faError(c, &exchange.Error{Kind: exchange.KindInvalidToken, Reason: "missing_token",
+		return s.compatError(c, viewFastAPI, &exchange.Error{Kind: exchange.KindInvalidToken, Reason: "missing_token",
 			Description: "an Authorization: Bearer access token is required"})
 	}
 	ctx := c.Request().Context()
 	p, err := s.svc.Authenticate(ctx, token)
 	if err != nil {
-		return s.faError(c, err)
+		return s.compatError(c, viewFastAPI, err)
 	}
 	within := time.Duration(0)
 	if p.Claims.ExpiresAt != nil && p.Claims.IssuedAt != nil {
@@ -117,14 +98,14 @@ func (s *Server) faSession(c echo.Context) error {
 	}
 	res, renewed, err := s.svc.RenewAccess(ctx, p, within)
 	if err != nil {
-		return s.faError(c, err)
+		return s.compatError(c, viewFastAPI, err)
 	}
 	if renewed {
 		token = res.AccessToken
 	}
 	user, idents, err := s.svc.UserWithIdentities(ctx, p.User.ID)
 	if err != nil {
-		return s.faError(c, err)
+		return s.compatError(c, viewFastAPI, err)
 	}
 	return writeTokens(c, faTokenJSON{AccessToken: token, TokenType: "Bearer", User: toFaUser(user, idents)})
 }

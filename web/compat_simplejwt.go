@@ -50,7 +50,7 @@ func (s *Server) sjRegister(c echo.Context) error {
 		LastName  string `json:"last_name" form:"last_name"`
 	}
 	if err := compatDecode(c, &req); err != nil {
-		return s.drfError(c, err, noField, nil)
+		return s.compatError(c, viewDRF, err)
 	}
 	req.Username, req.Email = strings.TrimSpace(req.Username), strings.TrimSpace(req.Email)
 	if req.Email == "" {
@@ -85,7 +85,7 @@ func (s *Server) sjRegister(c echo.Context) error {
 			if field := sjField(e.Reason); field != "" {
 				add(field, e.Description, e.Reason)
 			} else {
-				return s.drfError(c, err, noField, nil)
+				return s.compatError(c, viewDRF, err)
 			}
 		}
 	}
@@ -93,17 +93,16 @@ func (s *Server) sjRegister(c echo.Context) error {
 		problems["reason"] = reason
 		return compatJSON(c, http.StatusBadRequest, problems)
 	}
+	who, _, err := s.compatCaller(c)
+	if err != nil {
+		return s.compatError(c, viewDRF, err)
+	}
 	name := strings.TrimSpace(req.FirstName + " " + req.LastName)
 	res, err := s.svc.Register(c.Request().Context(), exchange.RegisterRequest{
-		Email: req.Email, Password: req.Password, Name: name, Client: clientOf(c), NoSession: true,
+		Email: req.Email, Password: req.Password, Name: name, Client: who, NoSession: true,
 	})
 	if err != nil {
-		return s.drfError(c, err, sjField, func(k exchange.Kind) int {
-			if k == exchange.KindAccountExists {
-				return http.StatusBadRequest
-			}
-			return 0
-		})
+		return s.compatError(c, viewDRFRegister, err)
 	}
 	first, last := splitName(res.User.Name)
 	return c.JSON(http.StatusCreated, map[string]string{
@@ -118,7 +117,7 @@ func (s *Server) sjLogin(c echo.Context) error {
 		Password string `json:"password" form:"password"`
 	}
 	if err := compatDecode(c, &req); err != nil {
-		return s.drfError(c, err, noField, nil)
+		return s.compatError(c, viewDRF, err)
 	}
 	var missing []string
 	if req.Username == "" {
@@ -130,17 +129,15 @@ func (s *Server) sjLogin(c echo.Context) error {
 	if len(missing) > 0 {
 		return drfRequired(c, missing...)
 	}
+	who, _, err := s.compatCaller(c)
+	if err != nil {
+		return s.compatError(c, viewDRF, err)
+	}
 	res, err := s.svc.Login(c.Request().Context(), exchange.LoginRequest{
-		Email: req.Username, Password: req.Password, Client: clientOf(c),
+		Email: req.Username, Password: req.Password, Client: who,
 	})
 	if err != nil {
-		e := exchange.AsError(err)
-		if e.Kind == exchange.KindInvalidCredentials || e.Kind == exchange.KindAccessDenied {
-			// simplejwt's one answer for a wrong password and an inactive user.
-			return compatJSON(c, http.StatusUnauthorized, map[string]any{
-				"detail": "No active account found with the given credentials", "code": "no_active_account", "reason": e.Reason})
-		}
-		return s.drfError(c, err, noField, nil)
+		return s.compatError(c, viewDRFLogin, err)
 	}
 	return writeTokens(c, map[string]string{"access": res.AccessToken, "refresh": res.RefreshToken})
 }

@@ -2,6 +2,7 @@ package web
 
 import (
 	"errors"
+	"fmt"
 	"log/slog"
 	"net/http"
 	"strconv"
@@ -49,6 +50,10 @@ var statusOf = map[exchange.Kind]status{
 
 	// Password accounts.
 	exchange.KindInvalidCredentials: {http.StatusUnauthorized, "invalid_credentials"},
+
+	// Operations.
+	exchange.KindNotImplemented: {http.StatusNotImplemented, "not_implemented"},
+	exchange.KindBusy:           {http.StatusServiceUnavailable, "server_error"},
 }
 
 // requestError is a refusal found by web itself (a body too large, bad
@@ -82,7 +87,7 @@ func (s *Server) errorHandler(err error, c echo.Context) {
 		}
 		code = st.code
 		body = errorBody{Error: st.error, Description: e.Description, Reason: e.Reason, LinkToken: e.LinkToken}
-		if e.Kind == exchange.KindRateLimited && e.RetryAfter > 0 {
+		if (e.Kind == exchange.KindRateLimited || e.Kind == exchange.KindBusy) && e.RetryAfter > 0 {
 			c.Response().Header().Set("Retry-After", strconv.Itoa(int(e.RetryAfter.Seconds()+0.999)))
 		}
 		if e.Kind == exchange.KindInvalidClient {
@@ -124,4 +129,154 @@ func httpErrorCode(code int) string {
 	default:
 		return "invalid_request"
 	}
+}
+
+// Compat profiles answer errors as the tutorial backends' views did: in
+// their framework's body shape and, for some kinds, with another status or
+// a fixed message. compatErrors is that part of the one table: per view,
+// the kinds whose answer differs from statusOf. compatError writes it.
+
+// compatView names a view of a tutorial backend whose error answers a
+// compat route reproduces.
+type compatView string
+
+const (
+	viewFastAPI       compatView = "fastapi"            // FastAPI's HTTPException (every fastapi route)
+	viewDRF           compatView = "drf"                // a plain DRF view
+	viewDRFRegister   compatView = "simplejwt_register" // the simplejwt tutorial's RegisterView
+	viewDRFLogin      compatView = "simplejwt_login"    // simplejwt's TokenObtainPairView
+	viewAllauthSocial compatView = "allauth_social"     // dj-rest-auth's SocialLoginView
+	viewDRFToken      compatView = "simplejwt_token"    // simplejwt's refresh, verify and blacklist views
+	viewDRFAuth       compatView = "simplejwt_auth"     // simplejwt's JWTAuthentication on a DRF view
+)
+
+// compatBody is a framework's error body shape.
+type compatBody int
+
+const (
+	bodyFastAPI compatBody = iota // {"detail": "message"}
+	bodyDRF                       // {"field": ["message"]} or {"detail": "message"}
+)
+
+// compatStatus overrides statusOf for one kind in one view. The zero value
+// keeps statusOf's status and the error's description.
+type compatStatus struct {
+	code    int
+	detail  string // the framework's fixed message; "" keeps the description
+	drfCode string // simplejwt's "code" field
+	wwwAuth string // the WWW-Authenticate header the view sets
+}
+
+type compatRule struct {
+	body compatBody
+	// field puts a reason on a DRF form field ("" = detail); nil: none.
+	field  func(reason string) string
+	status map[exchange.Kind]compatStatus
+	// others, when set, answers every kind not in status.
+	others *compatStatus
+}
+
+var (
+	// FastAPI's get_current_user: every refused credential is one 401.
+	faUnauthorized = compatStatus{code: http.StatusUnauthorized, detail: "Could not validate credentials", wwwAuth: "Bearer"}
+	// simplejwt: one answer for a wrong password and an inactive user.
+	sjNoAccount = compatStatus{code: http.StatusUnauthorized, detail: "No active account found with the given credentials", drfCode: "no_active_account"}
+)
+
+var compatErrors = map[compatView]compatRule{
+	viewFastAPI: {body: bodyFastAPI, status: map[exchange.Kind]compatStatus{
+		exchange.KindInvalidCredentials: faUnauthorized,
+		exchange.KindInvalidToken:       faUnauthorized,
+		exchange.KindAccessDenied:       faUnauthorized,
+		exchange.KindServer:             {detail: "Internal Server Error"},
+	}},
+	viewDRF: {body: bodyDRF},
+	viewDRFRegister: {body: bodyDRF, field: sjField, status: map[exchange.Kind]compatStatus{
+		exchange.KindAccountExists: {code: http.StatusBadRequest},
+	}},
+	viewDRFLogin: {body: bodyDRF, status: map[exchange.Kind]compatStatus{
+		exchange.KindInvalidCredentials: sjNoAccount,
+		exchange.KindAccessDenied:       sjNoAccount,
+	}},
+	// allauth answers every refusal of the social token as a validation
+	// error of the form.
+	viewAllauthSocial: {body: bodyDRF, field: func(string) string { return "non_field_errors" }, status: map[exchange.Kind]compatStatus{
+		exchange.KindInvalidRequest:      {code: http.StatusBadRequest},
+		exchange.KindInvalidToken:        {code: http.StatusBadRequest},
+		exchange.KindUnsupportedProvider: {code: http.StatusBadRequest},
+		exchange.KindAccountExists:       {code: http.StatusBadRequest},
+	}},
+	// A refused token is one 401; a failing store is still a 5xx.
+	viewDRFToken: {body: bodyDRF, status: map[exchange.Kind]compatStatus{
+		exchange.KindStoreUnavailable: {}, exchange.KindServer: {},
+	}, others: &compatStatus{code: http.StatusUnauthorized, detail: "Token is invalid or expired",
+		drfCode: "token_not_valid", wwwAuth: `Bearer realm="api"`}},
+	viewDRFAuth: {body: bodyDRF, status: map[exchange.Kind]compatStatus{
+		exchange.KindStoreUnavailable: {}, exchange.KindServer: {},
+	}, others: &compatStatus{code: http.StatusUnauthorized, detail: "Given token not valid for any token type",
+		drfCode: "token_not_valid", wwwAuth: `Bearer realm="api"`}},
+}
+
+// compatError writes err as view answers it, with our machine-readable
+// reason in every body. Echo's own errors (413, ...) keep the core shape.
+func (s *Server) compatError(c echo.Context, view compatView, err error) error {
+	if passThrough(err) {
+		return err
+	}
+	rule := compatErrors[view]
+	e := exchange.AsError(err)
+	code, detail := statusOf[e.Kind].code, e.Description
+	if code == 0 {
+		code = http.StatusInternalServerError
+	}
+	ov, listed := rule.status[e.Kind]
+	if !listed && rule.others != nil {
+		ov = *rule.others
+	}
+	if ov.code != 0 {
+		code = ov.code
+	}
+	if ov.detail != "" {
+		detail = ov.detail
+	}
+	if ov.wwwAuth != "" {
+		c.Response().Header().Set(echo.HeaderWWWAuthenticate, ov.wwwAuth)
+	}
+	s.logRefusal(c, e, code)
+	secs := 0
+	if code == http.StatusTooManyRequests {
+		secs = retryAfter(c, e)
+	}
+	if e.Kind == exchange.KindBusy && e.RetryAfter > 0 {
+		c.Response().Header().Set("Retry-After", strconv.Itoa(int(e.RetryAfter.Seconds()+0.999)))
+	}
+	if rule.body == bodyFastAPI {
+		return compatJSON(c, code, map[string]any{"detail": detail, "reason": e.Reason})
+	}
+	if code >= 500 {
+		detail = "A server error occurred."
+	}
+	if secs > 0 {
+		detail = fmt.Sprintf("Request was throttled. Expected available in %d seconds.", secs)
+	}
+	body := map[string]any{"reason": e.Reason}
+	if ov.drfCode != "" {
+		body["code"] = ov.drfCode
+	}
+	if e.LinkToken != "" {
+		body["link_token"] = e.LinkToken
+	}
+	if f := fieldOf(rule, e.Reason); f != "" {
+		body[f] = []string{detail}
+	} else {
+		body["detail"] = detail
+	}
+	return compatJSON(c, code, body)
+}
+
+func fieldOf(rule compatRule, reason string) string {
+	if rule.field == nil {
+		return ""
+	}
+	return rule.field(reason)
 }

@@ -126,14 +126,24 @@ func (s *Server) handleExchange(c echo.Context) error {
 func (s *Server) handleRefresh(c echo.Context) error {
 	var req struct {
 		RefreshToken string `json:"refresh_token"`
+		ClientID     string `json:"client_id"`
+		ClientSecret string `json:"client_secret"`
 	}
 	if err := decodeJSON(c, &req); err != nil {
+		return err
+	}
+	// With clients configured the client authenticates as at /oauth/token,
+	// and a session bound to a client refreshes only for that client:
+	// otherwise a stolen refresh token of a confidential client would
+	// refresh here without its secret.
+	client, err := s.authClient(c, req.ClientID, req.ClientSecret)
+	if err != nil {
 		return err
 	}
 	if req.RefreshToken == "" {
 		return requestError("missing_refresh_token", "refresh_token is required")
 	}
-	res, err := s.svc.Refresh(c.Request().Context(), req.RefreshToken)
+	res, err := s.svc.RefreshForClient(c.Request().Context(), req.RefreshToken, client)
 	if err != nil {
 		return err
 	}
@@ -227,8 +237,11 @@ func (s *Server) handleReadyz(c echo.Context) error {
 	if len(ready.Providers) > 0 {
 		code = http.StatusServiceUnavailable
 		m := map[string]string{}
+		// /readyz is public: name the provider, keep the upstream error
+		// (resolver addresses, URLs) in the log.
 		for name, err := range ready.Providers {
-			m[name] = err.Error()
+			m[name] = "unavailable"
+			s.log.Warn("readiness: provider", "provider", name, "err", err)
 		}
 		body["providers"] = m
 	}

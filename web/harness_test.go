@@ -20,6 +20,7 @@ import (
 	"github.com/authex/authex/providers/providertest"
 	"github.com/authex/authex/storage"
 	"github.com/authex/authex/storage/bolt"
+	"github.com/authex/authex/storage/observed"
 	"github.com/authex/authex/web"
 )
 
@@ -48,13 +49,14 @@ func (c *clock) Advance(d time.Duration) {
 }
 
 type harness struct {
-	t     testing.TB
-	url   string
-	store *bolt.Store
-	svc   *exchange.Service
-	iss   *providertest.Issuer // provider "corp" (oidc) and "google" (google preset)
-	clock *clock
-	cfg   exchange.Config
+	t       testing.TB
+	url     string
+	store   *bolt.Store
+	svc     *exchange.Service
+	iss     *providertest.Issuer // provider "corp" (oidc) and "google" (google preset)
+	clock   *clock
+	cfg     exchange.Config
+	metrics *web.Metrics
 }
 
 type harnessOption func(*harnessConfig)
@@ -64,6 +66,9 @@ type harnessConfig struct {
 	providers map[string]providerSpec
 	password  *exchange.PasswordConfig
 	compat    []string
+	web       web.Deps                          // Exchange and Metrics are filled in
+	wrap      func(storage.Store) storage.Store // decorates the store the service uses
+	metrics   bool
 }
 
 type providerSpec struct {
@@ -89,10 +94,6 @@ func withPassword(cfg exchange.PasswordConfig) harnessOption {
 // withCompat serves compatibility profiles.
 func withCompat(names ...string) harnessOption {
 	return func(c *harnessConfig) { c.compat = names }
-}
-
-func withGrace(d time.Duration) harnessOption {
-	return func(c *harnessConfig) { c.exchange.ReuseGrace = d }
 }
 
 // withoutProvider drops one of the default providers.
@@ -127,6 +128,12 @@ func newHarness(t testing.TB, opts ...harnessOption) *harness {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { store.Close() })
+	var metrics *web.Metrics
+	var observer exchange.Observer
+	if hc.metrics {
+		metrics = web.NewMetrics(store)
+		observer = metrics
+	}
 
 	ctx, cancel := context.WithCancel(context.Background())
 	t.Cleanup(cancel)
@@ -138,7 +145,8 @@ func newHarness(t testing.TB, opts ...harnessOption) *harness {
 		}
 		pc := providers.Config{
 			Name: name, Type: spec.typ, Issuer: issuer, ClientIDs: []string{webClientID, iosClientID},
-			AllowedDomains: spec.allowedDomains,
+			AllowedDomains: spec.allowedDomains, KeyFetched: keyFetched(metrics, name),
+			Logger: slog.New(slog.NewTextHandler(io.Discard, nil)),
 		}
 		if spec.setup != nil {
 			spec.setup(iss, &pc)
@@ -152,16 +160,29 @@ func newHarness(t testing.TB, opts ...harnessOption) *harness {
 	clk := &clock{}
 	srv := httptest.NewUnstartedServer(nil)
 	hc.exchange.Issuer = "http://" + srv.Listener.Addr().String()
-	svc, err := exchange.New(ctx, hc.exchange, store, provs, exchange.Options{Now: clk.Now, Password: hc.password})
+	var svcStore storage.Store = store
+	if hc.wrap != nil {
+		svcStore = hc.wrap(store)
+	}
+	if metrics != nil {
+		svcStore = observed.Wrap(svcStore, metrics.Committed)
+	}
+	svc, err := exchange.New(ctx, hc.exchange, svcStore, provs, exchange.Options{Now: clk.Now, Observer: observer, Password: hc.password})
 	if err != nil {
 		t.Fatal(err)
 	}
-	// Request lines would bury a failure's own output; failures print bodies.
-	quiet := slog.New(slog.NewTextHandler(io.Discard, nil))
-	srv.Config.Handler = web.NewServer(web.Deps{Exchange: svc, Logger: quiet, Compat: hc.compat})
+	hc.web.Exchange, hc.web.Metrics = svc, metrics
+	if hc.web.Compat == nil {
+		hc.web.Compat = hc.compat
+	}
+	if hc.web.Logger == nil {
+		// Request lines would bury a failure's own output; failures print bodies.
+		hc.web.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
+	}
+	srv.Config.Handler = web.NewServer(hc.web)
 	srv.Start()
 	t.Cleanup(srv.Close)
-	h := &harness{t: t, url: srv.URL, store: store, svc: svc, iss: iss, clock: clk, cfg: hc.exchange}
+	h := &harness{t: t, url: srv.URL, store: store, svc: svc, iss: iss, clock: clk, cfg: hc.exchange, metrics: metrics}
 	// Wait until every provider against a live issuer has discovered.
 	deadline := time.Now().Add(5 * time.Second)
 	for name, p := range provs {
@@ -353,4 +374,11 @@ func assertError(t testing.TB, res response, status int, code, reason string) {
 	if got := res.header.Get("X-Request-Id"); got != body.RequestID {
 		t.Fatalf("request_id %q does not match X-Request-Id %q", body.RequestID, got)
 	}
+}
+
+func keyFetched(m *web.Metrics, provider string) func(error) {
+	if m == nil {
+		return nil
+	}
+	return m.KeyFetched(provider)
 }

@@ -102,7 +102,11 @@ func TestLinkFlowEndToEnd(t *testing.T) {
 		t.Fatalf("409 reveals the existing account: %s", res.body)
 	}
 	claims := jwtPayload(t, linkToken)
-	allowed := map[string]bool{"iss": true, "aud": true, "iat": true, "exp": true, "provider": true, "idp_iss": true,
+	// owner is a MAC of the owner's id: it binds the token without naming the account.
+	if o, _ := claims["owner"].(string); o == "" || strings.Contains(o, owner.User.ID) {
+		t.Fatalf("owner claim missing or revealing: %v", claims["owner"])
+	}
+	allowed := map[string]bool{"iss": true, "aud": true, "iat": true, "exp": true, "owner": true, "provider": true, "idp_iss": true,
 		"idp_sub": true, "email": true, "email_verified": true, "name": true, "picture": true}
 	for k := range claims {
 		if !allowed[k] {
@@ -196,6 +200,7 @@ func TestLinkRefusals(t *testing.T) {
 		reason string
 	}{
 		{"no bearer", map[string]any{"link_token": lt}, nil, 401, "invalid_token", "missing_token"},
+		{"link_token of another account", map[string]any{"link_token": lt}, bearer(b.AccessToken), 403, "access_denied", "link_token_wrong_account"},
 		{"identity of another user", map[string]any{"provider": "corp", "id_token": h.idToken("ref-a", nil)},
 			bearer(b.AccessToken), 409, "identity_in_use", "identity_in_use"},
 		{"tampered link_token", map[string]any{"link_token": tampered}, bearer(a.AccessToken), 400, "invalid_grant", "signature"},

@@ -248,7 +248,7 @@ func TestOAuthRevokeWithClients(t *testing.T) {
 	if res := h.postForm("/oauth/revoke", url.Values{"token": {tk.RefreshToken}}, basic("nextjs", nextjsSecret)...); res.status != 200 {
 		t.Fatalf("revoke: %d %s", res.status, res.body)
 	}
-	assertError(t, h.postJSON("/v1/token/refresh", map[string]string{"refresh_token": tk.RefreshToken}), 400, "invalid_grant", "revoked")
+	assertError(t, h.postJSON("/v1/token/refresh", map[string]string{"refresh_token": tk.RefreshToken}, basic("nextjs", nextjsSecret)...), 400, "invalid_grant", "revoked")
 }
 
 func TestOAuthIntrospect(t *testing.T) {
@@ -324,7 +324,7 @@ func TestOAuthIntrospect(t *testing.T) {
 	}
 
 	// A rotated-away refresh token is inactive once the grace has passed.
-	rotated := decodeTokens(t, h.postJSON("/v1/token/refresh", map[string]string{"refresh_token": tk.RefreshToken}))
+	rotated := decodeTokens(t, h.postJSON("/v1/token/refresh", map[string]string{"refresh_token": tk.RefreshToken}, basic("nextjs", nextjsSecret)...))
 	h.clock.Advance(11 * time.Second)
 	inactive(tk.RefreshToken, "previous generation after the grace")
 	if introspect(rotated.RefreshToken)["active"] != true {

@@ -152,3 +152,32 @@ func TestLogoutScopes(t *testing.T) {
 	assertError(t, h.postJSON("/v1/logout", map[string]string{"refresh_token": a2.RefreshToken, "scope": "galaxy"}), 400, "invalid_request", "invalid_scope")
 	assertError(t, h.postJSON("/v1/logout", map[string]string{}), 400, "invalid_request", "missing_credential")
 }
+
+// TestLogoutWithSpentToken: a refresh token that can no longer refresh must
+// not sign the user out of their other sessions.
+func TestLogoutWithSpentToken(t *testing.T) {
+	h := newHarness(t)
+	a := h.exchangeOK("corp", h.idToken("spent", nil))
+	b := h.exchangeOK("corp", h.idToken("spent", nil))
+	rotated := decodeTokens(t, h.postJSON("/v1/token/refresh", map[string]string{"refresh_token": a.RefreshToken}))
+	h.clock.Advance(h.cfg.ReuseGrace + time.Second)
+
+	// The spent generation is reuse: its own session dies, the other lives.
+	assertError(t, h.postJSON("/v1/logout", map[string]string{"refresh_token": a.RefreshToken, "scope": "global"}), 400, "invalid_grant", "reused")
+	assertError(t, h.postJSON("/v1/token/refresh", map[string]string{"refresh_token": rotated.RefreshToken}), 400, "invalid_grant", "revoked")
+	if res := h.postJSON("/v1/token/refresh", map[string]string{"refresh_token": b.RefreshToken}); res.status != http.StatusOK {
+		t.Fatalf("the other session was touched: %d %s", res.status, res.body)
+	}
+
+	// A revoked session's token cannot reach the others either, by refresh
+	// token or by its access token.
+	before := h.snapshot()
+	assertError(t, h.postJSON("/v1/logout", map[string]string{"refresh_token": rotated.RefreshToken, "scope": "others"}), 400, "invalid_grant", "revoked")
+	res := h.do(http.MethodPost, "/v1/logout", "application/json", []byte(`{"scope":"global"}`), "Authorization", "Bearer "+rotated.AccessToken)
+	assertError(t, res, 401, "invalid_token", "revoked")
+	h.assertUnchanged(before)
+	// Signing out of an already revoked session locally is harmless.
+	if res := h.postJSON("/v1/logout", map[string]string{"refresh_token": rotated.RefreshToken}); res.status != http.StatusOK || res.json(t)["revoked"] != float64(0) {
+		t.Fatalf("local logout of a revoked session: %d %s", res.status, res.body)
+	}
+}

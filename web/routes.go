@@ -33,9 +33,35 @@ func (s *Server) routes(mounts map[string]http.Handler, compat []string) {
 
 	s.compatRoutes(compat) // web/compat*.go: the tutorials' frontends' routes
 
+	if !s.adminSeparate {
+		s.adminRoutes()
+	}
+
 	for prefix, h := range mounts {
 		prefix = strings.TrimSuffix(prefix, "/")
 		e.Any(prefix+"/*", echo.WrapHandler(h))
 		e.Any(prefix, echo.WrapHandler(h))
 	}
+}
+
+// adminRoutes lists the operator API (docs/admin.md) and /metrics: on the
+// public server, or alone on the admin listener (server.admin_listen).
+func (s *Server) adminRoutes() {
+	if s.metrics != nil {
+		s.echo.GET("/metrics", echo.WrapHandler(s.metrics.Handler()))
+	}
+	a := s.echo.Group("/admin/v1", s.requireAdmin)
+	a.GET("/users", s.handleAdminUsers)
+	a.GET("/users/:id", s.handleAdminUser)
+	a.POST("/users/:id/disable", s.handleAdminDisable(true))
+	a.POST("/users/:id/enable", s.handleAdminDisable(false))
+	a.DELETE("/users/:id", s.handleAdminDeleteUser)
+	a.PUT("/users/:id/roles", s.handleAdminRoles)
+	a.GET("/users/:id/sessions", s.handleAdminSessions)
+	a.DELETE("/users/:id/sessions", s.handleAdminRevokeUserSessions)
+	a.DELETE("/sessions/:id", s.handleAdminRevokeSession)
+	a.GET("/keys", s.handleAdminKeys)
+	a.POST("/keys/rotate", s.handleAdminRotate)
+	a.GET("/audit", s.handleAdminAudit)
+	a.GET("/backup", s.handleAdminBackup)
 }

@@ -4,10 +4,14 @@
 package web
 
 import (
+	"context"
 	"crypto/rand"
+	"crypto/sha256"
 	"encoding/hex"
 	"log/slog"
+	"net"
 	"net/http"
+	"strings"
 	"time"
 
 	"github.com/labstack/echo/v4"
@@ -26,35 +30,94 @@ type Deps struct {
 	// Mounts lets the caller add routes owned by other components (the
 	// development emulator) without web knowing them.
 	Mounts map[string]http.Handler
+
+	// Metrics, when set, counts every request and serves GET /metrics.
+	Metrics *Metrics
+	// AdminTokens guard /admin/v1 (Bearer, compared in constant time).
+	// With none, every admin request is refused.
+	AdminTokens []string
+	// AdminSeparate moves /admin/v1 and /metrics off this server: they are
+	// served only by NewAdminServer, on the admin listener.
+	AdminSeparate bool
+	// TrustedProxies are the networks whose X-Forwarded-For is believed;
+	// from anyone else the connection's address is the client's.
+	TrustedProxies []*net.IPNet
 	// Compat names the compatibility profiles to serve (web/compat*.go).
 	Compat []string
+	// CompatClient is the public client the compat routes act as when
+	// clients are configured; without it they refuse (invalid_client).
+	CompatClient string
 }
 
 // Server is the HTTP API.
 type Server struct {
-	echo *echo.Echo
-	svc  *exchange.Service
-	log  *slog.Logger
+	echo          *echo.Echo
+	svc           *exchange.Service
+	log           *slog.Logger
+	admin         *exchange.Admin
+	adminTokens   [][sha256.Size]byte
+	adminSeparate bool
+	metrics       *Metrics
+	compatClient  string
 }
 
-// NewServer builds the API with every route registered.
+// NewServer builds the API with every route registered (the admin API and
+// /metrics too, unless Deps.AdminSeparate).
 func NewServer(d Deps) *Server {
+	s := newServer(d)
+	s.routes(d.Mounts, d.Compat)
+	return s
+}
+
+// NewAdminServer builds the admin listener's server: /admin/v1, /metrics
+// and /healthz only.
+func NewAdminServer(d Deps) *Server {
+	s := newServer(d)
+	s.adminRoutes()
+	s.echo.GET("/healthz", s.handleHealthz)
+	return s
+}
+
+func newServer(d Deps) *Server {
 	e := echo.New()
 	e.HideBanner, e.HidePort = true, true
-	s := &Server{echo: e, svc: d.Exchange, log: d.Logger}
+	s := &Server{echo: e, svc: d.Exchange, log: d.Logger, metrics: d.Metrics, adminSeparate: d.AdminSeparate,
+		compatClient: d.CompatClient}
 	if s.log == nil {
 		s.log = slog.Default()
 	}
-	// Only the connection's address is trusted until trusted proxies are
-	// configured: X-Forwarded-For is client-controlled.
-	e.IPExtractor = echo.ExtractIPDirect()
+	if d.Exchange != nil {
+		s.admin = d.Exchange.Admin()
+	}
+	for _, t := range d.AdminTokens {
+		s.adminTokens = append(s.adminTokens, sha256.Sum256([]byte(t)))
+	}
+	e.IPExtractor = ipExtractor(d.TrustedProxies)
 	e.HTTPErrorHandler = s.errorHandler
 	e.Use(middleware.RequestIDWithConfig(middleware.RequestIDConfig{Generator: newRequestID}))
 	e.Use(s.accessLog)
+	if s.metrics != nil {
+		e.Use(s.metrics.middleware)
+	}
 	e.Use(middleware.Recover())
 	e.Use(limitBody)
-	s.routes(d.Mounts, d.Compat)
+	e.Use(boundRequest)
 	return s
+}
+
+// ipExtractor trusts X-Forwarded-For only from the configured proxies:
+// the header is client-controlled. Echo's defaults would trust every
+// private, loopback and link-local address; those are turned off so that
+// only the listed networks count.
+func ipExtractor(trusted []*net.IPNet) echo.IPExtractor {
+	if len(trusted) == 0 {
+		return echo.ExtractIPDirect()
+	}
+	opts := []echo.TrustOption{echo.TrustLoopback(false), echo.TrustLinkLocal(false), echo.TrustPrivateNet(false)}
+	for _, n := range trusted {
+		opts = append(opts, echo.TrustIPRange(n))
+	}
+	return echo.ExtractIPFromXFFHeader(opts...)
 }
 
 // ServeHTTP makes the server an http.Handler.
@@ -79,6 +142,25 @@ func newRequestID() string {
 	var b [12]byte
 	_, _ = rand.Read(b[:])
 	return hex.EncodeToString(b[:])
+}
+
+// RequestTimeout bounds the work one API request may do (provider fetches,
+// store queries): a database that drops packets instead of refusing them
+// must turn into a 503, not a request that hangs until TCP gives up.
+const RequestTimeout = 15 * time.Second
+
+// boundRequest puts RequestTimeout on every request's context except the
+// admin API's, whose backup streams for as long as the store is large.
+func boundRequest(next echo.HandlerFunc) echo.HandlerFunc {
+	return func(c echo.Context) error {
+		if strings.HasPrefix(c.Request().URL.Path, "/admin/") {
+			return next(c)
+		}
+		ctx, cancel := context.WithTimeout(c.Request().Context(), RequestTimeout)
+		defer cancel()
+		c.SetRequest(c.Request().WithContext(ctx))
+		return next(c)
+	}
 }
 
 // limitBody refuses bodies over MaxBodyBytes with 413 before reading them

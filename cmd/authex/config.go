@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
 	"net/url"
 	"os"
 	"reflect"
@@ -32,6 +33,20 @@ type Config struct {
 	Log       LogConfig                 `yaml:"log"`
 	// Compat names the compatibility profiles to serve (docs/compat.md).
 	Compat []string `yaml:"compat"`
+	// CompatClient names the public client the compat routes act as when
+	// clients are configured: the tutorials' frontends send no client
+	// credentials, so its provider list applies and its id goes into the
+	// tokens' client_id.
+	CompatClient string      `yaml:"compat_client"`
+	Admin        AdminConfig `yaml:"admin"`
+}
+
+// AdminConfig guards the operator API (/admin/v1, docs/admin.md).
+type AdminConfig struct {
+	// Tokens are accepted as Bearer admin tokens; use "${VAR}".
+	Tokens []string `yaml:"tokens"`
+	// TokensFile holds more tokens, one a line ('#' starts a comment).
+	TokensFile string `yaml:"tokens_file"`
 }
 
 // ClientConfig registers one client application. When any client is
@@ -62,6 +77,12 @@ const minClientSecret = 16
 type ServerConfig struct {
 	Listen    string `yaml:"listen"`
 	PublicURL string `yaml:"public_url"`
+	// AdminListen, when set, serves /admin/v1 and /metrics there and not on Listen.
+	AdminListen string `yaml:"admin_listen"`
+	// TrustedProxies: CIDRs (or addresses) whose X-Forwarded-For is believed.
+	TrustedProxies []string `yaml:"trusted_proxies"`
+
+	trustedNets []*net.IPNet // parsed by Validate
 }
 
 type StorageConfig struct {
@@ -90,6 +111,8 @@ type TokensConfig struct {
 	SessionMax        time.Duration `yaml:"session_max"`
 	RefreshReuseGrace time.Duration `yaml:"refresh_reuse_grace"`
 	Audience          []string      `yaml:"audience"`
+	KeyPublishDelay   time.Duration `yaml:"key_publish_delay"`
+	KeyRotation       time.Duration `yaml:"key_rotation"`
 }
 
 type ProviderConfig struct {
@@ -125,21 +148,32 @@ type ProviderConfig struct {
 	Parallelism uint8          `yaml:"parallelism"`
 	MinLength   int            `yaml:"min_length"`
 	Throttle    ThrottleConfig `yaml:"throttle"`
+	// ReauthWindow: setting a first password needs a session created this
+	// recently (a sign-in, not a refresh).
+	ReauthWindow time.Duration `yaml:"reauth_window"`
+	// HashConcurrency bounds the argon2 hashes in flight (each holds
+	// memory KiB); 0 means twice GOMAXPROCS. A request waits HashWait for
+	// a slot, then gets 503 busy.
+	HashConcurrency int           `yaml:"hash_concurrency"`
+	HashWait        time.Duration `yaml:"hash_wait"`
 }
 
 // ThrottleConfig bounds failed password logins: per_account failures per
 // account (email) and per_ip per client IP, each refilled over window.
 type ThrottleConfig struct {
-	PerAccount int           `yaml:"per_account"`
-	PerIP      int           `yaml:"per_ip"`
-	Window     time.Duration `yaml:"window"`
+	PerAccount int `yaml:"per_account"`
+	PerIP      int `yaml:"per_ip"`
+	// RegisterPerIP bounds registrations (every attempt) per client IP.
+	RegisterPerIP int           `yaml:"register_per_ip"`
+	Window        time.Duration `yaml:"window"`
 }
 
 // Defaults of the password provider.
 var defaultPassword = ProviderConfig{
 	Type: "password", Memory: exchange.DefaultArgon2.Memory, Iterations: exchange.DefaultArgon2.Iterations,
 	Parallelism: exchange.DefaultArgon2.Parallelism, MinLength: exchange.DefaultMinPasswordLength,
-	Throttle: ThrottleConfig{PerAccount: 5, PerIP: 50, Window: 15 * time.Minute},
+	Throttle:     ThrottleConfig{PerAccount: 5, PerIP: 50, RegisterPerIP: 10, Window: 15 * time.Minute},
+	ReauthWindow: exchange.DefaultReauthWindow, HashWait: exchange.DefaultHashWait,
 }
 
 // PasswordConfig is the exchange's view of a password provider.
@@ -147,7 +181,8 @@ func (pc ProviderConfig) PasswordConfig() exchange.PasswordConfig {
 	return exchange.PasswordConfig{
 		Argon2:    exchange.Argon2Params{Memory: pc.Memory, Iterations: pc.Iterations, Parallelism: pc.Parallelism},
 		MinLength: pc.MinLength, AllowSignup: pc.AllowSignup == nil || *pc.AllowSignup,
-		AccountBurst: pc.Throttle.PerAccount, IPBurst: pc.Throttle.PerIP, Window: pc.Throttle.Window,
+		AccountBurst: pc.Throttle.PerAccount, IPBurst: pc.Throttle.PerIP, RegisterBurst: pc.Throttle.RegisterPerIP,
+		Window: pc.Throttle.Window, ReauthWindow: pc.ReauthWindow, HashConcurrency: pc.HashConcurrency, HashWait: pc.HashWait,
 	}
 }
 
@@ -171,7 +206,8 @@ func defaultConfig() Config {
 			RefreshTTL:        14 * 24 * time.Hour,
 			SessionMax:        90 * 24 * time.Hour,
 			RefreshReuseGrace: 10 * time.Second,
-			Audience:          []string{},
+			Audience:          []string{"api"},
+			KeyPublishDelay:   10 * time.Minute,
 		},
 		Log: LogConfig{Level: "info", Format: "auto"},
 	}
@@ -404,6 +440,13 @@ func (c *Config) Validate() Problems {
 	if t.RefreshReuseGrace < 0 || t.RefreshReuseGrace > 5*time.Minute {
 		p.add("tokens.refresh_reuse_grace", "must be between 0 and 5m, got %s", t.RefreshReuseGrace)
 	}
+	if t.KeyPublishDelay < 0 || t.KeyPublishDelay > 24*time.Hour {
+		p.add("tokens.key_publish_delay", "must be between 0 and 24h, got %s", t.KeyPublishDelay)
+	}
+	if t.KeyRotation != 0 && t.KeyRotation < t.KeyPublishDelay+t.AccessTTL {
+		p.add("tokens.key_rotation", "must be 0 (off) or at least key_publish_delay + access_ttl (%s), got %s",
+			t.KeyPublishDelay+t.AccessTTL, t.KeyRotation)
+	}
 	for i, a := range t.Audience {
 		if a == "" {
 			p.add(fmt.Sprintf("tokens.audience[%d]", i), "must not be empty")
@@ -420,8 +463,9 @@ func (c *Config) Validate() Problems {
 			c.Providers[name] = validatePassword(&p, name, pc)
 			continue
 		}
-		if pc.Memory != 0 || pc.Iterations != 0 || pc.Parallelism != 0 || pc.MinLength != 0 || pc.Throttle != (ThrottleConfig{}) {
-			p.add(path, "memory, iterations, parallelism, min_length and throttle apply to type password only")
+		if pc.Memory != 0 || pc.Iterations != 0 || pc.Parallelism != 0 || pc.MinLength != 0 || pc.Throttle != (ThrottleConfig{}) ||
+			pc.ReauthWindow != 0 || pc.HashConcurrency != 0 || pc.HashWait != 0 {
+			p.add(path, "memory, iterations, parallelism, min_length, throttle, reauth_window, hash_concurrency and hash_wait apply to type password only")
 		}
 		if len(pc.ClientIDs) == 0 {
 			p.add(path+".client_ids", "needs at least one client id")
@@ -451,6 +495,19 @@ func (c *Config) Validate() Problems {
 		}
 		c.Providers[name] = pc
 	}
+	c.Server.trustedNets = nil
+	for i, s := range c.Server.TrustedProxies {
+		n, err := parseNet(s)
+		if err != nil {
+			p.add(fmt.Sprintf("server.trusted_proxies[%d]", i), "must be a CIDR or an IP address, got %q", s)
+			continue
+		}
+		c.Server.trustedNets = append(c.Server.trustedNets, n)
+	}
+	if c.Server.AdminListen != "" && c.Server.AdminListen == c.Server.Listen {
+		p.add("server.admin_listen", "must differ from server.listen")
+	}
+	c.validateAdmin(&p)
 	p = append(p, c.validateClients()...)
 	c.validateCompat(&p)
 	switch c.Log.Level {
@@ -464,6 +521,33 @@ func (c *Config) Validate() Problems {
 		p.add("log.format", "must be auto, json or text, got %q", c.Log.Format)
 	}
 	return p
+}
+
+// minAdminToken is the shortest admin token accepted: anything shorter
+// can be guessed.
+const minAdminToken = 16
+
+// validateAdmin reads admin.tokens_file into admin.tokens and checks them.
+func (c *Config) validateAdmin(p *Problems) {
+	if f := c.Admin.TokensFile; f != "" {
+		raw, err := os.ReadFile(f)
+		if err != nil {
+			p.add("admin.tokens_file", "cannot read: %v", err)
+		}
+		for _, line := range strings.Split(string(raw), "\n") {
+			line = strings.TrimSpace(line)
+			if line == "" || strings.HasPrefix(line, "#") {
+				continue
+			}
+			c.Admin.Tokens = append(c.Admin.Tokens, line)
+		}
+	}
+	for i, t := range c.Admin.Tokens {
+		// Never print the token itself.
+		if len(t) < minAdminToken {
+			p.add(fmt.Sprintf("admin.tokens[%d]", i), "must be at least %d characters (e.g. openssl rand -hex 32)", minAdminToken)
+		}
+	}
 }
 
 // validateProviderType checks the keys that depend on the provider's type
@@ -481,11 +565,18 @@ func validateProviderType(p *Problems, path string, pc *ProviderConfig) {
 		}
 	}
 	for key, v := range map[string]string{
-		"authority": pc.Authority, "api_url": pc.APIURL, "token_url": pc.TokenURL, "tokeninfo_url": pc.TokenInfoURL,
-		"userinfo_url": pc.UserInfoURL, "introspection_url": pc.IntrospectionURL,
+		"issuer": pc.Issuer, "authority": pc.Authority, "api_url": pc.APIURL, "token_url": pc.TokenURL,
+		"tokeninfo_url": pc.TokenInfoURL, "userinfo_url": pc.UserInfoURL, "introspection_url": pc.IntrospectionURL,
 	} {
-		if u, err := url.Parse(v); v != "" && (err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "") {
+		u, err := url.Parse(v)
+		switch {
+		case v == "":
+		case key != "issuer" && (err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == ""):
 			p.add(path+"."+key, "must be an absolute http(s) URL, got %q", v)
+		case err == nil && u.Scheme == "http" && !loopbackHost(u.Hostname()):
+			// Keys and userinfo fetched over plain http can be swapped by
+			// anyone on the path, and every token would then verify.
+			p.add(path+"."+key, "must use https (plain http only for a loopback host), got %q", v)
 		}
 	}
 
@@ -537,6 +628,22 @@ func validateProviderType(p *Problems, path string, pc *ProviderConfig) {
 			p.add(path+".client_secret", "is required with introspection_url (RFC 7662 introspection is client-authenticated)")
 		}
 	}
+}
+
+// parseNet accepts "10.0.0.0/8", "2001:db8::/32" or a single address.
+func parseNet(s string) (*net.IPNet, error) {
+	if _, n, err := net.ParseCIDR(s); err == nil {
+		return n, nil
+	}
+	ip := net.ParseIP(s)
+	if ip == nil {
+		return nil, fmt.Errorf("not an address")
+	}
+	bits := 128
+	if ip4 := ip.To4(); ip4 != nil {
+		ip, bits = ip4, 32
+	}
+	return &net.IPNet{IP: ip, Mask: net.CIDRMask(bits, bits)}, nil
 }
 
 // validateClients checks the clients list and reads secret_file secrets
@@ -601,7 +708,7 @@ func validatePassword(p *Problems, name string, pc ProviderConfig) ProviderConfi
 	if pc.Issuer != "" || len(pc.ClientIDs) > 0 || len(pc.AllowedDomains) > 0 || pc.LinkByEmail != "" || pc.Leeway != 0 ||
 		pc.ClientSecret != "" || pc.ClientSecretFile != "" || pc.Authority != "" || pc.Tenant != "" || len(pc.AllowedTenants) > 0 ||
 		pc.APIURL != "" || pc.TokenURL != "" || pc.TokenInfoURL != "" || pc.UserInfoURL != "" || pc.IntrospectionURL != "" {
-		p.add(path, "only memory, iterations, parallelism, min_length, allow_signup and throttle apply to type password")
+		p.add(path, "only memory, iterations, parallelism, min_length, allow_signup, throttle, reauth_window, hash_concurrency and hash_wait apply to type password")
 	}
 	d := defaultPassword
 	if pc.Memory == 0 {
@@ -625,6 +732,15 @@ func validatePassword(p *Problems, name string, pc ProviderConfig) ProviderConfi
 	if pc.Throttle.Window == 0 {
 		pc.Throttle.Window = d.Throttle.Window
 	}
+	if pc.Throttle.RegisterPerIP == 0 {
+		pc.Throttle.RegisterPerIP = d.Throttle.RegisterPerIP
+	}
+	if pc.ReauthWindow == 0 {
+		pc.ReauthWindow = d.ReauthWindow
+	}
+	if pc.HashWait == 0 {
+		pc.HashWait = d.HashWait
+	}
 	// Each login holds memory KiB while it hashes: bound what a burst of
 	// logins can take.
 	if pc.Memory < 1024 || pc.Memory > 1<<20 {
@@ -644,6 +760,18 @@ func validatePassword(p *Problems, name string, pc ProviderConfig) ProviderConfi
 	}
 	if pc.Throttle.PerIP < 0 {
 		p.add(path+".throttle.per_ip", "must be positive, got %d", pc.Throttle.PerIP)
+	}
+	if pc.Throttle.RegisterPerIP < 0 {
+		p.add(path+".throttle.register_per_ip", "must be positive, got %d", pc.Throttle.RegisterPerIP)
+	}
+	if pc.ReauthWindow < 30*time.Second || pc.ReauthWindow > time.Hour {
+		p.add(path+".reauth_window", "must be between 30s and 1h, got %s", pc.ReauthWindow)
+	}
+	if pc.HashConcurrency < 0 || pc.HashConcurrency > 1024 {
+		p.add(path+".hash_concurrency", "must be between 0 (twice GOMAXPROCS) and 1024, got %d", pc.HashConcurrency)
+	}
+	if pc.HashWait < time.Millisecond || pc.HashWait > 30*time.Second {
+		p.add(path+".hash_wait", "must be between 1ms and 30s, got %s", pc.HashWait)
 	}
 	if pc.Throttle.Window < time.Second || pc.Throttle.Window > 24*time.Hour {
 		p.add(path+".throttle.window", "must be between 1s and 24h, got %s", pc.Throttle.Window)
@@ -675,4 +803,37 @@ func (c *Config) validateCompat(p *Problems) {
 	for _, conflict := range web.CompatConflicts(valid) {
 		p.add("compat", "%s: enable only one of them", conflict)
 	}
+	c.validateCompatClient(p)
+}
+
+// validateCompatClient: with clients configured every caller is a client,
+// and the compat routes, whose frontends send no credentials, must be one
+// too. Only a public client fits: a confidential one would be "authenticated"
+// without its secret by anyone calling the compat routes.
+func (c *Config) validateCompatClient(p *Problems) {
+	if c.CompatClient == "" {
+		if len(c.Compat) > 0 && len(c.Clients) > 0 {
+			p.add("compat_client", "is required with compat and clients: name the public client (public: true) the compat routes act as")
+		}
+		return
+	}
+	if len(c.Compat) == 0 {
+		p.add("compat_client", "is set but compat lists no profile")
+	}
+	i := slices.IndexFunc(c.Clients, func(cl ClientConfig) bool { return cl.ID == c.CompatClient })
+	switch {
+	case i < 0:
+		p.add("compat_client", "names no configured client: %q", c.CompatClient)
+	case !c.Clients[i].Public:
+		p.add("compat_client", "client %q (clients[%d]) is confidential: the compat routes send no secret, name a client with public: true", c.CompatClient, i)
+	}
+}
+
+// loopbackHost reports whether host names this machine.
+func loopbackHost(host string) bool {
+	if host == "localhost" {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
 }

@@ -54,6 +54,7 @@ Usage:
                                  read an export into an empty store (stdin by default)
   authex version                 print the version
 
+` + adminUsage + `
 Run "authex COMMAND -h" for a command's flags.
 `
 
@@ -81,6 +82,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 			return flag.ErrHelp
 		}
 		return runConfigCheck(args[2:], getenv, stdout, stderr)
+	case "users", "sessions", "keys", "audit", "backup":
+		return runAdmin(ctx, args[0], args[1:], getenv, stdout, stderr)
 	case "version", "-version", "--version":
 		fmt.Fprintln(stdout, "authex", version)
 		return nil

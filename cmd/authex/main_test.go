@@ -13,6 +13,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -189,6 +190,7 @@ func freePort(t *testing.T) int {
 type process struct {
 	cmd    *exec.Cmd
 	logs   *bytes.Buffer
+	logsMu *sync.Mutex // guards logs where a test reads them while the process runs; may be nil
 	exited chan error
 }
 
@@ -282,4 +284,19 @@ func getBody(t *testing.T, url, bearer string) string {
 		t.Fatalf("GET %s: %d %s", url, res.StatusCode, raw)
 	}
 	return string(raw)
+}
+
+func TestConfigCheckRefusesPlainHTTPProviders(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "http.yaml")
+	writeFile(t, path, `
+providers:
+  corp: { type: oidc, issuer: "http://login.example.com", client_ids: [ "authex" ] }
+  local: { type: oidc, issuer: "http://127.0.0.1:9090/emulator", client_ids: [ "authex" ] }
+`)
+	var stderr bytes.Buffer
+	err := run(context.Background(), []string{"config", "check", "-config", path}, noEnv, io.Discard, &stderr)
+	out := stderr.String()
+	if err == nil || !strings.Contains(out, "providers.corp.issuer: must use https") || strings.Contains(out, "providers.local") {
+		t.Fatalf("plain http issuer: %v\n%s", err, out)
+	}
 }

@@ -27,7 +27,10 @@ providers:
     memory: 512
     min_length: 4
     client_ids: [ "x" ]
-    throttle: { window: 48h }
+    throttle: { window: 48h, register_per_ip: -1 }
+    reauth_window: 2h
+    hash_concurrency: -1
+    hash_wait: 1m
   pw2: { type: password }
   corp: { type: oidc, issuer: "https://login.example.com", client_ids: [ "a" ], min_length: 12 }
 compat: [ djrestauth, simplejwt, fastapi, nope, fastapi ]
@@ -38,10 +41,14 @@ compat: [ djrestauth, simplejwt, fastapi, nope, fastapi ]
 	for _, want := range []string{
 		"providers.password.memory: must be between 1024 and 1048576",
 		"providers.password.min_length: must be between 8 and 128",
-		"providers.password: only memory, iterations, parallelism, min_length, allow_signup and throttle apply",
+		"providers.password: only memory, iterations, parallelism, min_length, allow_signup, throttle, reauth_window, hash_concurrency and hash_wait apply",
 		"providers.password.throttle.window: must be between 1s and 24h",
+		"providers.password.throttle.register_per_ip: must be positive, got -1",
+		"providers.password.reauth_window: must be between 30s and 1h, got 2h0m0s",
+		"providers.password.hash_concurrency: must be between 0 (twice GOMAXPROCS) and 1024, got -1",
+		"providers.password.hash_wait: must be between 1ms and 30s, got 1m0s",
 		`providers.pw2.type: type password must be configured under the key "password"`,
-		"providers.corp: memory, iterations, parallelism, min_length and throttle apply to type password only",
+		"providers.corp: memory, iterations, parallelism, min_length, throttle, reauth_window, hash_concurrency and hash_wait apply to type password only",
 		`compat[3]: must be one of djrestauth, fastapi, simplejwt, got "nope"`,
 		"compat[4]: fastapi is listed twice",
 		"compat: djrestauth and simplejwt both answer POST /api/auth/token/refresh/",
@@ -68,7 +75,8 @@ compat: [ djrestauth, simplejwt, fastapi, nope, fastapi ]
 		}
 		pc := cfg.Providers["password"].PasswordConfig()
 		if pc.Argon2.Memory != 19456 || pc.Argon2.Iterations != 2 || pc.Argon2.Parallelism != 1 || pc.MinLength != 8 ||
-			!pc.AllowSignup || pc.AccountBurst != 5 || pc.IPBurst != 50 || pc.Window != 15*time.Minute {
+			!pc.AllowSignup || pc.AccountBurst != 5 || pc.IPBurst != 50 || pc.Window != 15*time.Minute ||
+			pc.RegisterBurst != 10 || pc.ReauthWindow != 5*time.Minute || pc.HashConcurrency != 0 || pc.HashWait != time.Second {
 			t.Fatalf("password defaults: %+v", pc)
 		}
 	}

@@ -198,22 +198,22 @@ func TestTwoInstancesShareOnePostgres(t *testing.T) {
 	}
 
 	// Refresh on B; the same token on A within the grace gets the same pair.
-	onB := postJSON(t, b+"/v1/token/refresh", map[string]any{"refresh_token": rt1})
-	onA := postJSON(t, a+"/v1/token/refresh", map[string]any{"refresh_token": rt1})
+	onB := postJSON(t, b+"/v1/token/refresh", map[string]any{"refresh_token": rt1, "client_id": "app"})
+	onA := postJSON(t, a+"/v1/token/refresh", map[string]any{"refresh_token": rt1, "client_id": "app"})
 	if onA["refresh_token"] != onB["refresh_token"] || onA["access_token"] != onB["access_token"] {
 		t.Fatalf("grace answers differ across instances:\nB %v\nA %v", onB, onA)
 	}
 	rt2 := onB["refresh_token"].(string)
-	rt3 := postJSON(t, a+"/v1/token/refresh", map[string]any{"refresh_token": rt2})["refresh_token"].(string)
+	rt3 := postJSON(t, a+"/v1/token/refresh", map[string]any{"refresh_token": rt2, "client_id": "app"})["refresh_token"].(string)
 
 	if !introspect(a, onB["access_token"].(string)) {
 		t.Fatal("introspect on A: B's fresh access token is not active")
 	}
 
 	// Reuse of generation 1 on A revokes the session on both.
-	status, body := call(t, "POST", a+"/v1/token/refresh", "", map[string]any{"refresh_token": rt1})
+	status, body := call(t, "POST", a+"/v1/token/refresh", "", map[string]any{"refresh_token": rt1, "client_id": "app"})
 	wantError(t, "reused refresh token on A", status, body, 400, "invalid_grant", "reused")
-	status, body = call(t, "POST", b+"/v1/token/refresh", "", map[string]any{"refresh_token": rt3})
+	status, body = call(t, "POST", b+"/v1/token/refresh", "", map[string]any{"refresh_token": rt3, "client_id": "app"})
 	wantError(t, "newest refresh token on B after reuse", status, body, 400, "invalid_grant", "revoked")
 	status, body = call(t, "GET", b+"/v1/me", onB["access_token"].(string), nil)
 	wantError(t, "the revoked session's access token on B", status, body, 401, "invalid_token", "revoked")
@@ -226,7 +226,7 @@ func TestTwoInstancesShareOnePostgres(t *testing.T) {
 	if status != 200 && status != 204 {
 		t.Fatalf("logout on B: %d %v", status, body)
 	}
-	status, body = call(t, "POST", a+"/v1/token/refresh", "", map[string]any{"refresh_token": again["refresh_token"]})
+	status, body = call(t, "POST", a+"/v1/token/refresh", "", map[string]any{"refresh_token": again["refresh_token"], "client_id": "app"})
 	wantError(t, "refresh on A after logout on B", status, body, 400, "invalid_grant", "revoked")
 	status, body = call(t, "GET", a+"/v1/me", again["access_token"].(string), nil)
 	wantError(t, "access token on A after logout on B", status, body, 401, "invalid_token", "revoked")
@@ -254,7 +254,7 @@ func TestTwoInstancesShareOnePostgres(t *testing.T) {
 	// is the same pair (one rotation, the rest within the grace).
 	rt := answers[0]["refresh_token"].(string)
 	refreshed := race(t, n, func(i int) (string, any) {
-		return []string{a, b}[i%2] + "/v1/token/refresh", map[string]any{"refresh_token": rt}
+		return []string{a, b}[i%2] + "/v1/token/refresh", map[string]any{"refresh_token": rt, "client_id": "app"}
 	})
 	for i, ans := range refreshed {
 		if ans["refresh_token"] != refreshed[0]["refresh_token"] || ans["access_token"] != refreshed[0]["access_token"] {

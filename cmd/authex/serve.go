@@ -17,6 +17,7 @@ import (
 	"github.com/authex/authex/providers"
 	"github.com/authex/authex/storage"
 	"github.com/authex/authex/storage/bolt"
+	"github.com/authex/authex/storage/observed"
 	"github.com/authex/authex/storage/postgres"
 	"github.com/authex/authex/web"
 )
@@ -52,15 +53,17 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 		}
 		mounts["/emulator"] = em
 	}
-	store, err := openStore(ctx, cfg.Storage, log)
+	raw, err := openStore(ctx, cfg.Storage, log)
 	if err != nil {
 		return err
 	}
 	defer func() {
-		if err := store.Close(); err != nil {
+		if err := raw.Close(); err != nil {
 			log.Error("close store", "err", err)
 		}
 	}()
+	metrics := web.NewMetrics(raw)
+	store := observed.Wrap(raw, metrics.Committed)
 
 	// Listen before the providers start discovery: the dev provider
 	// discovers at this very server, and a connection waiting in the listen
@@ -88,6 +91,7 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 			ClientSecret: string(pc.ClientSecret), Authority: pc.Authority, Tenant: pc.Tenant, AllowedTenants: pc.AllowedTenants,
 			APIURL: pc.APIURL, TokenURL: pc.TokenURL, TokenInfoURL: pc.TokenInfoURL, UserInfoURL: pc.UserInfoURL,
 			IntrospectionURL: pc.IntrospectionURL,
+			KeyFetched:       metrics.KeyFetched(name),
 		})
 		if err != nil {
 			return fmt.Errorf("providers.%s: %w", name, err)
@@ -104,11 +108,13 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 		Issuer: cfg.Server.PublicURL, Audience: cfg.Tokens.Audience, Algorithm: cfg.Tokens.Algorithm,
 		AccessTTL: cfg.Tokens.AccessTTL, RefreshTTL: cfg.Tokens.RefreshTTL,
 		SessionMax: cfg.Tokens.SessionMax, ReuseGrace: cfg.Tokens.RefreshReuseGrace,
+		KeyPublishDelay: cfg.Tokens.KeyPublishDelay, KeyRotation: cfg.Tokens.KeyRotation,
 		Clients: cfg.exchangeClients(),
-	}, store, provs, exchange.Options{Logger: log, Password: password})
+	}, store, provs, exchange.Options{Logger: log, Observer: metrics, Password: password})
 	if err != nil {
 		return err
 	}
+	go svc.MaintainKeys(provCtx, keyMaintenanceInterval)
 	if len(cfg.Clients) == 0 {
 		log.Warn("no clients configured: /v1/exchange and /oauth/token accept any caller and /oauth/introspect is off; configure clients")
 	} else {
@@ -118,10 +124,30 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 	// Several instances may share the store: pick up keys another one made.
 	go svc.Keys().Watch(provCtx, exchange.KeyReloadInterval, log)
 
-	handler := web.NewServer(web.Deps{Exchange: svc, Logger: log, Mounts: mounts, Compat: cfg.Compat})
-	srv := web.NewHTTPServer(cfg.Server.Listen, handler, log)
-	log.Info("listening", "addr", ln.Addr().String(), "public_url", cfg.Server.PublicURL,
+	deps := web.Deps{
+		Exchange: svc, Logger: log, Mounts: mounts, Compat: cfg.Compat, CompatClient: cfg.CompatClient, Metrics: metrics,
+		AdminTokens: cfg.Admin.Tokens, AdminSeparate: cfg.Server.AdminListen != "", TrustedProxies: cfg.Server.trustedNets,
+	}
+	if len(cfg.Admin.Tokens) == 0 {
+		log.Warn("no admin token configured: the admin API refuses every request (admin.tokens)")
+	}
+	servers := []*http.Server{web.NewHTTPServer(cfg.Server.Listen, web.NewServer(deps), log)}
+	listeners := []net.Listener{ln}
+	if cfg.Server.AdminListen != "" {
+		adminDeps := deps
+		adminDeps.Mounts, adminDeps.Compat = nil, nil
+		servers = append(servers, web.NewHTTPServer(cfg.Server.AdminListen, web.NewAdminServer(adminDeps), log))
+		aln, err := net.Listen("tcp", cfg.Server.AdminListen)
+		if err != nil {
+			return err
+		}
+		listeners = append(listeners, aln)
+	}
+	log.Info("listening", "addr", listeners[0].Addr().String(), "public_url", cfg.Server.PublicURL,
 		"store", cfg.Storage.Driver, "version", version)
+	if len(listeners) > 1 {
+		log.Info("admin API listening", "addr", listeners[1].Addr().String())
+	}
 
 	if *pprofAddr != "" {
 		stopPprof, err := servePprof(*pprofAddr, log)
@@ -131,25 +157,46 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 		defer stopPprof()
 	}
 
-	served := make(chan error, 1)
-	go func() { served <- srv.Serve(ln) }()
+	served := make(chan error, len(servers))
+	for i, srv := range servers {
+		go func() { served <- srv.Serve(listeners[i]) }()
+	}
+	var failed error
 	select {
-	case err := <-served:
-		return err
+	case failed = <-served:
 	case <-ctx.Done():
 	}
 	log.Info("shutting down: finishing in-flight requests")
 	shutCtx, cancel := context.WithTimeout(context.Background(), shutdownGrace)
 	defer cancel()
-	if err := srv.Shutdown(shutCtx); err != nil {
-		log.Error("shutdown", "err", err)
+	for _, srv := range servers {
+		if err := srv.Shutdown(shutCtx); err != nil {
+			// Past the grace (a long backup transfer): cut the connections,
+			// so the store can close instead of waiting for the reader.
+			log.Error("shutdown: closing the connections still open", "err", err)
+			srv.Close()
+		}
 	}
-	if err := <-served; err != nil && !errors.Is(err, http.ErrServerClosed) {
-		return err
+	waiting := len(servers)
+	if failed != nil {
+		waiting--
+	}
+	for ; waiting > 0; waiting-- {
+		if err := <-served; err != nil && !errors.Is(err, http.ErrServerClosed) && failed == nil {
+			failed = err
+		}
+	}
+	if failed != nil && !errors.Is(failed, http.ErrServerClosed) {
+		return failed
 	}
 	log.Info("stopped")
 	return nil
 }
+
+// keyMaintenanceInterval is how often automatic rotation (tokens.key_rotation),
+// the repair of an interrupted rotation and the pruning of expired keys
+// run. Key times take effect on time without it; Watch reloads the keys.
+const keyMaintenanceInterval = exchange.KeyReloadInterval
 
 func openStore(ctx context.Context, cfg StorageConfig, log *slog.Logger) (storage.Store, error) {
 	switch cfg.Driver {

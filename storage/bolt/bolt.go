@@ -157,6 +157,8 @@ func Open(path string, opts Options) (*Store, error) {
 		// resident; reading it back takes 16 ms and 10 MB. The hashmap
 		// freelist stays fast as the file grows.
 		FreelistType: bolt.FreelistMapType,
+		// See mmap.go: a long backup must not block writers.
+		InitialMmapSize: initialMmapSize,
 	})
 	if errors.Is(err, berrors.ErrTimeout) {
 		return nil, fmt.Errorf("bolt: open %s: database is locked by another process (gave up after %s): %w",
@@ -185,7 +187,7 @@ func Open(path string, opts Options) (*Store, error) {
 		interval = defaultSweepInterval
 	}
 	if interval > 0 {
-		go s.sweep(ctx, interval)
+		go storage.SweepExpiredSessions(ctx, s, interval, s.log, s.swept)
 	} else {
 		close(s.swept)
 	}
@@ -289,29 +291,6 @@ func (c ctxWriter) Write(p []byte) (int, error) {
 		return 0, err
 	}
 	return c.w.Write(p)
-}
-
-// sweep deletes expired sessions every interval until ctx ends.
-func (s *Store) sweep(ctx context.Context, interval time.Duration) {
-	defer close(s.swept)
-	tick := time.NewTicker(interval)
-	defer tick.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-tick.C:
-		}
-		n, err := s.DeleteExpiredSessions(ctx, time.Now())
-		switch {
-		case err != nil && ctx.Err() != nil:
-			return
-		case err != nil:
-			s.log.Error("session sweep failed", "deleted", n, "err", err)
-		case n > 0:
-			s.log.Info("swept expired sessions", "deleted", n)
-		}
-	}
 }
 
 // view, update and batch run fn in a transaction and translate bbolt's

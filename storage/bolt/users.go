@@ -181,30 +181,69 @@ func (s *Store) UpdateUser(ctx context.Context, u storage.User) error {
 		if err != nil {
 			return err
 		}
-		u.CreatedAt = old.CreatedAt
-		emails := tx.Bucket(bucketKeyEmails)
-		passwordEmails := tx.Bucket(bucketKeyPasswordEmails)
-		oldKey, newKey := verifiedEmailKey(old), verifiedEmailKey(u)
-		oldPKey, newPKey := passwordEmailKey(old), passwordEmailKey(u)
-		// Both checks before any write: a conflict writes nothing.
-		if newKey != nil {
-			if owner := emails.Get(newKey); owner != nil && string(owner) != u.ID {
-				return fmt.Errorf("bolt: update user %q: %w", u.ID, storage.ErrEmailTaken)
-			}
-		}
-		if newPKey != nil {
-			if owner := passwordEmails.Get(newPKey); owner != nil && string(owner) != u.ID {
-				return fmt.Errorf("bolt: update user %q: %w", u.ID, storage.ErrPasswordEmailTaken)
-			}
-		}
-		if err := moveIndexEntry(emails, u.ID, oldKey, newKey); err != nil {
-			return err
-		}
-		if err := moveIndexEntry(passwordEmails, u.ID, oldPKey, newPKey); err != nil {
-			return err
-		}
-		return tx.Bucket(bucketKeyUsers).Put([]byte(u.ID), encodeUser(u))
+		return putUser(tx, old, u)
 	})
+}
+
+// ModifyUser runs fn inside the one write transaction bbolt allows at a
+// time, so no other write can come between its read and its write.
+func (s *Store) ModifyUser(ctx context.Context, id string, fn func(*storage.User) error) (storage.User, error) {
+	if err := ctx.Err(); err != nil {
+		return storage.User{}, err
+	}
+	var out storage.User
+	var fnErr error
+	err := s.update(func(tx *bolt.Tx) error {
+		old, err := getUser(tx, id)
+		if err != nil {
+			return err
+		}
+		u, _ := getUser(tx, id) // a second decoding: fn must not alias old's slices
+		if fnErr = fn(&u); fnErr != nil {
+			return fnErr
+		}
+		u.ID = id
+		if err := putUser(tx, old, u); err != nil {
+			return err
+		}
+		out, err = getUser(tx, id) // as GetUser will answer: UTC, stored precision
+		return err
+	})
+	if fnErr != nil {
+		return storage.User{}, fnErr
+	}
+	if err != nil {
+		return storage.User{}, err
+	}
+	return out, nil
+}
+
+// putUser writes u over old (same ID) and moves its entries in the email
+// indexes; a conflict writes nothing.
+func putUser(tx *bolt.Tx, old, u storage.User) error {
+	u.CreatedAt = old.CreatedAt
+	emails := tx.Bucket(bucketKeyEmails)
+	passwordEmails := tx.Bucket(bucketKeyPasswordEmails)
+	oldKey, newKey := verifiedEmailKey(old), verifiedEmailKey(u)
+	oldPKey, newPKey := passwordEmailKey(old), passwordEmailKey(u)
+	// Both checks before any write: a conflict writes nothing.
+	if newKey != nil {
+		if owner := emails.Get(newKey); owner != nil && string(owner) != u.ID {
+			return fmt.Errorf("bolt: update user %q: %w", u.ID, storage.ErrEmailTaken)
+		}
+	}
+	if newPKey != nil {
+		if owner := passwordEmails.Get(newPKey); owner != nil && string(owner) != u.ID {
+			return fmt.Errorf("bolt: update user %q: %w", u.ID, storage.ErrPasswordEmailTaken)
+		}
+	}
+	if err := moveIndexEntry(emails, u.ID, oldKey, newKey); err != nil {
+		return err
+	}
+	if err := moveIndexEntry(passwordEmails, u.ID, oldPKey, newPKey); err != nil {
+		return err
+	}
+	return tx.Bucket(bucketKeyUsers).Put([]byte(u.ID), encodeUser(u))
 }
 
 // moveIndexEntry moves userID's entry in a unique email index from oldKey

@@ -167,7 +167,7 @@ func Open(ctx context.Context, dsn string, opts Options) (*Store, error) {
 		interval = defaultSweepInterval
 	}
 	if interval > 0 {
-		go s.sweep(sweepCtx, interval)
+		go storage.SweepExpiredSessions(sweepCtx, s, interval, s.log, s.swept)
 	} else {
 		close(s.swept)
 	}
@@ -303,29 +303,6 @@ func (s *Store) migrate(ctx context.Context, schema string) error {
 	}
 	s.version = len(ms)
 	return nil
-}
-
-// sweep deletes expired sessions every interval until ctx ends.
-func (s *Store) sweep(ctx context.Context, interval time.Duration) {
-	defer close(s.swept)
-	tick := time.NewTicker(interval)
-	defer tick.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-tick.C:
-		}
-		n, err := s.DeleteExpiredSessions(ctx, time.Now())
-		switch {
-		case err != nil && ctx.Err() != nil:
-			return
-		case err != nil:
-			s.log.Error("session sweep failed", "deleted", n, "err", err)
-		case n > 0:
-			s.log.Info("swept expired sessions", "deleted", n)
-		}
-	}
 }
 
 // do runs fn, again when it failed in a way that is safe and useful to

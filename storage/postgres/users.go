@@ -145,6 +145,39 @@ func (s *Store) UpdateUser(ctx context.Context, u storage.User) error {
 	return nil
 }
 
+// ModifyUser locks the user's row (SELECT ... FOR UPDATE) for the length
+// of one transaction, so concurrent modifications of one user queue up and
+// each sees the one before; the retries of tx re-run fn from a fresh read.
+func (s *Store) ModifyUser(ctx context.Context, id string, fn func(*storage.User) error) (storage.User, error) {
+	var out storage.User
+	var fnErr error
+	err := s.tx(ctx, func(tx pgx.Tx) error {
+		fnErr = nil
+		u, err := scanUser(tx.QueryRow(ctx, `SELECT `+userColumns+` FROM users WHERE id = $1 FOR UPDATE`, id))
+		if errors.Is(err, pgx.ErrNoRows) {
+			return errNotFound("user", id)
+		}
+		if err != nil {
+			return err
+		}
+		if fnErr = fn(&u); fnErr != nil {
+			return fnErr
+		}
+		out, err = scanUser(tx.QueryRow(ctx, `UPDATE users SET email = $2, email_lower = $3, email_verified = $4, name = $5,
+			picture = $6, roles = $7, disabled = $8, password_hash = $9, updated_at = $10 WHERE id = $1
+			RETURNING `+userColumns,
+			id, u.Email, strings.ToLower(u.Email), u.EmailVerified, u.Name, u.Picture, roles(u.Roles), u.Disabled, u.PasswordHash, ts(u.UpdatedAt)))
+		return err
+	})
+	if fnErr != nil {
+		return storage.User{}, fnErr
+	}
+	if err != nil {
+		return storage.User{}, fmt.Errorf("postgres: modify user %q: %w", id, err)
+	}
+	return out, nil
+}
+
 // DeleteUser deletes the user; identities and sessions go with it (ON
 // DELETE CASCADE), in the same statement.
 func (s *Store) DeleteUser(ctx context.Context, id string) error {

@@ -8,6 +8,21 @@ export const AUTHEX_URL = (process.env.AUTHEX_URL ?? "http://localhost:8080").re
 // Refresh when the access token has less than this many seconds left.
 export const REFRESH_MARGIN_SECONDS = Number(process.env.AUTHEX_REFRESH_MARGIN ?? 30);
 
+// When authex's config lists `clients:`, this app is a confidential client
+// and authenticates on sign-in and refresh: set AUTHEX_CLIENT_ID and
+// AUTHEX_CLIENT_SECRET. Unset (authex without clients, as in `--dev`),
+// no client credentials are sent.
+const CLIENT_ID = process.env.AUTHEX_CLIENT_ID ?? "";
+const CLIENT_SECRET = process.env.AUTHEX_CLIENT_SECRET ?? "";
+
+// clientAuth is HTTP Basic as RFC 6749 §2.3.1 has it: id and secret
+// form-encoded, then base64.
+function clientAuth(): Record<string, string> {
+  if (!CLIENT_ID) return {};
+  const pair = `${encodeURIComponent(CLIENT_ID)}:${encodeURIComponent(CLIENT_SECRET)}`;
+  return { Authorization: `Basic ${btoa(pair)}` };
+}
+
 // Auth.js provider id -> authex provider name (its key in authex's config).
 export const AUTHEX_PROVIDER: Record<string, string> = {
   google: "google",
@@ -58,16 +73,18 @@ async function fail(r: Response): Promise<never> {
 
 // exchange trades the provider's id_token for authex's tokens (sign-in).
 export async function exchange(provider: string, idToken: string, accessToken?: string): Promise<AuthexTokens> {
-  const r = await post("/v1/exchange", { provider, id_token: idToken, access_token: accessToken });
+  const r = await post("/v1/exchange", { provider, id_token: idToken, access_token: accessToken }, clientAuth());
   if (!r.ok) return fail(r);
   return r.json();
 }
 
 // refresh rotates the refresh token. Concurrent calls with the same token
 // (parallel renders, several tabs) all get the same new pair from authex
-// within its reuse grace.
+// within its reuse grace. With clients configured, authex refreshes a
+// session only for the client it was issued to, so the same credentials go
+// along.
 export async function refresh(refreshToken: string): Promise<AuthexTokens> {
-  const r = await post("/v1/token/refresh", { refresh_token: refreshToken });
+  const r = await post("/v1/token/refresh", { refresh_token: refreshToken }, clientAuth());
   if (!r.ok) return fail(r);
   return r.json();
 }

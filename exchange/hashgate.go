@@ -1,0 +1,86 @@
+package exchange
+
+import (
+	"context"
+	"runtime"
+	"time"
+)
+
+// Bounds of the password hashing work.
+const (
+	// DefaultHashWait is how long a request waits for a hashing slot
+	// before it is refused as busy.
+	DefaultHashWait = time.Second
+	// ReasonBusy: every hashing slot stayed taken for the whole wait.
+	ReasonBusy = "busy"
+)
+
+// hashGate bounds the argon2id hashes in flight. Each holds the configured
+// memory (19 MiB by default) for tens of milliseconds, so without a bound
+// a burst of logins or registrations is a burst of memory: with it, the
+// hashing takes at most slots x memory, and a request that cannot get a
+// slot within wait is refused at once rather than queued without end.
+type hashGate struct {
+	slots chan struct{}
+	wait  time.Duration
+}
+
+func newHashGate(n int, wait time.Duration) *hashGate {
+	if n <= 0 {
+		n = 2 * runtime.GOMAXPROCS(0)
+	}
+	if wait <= 0 {
+		wait = DefaultHashWait
+	}
+	return &hashGate{slots: make(chan struct{}, n), wait: wait}
+}
+
+func busyError() error {
+	e := newError(KindBusy, ReasonBusy, "the server is busy; try again in a moment", nil)
+	e.RetryAfter = time.Second
+	return e
+}
+
+// acquire takes a slot, waiting at most g.wait; the caller must release it.
+func (g *hashGate) acquire(ctx context.Context) error {
+	select {
+	case g.slots <- struct{}{}:
+		return nil
+	default:
+	}
+	t := time.NewTimer(g.wait)
+	defer t.Stop()
+	select {
+	case g.slots <- struct{}{}:
+		return nil
+	case <-t.C:
+		return busyError()
+	case <-ctx.Done():
+		return newError(KindServer, "", "request cancelled", ctx.Err())
+	}
+}
+
+func (g *hashGate) release() { <-g.slots }
+
+// hash is hashPassword inside a slot of the gate.
+func (p *passwords) hash(ctx context.Context, password string) (string, error) {
+	if err := p.gate.acquire(ctx); err != nil {
+		return "", err
+	}
+	defer p.gate.release()
+	h, err := hashPassword(password, p.cfg.Argon2)
+	if err != nil {
+		return "", newError(KindServer, "", "internal error", err)
+	}
+	return h, nil
+}
+
+// check is checkPassword inside a slot of the gate. A busy or
+// cancelled wait is an *Error; an unreadable hash is errBadHash.
+func (p *passwords) check(ctx context.Context, password, encoded string) (ok bool, params Argon2Params, err error) {
+	if err := p.gate.acquire(ctx); err != nil {
+		return false, Argon2Params{}, err
+	}
+	defer p.gate.release()
+	return checkPassword(password, encoded)
+}

@@ -1,0 +1,121 @@
+package exchange
+
+import (
+	"context"
+	"errors"
+	"time"
+
+	"github.com/authex/authex/storage"
+)
+
+// keyLeeway is added to a retired key's life in the JWKS: the clock leeway
+// our own verifier allows (see parseJWT), so the last token a key signed
+// verifies until it expires.
+const keyLeeway = 5 * time.Second
+
+// expiredKeyKeep is how long an expired key stays in the store (out of the
+// JWKS) before maintenance deletes it, so `authex keys list` shows a
+// rotation's whole history for a day.
+const expiredKeyKeep = 24 * time.Hour
+
+// Rotate makes a new signing key that is published in the JWKS at once and
+// signs from now+publishDelay. Every key that has not been retired yet is
+// retired at that instant (it keeps signing until then, so signing never
+// stops) and leaves the JWKS a duration retain after that, when every token it signed has
+// expired. No session is touched: nobody is signed out.
+func (k *Keyring) Rotate(ctx context.Context, publishDelay, retain time.Duration) (storage.SigningKey, error) {
+	prev, err := k.store.ListSigningKeys(ctx)
+	if err != nil {
+		return storage.SigningKey{}, err
+	}
+	rec, err := k.Create(ctx, publishDelay)
+	if err != nil {
+		return storage.SigningKey{}, err
+	}
+	for _, old := range prev {
+		if !old.RetiredAt.IsZero() {
+			continue
+		}
+		old.RetiredAt = rec.NotBefore
+		old.ExpiresAt = rec.NotBefore.Add(retain)
+		if err := k.store.UpdateSigningKey(ctx, old); err != nil && !errors.Is(err, storage.ErrNotFound) {
+			return rec, err
+		}
+	}
+	return rec, k.Reload(ctx)
+}
+
+// keyRetention is how long a retired key stays published: the longest an
+// access token it signed can live, plus the verifier's leeway.
+func (s *Service) keyRetention() time.Duration { return s.cfg.AccessTTL + keyLeeway }
+
+// RotateKeys rotates the signing key with the configured publish delay and
+// records who asked in the audit log.
+func (s *Service) RotateKeys(ctx context.Context, actor string) (storage.SigningKey, error) {
+	rec, err := s.keys.Rotate(ctx, s.cfg.KeyPublishDelay, s.keyRetention())
+	if err != nil {
+		return rec, storeError(err)
+	}
+	s.audit(ctx, storage.AuditEvent{Type: "key.rotated", Detail: "kid " + rec.ID + " by " + actor})
+	s.log.InfoContext(ctx, "signing key rotated", "kid", rec.ID, "signs_from", rec.NotBefore, "by", actor)
+	return rec, nil
+}
+
+// MaintainKeys runs until ctx ends. Every interval it rotates when the
+// newest key is older than Config.KeyRotation (when set), finishes a
+// rotation that a crash interrupted, and deletes keys that left the JWKS
+// more than a day ago. (Keyring.Watch reloads keys other instances wrote.)
+func (s *Service) MaintainKeys(ctx context.Context, interval time.Duration) {
+	t := time.NewTicker(interval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		if err := s.maintainKeys(ctx); err != nil && ctx.Err() == nil {
+			s.log.ErrorContext(ctx, "signing key maintenance failed", "err", err)
+		}
+	}
+}
+
+func (s *Service) maintainKeys(ctx context.Context) error {
+	recs, err := s.store.ListSigningKeys(ctx)
+	if err != nil {
+		return err
+	}
+	now := s.now()
+	var newest storage.SigningKey
+	for _, rec := range recs {
+		if rec.CreatedAt.After(newest.CreatedAt) {
+			newest = rec
+		}
+		if !rec.ExpiresAt.IsZero() && now.Sub(rec.ExpiresAt) > expiredKeyKeep {
+			if err := s.store.DeleteSigningKey(ctx, rec.ID); err != nil && !errors.Is(err, storage.ErrNotFound) {
+				return err
+			}
+		}
+	}
+	// Finish a rotation that stopped between creating the new key and
+	// retiring the old ones (a crash): every key but the newest retires.
+	changed := false
+	for _, rec := range recs {
+		if rec.ID != newest.ID && rec.RetiredAt.IsZero() && now.Sub(newest.CreatedAt) > time.Minute {
+			rec.RetiredAt = newest.NotBefore
+			rec.ExpiresAt = newest.NotBefore.Add(s.keyRetention())
+			if err := s.store.UpdateSigningKey(ctx, rec); err != nil && !errors.Is(err, storage.ErrNotFound) {
+				return err
+			}
+			changed = true
+		}
+	}
+	if s.cfg.KeyRotation > 0 && newest.ID != "" && now.Sub(newest.CreatedAt) >= s.cfg.KeyRotation {
+		_, err := s.RotateKeys(ctx, "automatic rotation")
+		return err
+	}
+	if changed {
+		return s.keys.Reload(ctx)
+	}
+	return nil
+}

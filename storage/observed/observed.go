@@ -1,0 +1,160 @@
+// Package observed wraps a storage.Store and reports how long every write
+// takes to commit (for a bbolt file: the transaction and its fsync), without
+// knowing who listens: cmd/authex turns the reports into Prometheus
+// histograms. Reads pass straight through. It must never change what the
+// wrapped store answers.
+package observed
+
+import (
+	"context"
+	"time"
+
+	"github.com/authex/authex/storage"
+)
+
+// CommitFunc receives one write: the Store method's name, how long it took,
+// and its error (nil on success). It is called on the request path and must
+// not block.
+type CommitFunc func(op string, took time.Duration, err error)
+
+// Store is a storage.Store that reports its writes.
+type Store struct {
+	storage.Store
+	commit CommitFunc
+}
+
+var (
+	_ storage.Store     = (*Store)(nil)
+	_ storage.Unwrapper = (*Store)(nil)
+)
+
+// Wrap returns s reporting every write to commit.
+func Wrap(s storage.Store, commit CommitFunc) *Store { return &Store{Store: s, commit: commit} }
+
+// Unwrap returns the wrapped store, so storage.As finds its capabilities.
+func (s *Store) Unwrap() storage.Store { return s.Store }
+
+// timer starts timing op; the returned func reports it with the error.
+func (s *Store) timer(op string) func(error) {
+	start := time.Now()
+	return func(err error) { s.commit(op, time.Since(start), err) }
+}
+
+func (s *Store) CreateUser(ctx context.Context, u storage.User, first storage.Identity) error {
+	done := s.timer("create_user")
+	err := s.Store.CreateUser(ctx, u, first)
+	done(err)
+	return err
+}
+
+func (s *Store) UpdateUser(ctx context.Context, u storage.User) error {
+	done := s.timer("update_user")
+	err := s.Store.UpdateUser(ctx, u)
+	done(err)
+	return err
+}
+
+func (s *Store) ModifyUser(ctx context.Context, id string, fn func(*storage.User) error) (storage.User, error) {
+	done := s.timer("modify_user")
+	u, err := s.Store.ModifyUser(ctx, id, fn)
+	done(err)
+	return u, err
+}
+
+func (s *Store) DeleteUser(ctx context.Context, id string) error {
+	done := s.timer("delete_user")
+	err := s.Store.DeleteUser(ctx, id)
+	done(err)
+	return err
+}
+
+func (s *Store) AddIdentity(ctx context.Context, id storage.Identity) error {
+	done := s.timer("add_identity")
+	err := s.Store.AddIdentity(ctx, id)
+	done(err)
+	return err
+}
+
+func (s *Store) DeleteIdentity(ctx context.Context, userID, identityID string) error {
+	done := s.timer("delete_identity")
+	err := s.Store.DeleteIdentity(ctx, userID, identityID)
+	done(err)
+	return err
+}
+
+func (s *Store) TouchIdentity(ctx context.Context, identityID string, at time.Time) error {
+	done := s.timer("touch_identity")
+	err := s.Store.TouchIdentity(ctx, identityID, at)
+	done(err)
+	return err
+}
+
+func (s *Store) CreateSession(ctx context.Context, sess storage.Session) error {
+	done := s.timer("create_session")
+	err := s.Store.CreateSession(ctx, sess)
+	done(err)
+	return err
+}
+
+func (s *Store) RotateSession(ctx context.Context, id string, from uint64, at, idleExpiresAt time.Time) (storage.Session, error) {
+	done := s.timer("rotate_session")
+	v, err := s.Store.RotateSession(ctx, id, from, at, idleExpiresAt)
+	done(err)
+	return v, err
+}
+
+func (s *Store) RevokeSession(ctx context.Context, id string, at time.Time, reason string) error {
+	done := s.timer("revoke_session")
+	err := s.Store.RevokeSession(ctx, id, at, reason)
+	done(err)
+	return err
+}
+
+func (s *Store) RevokeUserSessions(ctx context.Context, userID, except string, at time.Time, reason string) (int, error) {
+	done := s.timer("revoke_user_sessions")
+	v, err := s.Store.RevokeUserSessions(ctx, userID, except, at, reason)
+	done(err)
+	return v, err
+}
+
+func (s *Store) DeleteExpiredSessions(ctx context.Context, now time.Time) (int, error) {
+	done := s.timer("delete_expired_sessions")
+	v, err := s.Store.DeleteExpiredSessions(ctx, now)
+	done(err)
+	return v, err
+}
+
+func (s *Store) CreateSigningKey(ctx context.Context, k storage.SigningKey) error {
+	done := s.timer("create_signing_key")
+	err := s.Store.CreateSigningKey(ctx, k)
+	done(err)
+	return err
+}
+
+func (s *Store) UpdateSigningKey(ctx context.Context, k storage.SigningKey) error {
+	done := s.timer("update_signing_key")
+	err := s.Store.UpdateSigningKey(ctx, k)
+	done(err)
+	return err
+}
+
+func (s *Store) DeleteSigningKey(ctx context.Context, id string) error {
+	done := s.timer("delete_signing_key")
+	err := s.Store.DeleteSigningKey(ctx, id)
+	done(err)
+	return err
+}
+
+func (s *Store) EnsureSecret(ctx context.Context, name string, value []byte) ([]byte, error) {
+	done := s.timer("ensure_secret")
+	v, err := s.Store.EnsureSecret(ctx, name, value)
+	done(err)
+	return v, err
+}
+
+func (s *Store) AppendAudit(ctx context.Context, e storage.AuditEvent) error {
+	done := s.timer("append_audit")
+	err := s.Store.AppendAudit(ctx, e)
+	done(err)
+	return err
+}
