@@ -192,6 +192,9 @@ type tokenPair struct {
 	RefreshToken string `json:"refresh_token"`
 }
 
+// refreshBody is a refresh by the web app, which authenticates as the
+// confidential client it is.
 func refreshBody(token string) []byte {
-	return append(append([]byte(`{"refresh_token":"`), token...), `"}`...)
+	b := append([]byte(`{"refresh_token":"`), token...)
+	return append(b, `","client_id":"`+webClient+`","client_secret":"`+webSecret+`"}`...)
 }

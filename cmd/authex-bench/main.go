@@ -358,8 +358,15 @@ func printSize(out io.Writer, o options, rep sizeReport, pop populated, srv *ser
 		srv.startup.Round(time.Millisecond), srv.ready.Round(time.Millisecond))
 	fmt.Fprintf(out, "server RSS: %.1f MB idle after start, %.1f MB peak under load (now %.1f MB anonymous + %.1f MB of the mapped file)\n",
 		float64(idleRSS)/1024, float64(rss)/1024, float64(anon)/1024, float64(file)/1024)
-	fmt.Fprintf(out, "bbolt file: %.1f MB with the users, %.1f MB with their sessions, %.1f MB after the run; %.0f bytes per user (with its identity and indexes), %.0f bytes per session\n",
-		float64(pop.usersBytes)/1e6, float64(pop.sessionsBytes)/1e6, float64(endSize)/1e6,
+	fmt.Fprintf(out, "bbolt file: %.1f MB with the users, %.1f MB with their sessions, %.1f MB after the run",
+		float64(pop.usersBytes)/1e6, float64(pop.sessionsBytes)/1e6, float64(endSize)/1e6)
+	if pop.users < 100000 {
+		// bbolt grows the file in steps of up to 1 GB: a small store's
+		// size says nothing per record.
+		fmt.Fprintln(out, "; per-record sizes need a larger store (-users 1000000)")
+		return
+	}
+	fmt.Fprintf(out, "; %.0f bytes per user (with its identity and indexes), %.0f bytes per session\n",
 		float64(pop.usersBytes)/float64(pop.users), float64(pop.sessionsBytes-pop.usersBytes)/float64(pop.sessions))
 }
 
