@@ -664,6 +664,19 @@ func (s *Service) verifyAccess(raw string) (*AccessClaims, error) {
 	}
 }
 
+// Identities returns a user's identities, for callers that already hold
+// the user (an authenticated principal) and need not read it again.
+func (s *Service) Identities(ctx context.Context, userID string) ([]storage.Identity, error) {
+	idents, err := s.store.ListIdentities(ctx, userID)
+	if err != nil {
+		return nil, storeError(err)
+	}
+	if idents == nil {
+		idents = []storage.Identity{}
+	}
+	return idents, nil
+}
+
 // UserWithIdentities returns a user and its identities.
 func (s *Service) UserWithIdentities(ctx context.Context, userID string) (storage.User, []storage.Identity, error) {
 	u, err := s.store.GetUser(ctx, userID)

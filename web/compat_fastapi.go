@@ -103,9 +103,9 @@ func (s *Server) faSession(c echo.Context) error {
 	if renewed {
 		token = res.AccessToken
 	}
-	user, idents, err := s.svc.UserWithIdentities(ctx, p.User.ID)
+	idents, err := s.svc.Identities(ctx, p.User.ID)
 	if err != nil {
 		return s.compatError(c, viewFastAPI, err)
 	}
-	return writeTokens(c, faTokenJSON{AccessToken: token, TokenType: "Bearer", User: toFaUser(user, idents)})
+	return writeTokens(c, faTokenJSON{AccessToken: token, TokenType: "Bearer", User: toFaUser(p.User, idents)})
 }

@@ -178,15 +178,13 @@ func (s *Server) handleLogout(c echo.Context) error {
 }
 
 func (s *Server) handleMe(c echo.Context) error {
+	// Authenticate has just read the user; only the identities are left.
 	p := principalOf(c)
-	user, idents, err := s.svc.UserWithIdentities(c.Request().Context(), p.User.ID)
+	idents, err := s.svc.Identities(c.Request().Context(), p.User.ID)
 	if err != nil {
 		return err
 	}
-	if idents == nil {
-		idents = []storage.Identity{}
-	}
-	return c.JSON(http.StatusOK, toUserJSON(user, idents))
+	return c.JSON(http.StatusOK, toUserJSON(p.User, idents))
 }
 
 func (s *Server) handleDiscovery() echo.HandlerFunc {
