@@ -298,14 +298,38 @@ func (s *Service) Login(ctx context.Context, req LoginRequest) (res *Result, err
 	if user.Disabled {
 		return nil, disabledError()
 	}
-	s.rehashIfStale(ctx, user, req.Password)
+	verified := s.rehashIfStale(ctx, user, req.Password)
 	now := s.now()
 	if ident, err := s.store.GetIdentity(ctx, s.passwordIssuer(), user.ID); err == nil && now.Sub(ident.LastLoginAt) > time.Hour {
 		if err := s.store.TouchIdentity(ctx, ident.ID, now); err != nil {
 			s.log.WarnContext(ctx, "touch identity", "err", err)
 		}
 	}
-	return s.startSession(ctx, user, false, PasswordProvider, req.Client)
+	res, err = s.startSession(ctx, user, false, PasswordProvider, req.Client)
+	if err != nil {
+		return nil, err
+	}
+	// Check after write. The password was checked tens of milliseconds
+	// before the session was written; a password change or a takeover
+	// (claimPasswordAccount) may have changed the hash and revoked every
+	// session in between, and this session, written after that
+	// revocation, would outlive it. Both write the hash before they
+	// revoke, and the store is linearizable: a hash still the one checked,
+	// read after our session was written, means any later revocation
+	// reaches our session too.
+	u, err := s.store.GetUser(ctx, user.ID)
+	switch {
+	case err == nil && u.PasswordHash == verified && !u.Disabled:
+		return res, nil
+	case err == nil || errors.Is(err, storage.ErrNotFound):
+		err = invalidCredentials()
+	default:
+		err = storeError(err) // unknown: the session is revoked all the same
+	}
+	if rerr := s.abandonSession(ctx, res.SessionID, user.ID); rerr != nil {
+		return nil, rerr
+	}
+	return nil, err
 }
 
 // checkCredentials is the throttled password check of Login and of a
@@ -360,15 +384,17 @@ var errSkip = errors.New("skip")
 // rehashIfStale rehashes a password whose hash was made under other
 // parameters than the configured ones. The hash is computed first; the
 // write is a ModifyUser that replaces the hash only if it is still the one
-// checked, so a password change made meanwhile is never undone.
-func (s *Service) rehashIfStale(ctx context.Context, user storage.User, password string) {
+// checked, so a password change made meanwhile is never undone. It returns
+// the hash that stands for the checked password: the new one if it was
+// written, else the one checked.
+func (s *Service) rehashIfStale(ctx context.Context, user storage.User, password string) string {
 	h, err := parsePHC(user.PasswordHash)
 	if err != nil || h.params == s.pw.cfg.Argon2 {
-		return
+		return user.PasswordHash
 	}
 	hash, err := s.pw.hash(ctx, password)
 	if err != nil {
-		return // busy: the next login rehashes
+		return user.PasswordHash // busy: the next login rehashes
 	}
 	_, err = s.store.ModifyUser(ctx, user.ID, func(u *storage.User) error {
 		if u.PasswordHash != user.PasswordHash {
@@ -377,9 +403,13 @@ func (s *Service) rehashIfStale(ctx context.Context, user storage.User, password
 		u.PasswordHash, u.UpdatedAt = hash, s.now().UTC()
 		return nil
 	})
-	if err != nil && !errors.Is(err, errSkip) {
-		s.log.WarnContext(ctx, "rehash password", "user_id", user.ID, "err", err)
+	if err != nil {
+		if !errors.Is(err, errSkip) {
+			s.log.WarnContext(ctx, "rehash password", "user_id", user.ID, "err", err)
+		}
+		return user.PasswordHash
 	}
+	return hash
 }
 
 // SetPasswordRequest changes (or, for a user without one, sets) the
@@ -527,7 +557,9 @@ func (s *Service) claimPasswordAccount(ctx context.Context, id providers.Identit
 		return storage.User{}, false, disabledError()
 	}
 	now := s.now().UTC()
-	// The password goes first: from this write on, it opens nothing. The
+	// The password goes first: from this write on, it opens nothing (a
+	// login that checked it before re-reads the hash after writing its
+	// session, and gives the session up: Login). The
 	// write re-checks, on the record as it is now, what the read above
 	// found: an admin may have disabled the account meanwhile, and that
 	// must neither be undone nor ignored.
@@ -559,10 +591,14 @@ func (s *Service) claimPasswordAccount(ctx context.Context, id providers.Identit
 	case err != nil:
 		return storage.User{}, false, storeError(err)
 	}
-	revoked, err := s.store.RevokeUserSessions(ctx, user.ID, "", now, "claimed_by_verified_identity")
-	if err != nil {
-		return storage.User{}, false, storeError(err)
-	}
+	// Then every other way in, and only then the sessions: a sign-in
+	// through one of those identities that got past its lookup before the
+	// unlinking either wrote its session before the revocation below (and
+	// loses it) or finds its identity gone when it checks after writing
+	// (Exchange). Revoking first would leave a window for a session the
+	// revocation never sees. The unlinking comes after the write above,
+	// not before it: the write is what re-checks that the account is still
+	// ours to take, and nothing is removed from an account we did not take.
 	idents, err := s.store.ListIdentities(ctx, user.ID)
 	if err != nil {
 		return storage.User{}, false, storeError(err)
@@ -576,6 +612,10 @@ func (s *Service) claimPasswordAccount(ctx context.Context, id providers.Identit
 			return storage.User{}, false, storeError(err)
 		}
 		removed++
+	}
+	revoked, err := s.store.RevokeUserSessions(ctx, user.ID, "", now, "claimed_by_verified_identity")
+	if err != nil {
+		return storage.User{}, false, storeError(err)
 	}
 	ident.UserID = user.ID
 	if err := s.store.AddIdentity(ctx, ident); err != nil {

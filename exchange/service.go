@@ -217,7 +217,48 @@ func (s *Service) Exchange(ctx context.Context, req ExchangeRequest) (res *Resul
 	if created {
 		events = append(events, storage.AuditEvent{Type: "user.created", UserID: user.ID, Provider: req.Provider})
 	}
-	return s.startSession(ctx, user, created, req.Provider, req.Client, events...)
+	res, err = s.startSession(ctx, user, created, req.Provider, req.Client, events...)
+	if err != nil {
+		return nil, err
+	}
+	// Check after write: the identity was looked up before the session
+	// was written, and may have been unlinked meanwhile (a takeover by a
+	// verified identity unlinks, then revokes every session: see
+	// claimPasswordAccount). Read after our write, an identity still ours
+	// means any later revocation reaches this session too. If it is gone
+	// or now someone else's, the session is given up and the caller is
+	// told so (401 revoked); a retry signs in afresh and resolves the
+	// identity as it now stands. A retry here would do the same, but
+	// would hide a takeover from the client that raced it.
+	ident, err := s.store.GetIdentity(ctx, id.Issuer, id.Subject)
+	switch {
+	case err == nil && ident.UserID == user.ID:
+		return res, nil
+	case err == nil || errors.Is(err, storage.ErrNotFound):
+		err = newError(KindInvalidToken, ReasonRevoked, "the identity was unlinked while signing in; sign in again", nil)
+	default:
+		err = storeError(err)
+	}
+	if rerr := s.abandonSession(ctx, res.SessionID, user.ID); rerr != nil {
+		return nil, rerr
+	}
+	return nil, err
+}
+
+// ReasonRacedCredentialChange is the revocation reason of a session that
+// abandonSession gives up.
+const ReasonRacedCredentialChange = "raced_credential_change"
+
+// abandonSession revokes a session just written by a sign-in that found,
+// checking after the write, that what it signed in with changed meanwhile.
+func (s *Service) abandonSession(ctx context.Context, sessionID, userID string) error {
+	if err := s.store.RevokeSession(ctx, sessionID, s.now().UTC(), ReasonRacedCredentialChange); err != nil {
+		return storeError(err)
+	}
+	s.audit(ctx, storage.AuditEvent{Type: "session.abandoned", UserID: userID, SessionID: sessionID,
+		Detail: "credential changed while signing in"})
+	s.log.WarnContext(ctx, "sign-in raced a credential change: its session is revoked", "session_id", sessionID, "user_id", userID)
+	return nil
 }
 
 func (s *Service) verify(ctx context.Context, p Provider, name string, c providers.Credential) (providers.Identity, error) {
