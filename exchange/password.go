@@ -58,6 +58,9 @@ type PasswordConfig struct {
 	// refilled over Window.
 	RegisterBurst int
 	Window        time.Duration
+	// ThrottleKeys: how many accounts (and IPs) each throttle remembers;
+	// past that the least recently used is forgotten (0: 100000).
+	ThrottleKeys int
 	// ReauthWindow: setting a first password needs a session created this
 	// recently (0: DefaultReauthWindow).
 	ReauthWindow time.Duration
@@ -120,8 +123,8 @@ func newPasswords(cfg PasswordConfig) (*passwords, error) {
 		return nil, err
 	}
 	return &passwords{cfg: cfg, dummy: dummy,
-		account: newThrottle(cfg.AccountBurst, cfg.Window), ip: newThrottle(cfg.IPBurst, cfg.Window),
-		register: newThrottle(cfg.RegisterBurst, cfg.Window), gate: newHashGate(cfg.HashConcurrency, cfg.HashWait)}, nil
+		account: newThrottle(cfg.AccountBurst, cfg.Window, cfg.ThrottleKeys), ip: newThrottle(cfg.IPBurst, cfg.Window, cfg.ThrottleKeys),
+		register: newThrottle(cfg.RegisterBurst, cfg.Window, cfg.ThrottleKeys), gate: newHashGate(cfg.HashConcurrency, cfg.HashWait)}, nil
 }
 
 // PasswordsEnabled reports whether the password provider is configured.

@@ -1,11 +1,13 @@
 package exchange
 
 import (
+	"container/list"
 	"sync"
 	"time"
 )
 
-// throttleMaxKeys bounds the memory a flood of distinct keys can take.
+// throttleMaxKeys bounds the memory a flood of distinct keys can take
+// (PasswordConfig.ThrottleKeys overrides it).
 const throttleMaxKeys = 100_000
 
 // throttle is a token bucket per key (an account's email, a client IP):
@@ -16,25 +18,37 @@ const throttleMaxKeys = 100_000
 // such as a successful sign-in. It is in memory and per instance: behind a
 // load balancer each instance throttles on its own.
 //
+// It remembers at most maxKeys keys; a new key past that forgets the key
+// least recently used, in constant time. Every key keeps a bucket of its
+// own: a flood of new keys costs each new key nothing but the forgetting
+// of an old one, and never shares a budget with legitimate keys. To reset
+// a key's bucket by flooding, an attacker must send maxKeys requests with
+// other keys between two attempts on it.
+//
 // golang.org/x/time/rate cannot do this: its reservations can be cancelled
 // only before they take effect, never refunded afterwards.
 type throttle struct {
-	rate  float64 // tokens per second
-	burst float64
+	rate    float64 // tokens per second
+	burst   float64
+	maxKeys int
 
-	mu       sync.Mutex
-	keys     map[string]*bucket
-	overflow bucket // shared by keys that arrive while the map is full
+	mu   sync.Mutex
+	keys map[string]*list.Element // of *bucket
+	lru  list.List                // most recently used at the front
 }
 
 type bucket struct {
+	key    string
 	tokens float64
 	at     time.Time // when tokens was last brought up to date
 }
 
-func newThrottle(burst int, window time.Duration) *throttle {
-	return &throttle{rate: float64(burst) / window.Seconds(), burst: float64(burst),
-		keys: map[string]*bucket{}, overflow: bucket{tokens: float64(burst)}}
+func newThrottle(burst int, window time.Duration, maxKeys int) *throttle {
+	if maxKeys <= 0 {
+		maxKeys = throttleMaxKeys
+	}
+	return &throttle{rate: float64(burst) / window.Seconds(), burst: float64(burst), maxKeys: maxKeys,
+		keys: map[string]*list.Element{}}
 }
 
 // fill brings b's tokens up to now.
@@ -49,24 +63,18 @@ func (t *throttle) fill(b *bucket, now time.Time) {
 }
 
 func (t *throttle) bucket(key string, now time.Time) *bucket {
-	if b, ok := t.keys[key]; ok {
+	if e, ok := t.keys[key]; ok {
+		t.lru.MoveToFront(e)
+		b := e.Value.(*bucket)
 		t.fill(b, now)
 		return b
 	}
-	if len(t.keys) >= throttleMaxKeys {
-		// Forget the keys whose bucket has refilled: they hold no state.
-		for k, b := range t.keys {
-			if t.fill(b, now); b.tokens >= t.burst {
-				delete(t.keys, k)
-			}
-		}
-		if len(t.keys) >= throttleMaxKeys {
-			t.fill(&t.overflow, now)
-			return &t.overflow
-		}
+	if len(t.keys) >= t.maxKeys {
+		oldest := t.lru.Back()
+		delete(t.keys, t.lru.Remove(oldest).(*bucket).key)
 	}
-	b := &bucket{tokens: t.burst, at: now}
-	t.keys[key] = b
+	b := &bucket{key: key, tokens: t.burst, at: now}
+	t.keys[key] = t.lru.PushFront(b)
 	return b
 }
 

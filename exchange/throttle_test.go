@@ -1,0 +1,39 @@
+package exchange
+
+import (
+	"testing"
+	"time"
+)
+
+// Past its cap the throttle forgets the key least recently used, and every
+// key keeps a bucket of its own.
+func TestThrottleForgetsLeastRecentlyUsed(t *testing.T) {
+	now := time.Now()
+	th := newThrottle(2, time.Hour, 3)
+	for _, k := range []string{"a", "b", "c"} {
+		if th.take(k, now) != 0 {
+			t.Fatalf("first take of %s refused", k)
+		}
+	}
+	th.take("a", now) // a is now the most recently used, and empty
+	th.take("d", now) // forgets b, the least recently used
+	if len(th.keys) != 3 || th.lru.Len() != 3 {
+		t.Fatalf("%d keys, %d in the list; want 3", len(th.keys), th.lru.Len())
+	}
+	if _, ok := th.keys["b"]; ok {
+		t.Fatal("b is remembered; it was the least recently used")
+	}
+	if th.take("a", now) == 0 {
+		t.Fatal("a's empty bucket was forgotten or shared")
+	}
+	// New keys past the cap each get a full bucket.
+	for i := range 10 {
+		k := string(rune('e' + i))
+		if th.take(k, now) != 0 || th.take(k, now) != 0 {
+			t.Fatalf("new key %s did not get a bucket of its own", k)
+		}
+	}
+	if len(th.keys) != 3 || th.lru.Len() != 3 {
+		t.Fatalf("%d keys, %d in the list; want 3", len(th.keys), th.lru.Len())
+	}
+}
