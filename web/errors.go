@@ -206,15 +206,23 @@ var compatErrors = map[compatView]compatRule{
 		exchange.KindUnsupportedProvider: {code: http.StatusBadRequest},
 		exchange.KindAccountExists:       {code: http.StatusBadRequest},
 	}},
-	// A refused token is one 401; a failing store is still a 5xx.
-	viewDRFToken: {body: bodyDRF, status: map[exchange.Kind]compatStatus{
-		exchange.KindStoreUnavailable: {}, exchange.KindServer: {},
-	}, others: &compatStatus{code: http.StatusUnauthorized, detail: "Token is invalid or expired",
-		drfCode: "token_not_valid", wwwAuth: `Bearer realm="api"`}},
-	viewDRFAuth: {body: bodyDRF, status: map[exchange.Kind]compatStatus{
-		exchange.KindStoreUnavailable: {}, exchange.KindServer: {},
-	}, others: &compatStatus{code: http.StatusUnauthorized, detail: "Given token not valid for any token type",
-		drfCode: "token_not_valid", wwwAuth: `Bearer realm="api"`}},
+	// A refused token is one 401; what is not about the token keeps its
+	// own answer (drfNotToken).
+	viewDRFToken: {body: bodyDRF, status: drfNotToken, others: &compatStatus{code: http.StatusUnauthorized,
+		detail: "Token is invalid or expired", drfCode: "token_not_valid", wwwAuth: `Bearer realm="api"`}},
+	viewDRFAuth: {body: bodyDRF, status: drfNotToken, others: &compatStatus{code: http.StatusUnauthorized,
+		detail: "Given token not valid for any token type", drfCode: "token_not_valid", wwwAuth: `Bearer realm="api"`}},
+}
+
+// drfNotToken: the kinds the simplejwt token views answer as statusOf does
+// rather than as a bad token: a failing store is a 5xx; a misconfigured
+// client is invalid_client, not a token to throw away; and a client told
+// its token is bad signs the user out, so "slow down" and "busy" keep
+// their 429 and 503 with Retry-After.
+var drfNotToken = map[exchange.Kind]compatStatus{
+	exchange.KindStoreUnavailable: {}, exchange.KindServer: {},
+	exchange.KindInvalidClient: {wwwAuth: `Basic realm="authex", charset="UTF-8"`},
+	exchange.KindRateLimited:   {}, exchange.KindBusy: {},
 }
 
 // compatError writes err as view answers it, with our machine-readable
