@@ -42,12 +42,14 @@ const adminUsage = `Admin commands (talk to a running authex; docs/admin.md):
 
 Every admin command takes --server URL (env AUTHEX_SERVER, default
 http://127.0.0.1:8080) and --json, and reads the admin token from
-AUTHEX_ADMIN_TOKEN.
+AUTHEX_ADMIN_TOKEN. It sends the token over plain http only to a loopback
+host; --insecure-http sends it to another (a private network you trust).
 `
 
 // adminClient is one command's connection settings.
 type adminClient struct {
 	server string
+	shown  string // server for messages: any password in it redacted
 	token  string
 	json   bool
 	http   *http.Client
@@ -55,14 +57,34 @@ type adminClient struct {
 }
 
 // adminFlags registers the flags every admin command shares.
-func adminFlags(fs *flag.FlagSet, getenv func(string) string) (server *string, asJSON *bool) {
+func adminFlags(fs *flag.FlagSet, getenv func(string) string) (server *string, asJSON, insecure *bool) {
 	def := getenv("AUTHEX_SERVER")
 	if def == "" {
 		def = "http://127.0.0.1:8080"
 	}
 	server = fs.String("server", def, "base URL of the authex admin API (env AUTHEX_SERVER)")
 	asJSON = fs.Bool("json", false, "print the API's JSON instead of a table")
-	return server, asJSON
+	insecure = fs.Bool("insecure-http", false, "send the admin token over plain http to a host that is not loopback (a private network you trust)")
+	return server, asJSON, insecure
+}
+
+// adminServer checks --server: an absolute http(s) URL, and plain http
+// only to a loopback host unless insecure (the admin token is a Bearer
+// token: anyone on the path could use it). It answers the URL to call and
+// the one to show, with any password redacted; an error never shows the
+// URL as given.
+func adminServer(raw string, insecure bool) (server, shown string, err error) {
+	u, err := url.Parse(raw)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		// Not shown: what does not parse as a URL cannot be redacted.
+		return "", "", errors.New("--server (or AUTHEX_SERVER) must be an absolute http(s) URL such as http://127.0.0.1:9090")
+	}
+	shown = strings.TrimSuffix(u.Redacted(), "/")
+	if u.Scheme == "http" && !loopbackHost(u.Hostname()) && !insecure {
+		return "", "", fmt.Errorf("refusing to send the admin token over plain http to %s: use https, or a loopback address "+
+			"(on a private network you trust, --insecure-http sends it anyway)", shown)
+	}
+	return strings.TrimSuffix(raw, "/"), shown, nil
 }
 
 // parseInterspersed parses flags that may come before or after the
@@ -97,7 +119,7 @@ func runAdmin(ctx context.Context, group string, args []string, getenv func(stri
 	fs := flag.NewFlagSet(name, flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	fs.Usage = func() { fmt.Fprint(stderr, adminUsage) }
-	server, asJSON := adminFlags(fs, getenv)
+	server, asJSON, insecure := adminFlags(fs, getenv)
 	var (
 		email, provider, subject, after, typ, user, since, until *string
 		limit                                                    *int
@@ -152,11 +174,12 @@ func runAdmin(ctx context.Context, group string, args []string, getenv func(stri
 	if token == "" {
 		return errors.New("AUTHEX_ADMIN_TOKEN is not set: export one of the server's admin.tokens")
 	}
-	c := &adminClient{server: strings.TrimSuffix(*server, "/"), token: token, json: *asJSON,
-		http: &http.Client{Timeout: 30 * time.Second}, stdout: stdout}
-	if _, err := url.Parse(c.server); err != nil || !strings.HasPrefix(c.server, "http") {
-		return fmt.Errorf("--server %q is not an http(s) URL", *server)
+	base, shown, err := adminServer(*server, *insecure)
+	if err != nil {
+		return err
 	}
+	c := &adminClient{server: base, shown: shown, token: token, json: *asJSON,
+		http: &http.Client{Timeout: 30 * time.Second}, stdout: stdout}
 	esc := url.PathEscape
 
 	switch name {
@@ -267,7 +290,7 @@ func (c *adminClient) do(ctx context.Context, method, path string, body any) (*h
 	}
 	req, err := http.NewRequestWithContext(ctx, method, c.server+path, rd)
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("cannot make a request to %s for %s", c.shown, path) // err would show the URL as given
 	}
 	req.Header.Set("Authorization", "Bearer "+c.token)
 	if body != nil {
@@ -278,9 +301,9 @@ func (c *adminClient) do(ctx context.Context, method, path string, body any) (*h
 		var ne net.Error
 		var oe *net.OpError
 		if errors.As(err, &oe) || errors.As(err, &ne) {
-			return nil, fmt.Errorf("cannot reach authex at %s (%v): is it running, and is --server (or AUTHEX_SERVER) its admin address?", c.server, rootCause(err))
+			return nil, fmt.Errorf("cannot reach authex at %s (%v): is it running, and is --server (or AUTHEX_SERVER) its admin address?", c.shown, rootCause(err))
 		}
-		return nil, fmt.Errorf("request to %s failed: %v", c.server, err)
+		return nil, fmt.Errorf("request to %s failed: %v", c.shown, err)
 	}
 	if res.StatusCode < 300 {
 		return res, nil
@@ -289,13 +312,13 @@ func (c *adminClient) do(ctx context.Context, method, path string, body any) (*h
 	raw, _ := io.ReadAll(io.LimitReader(res.Body, 1<<20))
 	var e apiError
 	if json.Unmarshal(raw, &e) != nil || e.Error == "" {
-		return nil, fmt.Errorf("%s %s: HTTP %d from %s (is it authex?)", method, path, res.StatusCode, c.server)
+		return nil, fmt.Errorf("%s %s: HTTP %d from %s (is it authex?)", method, path, res.StatusCode, c.shown)
 	}
 	if res.StatusCode == http.StatusUnauthorized {
 		return nil, fmt.Errorf("the admin token was refused (%s): %s; set AUTHEX_ADMIN_TOKEN to one of the server's admin.tokens", e.Reason, e.Description)
 	}
 	if res.StatusCode == http.StatusNotFound && e.Reason == "" {
-		return nil, fmt.Errorf("%s has no admin API at %s (HTTP 404): is admin_listen set? use --server with that address", c.server, path)
+		return nil, fmt.Errorf("%s has no admin API at %s (HTTP 404): is admin_listen set? use --server with that address", c.shown, path)
 	}
 	msg := e.Description
 	if e.Reason != "" {
