@@ -251,7 +251,14 @@ func (s *Service) Register(ctx context.Context, req RegisterRequest) (res *Resul
 	if req.NoSession {
 		return &Result{User: user, Created: true}, nil
 	}
-	return s.startSession(ctx, user, true, PasswordProvider, req.Client)
+	res, err = s.startSession(ctx, user, true, PasswordProvider, req.Client)
+	if err != nil {
+		return nil, err
+	}
+	// A verified identity may take the new account over before its
+	// session is written, as during a login; the address then has an
+	// account that is not the caller's.
+	return s.keepPasswordSession(ctx, res, hash, emailTaken())
 }
 
 func rateLimited(wait time.Duration, description string) error {
@@ -312,24 +319,29 @@ func (s *Service) Login(ctx context.Context, req LoginRequest) (res *Result, err
 	if err != nil {
 		return nil, err
 	}
-	// Check after write. The password was checked tens of milliseconds
-	// before the session was written; a password change or a takeover
-	// (claimPasswordAccount) may have changed the hash and revoked every
-	// session in between, and this session, written after that
-	// revocation, would outlive it. Both write the hash before they
-	// revoke, and the store is linearizable: a hash still the one checked,
-	// read after our session was written, means any later revocation
-	// reaches our session too.
-	u, err := s.store.GetUser(ctx, user.ID)
+	return s.keepPasswordSession(ctx, res, verified, invalidCredentials())
+}
+
+// keepPasswordSession is the check after write of a password sign-in. The
+// password was checked (or set) before the session was written; a
+// password change or a takeover (claimPasswordAccount) may have changed
+// the hash and revoked every session in between, and this session,
+// written after that revocation, would outlive it. Both write the hash
+// before they revoke, and the store is linearizable: a hash still the one
+// checked, read after our session was written, means any later revocation
+// reaches our session too. Otherwise the session is revoked and the
+// sign-in answers refusal.
+func (s *Service) keepPasswordSession(ctx context.Context, res *Result, verified string, refusal error) (*Result, error) {
+	u, err := s.store.GetUser(ctx, res.User.ID)
 	switch {
 	case err == nil && u.PasswordHash == verified && !u.Disabled:
 		return res, nil
 	case err == nil || errors.Is(err, storage.ErrNotFound):
-		err = invalidCredentials()
+		err = refusal
 	default:
 		err = storeError(err) // unknown: the session is revoked all the same
 	}
-	if rerr := s.abandonSession(ctx, res.SessionID, user.ID); rerr != nil {
+	if rerr := s.abandonSession(ctx, res.SessionID, res.User.ID); rerr != nil {
 		return nil, rerr
 	}
 	return nil, err

@@ -112,6 +112,26 @@ func TestLoginRacingTakeover(t *testing.T) {
 	}
 }
 
+// The same race at registration: the victim's Google sign-in takes the new
+// account over between its creation and its first session.
+func TestRegisterRacingTakeover(t *testing.T) {
+	rs := &raceStore{}
+	h := newHarness(t, withPassword(passwordConfig()), withRaceStore(rs))
+	var victim tokens
+	takeover := func() {
+		victim = h.exchangeOK("google", h.idToken("victim-google", map[string]any{"email": "victim@gmail.com"}))
+	}
+	rs.beforeCreateSession.Store(&takeover)
+	res := h.postJSON("/v1/register", map[string]string{"email": "victim@gmail.com", "password": goodPassword})
+	if victim.User.ID == "" {
+		t.Fatal("the takeover did not run inside the registration")
+	}
+	assertRacedSignIn(t, h, res, http.StatusConflict, "account_exists", "email_taken")
+	if live := liveSessions(t, h, victim.User.ID); len(live) != 1 || live[0].ID != victim.SessionID {
+		t.Fatalf("live sessions %+v, want only the victim's %s", live, victim.SessionID)
+	}
+}
+
 // A login with the old password races a password change, whose promise is
 // that every other session is revoked: the login's session must not
 // survive it either.
