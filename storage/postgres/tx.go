@@ -38,9 +38,10 @@ func (s *Store) InTx(ctx context.Context, fn func(tx storage.Store) error) error
 	return s.view(ctx, pgx.TxOptions{}, fn)
 }
 
-// Snapshot runs fn against a read-only Store that sees one snapshot of the
-// database (a REPEATABLE READ READ ONLY transaction): what other instances
-// commit meanwhile is not seen, and writes through the view fail.
+// Snapshot runs fn against a read-only Store that sees the database as it
+// was when Snapshot began (a REPEATABLE READ READ ONLY transaction): what
+// other instances commit meanwhile is not seen, and writes through the
+// view fail.
 func (s *Store) Snapshot(ctx context.Context, fn func(view storage.Store) error) error {
 	if s.inTx {
 		return fn(s)
@@ -60,6 +61,13 @@ func (s *Store) view(ctx context.Context, opts pgx.TxOptions, fn func(storage.St
 		defer cancel()
 		tx.Rollback(rbCtx)
 	}()
+	if opts.IsoLevel == pgx.RepeatableRead {
+		// PostgreSQL takes the snapshot at the first statement, not at
+		// BEGIN: take it now, so it is the moment Snapshot was called.
+		if _, err := tx.Exec(ctx, "SELECT 1"); err != nil {
+			return fmt.Errorf("postgres: begin: %w", translate(err))
+		}
+	}
 	if err := fn(&Store{pool: s.pool, db: tx, inTx: true, log: s.log, version: s.version}); err != nil {
 		return err
 	}
