@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"time"
 
 	"github.com/authex/authex/storage"
 	"github.com/authex/authex/storage/bolt"
@@ -165,6 +166,9 @@ func importStore(ctx context.Context, cfg StorageConfig, r io.Reader, log *slog.
 	return st.Import(ctx, store)
 }
 
+// boltLockHold outlasts storage/bolt's open timeout (1s).
+const boltLockHold = 2 * time.Second
+
 // importBolt imports into the bbolt file at path, which must not exist or
 // hold no record. The records go into a new file next to it (same
 // directory, so the rename is atomic), renamed over path once complete; on
@@ -181,7 +185,16 @@ func importBolt(ctx context.Context, path string, r io.Reader, log *slog.Logger)
 		if err != nil {
 			return transfer.Counts{}, fmt.Errorf("open store (bolt): %w", err)
 		}
-		defer target.Close()
+		defer func() {
+			if err == nil {
+				// An instance that started during the import opened the
+				// old file and waits (up to a second: bolt's open timeout)
+				// for its lock; hold the lock past that, so it fails
+				// ("locked") rather than serve the replaced, empty file.
+				time.Sleep(boltLockHold)
+			}
+			target.Close()
+		}()
 		empty, err := transfer.Empty(ctx, target)
 		if err != nil {
 			return transfer.Counts{}, err
