@@ -17,6 +17,7 @@ import (
 	"fmt"
 	"math/big"
 	"sort"
+	"strings"
 	"sync"
 	"time"
 
@@ -58,7 +59,8 @@ type Keyring struct {
 
 	mu         sync.RWMutex
 	all        []*signingKey          // every key read from the store, not yet expired at reload
-	keys       map[string]*signingKey // by kid: every published key
+	keys       map[string]*signingKey // by kid: every key that still verifies something
+	published  map[string]bool        // kids in the JWKS: the only keys our access tokens may be signed by
 	current    *signingKey            // the key that signs now
 	jwks       []byte
 	nextChange time.Time // zero: no key time is pending
@@ -159,6 +161,7 @@ func verifiesUntil(rec storage.SigningKey) time.Time { return rec.ExpiresAt.Add(
 // and the next due time from k.all at now. k.mu must be held for writing.
 func (k *Keyring) recomputeLocked(now time.Time) error {
 	keys := make(map[string]*signingKey, len(k.all))
+	pub := make(map[string]bool, len(k.all))
 	var current *signingKey
 	var published []*signingKey
 	var next time.Time
@@ -182,6 +185,7 @@ func (k *Keyring) recomputeLocked(now time.Time) error {
 		if !rec.ExpiresAt.IsZero() && !now.Before(rec.ExpiresAt) {
 			continue // still verifies our own link_tokens; no longer published
 		}
+		pub[rec.ID] = true
 		published = append(published, sk)
 		signs := !now.Before(rec.NotBefore) && (rec.RetiredAt.IsZero() || now.Before(rec.RetiredAt))
 		if signs && (current == nil || rec.CreatedAt.After(current.record.CreatedAt) ||
@@ -193,7 +197,7 @@ func (k *Keyring) recomputeLocked(now time.Time) error {
 	if err != nil {
 		return err
 	}
-	k.keys, k.current, k.jwks, k.nextChange = keys, current, jwks, next
+	k.keys, k.published, k.current, k.jwks, k.nextChange = keys, pub, current, jwks, next
 	return nil
 }
 
@@ -235,10 +239,19 @@ func (k *Keyring) signer() (*signingKey, error) {
 	return sk, nil
 }
 
-func (k *Keyring) lookup(kid string) (*signingKey, bool) {
+// lookup finds a key that may verify a token of type typ: any key still
+// kept for link_tokens, but for every other type only a key in the JWKS,
+// so that /v1/me and introspection never accept an access token that APIs
+// verifying offline would refuse.
+func (k *Keyring) lookup(kid, typ string) (*signingKey, bool) {
 	var sk *signingKey
 	var ok bool
-	k.state(func() { sk, ok = k.keys[kid] })
+	k.state(func() {
+		sk, ok = k.keys[kid]
+		if ok && !strings.EqualFold(typ, typLink) {
+			ok = k.published[kid]
+		}
+	})
 	return sk, ok
 }
 
@@ -261,9 +274,10 @@ func (k *Keyring) sign(typ string, claims jwt.Claims) (string, error) {
 // keyfunc resolves a token's kid for golang-jwt.
 func (k *Keyring) keyfunc(t *jwt.Token) (any, error) {
 	kid, _ := t.Header["kid"].(string)
-	sk, ok := k.lookup(kid)
+	typ, _ := t.Header["typ"].(string)
+	sk, ok := k.lookup(kid, typ)
 	if !ok && k.reloadForUnknown(kid) {
-		sk, ok = k.lookup(kid)
+		sk, ok = k.lookup(kid, typ)
 	}
 	if !ok {
 		return nil, errors.New("unknown key")

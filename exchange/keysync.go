@@ -65,7 +65,7 @@ func (k *Keyring) reloadForUnknown(kid string) bool {
 	}
 	k.unknownMu.Lock()
 	defer k.unknownMu.Unlock()
-	if _, ok := k.lookup(kid); ok {
+	if _, ok := k.lookup(kid, typLink); ok { // known at all: no reload helps
 		return true // a concurrent reload found it
 	}
 	now := time.Now()

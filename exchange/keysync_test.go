@@ -80,7 +80,7 @@ func TestKeyringPicksUpAnotherInstancesKey(t *testing.T) {
 	if err := a.Reload(t.Context()); err != nil {
 		t.Fatal(err)
 	}
-	if _, ok := b.lookup(fresh.ID); ok {
+	if _, ok := b.lookup(fresh.ID, typAccess); ok {
 		t.Fatal("b knows the new key before any reload")
 	}
 	token, err := a.sign(typAccess, jwt.RegisteredClaims{Subject: "u", ExpiresAt: jwt.NewNumericDate(time.Now().Add(time.Minute))})
@@ -90,7 +90,7 @@ func TestKeyringPicksUpAnotherInstancesKey(t *testing.T) {
 	if _, err := jwt.Parse(token, b.keyfunc); err != nil {
 		t.Fatalf("b verifying a token signed with a's new key: %v", err)
 	}
-	if _, ok := b.lookup(fresh.ID); !ok {
+	if _, ok := b.lookup(fresh.ID, typAccess); !ok {
 		t.Fatal("b did not load the new key")
 	}
 
@@ -124,7 +124,7 @@ func TestKeyringPicksUpAnotherInstancesKey(t *testing.T) {
 	}
 	deadline := time.Now().Add(5 * time.Second)
 	for {
-		if _, ok := b.lookup(third.ID); ok {
+		if _, ok := b.lookup(third.ID, typAccess); ok {
 			break
 		}
 		if time.Now().After(deadline) {

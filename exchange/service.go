@@ -583,6 +583,13 @@ func (s *Service) Logout(ctx context.Context, req LogoutRequest) (int, error) {
 		if err != nil {
 			return 0, err
 		}
+		sess, err := s.store.GetSession(ctx, claims.SessionID)
+		if errors.Is(err, storage.ErrNotFound) || (err == nil && sess.Revoked()) {
+			return 0, nil // already signed out
+		}
+		if err != nil {
+			return 0, storeError(err)
+		}
 		sid, userID = claims.SessionID, claims.Subject
 	default:
 		return 0, newError(KindInvalidRequest, "missing_credential", "refresh_token or a Bearer access token is required", nil)
@@ -631,6 +638,9 @@ func (s *Service) Authenticate(ctx context.Context, accessToken string) (*Princi
 	}
 	if sess.Revoked() {
 		return nil, newError(KindInvalidToken, ReasonRevoked, "the access token's session is revoked", nil)
+	}
+	if sess.Expired(s.now()) {
+		return nil, newError(KindInvalidToken, ReasonExpired, "the access token's session has expired; sign in again", nil)
 	}
 	user, err := s.store.GetUser(ctx, claims.Subject)
 	if errors.Is(err, storage.ErrNotFound) {

@@ -52,7 +52,9 @@ func (s *Service) accessClaims(sess storage.Session, u storage.User) AccessClaim
 			Issuer:    s.cfg.Issuer,
 			Subject:   u.ID,
 			Audience:  s.cfg.Audience,
-			ExpiresAt: jwt.NewNumericDate(iat.Add(s.cfg.AccessTTL)),
+			// Never past the session's absolute limit: an API verifying
+			// offline cannot see the session.
+			ExpiresAt: jwt.NewNumericDate(minTime(iat.Add(s.cfg.AccessTTL), sess.ExpiresAt.Truncate(time.Second))),
 			IssuedAt:  jwt.NewNumericDate(iat),
 			ID:        s.mac("jti", sess.ID, sess.Generation)[:22],
 		},

@@ -25,7 +25,7 @@ const verifiedCacheSize = 16384
 //
 // Entries are keyed by the SHA-256 of the whole token, so a hit means these
 // exact bytes verified before. Every hit re-checks the expiry and that the
-// signing key is still published; session and user state are never cached
+// signing key is still in the JWKS; session and user state are never cached
 // (callers read them from the store on every request, so revocation and
 // disabling still bite at once).
 type verifiedCache struct {
@@ -51,7 +51,7 @@ func (c *verifiedCache) get(raw string, now time.Time, keys *Keyring) (*AccessCl
 	if !ok || e.claims.ExpiresAt == nil || !now.Before(e.claims.ExpiresAt.Add(accessLeeway)) {
 		return nil, false // expired tokens take the full path and its error
 	}
-	if _, published := keys.lookup(e.kid); !published {
+	if _, published := keys.lookup(e.kid, typAccess); !published {
 		return nil, false
 	}
 	claims := e.claims

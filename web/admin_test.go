@@ -674,3 +674,39 @@ func TestLinkTokenSurvivesKeyRotation(t *testing.T) {
 		t.Fatalf("link_token signed before the rotation: %d %s", res.status, res.body)
 	}
 }
+
+// TestAccessTokenOfUnpublishedKeyRefused: once a key has left the JWKS, an
+// API verifying offline refuses its tokens; /v1/me and introspection must
+// refuse them too, even a token this process verified (and cached) before,
+// although the key still verifies our own link_tokens for a while.
+func TestAccessTokenOfUnpublishedKeyRefused(t *testing.T) {
+	h := newHarness(t, func(c *harnessConfig) { c.exchange.AccessTTL = time.Hour })
+	tk := h.exchangeOK("corp", h.idToken("unpub", nil))
+	if res := h.get("/v1/me", tk.AccessToken); res.status != http.StatusOK {
+		t.Fatalf("/v1/me: %d %s", res.status, res.body)
+	}
+	ctx := context.Background()
+	kid := kidOf(t, tk.AccessToken)
+	if _, err := h.svc.Keys().Create(ctx, 0); err != nil {
+		t.Fatal(err)
+	}
+	keys, err := h.store.ListSigningKeys(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, k := range keys {
+		if k.ID == kid {
+			k.RetiredAt, k.ExpiresAt = h.clock.Now().Add(-time.Minute), h.clock.Now().Add(-time.Second)
+			if err := h.store.UpdateSigningKey(ctx, k); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	if err := h.svc.Keys().Reload(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if kids := jwksKids(t, h); slices.Contains(kids, kid) {
+		t.Fatalf("key still published: %v", kids)
+	}
+	assertError(t, h.get("/v1/me", tk.AccessToken), 401, "invalid_token", "malformed")
+}

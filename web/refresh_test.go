@@ -176,8 +176,28 @@ func TestLogoutWithSpentToken(t *testing.T) {
 	res := h.do(http.MethodPost, "/v1/logout", "application/json", []byte(`{"scope":"global"}`), "Authorization", "Bearer "+rotated.AccessToken)
 	assertError(t, res, 401, "invalid_token", "revoked")
 	h.assertUnchanged(before)
-	// Signing out of an already revoked session locally is harmless.
+	// Signing out of an already revoked session locally is harmless, and
+	// counts nothing, by refresh token or by access token.
 	if res := h.postJSON("/v1/logout", map[string]string{"refresh_token": rotated.RefreshToken}); res.status != http.StatusOK || res.json(t)["revoked"] != float64(0) {
 		t.Fatalf("local logout of a revoked session: %d %s", res.status, res.body)
 	}
+	res = h.do(http.MethodPost, "/v1/logout", "", nil, "Authorization", "Bearer "+rotated.AccessToken)
+	if res.status != http.StatusOK || res.json(t)["revoked"] != float64(0) {
+		t.Fatalf("local Bearer logout of a revoked session: %d %s", res.status, res.body)
+	}
+}
+
+// TestAccessTokenBoundBySession: an access token never outlives its
+// session's absolute limit, and /v1/me refuses it once the session has
+// expired (idle or absolute), even before the token's own exp.
+func TestAccessTokenBoundBySession(t *testing.T) {
+	h := newHarness(t, func(c *harnessConfig) {
+		c.exchange.AccessTTL, c.exchange.RefreshTTL, c.exchange.SessionMax = 15*time.Minute, 5*time.Minute, 10*time.Minute
+	})
+	tk := h.exchangeOK("corp", h.idToken("bounded", nil))
+	if tk.ExpiresIn > 600 || tk.ExpiresIn < 590 {
+		t.Fatalf("expires_in %d: the access token outlives the session's 10m limit", tk.ExpiresIn)
+	}
+	h.clock.Advance(6 * time.Minute) // past the 5m idle limit, before exp
+	assertError(t, h.get("/v1/me", tk.AccessToken), 401, "invalid_token", "expired")
 }
