@@ -49,9 +49,9 @@ func (s *Service) accessClaims(sess storage.Session, u storage.User) AccessClaim
 	}
 	return AccessClaims{
 		RegisteredClaims: jwt.RegisteredClaims{
-			Issuer:    s.cfg.Issuer,
-			Subject:   u.ID,
-			Audience:  s.cfg.Audience,
+			Issuer:   s.cfg.Issuer,
+			Subject:  u.ID,
+			Audience: s.cfg.Audience,
 			// Never past the session's absolute limit: an API verifying
 			// offline cannot see the session.
 			ExpiresAt: jwt.NewNumericDate(minTime(iat.Add(s.cfg.AccessTTL), sess.ExpiresAt.Truncate(time.Second))),

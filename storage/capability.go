@@ -44,3 +44,21 @@ func As[T any](s Store) (T, bool) {
 	var zero T
 	return zero, false
 }
+
+// Transactor runs fn against a view of the store inside one transaction:
+// the writes fn makes through the view all commit when fn returns nil, and
+// none does when it returns an error or the transaction cannot commit (a
+// lost connection). The view serves one goroutine and must not be used
+// after fn returns. `authex import` writes a whole export this way.
+type Transactor interface {
+	InTx(ctx context.Context, fn func(tx Store) error) error
+}
+
+// Snapshotter runs fn against a read-only view of one consistent snapshot
+// of the store (PostgreSQL: a REPEATABLE READ READ ONLY transaction), so
+// reads spread over many queries see one moment. The view serves one
+// goroutine and must not be used after fn returns. `authex export` reads
+// this way.
+type Snapshotter interface {
+	Snapshot(ctx context.Context, fn func(view Store) error) error
+}

@@ -50,8 +50,10 @@ Usage:
   authex migrate -config FILE    apply pending store migrations (serve does too)
   authex export -config FILE > dump.jsonl
                                  write every record of the store as JSON lines
+                                 (bbolt: instances stopped; PostgreSQL: one snapshot)
   authex import -config FILE [-in dump.jsonl]
-                                 read an export into an empty store (stdin by default)
+                                 read an export into an empty store (stdin by default),
+                                 all of it or nothing
   authex version                 print the version
 
 ` + adminUsage + `

@@ -6,10 +6,14 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"io/fs"
 	"log/slog"
 	"os"
+	"path/filepath"
+	"time"
 
 	"github.com/authex/authex/storage"
+	"github.com/authex/authex/storage/bolt"
 	"github.com/authex/authex/storage/postgres"
 	"github.com/authex/authex/storage/transfer"
 )
@@ -18,26 +22,51 @@ import (
 // store (which applies any pending migrations). extra registers more flags.
 func storeCommand(ctx context.Context, name string, args []string, getenv func(string) string, stderr io.Writer,
 	extra func(*flag.FlagSet)) (storage.Store, Config, *slog.Logger, error) {
-	fs := flag.NewFlagSet(name, flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	path := configFlag(fs, getenv)
-	if extra != nil {
-		extra(fs)
-	}
-	if err := fs.Parse(args); err != nil {
-		return nil, Config{}, nil, err
-	}
-	cfg, err := loadConfigReporting(*path, getenv, stderr)
+	cfg, log, err := storeConfig(name, args, getenv, stderr, extra)
 	if err != nil {
-		return nil, cfg, nil, err
+		return nil, cfg, log, err
 	}
-	log := newLogger(cfg.Log, stderr)
 	store, err := openStore(ctx, cfg.Storage, log)
 	if err != nil {
 		return nil, cfg, log, fmt.Errorf("open store (%s): %w", cfg.Storage.Driver, err)
 	}
 	return store, cfg, log, nil
 }
+
+// storeConfig parses a store subcommand's flags and config.
+func storeConfig(name string, args []string, getenv func(string) string, stderr io.Writer,
+	extra func(*flag.FlagSet)) (Config, *slog.Logger, error) {
+	fs := flag.NewFlagSet(name, flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	if name == "export" {
+		fs.Usage = func() {
+			fmt.Fprint(fs.Output(), exportHelp)
+			fs.PrintDefaults()
+		}
+	}
+	path := configFlag(fs, getenv)
+	if extra != nil {
+		extra(fs)
+	}
+	if err := fs.Parse(args); err != nil {
+		return Config{}, nil, err
+	}
+	cfg, err := loadConfigReporting(*path, getenv, stderr)
+	if err != nil {
+		return cfg, nil, err
+	}
+	return cfg, newLogger(cfg.Log, stderr), nil
+}
+
+const exportHelp = `Usage: authex export -config FILE > dump.jsonl
+
+Writes every record of the configured store to standard output as JSON
+lines (it holds private keys and secrets: keep it like the database). On
+PostgreSQL the export reads one consistent snapshot and may run while the
+instances serve. On bbolt the store's file lock means the instances must be
+stopped anyway.
+
+`
 
 // runMigrate brings the store's schema up to date and says where it is.
 // serve does the same at start; this is for operators who migrate first.
@@ -71,16 +100,18 @@ func runExport(ctx context.Context, args []string, getenv func(string) string, s
 }
 
 // runImport reads an export (stdin, or -in FILE) into the configured store,
-// which must be empty.
+// which must be empty. It reads and checks the whole export before it
+// writes anything, and writes all of it or nothing: PostgreSQL in one
+// transaction, bbolt into a temporary file next to storage.bolt.path that
+// is renamed into place only once every record is in it.
 func runImport(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
 	var in *string
-	store, cfg, _, err := storeCommand(ctx, "import", args, getenv, stderr, func(fs *flag.FlagSet) {
+	cfg, log, err := storeConfig("import", args, getenv, stderr, func(fs *flag.FlagSet) {
 		in = fs.String("in", "-", "file to read the export from (- for standard input)")
 	})
 	if err != nil {
 		return err
 	}
-	defer store.Close()
 	r := io.Reader(os.Stdin)
 	if *in != "-" {
 		f, err := os.Open(*in)
@@ -90,18 +121,127 @@ func runImport(ctx context.Context, args []string, getenv func(string) string, s
 		defer f.Close()
 		r = f
 	}
-	c, err := transfer.Import(ctx, store, r)
+	var c transfer.Counts
+	if cfg.Storage.Driver == "bolt" {
+		c, err = importBolt(ctx, cfg.Storage.Bolt.Path, r, log)
+	} else {
+		c, err = importStore(ctx, cfg.Storage, r, log)
+	}
 	if errors.Is(err, transfer.ErrNotEmpty) {
 		return fmt.Errorf("import: the %s store already holds data; import only into an empty store", cfg.Storage.Driver)
 	}
 	if err != nil {
-		return fmt.Errorf("import (%s so far): %w", countsLine(c), err)
+		return fmt.Errorf("import: nothing was written: %w", err)
 	}
 	if c.SkippedUsers > 0 {
 		fmt.Fprintf(stderr, "warning: skipped %d user(s) without any identity and their %d session(s)\n", c.SkippedUsers, c.SkippedSessions)
 	}
 	fmt.Fprintf(stdout, "imported into %s: %s\n", cfg.Storage.Driver, countsLine(c))
 	return nil
+}
+
+// importStore imports into a store that writes the whole stream in one
+// transaction (storage.Transactor: PostgreSQL).
+func importStore(ctx context.Context, cfg StorageConfig, r io.Reader, log *slog.Logger) (transfer.Counts, error) {
+	store, err := openStore(ctx, cfg, log)
+	if err != nil {
+		return transfer.Counts{}, fmt.Errorf("open store (%s): %w", cfg.Driver, err)
+	}
+	defer store.Close()
+	if _, ok := storage.As[storage.Transactor](store); !ok {
+		return transfer.Counts{}, fmt.Errorf("the %s store cannot write an import in one transaction", cfg.Driver)
+	}
+	empty, err := transfer.Empty(ctx, store)
+	if err != nil {
+		return transfer.Counts{}, err
+	}
+	if !empty {
+		return transfer.Counts{}, transfer.ErrNotEmpty
+	}
+	st, err := transfer.Read(r)
+	if err != nil {
+		return transfer.Counts{}, err
+	}
+	defer st.Close()
+	return st.Import(ctx, store)
+}
+
+// boltLockHold outlasts storage/bolt's open timeout (1s).
+const boltLockHold = 2 * time.Second
+
+// importBolt imports into the bbolt file at path, which must not exist or
+// hold no record. The records go into a new file next to it (same
+// directory, so the rename is atomic), renamed over path once complete; on
+// any error that file is removed and path is as it was. An existing file
+// stays open (its lock held) throughout, so an instance cannot start on it
+// meanwhile, and a locked one (an instance running) is refused.
+func importBolt(ctx context.Context, path string, r io.Reader, log *slog.Logger) (_ transfer.Counts, err error) {
+	dir := filepath.Dir(path)
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return transfer.Counts{}, err
+	}
+	if _, err := os.Stat(path); err == nil {
+		target, err := bolt.Open(path, bolt.Options{Logger: log, SweepInterval: -1})
+		if err != nil {
+			return transfer.Counts{}, fmt.Errorf("open store (bolt): %w", err)
+		}
+		defer func() {
+			if err == nil {
+				// An instance that started during the import opened the
+				// old file and waits (up to a second: bolt's open timeout)
+				// for its lock; hold the lock past that, so it fails
+				// ("locked") rather than serve the replaced, empty file.
+				time.Sleep(boltLockHold)
+			}
+			target.Close()
+		}()
+		empty, err := transfer.Empty(ctx, target)
+		if err != nil {
+			return transfer.Counts{}, err
+		}
+		if !empty {
+			return transfer.Counts{}, transfer.ErrNotEmpty
+		}
+	} else if !errors.Is(err, fs.ErrNotExist) {
+		return transfer.Counts{}, err
+	}
+	st, err := transfer.Read(r)
+	if err != nil {
+		return transfer.Counts{}, err
+	}
+	defer st.Close()
+
+	f, err := os.CreateTemp(dir, "."+filepath.Base(path)+".import-*")
+	if err != nil {
+		return transfer.Counts{}, fmt.Errorf("create the import file: %w", err)
+	}
+	tmp := f.Name()
+	f.Close()
+	defer func() {
+		if err != nil {
+			os.Remove(tmp)
+		}
+	}()
+	store, err := bolt.Open(tmp, bolt.Options{Logger: log, SweepInterval: -1})
+	if err != nil {
+		return transfer.Counts{}, fmt.Errorf("open the import file: %w", err)
+	}
+	c, err := st.Import(ctx, store)
+	if cerr := store.Close(); err == nil && cerr != nil {
+		err = fmt.Errorf("close the import file: %w", cerr)
+	}
+	if err != nil {
+		return transfer.Counts{}, err
+	}
+	if err := os.Rename(tmp, path); err != nil {
+		return transfer.Counts{}, fmt.Errorf("move the import file into place: %w", err)
+	}
+	// The rename is durable once the directory is synced.
+	if d, err := os.Open(dir); err == nil {
+		d.Sync()
+		d.Close()
+	}
+	return c, nil
 }
 
 func countsLine(c transfer.Counts) string {

@@ -17,7 +17,7 @@ var _ storage.SessionCounter = (*Store)(nil)
 func (s *Store) CountActiveSessions(ctx context.Context, now time.Time) (int, error) {
 	var n int
 	err := s.do(ctx, func() error {
-		return s.pool.QueryRow(ctx, `SELECT count(*) FROM sessions
+		return s.db.QueryRow(ctx, `SELECT count(*) FROM sessions
 			WHERE revoked_at IS NULL AND idle_expires_at > $1 AND expires_at > $1`, ts(now)).Scan(&n)
 	})
 	if err != nil {

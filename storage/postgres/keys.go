@@ -18,7 +18,7 @@ const keyColumns = `id, algorithm, private_key, created_at, not_before, retired_
 func (s *Store) ListSigningKeys(ctx context.Context) ([]storage.SigningKey, error) {
 	var out []storage.SigningKey
 	err := s.do(ctx, func() error {
-		rows, err := s.pool.Query(ctx, `SELECT `+keyColumns+` FROM signing_keys ORDER BY created_at, id`)
+		rows, err := s.db.Query(ctx, `SELECT `+keyColumns+` FROM signing_keys ORDER BY created_at, id`)
 		if err != nil {
 			return err
 		}
@@ -40,7 +40,7 @@ func (s *Store) CreateSigningKey(ctx context.Context, k storage.SigningKey) erro
 		return errEmpty("signing key id")
 	}
 	err := s.do(ctx, func() error {
-		_, err := s.pool.Exec(ctx, `INSERT INTO signing_keys (`+keyColumns+`) VALUES ($1, $2, $3, $4, $5, $6, $7)`,
+		_, err := s.db.Exec(ctx, `INSERT INTO signing_keys (`+keyColumns+`) VALUES ($1, $2, $3, $4, $5, $6, $7)`,
 			k.ID, k.Algorithm, k.PrivateKey, ts(k.CreatedAt), ts(k.NotBefore), ts(k.RetiredAt), ts(k.ExpiresAt))
 		return err
 	})
@@ -54,7 +54,7 @@ func (s *Store) CreateSigningKey(ctx context.Context, k storage.SigningKey) erro
 func (s *Store) UpdateSigningKey(ctx context.Context, k storage.SigningKey) error {
 	var n int64
 	err := s.do(ctx, func() error {
-		tag, err := s.pool.Exec(ctx, `UPDATE signing_keys SET not_before = $2, retired_at = $3, expires_at = $4 WHERE id = $1`,
+		tag, err := s.db.Exec(ctx, `UPDATE signing_keys SET not_before = $2, retired_at = $3, expires_at = $4 WHERE id = $1`,
 			k.ID, ts(k.NotBefore), ts(k.RetiredAt), ts(k.ExpiresAt))
 		n = tag.RowsAffected()
 		return err
@@ -72,7 +72,7 @@ func (s *Store) UpdateSigningKey(ctx context.Context, k storage.SigningKey) erro
 func (s *Store) DeleteSigningKey(ctx context.Context, id string) error {
 	var n int64
 	err := s.do(ctx, func() error {
-		tag, err := s.pool.Exec(ctx, `DELETE FROM signing_keys WHERE id = $1`, id)
+		tag, err := s.db.Exec(ctx, `DELETE FROM signing_keys WHERE id = $1`, id)
 		n = tag.RowsAffected()
 		return err
 	})
@@ -97,10 +97,10 @@ func (s *Store) EnsureSecret(ctx context.Context, name string, value []byte) ([]
 	}
 	var stored []byte
 	err := s.do(ctx, func() error {
-		if _, err := s.pool.Exec(ctx, `INSERT INTO secrets (name, value) VALUES ($1, $2) ON CONFLICT (name) DO NOTHING`, name, value); err != nil {
+		if _, err := s.db.Exec(ctx, `INSERT INTO secrets (name, value) VALUES ($1, $2) ON CONFLICT (name) DO NOTHING`, name, value); err != nil {
 			return err
 		}
-		return s.pool.QueryRow(ctx, `SELECT value FROM secrets WHERE name = $1`, name).Scan(&stored)
+		return s.db.QueryRow(ctx, `SELECT value FROM secrets WHERE name = $1`, name).Scan(&stored)
 	})
 	if err != nil {
 		return nil, fmt.Errorf("postgres: ensure secret %q: %w", name, err)
@@ -112,7 +112,7 @@ func (s *Store) EnsureSecret(ctx context.Context, name string, value []byte) ([]
 func (s *Store) ListSecrets(ctx context.Context) ([]storage.Secret, error) {
 	var out []storage.Secret
 	err := s.do(ctx, func() error {
-		rows, err := s.pool.Query(ctx, `SELECT name, value FROM secrets ORDER BY name`)
+		rows, err := s.db.Query(ctx, `SELECT name, value FROM secrets ORDER BY name`)
 		if err != nil {
 			return err
 		}
@@ -140,7 +140,7 @@ func (s *Store) AppendAudit(ctx context.Context, e storage.AuditEvent) error {
 		e.Time = time.Now()
 	}
 	err := s.do(ctx, func() error {
-		_, err := s.pool.Exec(ctx, `INSERT INTO audit_events (id, time, type, user_id, session_id, provider, detail)
+		_, err := s.db.Exec(ctx, `INSERT INTO audit_events (id, time, type, user_id, session_id, provider, detail)
 			VALUES ($1, $2, $3, $4, $5, $6, $7)`, e.ID, ts(e.Time), e.Type, e.UserID, e.SessionID, e.Provider, e.Detail)
 		return err
 	})
@@ -154,7 +154,7 @@ func (s *Store) AppendAudit(ctx context.Context, e storage.AuditEvent) error {
 func (s *Store) ListAudit(ctx context.Context, f storage.AuditFilter) ([]storage.AuditEvent, error) {
 	var out []storage.AuditEvent
 	err := s.do(ctx, func() error {
-		rows, err := s.pool.Query(ctx, `SELECT id, time, type, user_id, session_id, provider, detail FROM audit_events
+		rows, err := s.db.Query(ctx, `SELECT id, time, type, user_id, session_id, provider, detail FROM audit_events
 			WHERE ($1 = '' OR user_id = $1) AND ($2 = '' OR type = $2)
 			  AND ($3::timestamptz IS NULL OR time >= $3) AND ($4::timestamptz IS NULL OR time < $4)
 			ORDER BY time DESC, id DESC LIMIT $5`,

@@ -95,7 +95,11 @@ type Options struct {
 
 // Store is a storage.Store backed by a PostgreSQL connection pool.
 type Store struct {
-	pool    *pgxpool.Pool
+	pool *pgxpool.Pool
+	// db runs the queries: the pool, or in a view (InTx, Snapshot) the
+	// view's transaction.
+	db      querier
+	inTx    bool
 	log     *slog.Logger
 	version int
 
@@ -154,7 +158,7 @@ func Open(ctx context.Context, dsn string, opts Options) (*Store, error) {
 	if err != nil {
 		return nil, fmt.Errorf("postgres: %w", translate(err))
 	}
-	s := &Store{pool: pool, log: log}
+	s := &Store{pool: pool, db: pool, log: log}
 	if err := s.migrate(ctx, opts.Schema); err != nil {
 		pool.Close()
 		return nil, fmt.Errorf("postgres: open: %w", err)
@@ -179,6 +183,9 @@ func (s *Store) SchemaVersion() int { return s.version }
 
 // Close stops the sweeper and closes the pool. Calling it again is a no-op.
 func (s *Store) Close() error {
+	if s.inTx {
+		return nil // a view: the store it came from owns the pool
+	}
 	s.closeOnce.Do(func() {
 		s.cancel()
 		<-s.swept
@@ -310,6 +317,11 @@ func (s *Store) migrate(ctx context.Context, schema string) error {
 // reached the server), at most maxAttempts times, and translates the last
 // error.
 func (s *Store) do(ctx context.Context, fn func() error) error {
+	if s.inTx {
+		// Inside a view's transaction a failed statement aborts it: no
+		// retry, the caller's transaction fails as a whole.
+		return translate(fn())
+	}
 	for attempt := 1; ; attempt++ {
 		err := fn()
 		if err == nil {
@@ -330,7 +342,7 @@ func (s *Store) do(ctx context.Context, fn func() error) error {
 // tx runs fn in a transaction (READ COMMITTED, the server's default) with
 // the retries of do: fn must be safe to run again from the start.
 func (s *Store) tx(ctx context.Context, fn func(pgx.Tx) error) error {
-	return s.do(ctx, func() error { return pgx.BeginFunc(ctx, s.pool, fn) })
+	return s.do(ctx, func() error { return pgx.BeginFunc(ctx, s.db, fn) })
 }
 
 func retryable(err error) bool {

@@ -31,7 +31,7 @@ func (s *Store) CreateSession(ctx context.Context, sess storage.Session) error {
 		return errEmpty("session id")
 	}
 	err := s.do(ctx, func() error {
-		_, err := s.pool.Exec(ctx, `INSERT INTO sessions (`+sessionColumns+`)
+		_, err := s.db.Exec(ctx, `INSERT INTO sessions (`+sessionColumns+`)
 			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)`,
 			sess.ID, sess.UserID, sess.Provider, sess.ClientID, int64(sess.Generation), ts(sess.RotatedAt), ts(sess.CreatedAt),
 			ts(sess.IdleExpiresAt), ts(sess.ExpiresAt), ts(sess.RevokedAt), sess.RevokedReason, sess.UserAgent, sess.IP)
@@ -47,7 +47,7 @@ func (s *Store) getSession(ctx context.Context, id string) (storage.Session, err
 	var sess storage.Session
 	err := s.do(ctx, func() error {
 		var err error
-		sess, err = scanSession(s.pool.QueryRow(ctx, `SELECT `+sessionColumns+` FROM sessions WHERE id = $1`, id))
+		sess, err = scanSession(s.db.QueryRow(ctx, `SELECT `+sessionColumns+` FROM sessions WHERE id = $1`, id))
 		return err
 	})
 	if errors.Is(err, pgx.ErrNoRows) {
@@ -69,7 +69,7 @@ func (s *Store) RotateSession(ctx context.Context, id string, from uint64, at, i
 	var sess storage.Session
 	err := s.do(ctx, func() error {
 		var err error
-		sess, err = scanSession(s.pool.QueryRow(ctx, `UPDATE sessions
+		sess, err = scanSession(s.db.QueryRow(ctx, `UPDATE sessions
 			SET generation = generation + 1, rotated_at = $3, idle_expires_at = $4
 			WHERE id = $1 AND generation = $2 AND revoked_at IS NULL AND idle_expires_at > $3 AND expires_at > $3
 			RETURNING `+sessionColumns, id, int64(from), ts(at), ts(idleExpiresAt)))
@@ -92,7 +92,7 @@ func (s *Store) RotateSession(ctx context.Context, id string, from uint64, at, i
 func (s *Store) RevokeSession(ctx context.Context, id string, at time.Time, reason string) error {
 	var exists bool
 	err := s.do(ctx, func() error {
-		return s.pool.QueryRow(ctx, `WITH revoked AS (
+		return s.db.QueryRow(ctx, `WITH revoked AS (
 				UPDATE sessions SET revoked_at = $2, revoked_reason = $3 WHERE id = $1 AND revoked_at IS NULL RETURNING 1)
 			SELECT EXISTS (SELECT 1 FROM sessions WHERE id = $1) OR EXISTS (SELECT 1 FROM revoked)`,
 			id, ts(at), reason).Scan(&exists)
@@ -110,7 +110,7 @@ func (s *Store) RevokeSession(ctx context.Context, id string, at time.Time, reas
 func (s *Store) RevokeUserSessions(ctx context.Context, userID, except string, at time.Time, reason string) (int, error) {
 	var n int64
 	err := s.do(ctx, func() error {
-		tag, err := s.pool.Exec(ctx, `UPDATE sessions SET revoked_at = $3, revoked_reason = $4
+		tag, err := s.db.Exec(ctx, `UPDATE sessions SET revoked_at = $3, revoked_reason = $4
 			WHERE user_id = $1 AND id <> $2 AND revoked_at IS NULL AND idle_expires_at > $3 AND expires_at > $3`,
 			userID, except, ts(at), reason)
 		n = tag.RowsAffected()
@@ -126,7 +126,7 @@ func (s *Store) RevokeUserSessions(ctx context.Context, userID, except string, a
 func (s *Store) ListSessions(ctx context.Context, userID string) ([]storage.Session, error) {
 	var out []storage.Session
 	err := s.do(ctx, func() error {
-		rows, err := s.pool.Query(ctx, `SELECT `+sessionColumns+` FROM sessions WHERE user_id = $1 ORDER BY created_at DESC, id DESC`, userID)
+		rows, err := s.db.Query(ctx, `SELECT `+sessionColumns+` FROM sessions WHERE user_id = $1 ORDER BY created_at DESC, id DESC`, userID)
 		if err != nil {
 			return err
 		}
@@ -143,7 +143,7 @@ func (s *Store) DeleteExpiredSessions(ctx context.Context, now time.Time) (int, 
 	for {
 		var n int64
 		err := s.do(ctx, func() error {
-			tag, err := s.pool.Exec(ctx, `DELETE FROM sessions WHERE id IN (
+			tag, err := s.db.Exec(ctx, `DELETE FROM sessions WHERE id IN (
 				SELECT id FROM sessions
 				WHERE idle_expires_at <= $1 OR expires_at <= $1 OR revoked_at <= $1
 				LIMIT $2)`, ts(now), sweepChunk)

@@ -80,7 +80,7 @@ func (s *Store) GetUser(ctx context.Context, id string) (storage.User, error) {
 	var u storage.User
 	err := s.do(ctx, func() error {
 		var err error
-		u, err = scanUser(s.pool.QueryRow(ctx, `SELECT `+userColumns+` FROM users WHERE id = $1`, id))
+		u, err = scanUser(s.db.QueryRow(ctx, `SELECT `+userColumns+` FROM users WHERE id = $1`, id))
 		return err
 	})
 	if errors.Is(err, pgx.ErrNoRows) {
@@ -97,7 +97,7 @@ func (s *Store) GetUserByVerifiedEmail(ctx context.Context, email string) (stora
 	var u storage.User
 	err := s.do(ctx, func() error {
 		var err error
-		u, err = scanUser(s.pool.QueryRow(ctx, `SELECT `+userColumns+` FROM users
+		u, err = scanUser(s.db.QueryRow(ctx, `SELECT `+userColumns+` FROM users
 			WHERE email_lower = $1 AND email_verified AND email_lower <> ''`, strings.ToLower(email)))
 		return err
 	})
@@ -115,7 +115,7 @@ func (s *Store) GetUserByPasswordEmail(ctx context.Context, email string) (stora
 	var u storage.User
 	err := s.do(ctx, func() error {
 		var err error
-		u, err = scanUser(s.pool.QueryRow(ctx, `SELECT `+userColumns+` FROM users
+		u, err = scanUser(s.db.QueryRow(ctx, `SELECT `+userColumns+` FROM users
 			WHERE email_lower = $1 AND password_hash <> '' AND email_lower <> ''`, strings.ToLower(email)))
 		return err
 	})
@@ -130,7 +130,7 @@ func (s *Store) GetUserByPasswordEmail(ctx context.Context, email string) (stora
 func (s *Store) UpdateUser(ctx context.Context, u storage.User) error {
 	var n int64
 	err := s.do(ctx, func() error {
-		tag, err := s.pool.Exec(ctx, `UPDATE users SET email = $2, email_lower = $3, email_verified = $4, name = $5,
+		tag, err := s.db.Exec(ctx, `UPDATE users SET email = $2, email_lower = $3, email_verified = $4, name = $5,
 			picture = $6, roles = $7, disabled = $8, password_hash = $9, updated_at = $10 WHERE id = $1`,
 			u.ID, u.Email, strings.ToLower(u.Email), u.EmailVerified, u.Name, u.Picture, roles(u.Roles), u.Disabled, u.PasswordHash, ts(u.UpdatedAt))
 		n = tag.RowsAffected()
@@ -183,7 +183,7 @@ func (s *Store) ModifyUser(ctx context.Context, id string, fn func(*storage.User
 func (s *Store) DeleteUser(ctx context.Context, id string) error {
 	var n int64
 	err := s.do(ctx, func() error {
-		tag, err := s.pool.Exec(ctx, `DELETE FROM users WHERE id = $1`, id)
+		tag, err := s.db.Exec(ctx, `DELETE FROM users WHERE id = $1`, id)
 		n = tag.RowsAffected()
 		return err
 	})
@@ -201,7 +201,7 @@ func (s *Store) ListUsers(ctx context.Context, f storage.UserFilter) ([]storage.
 	var out []storage.User
 	err := s.do(ctx, func() error {
 		out = nil
-		rows, err := s.pool.Query(ctx, `SELECT `+userColumns+` FROM users u
+		rows, err := s.db.Query(ctx, `SELECT `+userColumns+` FROM users u
 			WHERE u.id > $1
 			  AND ($2 = '' OR u.email_lower = $2)
 			  AND (($3 = '' AND $4 = '') OR EXISTS (SELECT 1 FROM identities i WHERE i.user_id = u.id
@@ -220,7 +220,7 @@ func (s *Store) ListUsers(ctx context.Context, f storage.UserFilter) ([]storage.
 // CountUsers counts the rows of users.
 func (s *Store) CountUsers(ctx context.Context) (int, error) {
 	var n int
-	err := s.do(ctx, func() error { return s.pool.QueryRow(ctx, `SELECT count(*) FROM users`).Scan(&n) })
+	err := s.do(ctx, func() error { return s.db.QueryRow(ctx, `SELECT count(*) FROM users`).Scan(&n) })
 	return n, err
 }
 
@@ -242,7 +242,7 @@ func (s *Store) GetIdentity(ctx context.Context, issuer, subject string) (storag
 	var id storage.Identity
 	err := s.do(ctx, func() error {
 		var err error
-		id, err = scanIdentity(s.pool.QueryRow(ctx, `SELECT `+identityColumns+` FROM identities WHERE issuer = $1 AND subject = $2`, issuer, subject))
+		id, err = scanIdentity(s.db.QueryRow(ctx, `SELECT `+identityColumns+` FROM identities WHERE issuer = $1 AND subject = $2`, issuer, subject))
 		return err
 	})
 	if errors.Is(err, pgx.ErrNoRows) {
@@ -255,7 +255,7 @@ func (s *Store) GetIdentity(ctx context.Context, issuer, subject string) (storag
 func (s *Store) ListIdentities(ctx context.Context, userID string) ([]storage.Identity, error) {
 	var out []storage.Identity
 	err := s.do(ctx, func() error {
-		rows, err := s.pool.Query(ctx, `SELECT `+identityColumns+` FROM identities WHERE user_id = $1 ORDER BY created_at, id`, userID)
+		rows, err := s.db.Query(ctx, `SELECT `+identityColumns+` FROM identities WHERE user_id = $1 ORDER BY created_at, id`, userID)
 		if err != nil {
 			return err
 		}
@@ -269,7 +269,7 @@ func (s *Store) ListIdentities(ctx context.Context, userID string) ([]storage.Id
 func (s *Store) DeleteIdentity(ctx context.Context, userID, identityID string) error {
 	var n int64
 	err := s.do(ctx, func() error {
-		tag, err := s.pool.Exec(ctx, `DELETE FROM identities WHERE id = $1 AND user_id = $2`, identityID, userID)
+		tag, err := s.db.Exec(ctx, `DELETE FROM identities WHERE id = $1 AND user_id = $2`, identityID, userID)
 		n = tag.RowsAffected()
 		return err
 	})
@@ -286,7 +286,7 @@ func (s *Store) DeleteIdentity(ctx context.Context, userID, identityID string) e
 func (s *Store) TouchIdentity(ctx context.Context, identityID string, at time.Time) error {
 	var n int64
 	err := s.do(ctx, func() error {
-		tag, err := s.pool.Exec(ctx, `UPDATE identities SET last_login_at = $2 WHERE id = $1`, identityID, ts(at))
+		tag, err := s.db.Exec(ctx, `UPDATE identities SET last_login_at = $2 WHERE id = $1`, identityID, ts(at))
 		n = tag.RowsAffected()
 		return err
 	})

@@ -7,6 +7,8 @@
 // The stream is one JSON object per line: a header, then secrets, signing
 // keys, each user with its identities followed by its sessions, audit
 // events, and an "end" line with the counts, so a truncated dump is refused.
+// Import reads and checks the whole stream before it writes anything, and
+// writes it all or nothing (see Stream.Import).
 // It holds private keys, secrets and password hashes: treat it like the
 // database itself.
 //
@@ -15,11 +17,14 @@
 package transfer
 
 import (
+	"bufio"
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
+	"os"
 	"time"
 
 	"github.com/authex/authex/storage"
@@ -77,7 +82,25 @@ const (
 const pageSize = 500
 
 // Export writes every record of s to w and returns the counts it wrote.
+// When s offers storage.Snapshotter (PostgreSQL) every record is read from
+// one consistent snapshot, so a live export is a copy of one moment;
+// otherwise (bbolt) the reads are separate, and records written while the
+// export runs may or may not be in it: stop the instances first.
 func Export(ctx context.Context, s storage.Store, w io.Writer) (Counts, error) {
+	sn, ok := storage.As[storage.Snapshotter](s)
+	if !ok {
+		return export(ctx, s, w)
+	}
+	var c Counts
+	err := sn.Snapshot(ctx, func(view storage.Store) error {
+		var err error
+		c, err = export(ctx, view, w)
+		return err
+	})
+	return c, err
+}
+
+func export(ctx context.Context, s storage.Store, w io.Writer) (Counts, error) {
 	var c Counts
 	ex, ok := s.(storage.Exporter)
 	if !ok {
@@ -184,11 +207,252 @@ func Empty(ctx context.Context, s storage.Store) (bool, error) {
 }
 
 // Import reads a stream written by Export into s, which must be empty
-// (ErrNotEmpty otherwise, before anything is written). It refuses a stream
-// whose end line is missing or whose counts differ from what it read. On
-// an error part of the stream may have been written: empty the target and
-// run it again.
+// (ErrNotEmpty otherwise). It is Read followed by Stream.Import: the whole
+// stream is read and checked before anything is written, and a bad stream
+// (truncated, malformed, counts differing from its end line) leaves s
+// untouched. See Stream.Import for a store that fails half way.
 func Import(ctx context.Context, s storage.Store, r io.Reader) (Counts, error) {
+	empty, err := Empty(ctx, s)
+	if err != nil {
+		return Counts{}, err
+	}
+	if !empty {
+		return Counts{}, ErrNotEmpty
+	}
+	st, err := Read(r)
+	if err != nil {
+		return Counts{}, err
+	}
+	defer st.Close()
+	return st.Import(ctx, s)
+}
+
+// Stream is an export read whole and checked by Read, spooled to a
+// temporary file (mode 0600, removed by Close) until it is imported.
+type Stream struct {
+	f      *os.File
+	counts Counts
+}
+
+// Counts is what the stream holds: the counts of its end line, plus the
+// users (without any identity) and sessions an import will skip.
+func (st *Stream) Counts() Counts { return st.counts }
+
+// Close removes the spooled copy.
+func (st *Stream) Close() error {
+	err := st.f.Close()
+	if rerr := os.Remove(st.f.Name()); err == nil {
+		err = rerr
+	}
+	return err
+}
+
+// Read reads all of r and checks it before anything is written anywhere:
+// the header's format and version, every line decoded strictly (one JSON
+// object, no unknown field, the payload its kind names and no other, the
+// ids a store needs, no user twice, each session after its user's line),
+// and the end line, which must be last and whose counts must equal what
+// was read. Errors name the line (counted from 1). The stream is spooled
+// to a temporary file in os.TempDir() (it holds secrets: mode 0600, and
+// removed again on error or by Close).
+func Read(r io.Reader) (_ *Stream, err error) {
+	f, err := os.CreateTemp("", "authex-import-*.jsonl")
+	if err != nil {
+		return nil, fmt.Errorf("transfer: spool the stream: %w", err)
+	}
+	defer func() {
+		if err != nil {
+			f.Close()
+			os.Remove(f.Name())
+		}
+	}()
+	br := bufio.NewReaderSize(r, 64<<10)
+	bw := bufio.NewWriterSize(f, 64<<10)
+	v := validator{users: map[string]bool{}}
+	n, ended := 0, false
+	for {
+		raw, rerr := br.ReadBytes('\n')
+		if rerr != nil && !errors.Is(rerr, io.EOF) {
+			return nil, fmt.Errorf("transfer: read line %d: %w", n+1, rerr)
+		}
+		if len(raw) == 0 && rerr != nil {
+			break
+		}
+		n++
+		if ended {
+			return nil, fmt.Errorf("transfer: line %d: data after the end line", n)
+		}
+		l, err := decodeLine(raw)
+		if err != nil {
+			return nil, fmt.Errorf("transfer: line %d: %w", n, err)
+		}
+		if n == 1 {
+			if l.Kind != kindHeader || l.Format != Format {
+				return nil, fmt.Errorf("transfer: line 1: not an %s stream (no header)", Format)
+			}
+			if l.Version != Version {
+				return nil, fmt.Errorf("transfer: line 1: stream version %d, this authex reads version %d", l.Version, Version)
+			}
+		} else if err := v.check(l); err != nil {
+			return nil, fmt.Errorf("transfer: line %d (%s): %w", n, l.Kind, err)
+		}
+		ended = l.Kind == kindEnd
+		if _, err := bw.Write(raw); err != nil {
+			return nil, fmt.Errorf("transfer: spool the stream: %w", err)
+		}
+		if raw[len(raw)-1] != '\n' {
+			bw.WriteByte('\n')
+		}
+		if rerr != nil {
+			break
+		}
+	}
+	if n == 0 {
+		return nil, errors.New("transfer: the stream is empty")
+	}
+	if !ended {
+		return nil, fmt.Errorf("transfer: the stream ends at line %d without its end line (truncated?)", n)
+	}
+	if err := bw.Flush(); err != nil {
+		return nil, fmt.Errorf("transfer: spool the stream: %w", err)
+	}
+	return &Stream{f: f, counts: v.counts}, nil
+}
+
+// decodeLine decodes one line strictly: exactly one JSON object, no
+// unknown field.
+func decodeLine(raw []byte) (line, error) {
+	var l line
+	dec := json.NewDecoder(bytes.NewReader(raw))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&l); err != nil {
+		if errors.Is(err, io.EOF) {
+			return l, errors.New("empty line")
+		}
+		return l, err
+	}
+	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
+		return l, errors.New("more than one JSON value on the line")
+	}
+	return l, nil
+}
+
+// validator checks the lines after the header, in order.
+type validator struct {
+	counts Counts
+	users  map[string]bool // user id -> has an identity (else skipped)
+}
+
+func (v *validator) check(l line) error {
+	payloads := 0
+	for _, set := range []bool{l.Secret != nil, l.SigningKey != nil, l.User != nil, l.Session != nil, l.Audit != nil, l.Counts != nil} {
+		if set {
+			payloads++
+		}
+	}
+	if payloads > 1 || l.Identities != nil && l.Kind != kindUser || l.Format != "" || l.Version != 0 || l.ExportedAt != nil {
+		return errors.New("fields of another kind of line")
+	}
+	switch l.Kind {
+	case kindSecret:
+		if l.Secret == nil || l.Secret.Name == "" {
+			return errors.New("no secret name")
+		}
+		v.counts.Secrets++
+	case kindSigningKey:
+		if l.SigningKey == nil || l.SigningKey.ID == "" || l.SigningKey.Algorithm == "" || len(l.SigningKey.PrivateKey) == 0 {
+			return errors.New("a signing key needs an id, an algorithm and a private key")
+		}
+		v.counts.SigningKeys++
+	case kindUser:
+		if l.User == nil || l.User.ID == "" {
+			return errors.New("no user id")
+		}
+		if _, dup := v.users[l.User.ID]; dup {
+			return fmt.Errorf("user %s appears twice", l.User.ID)
+		}
+		for _, id := range l.Identities {
+			if id.ID == "" || id.Issuer == "" || id.Subject == "" {
+				return errors.New("an identity needs an id, an issuer and a subject")
+			}
+			if id.UserID != l.User.ID {
+				return fmt.Errorf("identity %s belongs to user %s, not %s", id.ID, id.UserID, l.User.ID)
+			}
+		}
+		v.users[l.User.ID] = len(l.Identities) > 0
+		v.counts.Users++
+		v.counts.Identities += len(l.Identities)
+		if len(l.Identities) == 0 {
+			v.counts.SkippedUsers++
+		}
+	case kindSession:
+		if l.Session == nil || l.Session.ID == "" {
+			return errors.New("no session id")
+		}
+		hasIdentity, ok := v.users[l.Session.UserID]
+		if !ok {
+			return fmt.Errorf("session %s of user %q, whom no earlier line holds", l.Session.ID, l.Session.UserID)
+		}
+		v.counts.Sessions++
+		if !hasIdentity {
+			v.counts.SkippedSessions++
+		}
+	case kindAudit:
+		if l.Audit == nil {
+			return errors.New("no audit event")
+		}
+		v.counts.AuditEvents++
+	case kindEnd:
+		if l.Counts == nil {
+			return errors.New("no counts")
+		}
+		got, want := v.counts, *l.Counts
+		got.SkippedUsers, got.SkippedSessions = 0, 0
+		want.SkippedUsers, want.SkippedSessions = 0, 0
+		if got != want {
+			return fmt.Errorf("read %s but the end line says %s", got, want)
+		}
+	case kindHeader:
+		return errors.New("a second header")
+	default:
+		return fmt.Errorf("unknown line kind %q", l.Kind)
+	}
+	return nil
+}
+
+// String is the counts for an error message.
+func (c Counts) String() string {
+	return fmt.Sprintf("%d users, %d identities, %d sessions, %d signing keys, %d secrets, %d audit events",
+		c.Users, c.Identities, c.Sessions, c.SigningKeys, c.Secrets, c.AuditEvents)
+}
+
+// Import writes the stream into s, which must be empty (ErrNotEmpty
+// otherwise, before anything is written), and returns what it wrote.
+//
+// When s offers storage.Transactor (PostgreSQL) every record is written in
+// one transaction: a store error half way (a constraint, a lost
+// connection) leaves s as empty as it was. Otherwise (bbolt) the records
+// are written one by one and an error leaves part of them in s: write into
+// a new store and discard it on error (`authex import` does so: it writes
+// a temporary bbolt file and renames it into place only on success).
+func (st *Stream) Import(ctx context.Context, s storage.Store) (Counts, error) {
+	tr, ok := storage.As[storage.Transactor](s)
+	if !ok {
+		return st.write(ctx, s)
+	}
+	var c Counts
+	err := tr.InTx(ctx, func(tx storage.Store) error {
+		var err error
+		c, err = st.write(ctx, tx)
+		return err
+	})
+	if err != nil {
+		return Counts{}, err
+	}
+	return c, nil
+}
+
+func (st *Stream) write(ctx context.Context, s storage.Store) (Counts, error) {
 	var c Counts
 	empty, err := Empty(ctx, s)
 	if err != nil {
@@ -197,41 +461,30 @@ func Import(ctx context.Context, s storage.Store, r io.Reader) (Counts, error) {
 	if !empty {
 		return c, ErrNotEmpty
 	}
-	dec := json.NewDecoder(r)
-	dec.DisallowUnknownFields()
-	var l line
-	if err := dec.Decode(&l); err != nil {
-		return c, fmt.Errorf("transfer: read header: %w", err)
+	if _, err := st.f.Seek(0, io.SeekStart); err != nil {
+		return c, fmt.Errorf("transfer: read the spooled stream: %w", err)
 	}
-	if l.Kind != kindHeader || l.Format != Format {
-		return c, fmt.Errorf("transfer: not an %s stream", Format)
-	}
-	if l.Version != Version {
-		return c, fmt.Errorf("transfer: stream version %d, this authex reads version %d", l.Version, Version)
-	}
+	br := bufio.NewReaderSize(st.f, 64<<10)
 	skipped := map[string]bool{} // users skipped, whose sessions go too
-	for n := 2; ; n++ {
-		l = line{}
-		if err := dec.Decode(&l); err != nil {
-			if errors.Is(err, io.EOF) {
-				return c, errors.New("transfer: the stream ends without its end line (truncated?)")
-			}
-			return c, fmt.Errorf("transfer: line %d: %w", n, err)
+	for n := 1; ; n++ {
+		raw, err := br.ReadBytes('\n')
+		if err != nil {
+			// Read checked the end line; the spool cannot end before it.
+			return c, fmt.Errorf("transfer: read the spooled stream at line %d: %w", n, err)
+		}
+		l, err := decodeLine(raw)
+		if err != nil {
+			return c, fmt.Errorf("transfer: spooled line %d: %w", n, err)
+		}
+		switch l.Kind {
+		case kindHeader:
+			continue
+		case kindEnd:
+			return c, nil
 		}
 		if err := importLine(ctx, s, l, &c, skipped); err != nil {
 			return c, fmt.Errorf("transfer: line %d (%s): %w", n, l.Kind, err)
 		}
-		if l.Kind != kindEnd {
-			continue
-		}
-		got, want := c, *l.Counts
-		got.SkippedUsers, got.SkippedSessions = 0, 0
-		got.Users += c.SkippedUsers
-		got.Sessions += c.SkippedSessions
-		if got != want {
-			return c, fmt.Errorf("transfer: read %+v but the end line says %+v", got, want)
-		}
-		return c, nil
 	}
 }
 
@@ -282,7 +535,6 @@ func importLine(ctx context.Context, s storage.Store, l line, c *Counts, skipped
 			return err
 		}
 		c.AuditEvents++
-	case l.Kind == kindEnd && l.Counts != nil:
 	default:
 		return fmt.Errorf("unknown or empty line kind %q", l.Kind)
 	}
