@@ -29,7 +29,9 @@ func TestThrottleForgetsLeastRecentlyUsed(t *testing.T) {
 	// New keys past the cap each get a full bucket.
 	for i := range 10 {
 		k := string(rune('e' + i))
-		if th.take(k, now) != 0 || th.take(k, now) != 0 {
+		first := th.take(k, now)
+		second := th.take(k, now)
+		if first != 0 || second != 0 {
 			t.Fatalf("new key %s did not get a bucket of its own", k)
 		}
 	}
