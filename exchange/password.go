@@ -217,7 +217,7 @@ func (s *Service) Register(ctx context.Context, req RegisterRequest) (res *Resul
 	}
 	// Every registration that gets this far costs its IP a token, taken
 	// before the hashing: a sign-up flood is a hashing (and account) flood.
-	if wait := s.pw.register.take(req.Client.IP, s.now()); wait > 0 {
+	if wait := s.pw.register.take(clientKey(req.Client.IP), s.now()); wait > 0 {
 		return nil, rateLimited(wait, "too many registrations from this address; try again later")
 	}
 	// An address a verified identity owns, or another password account
@@ -237,7 +237,7 @@ func (s *Service) Register(ctx context.Context, req RegisterRequest) (res *Resul
 	hash, err := s.pw.hash(ctx, req.Password)
 	if err != nil {
 		// Busy or cancelled: no hashing happened, so it costs no token.
-		s.pw.register.refund(req.Client.IP, s.now())
+		s.pw.register.refund(clientKey(req.Client.IP), s.now())
 		return nil, err
 	}
 	now := s.now().UTC()
@@ -369,6 +369,7 @@ func (s *Service) stillOpens(ctx context.Context, password, encoded string) bool
 func (s *Service) checkCredentials(ctx context.Context, email, password, ip string) (storage.User, error) {
 	now := s.now()
 	accountKey := strings.ToLower(email)
+	ip = clientKey(ip)
 	if wait := s.pw.account.take(accountKey, now); wait > 0 {
 		return storage.User{}, rateLimited(wait, "too many failed sign-ins; try again later")
 	}

@@ -2,9 +2,25 @@ package exchange
 
 import (
 	"container/list"
+	"net/netip"
 	"sync"
 	"time"
 )
+
+// clientKey is the throttle key of a client address: the address itself
+// for IPv4, its /64 for IPv6, since one client usually holds a whole /64
+// and could otherwise take a fresh budget per address.
+func clientKey(ip string) string {
+	a, err := netip.ParseAddr(ip)
+	if err != nil || !a.Is6() || a.Is4In6() {
+		return ip
+	}
+	p, err := a.Prefix(64)
+	if err != nil {
+		return ip
+	}
+	return p.String()
+}
 
 // throttleMaxKeys bounds the memory a flood of distinct keys can take
 // (PasswordConfig.ThrottleKeys overrides it).

@@ -39,3 +39,17 @@ func TestThrottleForgetsLeastRecentlyUsed(t *testing.T) {
 		t.Fatalf("%d keys, %d in the list; want 3", len(th.keys), th.lru.Len())
 	}
 }
+
+func TestClientKeyGroupsIPv6By64(t *testing.T) {
+	for in, want := range map[string]string{
+		"203.0.113.7":             "203.0.113.7",
+		"2001:db8:1:2:aaaa::1":    "2001:db8:1:2::/64",
+		"2001:db8:1:2:ffff:ee::9": "2001:db8:1:2::/64",
+		"::ffff:203.0.113.7":      "::ffff:203.0.113.7",
+		"not an ip":               "not an ip",
+	} {
+		if got := clientKey(in); got != want {
+			t.Errorf("clientKey(%q) = %q, want %q", in, got, want)
+		}
+	}
+}

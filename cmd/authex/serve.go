@@ -120,6 +120,9 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 	} else {
 		log.Info("client authentication on", "clients", len(cfg.Clients))
 	}
+	if password != nil && len(cfg.Server.TrustedProxies) == 0 {
+		log.Warn("password accounts are on and server.trusted_proxies is empty: behind a proxy every client shares one per-IP throttle budget; list the proxy's addresses")
+	}
 
 	// Several instances may share the store: pick up keys another one made.
 	go svc.Keys().Watch(provCtx, exchange.KeyReloadInterval, log)
