@@ -56,7 +56,11 @@ func (g *hashGate) acquire(ctx context.Context) error {
 	case <-t.C:
 		return busyError()
 	case <-ctx.Done():
-		return newError(KindServer, "", "request cancelled", ctx.Err())
+		// The request's time ran out (or its client left) while every slot
+		// was taken: overload, not a server fault.
+		e := newError(KindBusy, ReasonBusy, "the server is busy; try again in a moment", ctx.Err())
+		e.RetryAfter = time.Second
+		return e
 	}
 }
 

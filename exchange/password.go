@@ -236,6 +236,8 @@ func (s *Service) Register(ctx context.Context, req RegisterRequest) (res *Resul
 	}
 	hash, err := s.pw.hash(ctx, req.Password)
 	if err != nil {
+		// Busy or cancelled: no hashing happened, so it costs no token.
+		s.pw.register.refund(req.Client.IP, s.now())
 		return nil, err
 	}
 	now := s.now().UTC()
@@ -258,7 +260,7 @@ func (s *Service) Register(ctx context.Context, req RegisterRequest) (res *Resul
 	// A verified identity may take the new account over before its
 	// session is written, as during a login; the address then has an
 	// account that is not the caller's.
-	return s.keepPasswordSession(ctx, res, hash, emailTaken())
+	return s.keepPasswordSession(ctx, res, hash, "", emailTaken())
 }
 
 func rateLimited(wait time.Duration, description string) error {
@@ -319,7 +321,7 @@ func (s *Service) Login(ctx context.Context, req LoginRequest) (res *Result, err
 	if err != nil {
 		return nil, err
 	}
-	return s.keepPasswordSession(ctx, res, verified, invalidCredentials())
+	return s.keepPasswordSession(ctx, res, verified, req.Password, invalidCredentials())
 }
 
 // keepPasswordSession is the check after write of a password sign-in. The
@@ -330,11 +332,16 @@ func (s *Service) Login(ctx context.Context, req LoginRequest) (res *Result, err
 // before they revoke, and the store is linearizable: a hash still the one
 // checked, read after our session was written, means any later revocation
 // reaches our session too. Otherwise the session is revoked and the
-// sign-in answers refusal.
-func (s *Service) keepPasswordSession(ctx context.Context, res *Result, verified string, refusal error) (*Result, error) {
+// sign-in answers refusal. A changed hash that the same password still
+// opens (a concurrent login upgraded its parameters) is no change.
+func (s *Service) keepPasswordSession(ctx context.Context, res *Result, verified, password string, refusal error) (*Result, error) {
 	u, err := s.store.GetUser(ctx, res.User.ID)
 	switch {
-	case err == nil && u.PasswordHash == verified && !u.Disabled:
+	case err == nil && u.Disabled:
+		err = disabledError()
+	case err == nil && u.PasswordHash == verified:
+		return res, nil
+	case err == nil && password != "" && u.PasswordHash != "" && s.stillOpens(ctx, password, u.PasswordHash):
 		return res, nil
 	case err == nil || errors.Is(err, storage.ErrNotFound):
 		err = refusal
@@ -345,6 +352,13 @@ func (s *Service) keepPasswordSession(ctx context.Context, res *Result, verified
 		return nil, rerr
 	}
 	return nil, err
+}
+
+// stillOpens reports whether password opens encoded (a hash written by a
+// concurrent parameter upgrade). Any failure to check counts as no.
+func (s *Service) stillOpens(ctx context.Context, password, encoded string) bool {
+	ok, _, err := s.pw.check(ctx, password, encoded)
+	return err == nil && ok
 }
 
 // checkCredentials is the throttled password check of Login and of a

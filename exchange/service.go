@@ -252,7 +252,8 @@ const ReasonRacedCredentialChange = "raced_credential_change"
 // abandonSession revokes a session just written by a sign-in that found,
 // checking after the write, that what it signed in with changed meanwhile.
 func (s *Service) abandonSession(ctx context.Context, sessionID, userID string) error {
-	if err := s.store.RevokeSession(ctx, sessionID, s.now().UTC(), ReasonRacedCredentialChange); err != nil {
+	// ErrNotFound: the user was deleted meanwhile, and the session with it.
+	if err := s.store.RevokeSession(ctx, sessionID, s.now().UTC(), ReasonRacedCredentialChange); err != nil && !errors.Is(err, storage.ErrNotFound) {
 		return storeError(err)
 	}
 	s.audit(ctx, storage.AuditEvent{Type: "session.abandoned", UserID: userID, SessionID: sessionID,

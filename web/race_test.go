@@ -237,3 +237,49 @@ func TestLinkedIdentityRacingTakeover(t *testing.T) {
 		}
 	})
 }
+
+// A login checks the password, and before it writes its session a
+// concurrent request rewrites the hash of that same password (a parameter
+// upgrade by another login, or a change to the same value). The password
+// the login checked still opens the account: it keeps its session.
+func TestLoginRacingSamePasswordRehash(t *testing.T) {
+	rs := &raceStore{}
+	h := newHarness(t, withPassword(passwordConfig()), withRaceStore(rs))
+	owner := h.register("rehash@example.com", goodPassword, "")
+	rewrite := func() {
+		res := h.postJSON("/v1/me/password", map[string]string{"current_password": goodPassword, "new_password": goodPassword},
+			bearer(owner.AccessToken)...)
+		if res.status != http.StatusOK {
+			t.Errorf("rewrite to the same password: %d %s", res.status, res.body)
+		}
+	}
+	rs.beforeCreateSession.Store(&rewrite)
+	res := h.login("rehash@example.com", goodPassword)
+	if rs.beforeCreateSession.Load() != nil {
+		t.Fatal("the rewrite did not run inside the login")
+	}
+	if res.status != http.StatusOK {
+		t.Fatalf("a login with the current password was refused: %d %s", res.status, res.body)
+	}
+	if me := h.get("/v1/me", decodeTokens(t, res).AccessToken); me.status != http.StatusOK {
+		t.Fatalf("its session: %d %s", me.status, me.body)
+	}
+}
+
+// A user disabled while their login runs is refused as disabled, not as a
+// bad password.
+func TestLoginRacingDisable(t *testing.T) {
+	rs := &raceStore{}
+	h := newHarness(t, withPassword(passwordConfig()), withRaceStore(rs))
+	owner := h.register("disabled-mid@example.com", goodPassword, "")
+	disable := func() {
+		if _, err := h.store.ModifyUser(context.Background(), owner.User.ID, func(u *storage.User) error {
+			u.Disabled = true
+			return nil
+		}); err != nil {
+			t.Error(err)
+		}
+	}
+	rs.beforeCreateSession.Store(&disable)
+	assertRacedSignIn(t, h, h.login("disabled-mid@example.com", goodPassword), http.StatusForbidden, "access_denied", "user_disabled")
+}

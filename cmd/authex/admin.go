@@ -179,7 +179,7 @@ func runAdmin(ctx context.Context, group string, args []string, getenv func(stri
 		return err
 	}
 	c := &adminClient{server: base, shown: shown, token: token, json: *asJSON,
-		http: &http.Client{Timeout: 30 * time.Second}, stdout: stdout}
+		http: &http.Client{Timeout: 30 * time.Second, CheckRedirect: refuseRedirect}, stdout: stdout}
 	esc := url.PathEscape
 
 	switch name {
@@ -622,4 +622,10 @@ func printAudit(w io.Writer, raw []byte) error {
 	}
 	table(w, "TIME\tTYPE\tUSER\tPROVIDER\tDETAIL", rows)
 	return nil
+}
+
+// refuseRedirect keeps the admin token from following a redirect: Go
+// resends Authorization to the same host, even from https to plain http.
+func refuseRedirect(req *http.Request, via []*http.Request) error {
+	return fmt.Errorf("the server redirected to %s; point --server at the admin API itself", req.URL.Redacted())
 }

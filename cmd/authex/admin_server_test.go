@@ -7,6 +7,7 @@ import (
 	"os"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 )
 
@@ -84,5 +85,27 @@ func TestAdminCLIServerURL(t *testing.T) {
 				t.Fatalf("request %q", got[0])
 			}
 		})
+	}
+}
+
+// TestAdminCLIRefusesRedirects: Go resends Authorization on a same-host
+// redirect, even from https to http; the CLI must not follow one.
+func TestAdminCLIRefusesRedirects(t *testing.T) {
+	const token = "cli-redirect-admin-token-51ab"
+	var leaked atomic.Bool
+	target := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Header.Get("Authorization") != "" {
+			leaked.Store(true)
+		}
+		w.WriteHeader(http.StatusOK)
+	}))
+	defer target.Close()
+	redirector := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		http.Redirect(w, r, target.URL+r.URL.Path, http.StatusFound)
+	}))
+	defer redirector.Close()
+	_, errOut, code := (&opsServer{}).cli(t, []string{"AUTHEX_ADMIN_TOKEN=" + token}, "users", "list", "--server", redirector.URL)
+	if code != 1 || !strings.Contains(errOut, "redirected") || leaked.Load() {
+		t.Fatalf("redirect followed (leaked %v): exit %d %s", leaked.Load(), code, errOut)
 	}
 }

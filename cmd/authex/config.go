@@ -770,8 +770,10 @@ func validatePassword(p *Problems, name string, pc ProviderConfig) ProviderConfi
 	if pc.HashConcurrency < 0 || pc.HashConcurrency > 1024 {
 		p.add(path+".hash_concurrency", "must be between 0 (twice GOMAXPROCS) and 1024, got %d", pc.HashConcurrency)
 	}
-	if pc.HashWait < time.Millisecond || pc.HashWait > 30*time.Second {
-		p.add(path+".hash_wait", "must be between 1ms and 30s, got %s", pc.HashWait)
+	// Below web.RequestTimeout (15s), so a wait ends as busy, not as a
+	// cancelled request.
+	if pc.HashWait < time.Millisecond || pc.HashWait > 10*time.Second {
+		p.add(path+".hash_wait", "must be between 1ms and 10s, got %s", pc.HashWait)
 	}
 	if pc.Throttle.Window < time.Second || pc.Throttle.Window > 24*time.Hour {
 		p.add(path+".throttle.window", "must be between 1s and 24h, got %s", pc.Throttle.Window)

@@ -270,18 +270,9 @@ func postJSON(t *testing.T, url string, body any) map[string]any {
 
 func getBody(t *testing.T, url, bearer string) string {
 	t.Helper()
-	req, _ := http.NewRequest(http.MethodGet, url, nil)
-	if bearer != "" {
-		req.Header.Set("Authorization", "Bearer "+bearer)
-	}
-	res, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer res.Body.Close()
-	raw, _ := io.ReadAll(res.Body)
-	if res.StatusCode != http.StatusOK {
-		t.Fatalf("GET %s: %d %s", url, res.StatusCode, raw)
+	status, raw := request(t, http.MethodGet, url, bearer)
+	if status != http.StatusOK {
+		t.Fatalf("GET %s: %d %s", url, status, raw)
 	}
 	return string(raw)
 }

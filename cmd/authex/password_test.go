@@ -46,7 +46,7 @@ compat: [ djrestauth, simplejwt, fastapi, nope, fastapi ]
 		"providers.password.throttle.register_per_ip: must be positive, got -1",
 		"providers.password.reauth_window: must be between 30s and 1h, got 2h0m0s",
 		"providers.password.hash_concurrency: must be between 0 (twice GOMAXPROCS) and 1024, got -1",
-		"providers.password.hash_wait: must be between 1ms and 30s, got 1m0s",
+		"providers.password.hash_wait: must be between 1ms and 10s, got 1m0s",
 		`providers.pw2.type: type password must be configured under the key "password"`,
 		"providers.corp: memory, iterations, parallelism, min_length, throttle, reauth_window, hash_concurrency and hash_wait apply to type password only",
 		`compat[3]: must be one of djrestauth, fastapi, simplejwt, got "nope"`,

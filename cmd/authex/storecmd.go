@@ -180,7 +180,9 @@ func importBolt(ctx context.Context, path string, r io.Reader, log *slog.Logger)
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return transfer.Counts{}, err
 	}
+	existed := false
 	if _, err := os.Stat(path); err == nil {
+		existed = true
 		target, err := bolt.Open(path, bolt.Options{Logger: log, SweepInterval: -1})
 		if err != nil {
 			return transfer.Counts{}, fmt.Errorf("open store (bolt): %w", err)
@@ -233,7 +235,17 @@ func importBolt(ctx context.Context, path string, r io.Reader, log *slog.Logger)
 	if err != nil {
 		return transfer.Counts{}, err
 	}
-	if err := os.Rename(tmp, path); err != nil {
+	if existed {
+		// We hold the old file's lock: nobody serves it meanwhile.
+		err = os.Rename(tmp, path)
+	} else {
+		// Link fails if the path appeared meanwhile (an instance started
+		// on it), where a rename would silently replace a file in use.
+		if err = os.Link(tmp, path); err == nil {
+			os.Remove(tmp)
+		}
+	}
+	if err != nil {
 		return transfer.Counts{}, fmt.Errorf("move the import file into place: %w", err)
 	}
 	// The rename is durable once the directory is synced.
