@@ -8,7 +8,7 @@
 // level of the file:
 //
 //	meta
-//	  version            schema version, uint64 big-endian (currently 1)
+//	  version            schema version, uint64 big-endian (currently 2)
 //	  users              number of users, uint64 big-endian (CountUsers)
 //	users                user id -> user record
 //	identities           identity id -> identity record
@@ -18,6 +18,7 @@
 //	password_emails      lower-cased email of a user with a password -> user id (unique)
 //	sessions             session id -> session record
 //	user_sessions        uvarint(len(user id)) user id session id -> empty
+//	session_sweep        time key (12 bytes) of the session's sweep time, session id -> empty
 //	signing_keys         kid -> signing key record
 //	secrets              name -> value
 //	audit                time key (12 bytes, sorts by time) event id -> audit event record
@@ -28,6 +29,10 @@
 // verified or not (password sign-in looks accounts up there). It came
 // without a schema version bump: files written before it hold no password
 // hashes, so the empty bucket Open creates is their correct index.
+// session_sweep (schema version 2, built from the sessions by a migration)
+// orders sessions by sweep time, the earliest of IdleExpiresAt, ExpiresAt
+// and, once revoked, RevokedAt: DeleteExpiredSessions walks it up to now
+// instead of decoding every session (sweep.go).
 //
 // Commits are fsynced (unless Options.NoSync, for tests only). Writes that
 // are safe to run more than once (CreateUser, CreateSession, RotateSession,
@@ -65,6 +70,7 @@ var (
 	bucketKeyPasswordEmails = []byte("password_emails")
 	bucketKeySessions       = []byte("sessions")
 	bucketKeyUserSessions   = []byte("user_sessions")
+	bucketKeySessionSweep   = []byte("session_sweep")
 	bucketKeySigningKeys    = []byte("signing_keys")
 	bucketKeySecrets        = []byte("secrets")
 	bucketKeyAudit          = []byte("audit")
@@ -83,13 +89,14 @@ var allBuckets = [][]byte{
 	bucketKeyPasswordEmails,
 	bucketKeySessions,
 	bucketKeyUserSessions,
+	bucketKeySessionSweep,
 	bucketKeySigningKeys,
 	bucketKeySecrets,
 	bucketKeyAudit,
 }
 
 // schemaVersion is the version Open leaves a file at.
-const schemaVersion = 1
+const schemaVersion = 2
 
 // migration upgrades a file to version from version-1, inside the Open
 // transaction (so a failed migration leaves the file as it was). Append new
@@ -99,9 +106,12 @@ type migration struct {
 	migrate func(tx *bolt.Tx) error
 }
 
-// migrations is empty: version 1 is the first schema. A new file is created
-// at schemaVersion directly and runs none of them.
-var migrations []migration
+// migrations upgrade older files. A new file is created at schemaVersion
+// directly and runs none of them.
+var migrations = []migration{
+	// 2: session_sweep, built from the sessions already there (sweep.go).
+	{version: 2, migrate: migrateSessionSweep},
+}
 
 const (
 	// openTimeout bounds the wait for bbolt's file lock: a second process

@@ -32,15 +32,20 @@ func putSession(tx *bolt.Tx, s storage.Session) error {
 	return tx.Bucket(bucketKeySessions).Put([]byte(s.ID), encodeSession(s))
 }
 
-// deleteSession removes a session record and its user_sessions entry.
-func deleteSession(tx *bolt.Tx, userID, sessionID string) error {
-	if err := tx.Bucket(bucketKeySessions).Delete([]byte(sessionID)); err != nil {
+// deleteSession removes a session record and its user_sessions and
+// session_sweep entries.
+func deleteSession(tx *bolt.Tx, sess storage.Session) error {
+	if err := tx.Bucket(bucketKeySessions).Delete([]byte(sess.ID)); err != nil {
 		return err
 	}
-	return tx.Bucket(bucketKeyUserSessions).Delete(childKey(userID, sessionID))
+	if err := tx.Bucket(bucketKeySessionSweep).Delete(sweepKey(sess)); err != nil {
+		return err
+	}
+	return tx.Bucket(bucketKeyUserSessions).Delete(childKey(sess.UserID, sess.ID))
 }
 
-// CreateSession writes a session and its user_sessions entry, through Batch.
+// CreateSession writes a session and its user_sessions and session_sweep
+// entries, through Batch.
 func (s *Store) CreateSession(ctx context.Context, sess storage.Session) error {
 	if err := ctx.Err(); err != nil {
 		return err
@@ -49,7 +54,7 @@ func (s *Store) CreateSession(ctx context.Context, sess storage.Session) error {
 		return errEmpty("session id")
 	}
 	id, rec := []byte(sess.ID), encodeSession(sess)
-	ownerKey := childKey(sess.UserID, sess.ID)
+	ownerKey, sweep := childKey(sess.UserID, sess.ID), sweepKey(sess)
 	var outcome error
 	err := s.batch(func(tx *bolt.Tx) error {
 		outcome = nil
@@ -64,6 +69,9 @@ func (s *Store) CreateSession(ctx context.Context, sess storage.Session) error {
 			return nil
 		}
 		if err := sessions.Put(id, rec); err != nil {
+			return err
+		}
+		if err := tx.Bucket(bucketKeySessionSweep).Put(sweep, nil); err != nil {
 			return err
 		}
 		return tx.Bucket(bucketKeyUserSessions).Put(ownerKey, nil)
@@ -110,19 +118,33 @@ func (s *Store) RotateSession(ctx context.Context, id string, from uint64, at, i
 			result, outcome = sess, fmt.Errorf("bolt: rotate session %q from %d: %w", id, from, storage.ErrStale)
 			return nil
 		}
-		sess.Generation++
-		sess.RotatedAt = at.UTC()
-		sess.IdleExpiresAt = idleExpiresAt.UTC()
-		if err := putSession(tx, sess); err != nil {
+		rotated := sess
+		rotated.Generation++
+		rotated.RotatedAt = at.UTC()
+		rotated.IdleExpiresAt = idleExpiresAt.UTC()
+		if err := putSession(tx, rotated); err != nil {
 			return err
 		}
-		result = sess
+		if err := moveSweepKey(tx, sess, rotated); err != nil {
+			return err
+		}
+		result = rotated
 		return nil
 	})
 	if err != nil {
 		return storage.Session{}, fmt.Errorf("bolt: rotate session %q: %w", id, err)
 	}
 	return result, outcome
+}
+
+// revoke writes sess revoked at at, and moves its session_sweep entry.
+func revoke(tx *bolt.Tx, sess storage.Session, at time.Time, reason string) error {
+	revoked := sess
+	revoked.RevokedAt, revoked.RevokedReason = at, reason
+	if err := putSession(tx, revoked); err != nil {
+		return err
+	}
+	return moveSweepKey(tx, sess, revoked)
 }
 
 // RevokeSession marks one session revoked, keeping a first revocation.
@@ -135,8 +157,7 @@ func (s *Store) RevokeSession(ctx context.Context, id string, at time.Time, reas
 		if err != nil || sess.Revoked() {
 			return err
 		}
-		sess.RevokedAt, sess.RevokedReason = at, reason
-		return putSession(tx, sess)
+		return revoke(tx, sess, at, reason)
 	})
 }
 
@@ -159,8 +180,7 @@ func (s *Store) RevokeUserSessions(ctx context.Context, userID, except string, a
 			if !live(sess, at) {
 				continue
 			}
-			sess.RevokedAt, sess.RevokedReason = at, reason
-			if err := putSession(tx, sess); err != nil {
+			if err := revoke(tx, sess, at, reason); err != nil {
 				return err
 			}
 			n++
@@ -193,56 +213,4 @@ func (s *Store) ListSessions(ctx context.Context, userID string) ([]storage.Sess
 		return cmp.Or(b.CreatedAt.Compare(a.CreatedAt), cmp.Compare(b.ID, a.ID))
 	})
 	return out, err
-}
-
-// DeleteExpiredSessions finds the sessions to remove in a read transaction,
-// then deletes them sweepChunk at a time, checking each again, so the
-// writer lock is never held for a whole sweep.
-func (s *Store) DeleteExpiredSessions(ctx context.Context, now time.Time) (int, error) {
-	if err := ctx.Err(); err != nil {
-		return 0, err
-	}
-	type victim struct{ id, userID string }
-	var victims []victim
-	err := s.view(func(tx *bolt.Tx) error {
-		return tx.Bucket(bucketKeySessions).ForEach(func(k, v []byte) error {
-			sess, err := decodeSession(v)
-			if err != nil {
-				return fmt.Errorf("session %q: %w", k, err)
-			}
-			if removable(sess, now) {
-				victims = append(victims, victim{sess.ID, sess.UserID})
-			}
-			return nil
-		})
-	})
-	if err != nil {
-		return 0, fmt.Errorf("bolt: delete expired sessions: %w", err)
-	}
-	deleted := 0
-	for chunk := range slices.Chunk(victims, sweepChunk) {
-		if err := ctx.Err(); err != nil {
-			return deleted, err
-		}
-		var n int
-		err := s.update(func(tx *bolt.Tx) error {
-			n = 0
-			for _, v := range chunk {
-				sess, err := getSession(tx, v.id)
-				if err != nil || !removable(sess, now) {
-					continue // gone meanwhile (DeleteUser), or changed
-				}
-				if err := deleteSession(tx, v.userID, v.id); err != nil {
-					return err
-				}
-				n++
-			}
-			return nil
-		})
-		if err != nil {
-			return deleted, fmt.Errorf("bolt: delete expired sessions: %w", err)
-		}
-		deleted += n
-	}
-	return deleted, nil
 }

@@ -3,6 +3,7 @@ package bolt
 import (
 	"cmp"
 	"context"
+	"errors"
 	"fmt"
 	"slices"
 	"strings"
@@ -279,7 +280,13 @@ func (s *Store) DeleteUser(ctx context.Context, id string) error {
 			}
 		}
 		for _, sessionID := range childIDs(tx.Bucket(bucketKeyUserSessions), id) {
-			if err := deleteSession(tx, id, sessionID); err != nil {
+			sess, err := getSession(tx, sessionID) // its session_sweep key is in the record
+			if errors.Is(err, storage.ErrNotFound) {
+				sess = storage.Session{ID: sessionID, UserID: id} // only the owner entry is left
+			} else if err != nil {
+				return err
+			}
+			if err := deleteSession(tx, sess); err != nil {
 				return err
 			}
 		}

@@ -137,16 +137,25 @@ func (s *Store) ListSessions(ctx context.Context, userID string) ([]storage.Sess
 }
 
 // DeleteExpiredSessions deletes sessions past a limit, or revoked, at now,
-// sweepChunk rows per statement.
+// sweepChunk rows per statement, earliest first: the least() of the three
+// times is what sessions_sweep_at_idx indexes (migrations/0003), and
+// = ANY(ARRAY(...)) makes the ids a value the primary key looks up, so each
+// statement reads only the rows it deletes whatever plan it gets (a
+// generic plan cannot estimate LIMIT $2 and hash-joined the whole table).
+// The outer condition is checked again on a row a concurrent rotation has
+// just moved, so the sweep never deletes a session refreshed meanwhile.
 func (s *Store) DeleteExpiredSessions(ctx context.Context, now time.Time) (int, error) {
 	deleted := 0
 	for {
 		var n int64
 		err := s.do(ctx, func() error {
-			tag, err := s.db.Exec(ctx, `DELETE FROM sessions WHERE id IN (
-				SELECT id FROM sessions
-				WHERE idle_expires_at <= $1 OR expires_at <= $1 OR revoked_at <= $1
-				LIMIT $2)`, ts(now), sweepChunk)
+			tag, err := s.db.Exec(ctx, `DELETE FROM sessions
+				WHERE id = ANY(ARRAY(
+					SELECT id FROM sessions
+					WHERE least(idle_expires_at, expires_at, revoked_at) <= $1
+					ORDER BY least(idle_expires_at, expires_at, revoked_at)
+					LIMIT $2))
+				AND least(idle_expires_at, expires_at, revoked_at) <= $1`, ts(now), sweepChunk)
 			n = tag.RowsAffected()
 			return err
 		})

@@ -65,6 +65,7 @@ func Run(t *testing.T, open func(t *testing.T) storage.Store) {
 		{"RevokeSession", testRevokeSession},
 		{"RevokeUserSessions", testRevokeUserSessions},
 		{"DeleteExpiredSessions", testDeleteExpiredSessions},
+		{"DeleteExpiredSessionsFollowsWrites", testDeleteExpiredSessionsFollowsWrites},
 		{"SigningKeys", testSigningKeys},
 		{"EnsureSecret", testEnsureSecret},
 		{"EnsureSecretConcurrent", testEnsureSecretConcurrent},
