@@ -158,6 +158,9 @@ func newHarness(t testing.TB, opts ...harnessOption) *harness {
 		provs[name] = exchange.Provider{Verifier: v, LinkByEmail: spec.link, AllowSignup: spec.allowSignup, Issuer: issuer}
 	}
 	clk := &clock{}
+	if metrics != nil {
+		metrics.Now = clk.Now
+	}
 	srv := httptest.NewUnstartedServer(nil)
 	hc.exchange.Issuer = "http://" + srv.Listener.Addr().String()
 	var svcStore storage.Store = store

@@ -26,6 +26,10 @@ import (
 // store can count them (storage.SessionCounter), cached for
 // sessionCountTTL so frequent scrapes cost one scan per period.
 type Metrics struct {
+	// Now is the clock sessions are counted against: the exchange
+	// service's, which stamps them (nil: time.Now).
+	Now func() time.Time
+
 	reg        *prometheus.Registry
 	requests   *prometheus.CounterVec
 	latency    *prometheus.HistogramVec
@@ -134,7 +138,11 @@ func (m *Metrics) countSessions() float64 {
 	c, _ := storage.As[storage.SessionCounter](m.store)
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
-	n, err := c.CountActiveSessions(ctx, time.Now())
+	now := time.Now
+	if m.Now != nil {
+		now = m.Now
+	}
+	n, err := c.CountActiveSessions(ctx, now())
 	if err != nil {
 		return m.active
 	}

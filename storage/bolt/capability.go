@@ -1,6 +1,7 @@
 package bolt
 
 import (
+	"bytes"
 	"context"
 	"encoding/binary"
 	"errors"
@@ -20,25 +21,26 @@ var (
 	_ storage.SessionCounter = (*Store)(nil)
 )
 
-// CountActiveSessions scans the sessions bucket in one read transaction
-// (writers are not blocked) and counts the live ones. The cost is one
-// decode per stored session; the metrics collector caches the answer.
+// CountActiveSessions counts the live sessions in one read transaction
+// (writers are not blocked) from the session_sweep index: keys only, no
+// record decoded; the metrics collector caches the answer.
 func (s *Store) CountActiveSessions(ctx context.Context, now time.Time) (int, error) {
 	if err := ctx.Err(); err != nil {
 		return 0, err
 	}
+	// Walk the sweep index past now, keys only: a session is live exactly
+	// until its sweep time (the service dates every revocation at the
+	// moment it happens), so no record needs decoding.
 	n := 0
+	after := timeKey(now)
 	err := s.view(func(tx *bolt.Tx) error {
-		return tx.Bucket(bucketKeySessions).ForEach(func(k, v []byte) error {
-			sess, err := decodeSession(v)
-			if err != nil {
-				return fmt.Errorf("session %q: %w", k, err)
-			}
-			if live(sess, now) {
+		c := tx.Bucket(bucketKeySessionSweep).Cursor()
+		for k, _ := c.Seek(after); k != nil; k, _ = c.Next() {
+			if bytes.Compare(k[:timeKeyLen], after) > 0 {
 				n++
 			}
-			return nil
-		})
+		}
+		return nil
 	})
 	if err != nil {
 		return 0, fmt.Errorf("bolt: count active sessions: %w", err)
