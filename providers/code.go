@@ -77,3 +77,26 @@ func (v *oidcVerifier) exchangeCode(ctx context.Context, d *discovered, c Creden
 	}
 	return v.verifyIDToken(ctx, d, Credential{IDToken: raw, AccessToken: tok.AccessToken, Nonce: c.Nonce})
 }
+
+// accessTokenOf is the access token an OAuth2-only provider (github,
+// oauth2) verifies: the one sent, or the one a sent code is exchanged for.
+// noIDToken is the refusal for an id_token, which these providers never
+// issue.
+func accessTokenOf(ctx context.Context, c Credential, noIDToken string, client *http.Client, log *slog.Logger, clientID, secret, tokenURL string) (string, error) {
+	switch {
+	case c.IDToken != "":
+		return "", refuse(ReasonMalformed, noIDToken, nil)
+	case c.Code != "":
+		if secret == "" || tokenURL == "" {
+			return "", refuse(ReasonMalformed, "this provider does not accept an authorization code (token_url and client_secret are not configured)", nil)
+		}
+		tok, err := exchangeCode(ctx, client, log, clientID, secret, tokenURL, c)
+		if err != nil {
+			return "", err
+		}
+		return tok.AccessToken, nil
+	case c.AccessToken == "":
+		return "", refuse(ReasonMalformed, "this provider needs an access_token", nil)
+	}
+	return c.AccessToken, nil
+}

@@ -89,18 +89,10 @@ func (g *githubVerifier) Name() string { return g.name }
 func (g *githubVerifier) Ready() error { return nil }
 
 func (g *githubVerifier) Verify(ctx context.Context, c Credential) (Identity, error) {
-	token := c.AccessToken
-	switch {
-	case c.IDToken != "":
-		return Identity{}, refuse(ReasonMalformed, "GitHub issues no id_token; send the access_token", nil)
-	case c.Code != "":
-		tok, err := exchangeCode(ctx, g.client, g.log, g.clientID, g.secret, g.tokenURL, c)
-		if err != nil {
-			return Identity{}, err
-		}
-		token = tok.AccessToken
-	case token == "":
-		return Identity{}, refuse(ReasonMalformed, "this provider needs an access_token", nil)
+	token, err := accessTokenOf(ctx, c, "GitHub issues no id_token; send the access_token",
+		g.client, g.log, g.clientID, g.secret, g.tokenURL)
+	if err != nil {
+		return Identity{}, err
 	}
 	return g.verifyToken(ctx, token)
 }

@@ -88,23 +88,11 @@ func (o *oauth2Verifier) Name() string { return o.name }
 func (o *oauth2Verifier) Ready() error { return nil }
 
 func (o *oauth2Verifier) Verify(ctx context.Context, c Credential) (Identity, error) {
-	token := c.AccessToken
-	switch {
-	case c.IDToken != "":
-		return Identity{}, refuse(ReasonMalformed, "this provider takes an access_token, not an id_token", nil)
-	case c.Code != "":
-		if o.secret == "" || o.tokenURL == "" {
-			return Identity{}, refuse(ReasonMalformed, "this provider does not accept an authorization code (token_url and client_secret are not configured)", nil)
-		}
-		tok, err := exchangeCode(ctx, o.client, o.log, o.clientIDs[0], o.secret, o.tokenURL, c)
-		if err != nil {
-			return Identity{}, err
-		}
-		token = tok.AccessToken
-	case token == "":
-		return Identity{}, refuse(ReasonMalformed, "this provider needs an access_token", nil)
+	token, err := accessTokenOf(ctx, c, "this provider takes an access_token, not an id_token",
+		o.client, o.log, o.clientIDs[0], o.secret, o.tokenURL)
+	if err != nil {
+		return Identity{}, err
 	}
-
 	sub, err := o.bind(ctx, token)
 	if err != nil {
 		return Identity{}, err
