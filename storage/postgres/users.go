@@ -125,14 +125,21 @@ func (s *Store) GetUserByPasswordEmail(ctx context.Context, email string) (stora
 	return u, err
 }
 
+// updateUserSQL writes every field of a user but ID and CreatedAt, with
+// the arguments of updateUserArgs.
+const updateUserSQL = `UPDATE users SET email = $2, email_lower = $3, email_verified = $4, name = $5,
+	picture = $6, roles = $7, disabled = $8, password_hash = $9, updated_at = $10 WHERE id = $1`
+
+func updateUserArgs(id string, u storage.User) []any {
+	return []any{id, u.Email, strings.ToLower(u.Email), u.EmailVerified, u.Name, u.Picture, roles(u.Roles), u.Disabled, u.PasswordHash, ts(u.UpdatedAt)}
+}
+
 // UpdateUser replaces every field but ID and CreatedAt; the verified-email
 // and password-email indexes follow by themselves.
 func (s *Store) UpdateUser(ctx context.Context, u storage.User) error {
 	var n int64
 	err := s.do(ctx, func() error {
-		tag, err := s.db.Exec(ctx, `UPDATE users SET email = $2, email_lower = $3, email_verified = $4, name = $5,
-			picture = $6, roles = $7, disabled = $8, password_hash = $9, updated_at = $10 WHERE id = $1`,
-			u.ID, u.Email, strings.ToLower(u.Email), u.EmailVerified, u.Name, u.Picture, roles(u.Roles), u.Disabled, u.PasswordHash, ts(u.UpdatedAt))
+		tag, err := s.db.Exec(ctx, updateUserSQL, updateUserArgs(u.ID, u)...)
 		n = tag.RowsAffected()
 		return err
 	})
@@ -163,10 +170,7 @@ func (s *Store) ModifyUser(ctx context.Context, id string, fn func(*storage.User
 		if fnErr = fn(&u); fnErr != nil {
 			return fnErr
 		}
-		out, err = scanUser(tx.QueryRow(ctx, `UPDATE users SET email = $2, email_lower = $3, email_verified = $4, name = $5,
-			picture = $6, roles = $7, disabled = $8, password_hash = $9, updated_at = $10 WHERE id = $1
-			RETURNING `+userColumns,
-			id, u.Email, strings.ToLower(u.Email), u.EmailVerified, u.Name, u.Picture, roles(u.Roles), u.Disabled, u.PasswordHash, ts(u.UpdatedAt)))
+		out, err = scanUser(tx.QueryRow(ctx, updateUserSQL+` RETURNING `+userColumns, updateUserArgs(id, u)...))
 		return err
 	})
 	if fnErr != nil {
