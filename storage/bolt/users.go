@@ -182,7 +182,8 @@ func (s *Store) UpdateUser(ctx context.Context, u storage.User) error {
 		if err != nil {
 			return err
 		}
-		return putUser(tx, old, u)
+		_, err = putUser(tx, old, u)
+		return err
 	})
 }
 
@@ -192,22 +193,23 @@ func (s *Store) ModifyUser(ctx context.Context, id string, fn func(*storage.User
 	if err := ctx.Err(); err != nil {
 		return storage.User{}, err
 	}
-	var out storage.User
+	var rec []byte
 	var fnErr error
 	err := s.update(func(tx *bolt.Tx) error {
-		old, err := getUser(tx, id)
+		v := tx.Bucket(bucketKeyUsers).Get([]byte(id))
+		if v == nil {
+			return errNotFound("user", id)
+		}
+		old, err := decodeUser(v)
 		if err != nil {
 			return err
 		}
-		u, _ := getUser(tx, id) // a second decoding: fn must not alias old's slices
+		u, _ := decodeUser(v) // a second decoding: fn must not alias old's slices
 		if fnErr = fn(&u); fnErr != nil {
 			return fnErr
 		}
 		u.ID = id
-		if err := putUser(tx, old, u); err != nil {
-			return err
-		}
-		out, err = getUser(tx, id) // as GetUser will answer: UTC, stored precision
+		rec, err = putUser(tx, old, u)
 		return err
 	})
 	if fnErr != nil {
@@ -216,12 +218,14 @@ func (s *Store) ModifyUser(ctx context.Context, id string, fn func(*storage.User
 	if err != nil {
 		return storage.User{}, err
 	}
-	return out, nil
+	// Decoded from the record written, after the writer lock is released:
+	// as GetUser will answer (UTC, stored precision).
+	return decodeUser(rec)
 }
 
 // putUser writes u over old (same ID) and moves its entries in the email
-// indexes; a conflict writes nothing.
-func putUser(tx *bolt.Tx, old, u storage.User) error {
+// indexes; a conflict writes nothing. It returns the record written.
+func putUser(tx *bolt.Tx, old, u storage.User) ([]byte, error) {
 	u.CreatedAt = old.CreatedAt
 	emails := tx.Bucket(bucketKeyEmails)
 	passwordEmails := tx.Bucket(bucketKeyPasswordEmails)
@@ -230,21 +234,22 @@ func putUser(tx *bolt.Tx, old, u storage.User) error {
 	// Both checks before any write: a conflict writes nothing.
 	if newKey != nil {
 		if owner := emails.Get(newKey); owner != nil && string(owner) != u.ID {
-			return fmt.Errorf("bolt: update user %q: %w", u.ID, storage.ErrEmailTaken)
+			return nil, fmt.Errorf("bolt: update user %q: %w", u.ID, storage.ErrEmailTaken)
 		}
 	}
 	if newPKey != nil {
 		if owner := passwordEmails.Get(newPKey); owner != nil && string(owner) != u.ID {
-			return fmt.Errorf("bolt: update user %q: %w", u.ID, storage.ErrPasswordEmailTaken)
+			return nil, fmt.Errorf("bolt: update user %q: %w", u.ID, storage.ErrPasswordEmailTaken)
 		}
 	}
 	if err := moveIndexEntry(emails, u.ID, oldKey, newKey); err != nil {
-		return err
+		return nil, err
 	}
 	if err := moveIndexEntry(passwordEmails, u.ID, oldPKey, newPKey); err != nil {
-		return err
+		return nil, err
 	}
-	return tx.Bucket(bucketKeyUsers).Put([]byte(u.ID), encodeUser(u))
+	rec := encodeUser(u)
+	return rec, tx.Bucket(bucketKeyUsers).Put([]byte(u.ID), rec)
 }
 
 // moveIndexEntry moves userID's entry in a unique email index from oldKey
