@@ -131,38 +131,28 @@ func (s *Store) GetUser(ctx context.Context, id string) (storage.User, error) {
 
 // GetUserByVerifiedEmail looks the emails index up.
 func (s *Store) GetUserByVerifiedEmail(ctx context.Context, email string) (storage.User, error) {
-	if err := ctx.Err(); err != nil {
-		return storage.User{}, err
-	}
-	if email == "" {
-		return storage.User{}, errNotFound("verified email", email)
-	}
-	var u storage.User
-	err := s.view(func(tx *bolt.Tx) error {
-		id := tx.Bucket(bucketKeyEmails).Get(emailKey(email))
-		if id == nil {
-			return errNotFound("verified email", email)
-		}
-		var err error
-		u, err = getUser(tx, string(id))
-		return err
-	})
-	return u, err
+	return s.getUserByEmail(ctx, bucketKeyEmails, "verified email", email)
 }
 
 // GetUserByPasswordEmail looks the password_emails index up.
 func (s *Store) GetUserByPasswordEmail(ctx context.Context, email string) (storage.User, error) {
+	return s.getUserByEmail(ctx, bucketKeyPasswordEmails, "password email", email)
+}
+
+// getUserByEmail looks email up in the email index bucket, which ErrNotFound
+// names as what.
+func (s *Store) getUserByEmail(ctx context.Context, bucket []byte, what, email string) (storage.User, error) {
 	if err := ctx.Err(); err != nil {
 		return storage.User{}, err
 	}
 	if email == "" {
-		return storage.User{}, errNotFound("password email", email)
+		return storage.User{}, errNotFound(what, email)
 	}
 	var u storage.User
 	err := s.view(func(tx *bolt.Tx) error {
-		id := tx.Bucket(bucketKeyPasswordEmails).Get(emailKey(email))
+		id := tx.Bucket(bucket).Get(emailKey(email))
 		if id == nil {
-			return errNotFound("password email", email)
+			return errNotFound(what, email)
 		}
 		var err error
 		u, err = getUser(tx, string(id))

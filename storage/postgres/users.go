@@ -77,16 +77,7 @@ func (s *Store) CreateUser(ctx context.Context, u storage.User, first storage.Id
 
 // GetUser returns the user with id.
 func (s *Store) GetUser(ctx context.Context, id string) (storage.User, error) {
-	var u storage.User
-	err := s.do(ctx, func() error {
-		var err error
-		u, err = scanUser(s.db.QueryRow(ctx, `SELECT `+userColumns+` FROM users WHERE id = $1`, id))
-		return err
-	})
-	if errors.Is(err, pgx.ErrNoRows) {
-		return storage.User{}, errNotFound("user", id)
-	}
-	return u, err
+	return s.getUserWhere(ctx, `id = $1`, id, "user", id)
 }
 
 // GetUserByVerifiedEmail looks the partial unique index up.
@@ -94,17 +85,7 @@ func (s *Store) GetUserByVerifiedEmail(ctx context.Context, email string) (stora
 	if email == "" {
 		return storage.User{}, errNotFound("verified email", email)
 	}
-	var u storage.User
-	err := s.do(ctx, func() error {
-		var err error
-		u, err = scanUser(s.db.QueryRow(ctx, `SELECT `+userColumns+` FROM users
-			WHERE email_lower = $1 AND email_verified AND email_lower <> ''`, strings.ToLower(email)))
-		return err
-	})
-	if errors.Is(err, pgx.ErrNoRows) {
-		return storage.User{}, errNotFound("verified email", email)
-	}
-	return u, err
+	return s.getUserWhere(ctx, `email_lower = $1 AND email_verified AND email_lower <> ''`, strings.ToLower(email), "verified email", email)
 }
 
 // GetUserByPasswordEmail looks the password-email partial unique index up.
@@ -112,15 +93,20 @@ func (s *Store) GetUserByPasswordEmail(ctx context.Context, email string) (stora
 	if email == "" {
 		return storage.User{}, errNotFound("password email", email)
 	}
+	return s.getUserWhere(ctx, `email_lower = $1 AND password_hash <> '' AND email_lower <> ''`, strings.ToLower(email), "password email", email)
+}
+
+// getUserWhere returns the user that cond, with arg as $1, selects, or
+// ErrNotFound naming what and key.
+func (s *Store) getUserWhere(ctx context.Context, cond string, arg any, what, key string) (storage.User, error) {
 	var u storage.User
 	err := s.do(ctx, func() error {
 		var err error
-		u, err = scanUser(s.db.QueryRow(ctx, `SELECT `+userColumns+` FROM users
-			WHERE email_lower = $1 AND password_hash <> '' AND email_lower <> ''`, strings.ToLower(email)))
+		u, err = scanUser(s.db.QueryRow(ctx, `SELECT `+userColumns+` FROM users WHERE `+cond, arg))
 		return err
 	})
 	if errors.Is(err, pgx.ErrNoRows) {
-		return storage.User{}, errNotFound("password email", email)
+		return storage.User{}, errNotFound(what, key)
 	}
 	return u, err
 }
