@@ -469,28 +469,35 @@ func (s *Store) DeleteIdentity(ctx context.Context, userID, identityID string) e
 		if ident.UserID != userID {
 			return errNotFound("identity", identityID)
 		}
-		return deleteIdentity(tx, userID, identityID)
+		return removeIdentity(tx, identityID, userID, identityKey(ident.Issuer, ident.Subject))
 	})
 }
 
 // deleteIdentity removes an identity record and its index entries.
 func deleteIdentity(tx *bolt.Tx, userID, identityID string) error {
-	identities := tx.Bucket(bucketKeyIdentities)
-	if v := identities.Get([]byte(identityID)); v != nil {
-		ident, err := decodeIdentity(v)
-		if err != nil {
+	v := tx.Bucket(bucketKeyIdentities).Get([]byte(identityID))
+	if v == nil { // only the owner entry is left
+		return tx.Bucket(bucketKeyUserIdentities).Delete(childKey(userID, identityID))
+	}
+	ident, err := decodeIdentity(v)
+	if err != nil {
+		return err
+	}
+	return removeIdentity(tx, identityID, userID, identityKey(ident.Issuer, ident.Subject))
+}
+
+// removeIdentity undoes putIdentity: it removes the identity record, its
+// identity_keys entry ikey (while that still names it) and its
+// user_identities entry.
+func removeIdentity(tx *bolt.Tx, identityID, userID string, ikey []byte) error {
+	keys := tx.Bucket(bucketKeyIdentityKeys)
+	if string(keys.Get(ikey)) == identityID {
+		if err := keys.Delete(ikey); err != nil {
 			return err
 		}
-		keys := tx.Bucket(bucketKeyIdentityKeys)
-		ikey := identityKey(ident.Issuer, ident.Subject)
-		if string(keys.Get(ikey)) == identityID {
-			if err := keys.Delete(ikey); err != nil {
-				return err
-			}
-		}
-		if err := identities.Delete([]byte(identityID)); err != nil {
-			return err
-		}
+	}
+	if err := tx.Bucket(bucketKeyIdentities).Delete([]byte(identityID)); err != nil {
+		return err
 	}
 	return tx.Bucket(bucketKeyUserIdentities).Delete(childKey(userID, identityID))
 }
