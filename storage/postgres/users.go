@@ -123,19 +123,7 @@ func updateUserArgs(id string, u storage.User) []any {
 // UpdateUser replaces every field but ID and CreatedAt; the verified-email
 // and password-email indexes follow by themselves.
 func (s *Store) UpdateUser(ctx context.Context, u storage.User) error {
-	var n int64
-	err := s.do(ctx, func() error {
-		tag, err := s.db.Exec(ctx, updateUserSQL, updateUserArgs(u.ID, u)...)
-		n = tag.RowsAffected()
-		return err
-	})
-	if err != nil {
-		return fmt.Errorf("postgres: update user %q: %w", u.ID, err)
-	}
-	if n == 0 {
-		return errNotFound("user", u.ID)
-	}
-	return nil
+	return s.execOne(ctx, "update user", "user", u.ID, updateUserSQL, updateUserArgs(u.ID, u)...)
 }
 
 // ModifyUser locks the user's row (SELECT ... FOR UPDATE) for the length
@@ -171,19 +159,7 @@ func (s *Store) ModifyUser(ctx context.Context, id string, fn func(*storage.User
 // DeleteUser deletes the user; identities and sessions go with it (ON
 // DELETE CASCADE), in the same statement.
 func (s *Store) DeleteUser(ctx context.Context, id string) error {
-	var n int64
-	err := s.do(ctx, func() error {
-		tag, err := s.db.Exec(ctx, `DELETE FROM users WHERE id = $1`, id)
-		n = tag.RowsAffected()
-		return err
-	})
-	if err != nil {
-		return fmt.Errorf("postgres: delete user %q: %w", id, err)
-	}
-	if n == 0 {
-		return errNotFound("user", id)
-	}
-	return nil
+	return s.execOne(ctx, "delete user", "user", id, `DELETE FROM users WHERE id = $1`, id)
 }
 
 // ListUsers pages through users in ID (byte) order.
@@ -257,34 +233,11 @@ func (s *Store) ListIdentities(ctx context.Context, userID string) ([]storage.Id
 
 // DeleteIdentity removes one identity of userID.
 func (s *Store) DeleteIdentity(ctx context.Context, userID, identityID string) error {
-	var n int64
-	err := s.do(ctx, func() error {
-		tag, err := s.db.Exec(ctx, `DELETE FROM identities WHERE id = $1 AND user_id = $2`, identityID, userID)
-		n = tag.RowsAffected()
-		return err
-	})
-	if err != nil {
-		return fmt.Errorf("postgres: delete identity %q: %w", identityID, err)
-	}
-	if n == 0 {
-		return errNotFound("identity", identityID)
-	}
-	return nil
+	return s.execOne(ctx, "delete identity", "identity", identityID,
+		`DELETE FROM identities WHERE id = $1 AND user_id = $2`, identityID, userID)
 }
 
 // TouchIdentity sets LastLoginAt.
 func (s *Store) TouchIdentity(ctx context.Context, identityID string, at time.Time) error {
-	var n int64
-	err := s.do(ctx, func() error {
-		tag, err := s.db.Exec(ctx, `UPDATE identities SET last_login_at = $2 WHERE id = $1`, identityID, ts(at))
-		n = tag.RowsAffected()
-		return err
-	})
-	if err != nil {
-		return fmt.Errorf("postgres: touch identity %q: %w", identityID, err)
-	}
-	if n == 0 {
-		return errNotFound("identity", identityID)
-	}
-	return nil
+	return s.execOne(ctx, "touch identity", "identity", identityID, `UPDATE identities SET last_login_at = $2 WHERE id = $1`, identityID, ts(at))
 }
