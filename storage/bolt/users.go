@@ -131,38 +131,28 @@ func (s *Store) GetUser(ctx context.Context, id string) (storage.User, error) {
 
 // GetUserByVerifiedEmail looks the emails index up.
 func (s *Store) GetUserByVerifiedEmail(ctx context.Context, email string) (storage.User, error) {
-	if err := ctx.Err(); err != nil {
-		return storage.User{}, err
-	}
-	if email == "" {
-		return storage.User{}, errNotFound("verified email", email)
-	}
-	var u storage.User
-	err := s.view(func(tx *bolt.Tx) error {
-		id := tx.Bucket(bucketKeyEmails).Get(emailKey(email))
-		if id == nil {
-			return errNotFound("verified email", email)
-		}
-		var err error
-		u, err = getUser(tx, string(id))
-		return err
-	})
-	return u, err
+	return s.getUserByEmail(ctx, bucketKeyEmails, "verified email", email)
 }
 
 // GetUserByPasswordEmail looks the password_emails index up.
 func (s *Store) GetUserByPasswordEmail(ctx context.Context, email string) (storage.User, error) {
+	return s.getUserByEmail(ctx, bucketKeyPasswordEmails, "password email", email)
+}
+
+// getUserByEmail looks email up in the email index bucket, which ErrNotFound
+// names as what.
+func (s *Store) getUserByEmail(ctx context.Context, bucket []byte, what, email string) (storage.User, error) {
 	if err := ctx.Err(); err != nil {
 		return storage.User{}, err
 	}
 	if email == "" {
-		return storage.User{}, errNotFound("password email", email)
+		return storage.User{}, errNotFound(what, email)
 	}
 	var u storage.User
 	err := s.view(func(tx *bolt.Tx) error {
-		id := tx.Bucket(bucketKeyPasswordEmails).Get(emailKey(email))
+		id := tx.Bucket(bucket).Get(emailKey(email))
 		if id == nil {
-			return errNotFound("password email", email)
+			return errNotFound(what, email)
 		}
 		var err error
 		u, err = getUser(tx, string(id))
@@ -182,7 +172,8 @@ func (s *Store) UpdateUser(ctx context.Context, u storage.User) error {
 		if err != nil {
 			return err
 		}
-		return putUser(tx, old, u)
+		_, err = putUser(tx, old, u)
+		return err
 	})
 }
 
@@ -192,22 +183,23 @@ func (s *Store) ModifyUser(ctx context.Context, id string, fn func(*storage.User
 	if err := ctx.Err(); err != nil {
 		return storage.User{}, err
 	}
-	var out storage.User
+	var rec []byte
 	var fnErr error
 	err := s.update(func(tx *bolt.Tx) error {
-		old, err := getUser(tx, id)
+		v := tx.Bucket(bucketKeyUsers).Get([]byte(id))
+		if v == nil {
+			return errNotFound("user", id)
+		}
+		old, err := decodeUser(v)
 		if err != nil {
 			return err
 		}
-		u, _ := getUser(tx, id) // a second decoding: fn must not alias old's slices
+		u, _ := decodeUser(v) // a second decoding: fn must not alias old's slices
 		if fnErr = fn(&u); fnErr != nil {
 			return fnErr
 		}
 		u.ID = id
-		if err := putUser(tx, old, u); err != nil {
-			return err
-		}
-		out, err = getUser(tx, id) // as GetUser will answer: UTC, stored precision
+		rec, err = putUser(tx, old, u)
 		return err
 	})
 	if fnErr != nil {
@@ -216,12 +208,14 @@ func (s *Store) ModifyUser(ctx context.Context, id string, fn func(*storage.User
 	if err != nil {
 		return storage.User{}, err
 	}
-	return out, nil
+	// Decoded from the record written, after the writer lock is released:
+	// as GetUser will answer (UTC, stored precision).
+	return decodeUser(rec)
 }
 
 // putUser writes u over old (same ID) and moves its entries in the email
-// indexes; a conflict writes nothing.
-func putUser(tx *bolt.Tx, old, u storage.User) error {
+// indexes; a conflict writes nothing. It returns the record written.
+func putUser(tx *bolt.Tx, old, u storage.User) ([]byte, error) {
 	u.CreatedAt = old.CreatedAt
 	emails := tx.Bucket(bucketKeyEmails)
 	passwordEmails := tx.Bucket(bucketKeyPasswordEmails)
@@ -230,21 +224,22 @@ func putUser(tx *bolt.Tx, old, u storage.User) error {
 	// Both checks before any write: a conflict writes nothing.
 	if newKey != nil {
 		if owner := emails.Get(newKey); owner != nil && string(owner) != u.ID {
-			return fmt.Errorf("bolt: update user %q: %w", u.ID, storage.ErrEmailTaken)
+			return nil, fmt.Errorf("bolt: update user %q: %w", u.ID, storage.ErrEmailTaken)
 		}
 	}
 	if newPKey != nil {
 		if owner := passwordEmails.Get(newPKey); owner != nil && string(owner) != u.ID {
-			return fmt.Errorf("bolt: update user %q: %w", u.ID, storage.ErrPasswordEmailTaken)
+			return nil, fmt.Errorf("bolt: update user %q: %w", u.ID, storage.ErrPasswordEmailTaken)
 		}
 	}
 	if err := moveIndexEntry(emails, u.ID, oldKey, newKey); err != nil {
-		return err
+		return nil, err
 	}
 	if err := moveIndexEntry(passwordEmails, u.ID, oldPKey, newPKey); err != nil {
-		return err
+		return nil, err
 	}
-	return tx.Bucket(bucketKeyUsers).Put([]byte(u.ID), encodeUser(u))
+	rec := encodeUser(u)
+	return rec, tx.Bucket(bucketKeyUsers).Put([]byte(u.ID), rec)
 }
 
 // moveIndexEntry moves userID's entry in a unique email index from oldKey
@@ -474,28 +469,35 @@ func (s *Store) DeleteIdentity(ctx context.Context, userID, identityID string) e
 		if ident.UserID != userID {
 			return errNotFound("identity", identityID)
 		}
-		return deleteIdentity(tx, userID, identityID)
+		return removeIdentity(tx, identityID, userID, identityKey(ident.Issuer, ident.Subject))
 	})
 }
 
 // deleteIdentity removes an identity record and its index entries.
 func deleteIdentity(tx *bolt.Tx, userID, identityID string) error {
-	identities := tx.Bucket(bucketKeyIdentities)
-	if v := identities.Get([]byte(identityID)); v != nil {
-		ident, err := decodeIdentity(v)
-		if err != nil {
+	v := tx.Bucket(bucketKeyIdentities).Get([]byte(identityID))
+	if v == nil { // only the owner entry is left
+		return tx.Bucket(bucketKeyUserIdentities).Delete(childKey(userID, identityID))
+	}
+	ident, err := decodeIdentity(v)
+	if err != nil {
+		return err
+	}
+	return removeIdentity(tx, identityID, userID, identityKey(ident.Issuer, ident.Subject))
+}
+
+// removeIdentity undoes putIdentity: it removes the identity record, its
+// identity_keys entry ikey (while that still names it) and its
+// user_identities entry.
+func removeIdentity(tx *bolt.Tx, identityID, userID string, ikey []byte) error {
+	keys := tx.Bucket(bucketKeyIdentityKeys)
+	if string(keys.Get(ikey)) == identityID {
+		if err := keys.Delete(ikey); err != nil {
 			return err
 		}
-		keys := tx.Bucket(bucketKeyIdentityKeys)
-		ikey := identityKey(ident.Issuer, ident.Subject)
-		if string(keys.Get(ikey)) == identityID {
-			if err := keys.Delete(ikey); err != nil {
-				return err
-			}
-		}
-		if err := identities.Delete([]byte(identityID)); err != nil {
-			return err
-		}
+	}
+	if err := tx.Bucket(bucketKeyIdentities).Delete([]byte(identityID)); err != nil {
+		return err
 	}
 	return tx.Bucket(bucketKeyUserIdentities).Delete(childKey(userID, identityID))
 }

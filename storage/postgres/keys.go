@@ -52,37 +52,14 @@ func (s *Store) CreateSigningKey(ctx context.Context, k storage.SigningKey) erro
 
 // UpdateSigningKey replaces NotBefore, RetiredAt and ExpiresAt.
 func (s *Store) UpdateSigningKey(ctx context.Context, k storage.SigningKey) error {
-	var n int64
-	err := s.do(ctx, func() error {
-		tag, err := s.db.Exec(ctx, `UPDATE signing_keys SET not_before = $2, retired_at = $3, expires_at = $4 WHERE id = $1`,
-			k.ID, ts(k.NotBefore), ts(k.RetiredAt), ts(k.ExpiresAt))
-		n = tag.RowsAffected()
-		return err
-	})
-	if err != nil {
-		return fmt.Errorf("postgres: update signing key %q: %w", k.ID, err)
-	}
-	if n == 0 {
-		return errNotFound("signing key", k.ID)
-	}
-	return nil
+	return s.execOne(ctx, "update signing key", "signing key", k.ID,
+		`UPDATE signing_keys SET not_before = $2, retired_at = $3, expires_at = $4 WHERE id = $1`,
+		k.ID, ts(k.NotBefore), ts(k.RetiredAt), ts(k.ExpiresAt))
 }
 
 // DeleteSigningKey removes a key.
 func (s *Store) DeleteSigningKey(ctx context.Context, id string) error {
-	var n int64
-	err := s.do(ctx, func() error {
-		tag, err := s.db.Exec(ctx, `DELETE FROM signing_keys WHERE id = $1`, id)
-		n = tag.RowsAffected()
-		return err
-	})
-	if err != nil {
-		return fmt.Errorf("postgres: delete signing key %q: %w", id, err)
-	}
-	if n == 0 {
-		return errNotFound("signing key", id)
-	}
-	return nil
+	return s.execOne(ctx, "delete signing key", "signing key", id, `DELETE FROM signing_keys WHERE id = $1`, id)
 }
 
 // EnsureSecret inserts unless the name exists, then reads what is stored.

@@ -339,6 +339,25 @@ func (s *Store) do(ctx context.Context, fn func() error) error {
 	}
 }
 
+// execOne runs a statement, with the retries of do, that must touch a row:
+// ErrNotFound naming what and id when it touches none; op and id name it
+// in any other error.
+func (s *Store) execOne(ctx context.Context, op, what, id, sql string, args ...any) error {
+	var n int64
+	err := s.do(ctx, func() error {
+		tag, err := s.db.Exec(ctx, sql, args...)
+		n = tag.RowsAffected()
+		return err
+	})
+	if err != nil {
+		return fmt.Errorf("postgres: %s %q: %w", op, id, err)
+	}
+	if n == 0 {
+		return errNotFound(what, id)
+	}
+	return nil
+}
+
 // tx runs fn in a transaction (READ COMMITTED, the server's default) with
 // the retries of do: fn must be safe to run again from the start.
 func (s *Store) tx(ctx context.Context, fn func(pgx.Tx) error) error {

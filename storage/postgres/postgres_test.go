@@ -36,6 +36,20 @@ func open(t *testing.T, opts postgres.Options) *postgres.Store {
 	return s
 }
 
+// openViaProxy returns a store on a schema of its own that reaches the
+// database through a proxy the test can cut, closed when t ends.
+func openViaProxy(t *testing.T) (*postgres.Store, *pgtest.Proxy) {
+	t.Helper()
+	dsn, schema := pgtest.Schema(t)
+	proxy, viaProxy := pgtest.NewProxy(t, dsn)
+	s, err := postgres.Open(t.Context(), viaProxy, postgres.Options{Schema: schema, ConnectTimeout: time.Second, SweepInterval: -1, Logger: quiet})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Close() })
+	return s, proxy
+}
+
 func TestConformance(t *testing.T) {
 	pgtest.DSN(t)
 	storagetest.Run(t, func(t *testing.T) storage.Store { return open(t, postgres.Options{}) })
@@ -136,13 +150,7 @@ func TestErrorsNeverShowThePassword(t *testing.T) {
 // When the database goes away, calls fail with ErrUnavailable (quickly,
 // and nothing half-written); when it returns, the pool reconnects by itself.
 func TestOutageAndRecovery(t *testing.T) {
-	dsn, schema := pgtest.Schema(t)
-	proxy, viaProxy := pgtest.NewProxy(t, dsn)
-	s, err := postgres.Open(t.Context(), viaProxy, postgres.Options{Schema: schema, ConnectTimeout: time.Second, SweepInterval: -1, Logger: quiet})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Close()
+	s, proxy := openViaProxy(t)
 	ctx := t.Context()
 	before, beforeID := newUser("before@example.com", "before")
 	if err := s.CreateUser(ctx, before, beforeID); err != nil {
@@ -188,18 +196,12 @@ func TestOutageAndRecovery(t *testing.T) {
 // A connection that dies inside CreateUser's transaction, after the user
 // row and before the identity row, leaves neither behind.
 func TestNoPartialUserWhenTheConnectionDies(t *testing.T) {
-	dsn, schema := pgtest.Schema(t)
-	proxy, viaProxy := pgtest.NewProxy(t, dsn)
-	s, err := postgres.Open(t.Context(), viaProxy, postgres.Options{Schema: schema, ConnectTimeout: time.Second, SweepInterval: -1, Logger: quiet})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Close()
+	s, proxy := openViaProxy(t)
 	ctx := t.Context()
 	u, id := newUser("half@example.com", "half")
 
 	proxy.KillOn("INSERT INTO identities")
-	err = s.CreateUser(ctx, u, id)
+	err := s.CreateUser(ctx, u, id)
 	if !errors.Is(err, storage.ErrUnavailable) {
 		t.Fatalf("CreateUser with the connection dying half way: err = %v, want ErrUnavailable", err)
 	}

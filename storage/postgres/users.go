@@ -77,16 +77,7 @@ func (s *Store) CreateUser(ctx context.Context, u storage.User, first storage.Id
 
 // GetUser returns the user with id.
 func (s *Store) GetUser(ctx context.Context, id string) (storage.User, error) {
-	var u storage.User
-	err := s.do(ctx, func() error {
-		var err error
-		u, err = scanUser(s.db.QueryRow(ctx, `SELECT `+userColumns+` FROM users WHERE id = $1`, id))
-		return err
-	})
-	if errors.Is(err, pgx.ErrNoRows) {
-		return storage.User{}, errNotFound("user", id)
-	}
-	return u, err
+	return s.getUserWhere(ctx, `id = $1`, id, "user", id)
 }
 
 // GetUserByVerifiedEmail looks the partial unique index up.
@@ -94,17 +85,7 @@ func (s *Store) GetUserByVerifiedEmail(ctx context.Context, email string) (stora
 	if email == "" {
 		return storage.User{}, errNotFound("verified email", email)
 	}
-	var u storage.User
-	err := s.do(ctx, func() error {
-		var err error
-		u, err = scanUser(s.db.QueryRow(ctx, `SELECT `+userColumns+` FROM users
-			WHERE email_lower = $1 AND email_verified AND email_lower <> ''`, strings.ToLower(email)))
-		return err
-	})
-	if errors.Is(err, pgx.ErrNoRows) {
-		return storage.User{}, errNotFound("verified email", email)
-	}
-	return u, err
+	return s.getUserWhere(ctx, `email_lower = $1 AND email_verified AND email_lower <> ''`, strings.ToLower(email), "verified email", email)
 }
 
 // GetUserByPasswordEmail looks the password-email partial unique index up.
@@ -112,37 +93,37 @@ func (s *Store) GetUserByPasswordEmail(ctx context.Context, email string) (stora
 	if email == "" {
 		return storage.User{}, errNotFound("password email", email)
 	}
+	return s.getUserWhere(ctx, `email_lower = $1 AND password_hash <> '' AND email_lower <> ''`, strings.ToLower(email), "password email", email)
+}
+
+// getUserWhere returns the user that cond, with arg as $1, selects, or
+// ErrNotFound naming what and key.
+func (s *Store) getUserWhere(ctx context.Context, cond string, arg any, what, key string) (storage.User, error) {
 	var u storage.User
 	err := s.do(ctx, func() error {
 		var err error
-		u, err = scanUser(s.db.QueryRow(ctx, `SELECT `+userColumns+` FROM users
-			WHERE email_lower = $1 AND password_hash <> '' AND email_lower <> ''`, strings.ToLower(email)))
+		u, err = scanUser(s.db.QueryRow(ctx, `SELECT `+userColumns+` FROM users WHERE `+cond, arg))
 		return err
 	})
 	if errors.Is(err, pgx.ErrNoRows) {
-		return storage.User{}, errNotFound("password email", email)
+		return storage.User{}, errNotFound(what, key)
 	}
 	return u, err
+}
+
+// updateUserSQL writes every field of a user but ID and CreatedAt, with
+// the arguments of updateUserArgs.
+const updateUserSQL = `UPDATE users SET email = $2, email_lower = $3, email_verified = $4, name = $5,
+	picture = $6, roles = $7, disabled = $8, password_hash = $9, updated_at = $10 WHERE id = $1`
+
+func updateUserArgs(id string, u storage.User) []any {
+	return []any{id, u.Email, strings.ToLower(u.Email), u.EmailVerified, u.Name, u.Picture, roles(u.Roles), u.Disabled, u.PasswordHash, ts(u.UpdatedAt)}
 }
 
 // UpdateUser replaces every field but ID and CreatedAt; the verified-email
 // and password-email indexes follow by themselves.
 func (s *Store) UpdateUser(ctx context.Context, u storage.User) error {
-	var n int64
-	err := s.do(ctx, func() error {
-		tag, err := s.db.Exec(ctx, `UPDATE users SET email = $2, email_lower = $3, email_verified = $4, name = $5,
-			picture = $6, roles = $7, disabled = $8, password_hash = $9, updated_at = $10 WHERE id = $1`,
-			u.ID, u.Email, strings.ToLower(u.Email), u.EmailVerified, u.Name, u.Picture, roles(u.Roles), u.Disabled, u.PasswordHash, ts(u.UpdatedAt))
-		n = tag.RowsAffected()
-		return err
-	})
-	if err != nil {
-		return fmt.Errorf("postgres: update user %q: %w", u.ID, err)
-	}
-	if n == 0 {
-		return errNotFound("user", u.ID)
-	}
-	return nil
+	return s.execOne(ctx, "update user", "user", u.ID, updateUserSQL, updateUserArgs(u.ID, u)...)
 }
 
 // ModifyUser locks the user's row (SELECT ... FOR UPDATE) for the length
@@ -163,10 +144,7 @@ func (s *Store) ModifyUser(ctx context.Context, id string, fn func(*storage.User
 		if fnErr = fn(&u); fnErr != nil {
 			return fnErr
 		}
-		out, err = scanUser(tx.QueryRow(ctx, `UPDATE users SET email = $2, email_lower = $3, email_verified = $4, name = $5,
-			picture = $6, roles = $7, disabled = $8, password_hash = $9, updated_at = $10 WHERE id = $1
-			RETURNING `+userColumns,
-			id, u.Email, strings.ToLower(u.Email), u.EmailVerified, u.Name, u.Picture, roles(u.Roles), u.Disabled, u.PasswordHash, ts(u.UpdatedAt)))
+		out, err = scanUser(tx.QueryRow(ctx, updateUserSQL+` RETURNING `+userColumns, updateUserArgs(id, u)...))
 		return err
 	})
 	if fnErr != nil {
@@ -181,19 +159,7 @@ func (s *Store) ModifyUser(ctx context.Context, id string, fn func(*storage.User
 // DeleteUser deletes the user; identities and sessions go with it (ON
 // DELETE CASCADE), in the same statement.
 func (s *Store) DeleteUser(ctx context.Context, id string) error {
-	var n int64
-	err := s.do(ctx, func() error {
-		tag, err := s.db.Exec(ctx, `DELETE FROM users WHERE id = $1`, id)
-		n = tag.RowsAffected()
-		return err
-	})
-	if err != nil {
-		return fmt.Errorf("postgres: delete user %q: %w", id, err)
-	}
-	if n == 0 {
-		return errNotFound("user", id)
-	}
-	return nil
+	return s.execOne(ctx, "delete user", "user", id, `DELETE FROM users WHERE id = $1`, id)
 }
 
 // ListUsers pages through users in ID (byte) order.
@@ -267,34 +233,11 @@ func (s *Store) ListIdentities(ctx context.Context, userID string) ([]storage.Id
 
 // DeleteIdentity removes one identity of userID.
 func (s *Store) DeleteIdentity(ctx context.Context, userID, identityID string) error {
-	var n int64
-	err := s.do(ctx, func() error {
-		tag, err := s.db.Exec(ctx, `DELETE FROM identities WHERE id = $1 AND user_id = $2`, identityID, userID)
-		n = tag.RowsAffected()
-		return err
-	})
-	if err != nil {
-		return fmt.Errorf("postgres: delete identity %q: %w", identityID, err)
-	}
-	if n == 0 {
-		return errNotFound("identity", identityID)
-	}
-	return nil
+	return s.execOne(ctx, "delete identity", "identity", identityID,
+		`DELETE FROM identities WHERE id = $1 AND user_id = $2`, identityID, userID)
 }
 
 // TouchIdentity sets LastLoginAt.
 func (s *Store) TouchIdentity(ctx context.Context, identityID string, at time.Time) error {
-	var n int64
-	err := s.do(ctx, func() error {
-		tag, err := s.db.Exec(ctx, `UPDATE identities SET last_login_at = $2 WHERE id = $1`, identityID, ts(at))
-		n = tag.RowsAffected()
-		return err
-	})
-	if err != nil {
-		return fmt.Errorf("postgres: touch identity %q: %w", identityID, err)
-	}
-	if n == 0 {
-		return errNotFound("identity", identityID)
-	}
-	return nil
+	return s.execOne(ctx, "touch identity", "identity", identityID, `UPDATE identities SET last_login_at = $2 WHERE id = $1`, identityID, ts(at))
 }

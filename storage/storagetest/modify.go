@@ -4,7 +4,6 @@ import (
 	"errors"
 	"fmt"
 	"slices"
-	"sync"
 	"testing"
 	"time"
 
@@ -128,24 +127,12 @@ func testModifyUserConcurrent(t *testing.T, s storage.Store) {
 	ctx, t0 := t.Context(), epoch()
 	u, _ := signUp(t, s, t0, "a@example.com", true, "google", "g-a")
 	errs := make([]error, n)
-	var ready, done sync.WaitGroup
-	start := make(chan struct{})
-	for i := range n {
-		ready.Add(1)
-		done.Add(1)
-		go func() {
-			defer done.Done()
-			ready.Done()
-			<-start
-			_, errs[i] = s.ModifyUser(ctx, u.ID, func(v *storage.User) error {
-				v.Roles = append(v.Roles, fmt.Sprintf("role-%02d", i))
-				return nil
-			})
-		}()
-	}
-	ready.Wait()
-	close(start)
-	done.Wait()
+	atOnce(n, func(i int) {
+		_, errs[i] = s.ModifyUser(ctx, u.ID, func(v *storage.User) error {
+			v.Roles = append(v.Roles, fmt.Sprintf("role-%02d", i))
+			return nil
+		})
+	})
 	for i, err := range errs {
 		if err != nil {
 			t.Errorf("ModifyUser %d: %v", i, err)

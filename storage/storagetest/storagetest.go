@@ -95,6 +95,26 @@ func epoch() time.Time {
 	return time.Now().Add(365 * day).Truncate(time.Second).Add(123456 * time.Microsecond).In(zone)
 }
 
+// atOnce runs f(0) ... f(n-1) in n goroutines released together, and
+// returns when all have returned.
+func atOnce(n int, f func(i int)) {
+	var ready, done sync.WaitGroup
+	start := make(chan struct{})
+	for i := range n {
+		ready.Add(1)
+		done.Add(1)
+		go func() {
+			defer done.Done()
+			ready.Done()
+			<-start
+			f(i)
+		}()
+	}
+	ready.Wait()
+	close(start)
+	done.Wait()
+}
+
 // Records. IDs are UUIDs, so a backend may store them in a uuid column.
 
 func issuer(provider string) string { return "https://" + provider + ".example.com" }
@@ -449,23 +469,12 @@ func testCreateUserConcurrent(t *testing.T, s storage.Store) {
 	ctx, t0 := t.Context(), epoch()
 	users := make([]storage.User, n)
 	errs := make([]error, n)
-	var ready, done sync.WaitGroup
-	start := make(chan struct{})
+	firsts := make([]storage.Identity, n)
 	for i := range n {
 		users[i] = newUser(t0, fmt.Sprintf("user%d@example.com", i), true)
-		first := newIdentity(users[i], "google", "same-subject", t0)
-		ready.Add(1)
-		done.Add(1)
-		go func() {
-			defer done.Done()
-			ready.Done()
-			<-start
-			errs[i] = s.CreateUser(ctx, users[i], first)
-		}()
+		firsts[i] = newIdentity(users[i], "google", "same-subject", t0)
 	}
-	ready.Wait()
-	close(start)
-	done.Wait()
+	atOnce(n, func(i int) { errs[i] = s.CreateUser(ctx, users[i], firsts[i]) })
 
 	winner := -1
 	for i, err := range errs {
@@ -967,23 +976,11 @@ func testRotateSessionConcurrent(t *testing.T, s storage.Store) {
 		err  error
 	}
 	results := make([]result, n)
-	var ready, done sync.WaitGroup
-	start := make(chan struct{})
-	for i := range n {
-		ready.Add(1)
-		done.Add(1)
-		go func() {
-			defer done.Done()
-			ready.Done()
-			<-start
-			at := t0.Add(time.Duration(i+1) * time.Second)
-			got, err := s.RotateSession(ctx, sess.ID, sess.Generation, at, at.Add(14*day))
-			results[i] = result{got, err}
-		}()
-	}
-	ready.Wait()
-	close(start)
-	done.Wait()
+	atOnce(n, func(i int) {
+		at := t0.Add(time.Duration(i+1) * time.Second)
+		got, err := s.RotateSession(ctx, sess.ID, sess.Generation, at, at.Add(14*day))
+		results[i] = result{got, err}
+	})
 
 	winner := -1
 	for i, r := range results {
@@ -1206,23 +1203,12 @@ func testEnsureSecretConcurrent(t *testing.T, s storage.Store) {
 	got := make([][]byte, n)
 	errs := make([]error, n)
 	offered := map[string]bool{}
-	var ready, done sync.WaitGroup
-	start := make(chan struct{})
+	values := make([]string, n)
 	for i := range n {
-		value := fmt.Sprintf("value-%02d", i)
-		offered[value] = true
-		ready.Add(1)
-		done.Add(1)
-		go func() {
-			defer done.Done()
-			ready.Done()
-			<-start
-			got[i], errs[i] = s.EnsureSecret(ctx, "refresh-mac", []byte(value))
-		}()
+		values[i] = fmt.Sprintf("value-%02d", i)
+		offered[values[i]] = true
 	}
-	ready.Wait()
-	close(start)
-	done.Wait()
+	atOnce(n, func(i int) { got[i], errs[i] = s.EnsureSecret(ctx, "refresh-mac", []byte(values[i])) })
 
 	for i, err := range errs {
 		if err != nil {

@@ -7,7 +7,9 @@ import (
 )
 
 // The stream's records: the storage records with stable snake_case names,
-// so the format does not follow Go field renames. []byte is base64.
+// so the format does not follow Go field renames. []byte is base64. Each
+// has its storage record's fields, in order, so the two convert into each
+// other, and a field added to one alone fails to compile.
 
 type secret struct {
 	Name  string `json:"name"`
@@ -25,12 +27,11 @@ type signingKey struct {
 }
 
 func fromSigningKey(k storage.SigningKey) *signingKey {
-	return &signingKey{k.ID, k.Algorithm, k.PrivateKey, k.CreatedAt, k.NotBefore, k.RetiredAt, k.ExpiresAt}
+	return (*signingKey)(&k)
 }
 
 func (k signingKey) record() storage.SigningKey {
-	return storage.SigningKey{ID: k.ID, Algorithm: k.Algorithm, PrivateKey: k.PrivateKey,
-		CreatedAt: k.CreatedAt, NotBefore: k.NotBefore, RetiredAt: k.RetiredAt, ExpiresAt: k.ExpiresAt}
+	return storage.SigningKey(k)
 }
 
 type user struct {
@@ -47,16 +48,14 @@ type user struct {
 }
 
 func fromUser(u storage.User) *user {
-	return &user{u.ID, u.Email, u.EmailVerified, u.Name, u.Picture, u.Roles, u.Disabled, u.PasswordHash, u.CreatedAt, u.UpdatedAt}
+	return (*user)(&u)
 }
 
 func (u user) record() storage.User {
-	roles := u.Roles
-	if roles == nil {
-		roles = []string{}
+	if u.Roles == nil {
+		u.Roles = []string{}
 	}
-	return storage.User{ID: u.ID, Email: u.Email, EmailVerified: u.EmailVerified, Name: u.Name, Picture: u.Picture,
-		Roles: roles, Disabled: u.Disabled, PasswordHash: u.PasswordHash, CreatedAt: u.CreatedAt, UpdatedAt: u.UpdatedAt}
+	return storage.User(u)
 }
 
 type identity struct {
@@ -72,12 +71,11 @@ type identity struct {
 }
 
 func fromIdentity(i storage.Identity) *identity {
-	return &identity{i.ID, i.UserID, i.Provider, i.Issuer, i.Subject, i.Email, i.EmailVerified, i.CreatedAt, i.LastLoginAt}
+	return (*identity)(&i)
 }
 
 func (i identity) record() storage.Identity {
-	return storage.Identity{ID: i.ID, UserID: i.UserID, Provider: i.Provider, Issuer: i.Issuer, Subject: i.Subject,
-		Email: i.Email, EmailVerified: i.EmailVerified, CreatedAt: i.CreatedAt, LastLoginAt: i.LastLoginAt}
+	return storage.Identity(i)
 }
 
 type session struct {
@@ -97,14 +95,11 @@ type session struct {
 }
 
 func fromSession(s storage.Session) *session {
-	return &session{s.ID, s.UserID, s.Provider, s.ClientID, s.Generation, s.RotatedAt, s.CreatedAt,
-		s.IdleExpiresAt, s.ExpiresAt, s.RevokedAt, s.RevokedReason, s.UserAgent, s.IP}
+	return (*session)(&s)
 }
 
 func (s session) record() storage.Session {
-	return storage.Session{ID: s.ID, UserID: s.UserID, Provider: s.Provider, ClientID: s.ClientID, Generation: s.Generation,
-		RotatedAt: s.RotatedAt, CreatedAt: s.CreatedAt, IdleExpiresAt: s.IdleExpiresAt, ExpiresAt: s.ExpiresAt,
-		RevokedAt: s.RevokedAt, RevokedReason: s.RevokedReason, UserAgent: s.UserAgent, IP: s.IP}
+	return storage.Session(s)
 }
 
 type auditEvent struct {
@@ -118,10 +113,9 @@ type auditEvent struct {
 }
 
 func fromAudit(e storage.AuditEvent) *auditEvent {
-	return &auditEvent{e.ID, e.Time, e.Type, e.UserID, e.SessionID, e.Provider, e.Detail}
+	return (*auditEvent)(&e)
 }
 
 func (e auditEvent) record() storage.AuditEvent {
-	return storage.AuditEvent{ID: e.ID, Time: e.Time, Type: e.Type, UserID: e.UserID, SessionID: e.SessionID,
-		Provider: e.Provider, Detail: e.Detail}
+	return storage.AuditEvent(e)
 }
