@@ -311,11 +311,8 @@ func (s *Service) Login(ctx context.Context, req LoginRequest) (res *Result, err
 		return nil, disabledError()
 	}
 	verified := s.rehashIfStale(ctx, user, req.Password)
-	now := s.now()
-	if ident, err := s.store.GetIdentity(ctx, s.passwordIssuer(), user.ID); err == nil && now.Sub(ident.LastLoginAt) > time.Hour {
-		if err := s.store.TouchIdentity(ctx, ident.ID, now); err != nil {
-			s.log.WarnContext(ctx, "touch identity", "err", err)
-		}
+	if ident, err := s.store.GetIdentity(ctx, s.passwordIssuer(), user.ID); err == nil {
+		s.touchIdentity(ctx, ident)
 	}
 	res, err = s.startSession(ctx, user, false, PasswordProvider, req.Client)
 	if err != nil {

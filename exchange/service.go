@@ -315,14 +315,19 @@ func (s *Service) userForIdentity(ctx context.Context, id providers.Identity) (s
 	if user.Disabled {
 		return storage.User{}, false, disabledError()
 	}
-	// A login time per sign-in would double the writes of the hot path; an
-	// hourly resolution is what an operator needs.
+	s.touchIdentity(ctx, ident)
+	return user, true, nil
+}
+
+// touchIdentity records a sign-in's time on its identity. A login time per
+// sign-in would double the writes of the hot path; an hourly resolution is
+// what an operator needs.
+func (s *Service) touchIdentity(ctx context.Context, ident storage.Identity) {
 	if now := s.now(); now.Sub(ident.LastLoginAt) > time.Hour {
 		if err := s.store.TouchIdentity(ctx, ident.ID, now); err != nil {
 			s.log.WarnContext(ctx, "touch identity", "err", err)
 		}
 	}
-	return user, true, nil
 }
 
 // newIdentity handles the first sign-in of an identity: link it by verified
