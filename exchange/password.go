@@ -464,10 +464,9 @@ func (s *Service) SetPassword(ctx context.Context, p *Principal, req SetPassword
 	if s.pw == nil {
 		return 0, passwordsOff()
 	}
-	user, err := s.store.GetUser(ctx, p.User.ID)
-	if err != nil {
-		return 0, storeError(err)
-	}
+	// Authenticate read the user on this request; the write below re-checks
+	// the hash and the email on the record as it then is.
+	user := p.User
 	if user.Email == "" {
 		return 0, newError(KindInvalidRequest, ReasonNoEmail, "the account has no email to sign in with", nil)
 	}
