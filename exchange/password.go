@@ -484,7 +484,7 @@ func (s *Service) SetPassword(ctx context.Context, p *Principal, req SetPassword
 		if owner.ID != user.ID {
 			return 0, invalidCredentials() // the index names someone else: never accept their password
 		}
-	} else if err := s.recentSignIn(ctx, p); err != nil {
+	} else if err := s.recentSignIn(p); err != nil {
 		return 0, err
 	}
 	if err := s.CheckPassword(req.New, user.Email); err != nil {
@@ -545,14 +545,8 @@ var (
 // recentSignIn refuses a caller whose session was not created within the
 // reauth window. A refresh keeps a session alive but not fresh: only a new
 // sign-in (a new session) is one.
-func (s *Service) recentSignIn(ctx context.Context, p *Principal) error {
-	sess, err := s.store.GetSession(ctx, p.Claims.SessionID)
-	if err != nil {
-		if errors.Is(err, storage.ErrNotFound) {
-			return newError(KindInvalidToken, ReasonRevoked, "the session is gone", err)
-		}
-		return storeError(err)
-	}
+func (s *Service) recentSignIn(p *Principal) error {
+	sess := p.Session // read by Authenticate on this request
 	if sess.UserID != p.User.ID || s.now().Sub(sess.CreatedAt) > s.pw.cfg.ReauthWindow {
 		return newError(KindAccessDenied, ReasonReauthRequired,
 			fmt.Sprintf("setting a first password needs a sign-in within the last %s; sign in again", s.pw.cfg.ReauthWindow), nil)

@@ -667,6 +667,9 @@ func (s *Service) Logout(ctx context.Context, req LogoutRequest) (int, error) {
 type Principal struct {
 	Claims AccessClaims
 	User   storage.User
+	// Session is the token's session as Authenticate read it, so that the
+	// rest of the request need not read it again.
+	Session storage.Session
 }
 
 // Authenticate checks one of our access tokens and that its session and
@@ -699,7 +702,7 @@ func (s *Service) Authenticate(ctx context.Context, accessToken string) (*Princi
 	if user.Disabled {
 		return nil, disabledError()
 	}
-	return &Principal{Claims: *claims, User: user}, nil
+	return &Principal{Claims: *claims, User: user, Session: sess}, nil
 }
 
 func (s *Service) verifyAccess(raw string) (*AccessClaims, error) {
