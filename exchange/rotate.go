@@ -36,13 +36,22 @@ func (k *Keyring) Rotate(ctx context.Context, publishDelay, retain time.Duration
 		if !old.RetiredAt.IsZero() {
 			continue
 		}
-		old.RetiredAt = rec.NotBefore
-		old.ExpiresAt = rec.NotBefore.Add(retain)
-		if err := k.store.UpdateSigningKey(ctx, old); err != nil && !errors.Is(err, storage.ErrNotFound) {
+		if err := k.retire(ctx, old, rec.NotBefore, retain); err != nil {
 			return rec, err
 		}
 	}
 	return rec, k.Reload(ctx)
+}
+
+// retire stores that rec stops signing at and leaves the JWKS retain
+// later. A key deleted meanwhile needs no retiring.
+func (k *Keyring) retire(ctx context.Context, rec storage.SigningKey, at time.Time, retain time.Duration) error {
+	rec.RetiredAt = at
+	rec.ExpiresAt = at.Add(retain)
+	if err := k.store.UpdateSigningKey(ctx, rec); err != nil && !errors.Is(err, storage.ErrNotFound) {
+		return err
+	}
+	return nil
 }
 
 // keyRetention is how long a retired key stays published: the longest an
@@ -102,9 +111,7 @@ func (s *Service) maintainKeys(ctx context.Context) error {
 	changed := false
 	for _, rec := range recs {
 		if rec.ID != newest.ID && rec.RetiredAt.IsZero() && now.Sub(newest.CreatedAt) > time.Minute {
-			rec.RetiredAt = newest.NotBefore
-			rec.ExpiresAt = newest.NotBefore.Add(s.keyRetention())
-			if err := s.store.UpdateSigningKey(ctx, rec); err != nil && !errors.Is(err, storage.ErrNotFound) {
+			if err := s.keys.retire(ctx, rec, newest.NotBefore, s.keyRetention()); err != nil {
 				return err
 			}
 			changed = true
