@@ -334,10 +334,7 @@ func (s *Service) touchIdentity(ctx context.Context, ident storage.Identity) {
 // email, ask for confirmation, or create a user.
 func (s *Service) newIdentity(ctx context.Context, p Provider, id providers.Identity, profileName string) (storage.User, bool, error) {
 	now := s.now().UTC()
-	ident := storage.Identity{
-		ID: newID(), Provider: id.Provider, Issuer: id.Issuer, Subject: id.Subject,
-		Email: id.Email, EmailVerified: id.EmailVerified, CreatedAt: now, LastLoginAt: now,
-	}
+	ident := identityRecord(id, "", now) // its user is settled below
 	if id.EmailVerified && id.Email != "" && p.LinkByEmail != LinkNever {
 		owner, err := s.store.GetUserByVerifiedEmail(ctx, id.Email)
 		switch {
@@ -389,6 +386,14 @@ func (s *Service) newIdentity(ctx context.Context, p Provider, id providers.Iden
 	// Exchange has startSession write the user.created audit record, in
 	// the same group commit as the session.
 	return user, true, nil
+}
+
+// identityRecord is the stored record of a verified identity, new at now.
+func identityRecord(id providers.Identity, userID string, now time.Time) storage.Identity {
+	return storage.Identity{
+		ID: newID(), UserID: userID, Provider: id.Provider, Issuer: id.Issuer, Subject: id.Subject,
+		Email: id.Email, EmailVerified: id.EmailVerified, CreatedAt: now, LastLoginAt: now,
+	}
 }
 
 func (s *Service) linkByEmail(ctx context.Context, p Provider, id providers.Identity, ident storage.Identity, owner storage.User) (storage.User, bool, error) {
