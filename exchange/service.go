@@ -742,17 +742,14 @@ func (s *Service) Identities(ctx context.Context, userID string) ([]storage.Iden
 	return idents, nil
 }
 
-// UserWithIdentities returns a user and its identities.
+// UserWithIdentities returns a user and its identities (never nil).
 func (s *Service) UserWithIdentities(ctx context.Context, userID string) (storage.User, []storage.Identity, error) {
 	u, err := s.store.GetUser(ctx, userID)
 	if err != nil {
 		return u, nil, storeError(err)
 	}
-	idents, err := s.store.ListIdentities(ctx, userID)
-	if err != nil {
-		return u, nil, storeError(err)
-	}
-	return u, idents, nil
+	idents, err := s.Identities(ctx, userID)
+	return u, idents, err
 }
 
 // Readiness is what /readyz reports: nil errors mean ready.
