@@ -639,10 +639,7 @@ func (s *Service) claimPasswordAccount(ctx context.Context, id providers.Identit
 	}
 	ident.UserID = user.ID
 	if err := s.store.AddIdentity(ctx, ident); err != nil {
-		if errors.Is(err, storage.ErrConflict) {
-			return storage.User{}, false, err
-		}
-		return storage.User{}, false, storeError(err)
+		return storage.User{}, false, conflictOrStoreError(err)
 	}
 	s.audit(ctx, storage.AuditEvent{Type: "user.claimed", UserID: user.ID, Provider: id.Provider,
 		Detail: fmt.Sprintf("unverified password account taken by a verified identity: password wiped, %d sessions revoked, %d identities unlinked", revoked, removed)})

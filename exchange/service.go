@@ -378,10 +378,7 @@ func (s *Service) newIdentity(ctx context.Context, p Provider, id providers.Iden
 	}
 	ident.UserID = user.ID
 	if err := s.store.CreateUser(ctx, user, ident); err != nil {
-		if errors.Is(err, storage.ErrConflict) {
-			return storage.User{}, false, err
-		}
-		return storage.User{}, false, storeError(err)
+		return storage.User{}, false, conflictOrStoreError(err)
 	}
 	// Exchange has startSession write the user.created audit record, in
 	// the same group commit as the session.
@@ -412,10 +409,7 @@ func (s *Service) linkByEmail(ctx context.Context, p Provider, id providers.Iden
 	}
 	ident.UserID = owner.ID
 	if err := s.store.AddIdentity(ctx, ident); err != nil {
-		if errors.Is(err, storage.ErrConflict) {
-			return storage.User{}, false, err
-		}
-		return storage.User{}, false, storeError(err)
+		return storage.User{}, false, conflictOrStoreError(err)
 	}
 	s.audit(ctx, storage.AuditEvent{Type: "identity.linked", UserID: owner.ID, Provider: id.Provider, Detail: "by verified email"})
 	return owner, false, nil
@@ -789,6 +783,15 @@ func storeError(err error) error {
 		return newError(KindNotFound, "not_found", "not found", err)
 	}
 	return newError(KindServer, "", "internal error", err)
+}
+
+// conflictOrStoreError keeps storage.ErrConflict as it is, for
+// findOrCreateUser to settle by reading again; anything else is storeError.
+func conflictOrStoreError(err error) error {
+	if errors.Is(err, storage.ErrConflict) {
+		return err
+	}
+	return storeError(err)
 }
 
 func disabledError() error {
