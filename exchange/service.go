@@ -526,7 +526,7 @@ func (s *Service) Refresh(ctx context.Context, token string) (res *Result, err e
 				return nil, storeError(err)
 			}
 			return s.result(rotated, user)
-		case gen+1 == sess.Generation && now.Sub(sess.RotatedAt) <= s.cfg.ReuseGrace:
+		case s.inGrace(sess, gen, now):
 			outcome = OutcomeGrace
 			return s.result(sess, user)
 		default:
@@ -539,6 +539,12 @@ func (s *Service) Refresh(ctx context.Context, token string) (res *Result, err e
 			return nil, newError(KindInvalidGrant, ReasonReused, "refresh token was already used; the session is revoked", nil)
 		}
 	}
+}
+
+// inGrace reports whether gen is the session's previous generation,
+// presented within the reuse grace of its rotation: not yet reuse.
+func (s *Service) inGrace(sess storage.Session, gen uint64, now time.Time) bool {
+	return gen+1 == sess.Generation && now.Sub(sess.RotatedAt) <= s.cfg.ReuseGrace
 }
 
 func checkSession(sess storage.Session, now time.Time) error {
@@ -598,7 +604,7 @@ func (s *Service) Logout(ctx context.Context, req LogoutRequest) (int, error) {
 			return 0, storeError(err)
 		}
 		now := s.now()
-		current := gen == sess.Generation || (gen+1 == sess.Generation && now.Sub(sess.RotatedAt) <= s.cfg.ReuseGrace)
+		current := gen == sess.Generation || s.inGrace(sess, gen, now)
 		if !current && !sess.Revoked() {
 			// A spent token: the same reuse that refresh detects.
 			if err := s.store.RevokeSession(ctx, id, now.UTC(), ReasonReused); err != nil {
