@@ -8,11 +8,6 @@ import (
 	"github.com/authex/authex/storage"
 )
 
-// keyLeeway is added to a retired key's life in the JWKS: the clock leeway
-// our own verifier allows (see parseJWT), so the last token a key signed
-// verifies until it expires.
-const keyLeeway = 5 * time.Second
-
 // expiredKeyKeep is how long an expired key stays in the store (out of the
 // JWKS) before maintenance deletes it, so `authex keys list` shows a
 // rotation's whole history for a day.
@@ -55,8 +50,9 @@ func (k *Keyring) retire(ctx context.Context, rec storage.SigningKey, at time.Ti
 }
 
 // keyRetention is how long a retired key stays published: the longest an
-// access token it signed can live, plus the verifier's leeway.
-func (s *Service) keyRetention() time.Duration { return s.cfg.AccessTTL + keyLeeway }
+// access token it signed can live, plus the leeway parseJWT allows, so the
+// last token a key signed verifies until it expires.
+func (s *Service) keyRetention() time.Duration { return s.cfg.AccessTTL + accessLeeway }
 
 // RotateKeys rotates the signing key with the configured publish delay and
 // records who asked in the audit log.
