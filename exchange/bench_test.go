@@ -2,7 +2,6 @@ package exchange
 
 import (
 	"context"
-	"path/filepath"
 	"testing"
 	"time"
 
@@ -14,11 +13,7 @@ import (
 // token benchmarks below touch only the keyring and the refresh secret.
 func benchService(b *testing.B, alg string) *Service {
 	b.Helper()
-	store, err := bolt.Open(filepath.Join(b.TempDir(), "authex.db"), bolt.Options{SweepInterval: -1})
-	if err != nil {
-		b.Fatal(err)
-	}
-	b.Cleanup(func() { store.Close() })
+	store := openBolt(b, bolt.Options{SweepInterval: -1})
 	svc, err := New(context.Background(), Config{
 		Issuer: "https://auth.example.com", Audience: []string{"api"}, Algorithm: alg,
 		AccessTTL: 15 * time.Minute, RefreshTTL: 14 * 24 * time.Hour,

@@ -35,8 +35,9 @@ func newHashGate(n int, wait time.Duration) *hashGate {
 	return &hashGate{slots: make(chan struct{}, n), wait: wait}
 }
 
-func busyError() error {
-	e := newError(KindBusy, ReasonBusy, "the server is busy; try again in a moment", nil)
+// busyError refuses a hash that found no slot; cause is for the log only.
+func busyError(cause error) error {
+	e := newError(KindBusy, ReasonBusy, "the server is busy; try again in a moment", cause)
 	e.RetryAfter = time.Second
 	return e
 }
@@ -54,13 +55,11 @@ func (g *hashGate) acquire(ctx context.Context) error {
 	case g.slots <- struct{}{}:
 		return nil
 	case <-t.C:
-		return busyError()
+		return busyError(nil)
 	case <-ctx.Done():
 		// The request's time ran out (or its client left) while every slot
 		// was taken: overload, not a server fault.
-		e := newError(KindBusy, ReasonBusy, "the server is busy; try again in a moment", ctx.Err())
-		e.RetryAfter = time.Second
-		return e
+		return busyError(ctx.Err())
 	}
 }
 

@@ -51,7 +51,7 @@ type signingKey struct {
 // instants without a reload: the keyring remembers the next time any of
 // them falls due and recomputes the signing key and the JWKS from the keys
 // it holds when that time has passed. Reload (run periodically by
-// Maintain) only picks up keys another instance wrote.
+// Watch) only picks up keys another instance wrote.
 type Keyring struct {
 	store     storage.Store
 	algorithm string

@@ -14,15 +14,22 @@ import (
 	"github.com/authex/authex/storage/bolt"
 )
 
+// openBolt opens a bbolt store in a temporary directory, closed when the
+// test ends.
+func openBolt(tb testing.TB, opts bolt.Options) *bolt.Store {
+	tb.Helper()
+	s, err := bolt.Open(filepath.Join(tb.TempDir(), "authex.db"), opts)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(func() { s.Close() })
+	return s
+}
+
 // Two keyrings on one store stand for two instances.
 func sharedStore(t *testing.T) storage.Store {
 	t.Helper()
-	s, err := bolt.Open(filepath.Join(t.TempDir(), "authex.db"), bolt.Options{NoSync: true, SweepInterval: -1})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { s.Close() })
-	return s
+	return openBolt(t, bolt.Options{NoSync: true, SweepInterval: -1})
 }
 
 // Keyrings that start together on an empty store end with one key.

@@ -94,11 +94,7 @@ func (s *Service) link(ctx context.Context, userID string, id providers.Identity
 		case !errors.Is(err, storage.ErrNotFound):
 			return nil, storeError(err)
 		}
-		now := s.now().UTC()
-		ident := storage.Identity{
-			ID: newID(), UserID: userID, Provider: id.Provider, Issuer: id.Issuer, Subject: id.Subject,
-			Email: id.Email, EmailVerified: id.EmailVerified, CreatedAt: now, LastLoginAt: now,
-		}
+		ident := identityRecord(id, userID, s.now().UTC())
 		err = s.store.AddIdentity(ctx, ident)
 		if errors.Is(err, storage.ErrIdentityTaken) {
 			continue // a concurrent sign-in or link took it; the stored owner decides

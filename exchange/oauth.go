@@ -161,9 +161,7 @@ func (s *Service) Introspect(ctx context.Context, token string) (*Introspection,
 		if err != nil || !ok {
 			return inactive, err
 		}
-		current := gen == sess.Generation ||
-			(gen+1 == sess.Generation && s.now().Sub(sess.RotatedAt) <= s.cfg.ReuseGrace)
-		if !current {
+		if gen != sess.Generation && !s.inGrace(sess, gen, s.now()) {
 			return inactive, nil
 		}
 		return &Introspection{

@@ -311,11 +311,8 @@ func (s *Service) Login(ctx context.Context, req LoginRequest) (res *Result, err
 		return nil, disabledError()
 	}
 	verified := s.rehashIfStale(ctx, user, req.Password)
-	now := s.now()
-	if ident, err := s.store.GetIdentity(ctx, s.passwordIssuer(), user.ID); err == nil && now.Sub(ident.LastLoginAt) > time.Hour {
-		if err := s.store.TouchIdentity(ctx, ident.ID, now); err != nil {
-			s.log.WarnContext(ctx, "touch identity", "err", err)
-		}
+	if ident, err := s.store.GetIdentity(ctx, s.passwordIssuer(), user.ID); err == nil {
+		s.touchIdentity(ctx, ident)
 	}
 	res, err = s.startSession(ctx, user, false, PasswordProvider, req.Client)
 	if err != nil {
@@ -467,10 +464,9 @@ func (s *Service) SetPassword(ctx context.Context, p *Principal, req SetPassword
 	if s.pw == nil {
 		return 0, passwordsOff()
 	}
-	user, err := s.store.GetUser(ctx, p.User.ID)
-	if err != nil {
-		return 0, storeError(err)
-	}
+	// Authenticate read the user on this request; the write below re-checks
+	// the hash and the email on the record as it then is.
+	user := p.User
 	if user.Email == "" {
 		return 0, newError(KindInvalidRequest, ReasonNoEmail, "the account has no email to sign in with", nil)
 	}
@@ -488,7 +484,7 @@ func (s *Service) SetPassword(ctx context.Context, p *Principal, req SetPassword
 		if owner.ID != user.ID {
 			return 0, invalidCredentials() // the index names someone else: never accept their password
 		}
-	} else if err := s.recentSignIn(ctx, p); err != nil {
+	} else if err := s.recentSignIn(p); err != nil {
 		return 0, err
 	}
 	if err := s.CheckPassword(req.New, user.Email); err != nil {
@@ -549,14 +545,8 @@ var (
 // recentSignIn refuses a caller whose session was not created within the
 // reauth window. A refresh keeps a session alive but not fresh: only a new
 // sign-in (a new session) is one.
-func (s *Service) recentSignIn(ctx context.Context, p *Principal) error {
-	sess, err := s.store.GetSession(ctx, p.Claims.SessionID)
-	if err != nil {
-		if errors.Is(err, storage.ErrNotFound) {
-			return newError(KindInvalidToken, ReasonRevoked, "the session is gone", err)
-		}
-		return storeError(err)
-	}
+func (s *Service) recentSignIn(p *Principal) error {
+	sess := p.Session // read by Authenticate on this request
 	if sess.UserID != p.User.ID || s.now().Sub(sess.CreatedAt) > s.pw.cfg.ReauthWindow {
 		return newError(KindAccessDenied, ReasonReauthRequired,
 			fmt.Sprintf("setting a first password needs a sign-in within the last %s; sign in again", s.pw.cfg.ReauthWindow), nil)
@@ -649,10 +639,7 @@ func (s *Service) claimPasswordAccount(ctx context.Context, id providers.Identit
 	}
 	ident.UserID = user.ID
 	if err := s.store.AddIdentity(ctx, ident); err != nil {
-		if errors.Is(err, storage.ErrConflict) {
-			return storage.User{}, false, err
-		}
-		return storage.User{}, false, storeError(err)
+		return storage.User{}, false, conflictOrStoreError(err)
 	}
 	s.audit(ctx, storage.AuditEvent{Type: "user.claimed", UserID: user.ID, Provider: id.Provider,
 		Detail: fmt.Sprintf("unverified password account taken by a verified identity: password wiped, %d sessions revoked, %d identities unlinked", revoked, removed)})

@@ -14,19 +14,14 @@ import (
 // which never hands out refresh tokens). renewed is false, and res nil, while
 // the token has more than within left. Renewing rotates the session like a
 // refresh, so it slides the session's idle limit and stops at its absolute
-// one. Concurrent renewals of one token share the first one's answer.
+// one. Concurrent renewals of one token share the first one's answer. p is
+// what Authenticate answered on this request.
 func (s *Service) RenewAccess(ctx context.Context, p *Principal, within time.Duration) (res *Result, renewed bool, err error) {
 	now := s.now()
 	if p.Claims.ExpiresAt == nil || p.Claims.ExpiresAt.Sub(now) >= within {
 		return nil, false, nil
 	}
-	sess, err := s.store.GetSession(ctx, p.Claims.SessionID)
-	if errors.Is(err, storage.ErrNotFound) {
-		return nil, false, newError(KindInvalidToken, ReasonRevoked, "the access token's session is gone", nil)
-	}
-	if err != nil {
-		return nil, false, storeError(err)
-	}
+	sess := p.Session // read by Authenticate on this request
 	if err := checkSession(sess, now); err != nil {
 		e := AsError(err)
 		return nil, false, newError(KindInvalidToken, e.Reason, e.Description, nil)

@@ -8,11 +8,6 @@ import (
 	"github.com/authex/authex/storage"
 )
 
-// keyLeeway is added to a retired key's life in the JWKS: the clock leeway
-// our own verifier allows (see parseJWT), so the last token a key signed
-// verifies until it expires.
-const keyLeeway = 5 * time.Second
-
 // expiredKeyKeep is how long an expired key stays in the store (out of the
 // JWKS) before maintenance deletes it, so `authex keys list` shows a
 // rotation's whole history for a day.
@@ -36,18 +31,28 @@ func (k *Keyring) Rotate(ctx context.Context, publishDelay, retain time.Duration
 		if !old.RetiredAt.IsZero() {
 			continue
 		}
-		old.RetiredAt = rec.NotBefore
-		old.ExpiresAt = rec.NotBefore.Add(retain)
-		if err := k.store.UpdateSigningKey(ctx, old); err != nil && !errors.Is(err, storage.ErrNotFound) {
+		if err := k.retire(ctx, old, rec.NotBefore, retain); err != nil {
 			return rec, err
 		}
 	}
 	return rec, k.Reload(ctx)
 }
 
+// retire stores that rec stops signing at and leaves the JWKS retain
+// later. A key deleted meanwhile needs no retiring.
+func (k *Keyring) retire(ctx context.Context, rec storage.SigningKey, at time.Time, retain time.Duration) error {
+	rec.RetiredAt = at
+	rec.ExpiresAt = at.Add(retain)
+	if err := k.store.UpdateSigningKey(ctx, rec); err != nil && !errors.Is(err, storage.ErrNotFound) {
+		return err
+	}
+	return nil
+}
+
 // keyRetention is how long a retired key stays published: the longest an
-// access token it signed can live, plus the verifier's leeway.
-func (s *Service) keyRetention() time.Duration { return s.cfg.AccessTTL + keyLeeway }
+// access token it signed can live, plus the leeway parseJWT allows, so the
+// last token a key signed verifies until it expires.
+func (s *Service) keyRetention() time.Duration { return s.cfg.AccessTTL + accessLeeway }
 
 // RotateKeys rotates the signing key with the configured publish delay and
 // records who asked in the audit log.
@@ -102,9 +107,7 @@ func (s *Service) maintainKeys(ctx context.Context) error {
 	changed := false
 	for _, rec := range recs {
 		if rec.ID != newest.ID && rec.RetiredAt.IsZero() && now.Sub(newest.CreatedAt) > time.Minute {
-			rec.RetiredAt = newest.NotBefore
-			rec.ExpiresAt = newest.NotBefore.Add(s.keyRetention())
-			if err := s.store.UpdateSigningKey(ctx, rec); err != nil && !errors.Is(err, storage.ErrNotFound) {
+			if err := s.keys.retire(ctx, rec, newest.NotBefore, s.keyRetention()); err != nil {
 				return err
 			}
 			changed = true

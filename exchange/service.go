@@ -315,24 +315,26 @@ func (s *Service) userForIdentity(ctx context.Context, id providers.Identity) (s
 	if user.Disabled {
 		return storage.User{}, false, disabledError()
 	}
-	// A login time per sign-in would double the writes of the hot path; an
-	// hourly resolution is what an operator needs.
+	s.touchIdentity(ctx, ident)
+	return user, true, nil
+}
+
+// touchIdentity records a sign-in's time on its identity. A login time per
+// sign-in would double the writes of the hot path; an hourly resolution is
+// what an operator needs.
+func (s *Service) touchIdentity(ctx context.Context, ident storage.Identity) {
 	if now := s.now(); now.Sub(ident.LastLoginAt) > time.Hour {
 		if err := s.store.TouchIdentity(ctx, ident.ID, now); err != nil {
 			s.log.WarnContext(ctx, "touch identity", "err", err)
 		}
 	}
-	return user, true, nil
 }
 
 // newIdentity handles the first sign-in of an identity: link it by verified
 // email, ask for confirmation, or create a user.
 func (s *Service) newIdentity(ctx context.Context, p Provider, id providers.Identity, profileName string) (storage.User, bool, error) {
 	now := s.now().UTC()
-	ident := storage.Identity{
-		ID: newID(), Provider: id.Provider, Issuer: id.Issuer, Subject: id.Subject,
-		Email: id.Email, EmailVerified: id.EmailVerified, CreatedAt: now, LastLoginAt: now,
-	}
+	ident := identityRecord(id, "", now) // its user is settled below
 	if id.EmailVerified && id.Email != "" && p.LinkByEmail != LinkNever {
 		owner, err := s.store.GetUserByVerifiedEmail(ctx, id.Email)
 		switch {
@@ -376,14 +378,19 @@ func (s *Service) newIdentity(ctx context.Context, p Provider, id providers.Iden
 	}
 	ident.UserID = user.ID
 	if err := s.store.CreateUser(ctx, user, ident); err != nil {
-		if errors.Is(err, storage.ErrConflict) {
-			return storage.User{}, false, err
-		}
-		return storage.User{}, false, storeError(err)
+		return storage.User{}, false, conflictOrStoreError(err)
 	}
 	// Exchange has startSession write the user.created audit record, in
 	// the same group commit as the session.
 	return user, true, nil
+}
+
+// identityRecord is the stored record of a verified identity, new at now.
+func identityRecord(id providers.Identity, userID string, now time.Time) storage.Identity {
+	return storage.Identity{
+		ID: newID(), UserID: userID, Provider: id.Provider, Issuer: id.Issuer, Subject: id.Subject,
+		Email: id.Email, EmailVerified: id.EmailVerified, CreatedAt: now, LastLoginAt: now,
+	}
 }
 
 func (s *Service) linkByEmail(ctx context.Context, p Provider, id providers.Identity, ident storage.Identity, owner storage.User) (storage.User, bool, error) {
@@ -402,10 +409,7 @@ func (s *Service) linkByEmail(ctx context.Context, p Provider, id providers.Iden
 	}
 	ident.UserID = owner.ID
 	if err := s.store.AddIdentity(ctx, ident); err != nil {
-		if errors.Is(err, storage.ErrConflict) {
-			return storage.User{}, false, err
-		}
-		return storage.User{}, false, storeError(err)
+		return storage.User{}, false, conflictOrStoreError(err)
 	}
 	s.audit(ctx, storage.AuditEvent{Type: "identity.linked", UserID: owner.ID, Provider: id.Provider, Detail: "by verified email"})
 	return owner, false, nil
@@ -522,7 +526,7 @@ func (s *Service) Refresh(ctx context.Context, token string) (res *Result, err e
 				return nil, storeError(err)
 			}
 			return s.result(rotated, user)
-		case gen+1 == sess.Generation && now.Sub(sess.RotatedAt) <= s.cfg.ReuseGrace:
+		case s.inGrace(sess, gen, now):
 			outcome = OutcomeGrace
 			return s.result(sess, user)
 		default:
@@ -535,6 +539,12 @@ func (s *Service) Refresh(ctx context.Context, token string) (res *Result, err e
 			return nil, newError(KindInvalidGrant, ReasonReused, "refresh token was already used; the session is revoked", nil)
 		}
 	}
+}
+
+// inGrace reports whether gen is the session's previous generation,
+// presented within the reuse grace of its rotation: not yet reuse.
+func (s *Service) inGrace(sess storage.Session, gen uint64, now time.Time) bool {
+	return gen+1 == sess.Generation && now.Sub(sess.RotatedAt) <= s.cfg.ReuseGrace
 }
 
 func checkSession(sess storage.Session, now time.Time) error {
@@ -594,7 +604,7 @@ func (s *Service) Logout(ctx context.Context, req LogoutRequest) (int, error) {
 			return 0, storeError(err)
 		}
 		now := s.now()
-		current := gen == sess.Generation || (gen+1 == sess.Generation && now.Sub(sess.RotatedAt) <= s.cfg.ReuseGrace)
+		current := gen == sess.Generation || s.inGrace(sess, gen, now)
 		if !current && !sess.Revoked() {
 			// A spent token: the same reuse that refresh detects.
 			if err := s.store.RevokeSession(ctx, id, now.UTC(), ReasonReused); err != nil {
@@ -662,6 +672,9 @@ func (s *Service) Logout(ctx context.Context, req LogoutRequest) (int, error) {
 type Principal struct {
 	Claims AccessClaims
 	User   storage.User
+	// Session is the token's session as Authenticate read it, so that the
+	// rest of the request need not read it again.
+	Session storage.Session
 }
 
 // Authenticate checks one of our access tokens and that its session and
@@ -694,7 +707,7 @@ func (s *Service) Authenticate(ctx context.Context, accessToken string) (*Princi
 	if user.Disabled {
 		return nil, disabledError()
 	}
-	return &Principal{Claims: *claims, User: user}, nil
+	return &Principal{Claims: *claims, User: user, Session: sess}, nil
 }
 
 func (s *Service) verifyAccess(raw string) (*AccessClaims, error) {
@@ -729,17 +742,14 @@ func (s *Service) Identities(ctx context.Context, userID string) ([]storage.Iden
 	return idents, nil
 }
 
-// UserWithIdentities returns a user and its identities.
+// UserWithIdentities returns a user and its identities (never nil).
 func (s *Service) UserWithIdentities(ctx context.Context, userID string) (storage.User, []storage.Identity, error) {
 	u, err := s.store.GetUser(ctx, userID)
 	if err != nil {
 		return u, nil, storeError(err)
 	}
-	idents, err := s.store.ListIdentities(ctx, userID)
-	if err != nil {
-		return u, nil, storeError(err)
-	}
-	return u, idents, nil
+	idents, err := s.Identities(ctx, userID)
+	return u, idents, err
 }
 
 // Readiness is what /readyz reports: nil errors mean ready.
@@ -779,6 +789,15 @@ func storeError(err error) error {
 		return newError(KindNotFound, "not_found", "not found", err)
 	}
 	return newError(KindServer, "", "internal error", err)
+}
+
+// conflictOrStoreError keeps storage.ErrConflict as it is, for
+// findOrCreateUser to settle by reading again; anything else is storeError.
+func conflictOrStoreError(err error) error {
+	if errors.Is(err, storage.ErrConflict) {
+		return err
+	}
+	return storeError(err)
 }
 
 func disabledError() error {

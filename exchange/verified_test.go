@@ -3,7 +3,6 @@ package exchange
 import (
 	"context"
 	"errors"
-	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -23,11 +22,7 @@ func (c *testClock) add(d time.Duration) { c.set(c.now().Add(d)) }
 
 func cacheService(t *testing.T) (*Service, *bolt.Store, *testClock) {
 	t.Helper()
-	store, err := bolt.Open(filepath.Join(t.TempDir(), "authex.db"), bolt.Options{SweepInterval: -1})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { store.Close() })
+	store := openBolt(t, bolt.Options{SweepInterval: -1})
 	clk := &testClock{t: time.Now().Truncate(time.Second)}
 	svc, err := New(context.Background(), Config{
 		Issuer: "https://auth.example.com", Audience: []string{"api"}, Algorithm: AlgES256,
