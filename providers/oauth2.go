@@ -51,7 +51,6 @@ func newOAuth2(_ context.Context, cfg Config) (Verifier, error) {
 		}
 	}
 	add(checkIssuer(cfg.Issuer))
-	add(onlyGoogle(cfg))
 	if cfg.UserInfoURL == "" {
 		problems = append(problems, "userinfo_url is required by type oauth2")
 	} else {

@@ -74,9 +74,6 @@ type discovered struct {
 var _ Verifier = (*oidcVerifier)(nil)
 
 func newOIDC(ctx context.Context, cfg Config) (Verifier, error) {
-	if len(cfg.AllowedDomains) > 0 {
-		return nil, errors.New("allowed_domains is only supported by type google")
-	}
 	if err := checkIssuer(cfg.Issuer); err != nil {
 		return nil, err
 	}
