@@ -33,7 +33,7 @@ type oauth2Verifier struct {
 	clientIDs     []string
 	secret        string
 	introspectURL string
-	tokenInfoURL  string
+	tokenInfo     *url.URL // parsed once; nil with introspectURL
 	userInfoURL   string
 	tokenURL      string
 	needVerEm     bool
@@ -75,11 +75,15 @@ func newOAuth2(_ context.Context, cfg Config) (Verifier, error) {
 	if len(problems) > 0 {
 		return nil, errors.New(strings.Join(problems, "; "))
 	}
-	return &oauth2Verifier{
+	o := &oauth2Verifier{
 		name: cfg.Name, issuer: cfg.Issuer, clientIDs: slices.Clone(cfg.ClientIDs), secret: cfg.ClientSecret,
-		introspectURL: cfg.IntrospectionURL, tokenInfoURL: cfg.TokenInfoURL, userInfoURL: cfg.UserInfoURL,
+		introspectURL: cfg.IntrospectionURL, userInfoURL: cfg.UserInfoURL,
 		tokenURL: cfg.TokenURL, needVerEm: cfg.RequireVerifiedEmail, client: cfg.HTTPClient, log: cfg.Logger,
-	}, nil
+	}
+	if cfg.TokenInfoURL != "" {
+		o.tokenInfo, _ = url.Parse(cfg.TokenInfoURL) // checkURL parsed it
+	}
+	return o, nil
 }
 
 func (o *oauth2Verifier) Name() string { return o.name }
@@ -144,10 +148,7 @@ func (o *oauth2Verifier) bind(ctx context.Context, token string) (string, error)
 		}
 	} else {
 		what = "tokeninfo"
-		u, perr := url.Parse(o.tokenInfoURL)
-		if perr != nil {
-			return "", perr
-		}
+		u := *o.tokenInfo
 		q := u.Query()
 		q.Set("access_token", token)
 		u.RawQuery = q.Encode()
