@@ -92,7 +92,8 @@ func checkURL(key, raw string) error {
 }
 
 // userInfo is what we read from a userinfo endpoint (OIDC's, Google's, or
-// a generic OAuth 2 one): sub, or a string or numeric id.
+// a generic OAuth 2 one): sub, or a string or numeric id. readUserInfo
+// sets Sub to the subject either way.
 type userInfo struct {
 	Sub           string          `json:"sub"`
 	ID            json.RawMessage `json:"id"`
@@ -136,8 +137,20 @@ func readUserInfo(ctx context.Context, client *http.Client, endpoint, token stri
 	case status != http.StatusOK:
 		return ui, fmt.Errorf("%w: userinfo: status %d", ErrUnavailable, status)
 	}
-	if ui.subject() == "" {
+	if ui.Sub = ui.subject(); ui.Sub == "" {
 		return ui, refuse(ReasonMalformed, "the provider's userinfo answer names no subject", nil)
 	}
 	return ui, nil
+}
+
+// identity is what the answer states about the account, under issuer.
+func (u *userInfo) identity(issuer string) Identity {
+	return Identity{
+		Issuer:        issuer,
+		Subject:       u.Sub,
+		Email:         u.Email,
+		EmailVerified: u.Email != "" && bool(u.EmailVerified),
+		Name:          u.Name,
+		Picture:       u.Picture,
+	}
 }

@@ -104,19 +104,12 @@ func (o *oauth2Verifier) Verify(ctx context.Context, c Credential) (Identity, er
 	if err != nil {
 		return Identity{}, err
 	}
-	if sub != "" && ui.subject() != sub {
+	if sub != "" && ui.Sub != sub {
 		return Identity{}, refuse(ReasonMalformed, "the provider's userinfo and token check name different accounts",
-			fmt.Errorf("bound sub %q, userinfo sub %q", sub, ui.subject()))
+			fmt.Errorf("bound sub %q, userinfo sub %q", sub, ui.Sub))
 	}
-	id := Identity{
-		Provider:      o.name,
-		Issuer:        o.issuer,
-		Subject:       ui.subject(),
-		Email:         ui.Email,
-		EmailVerified: ui.Email != "" && bool(ui.EmailVerified),
-		Name:          ui.Name,
-		Picture:       ui.Picture,
-	}
+	id := ui.identity(o.issuer)
+	id.Provider = o.name
 	if o.needVerEm && !id.EmailVerified {
 		return Identity{}, refuse(ReasonEmailNotVerified, "", nil)
 	}
