@@ -25,9 +25,6 @@ func newApple(ctx context.Context, cfg Config) (Verifier, error) {
 	if err := checkIssuer(cfg.Issuer); err != nil {
 		return nil, err
 	}
-	if err := onlyGoogle(cfg); err != nil {
-		return nil, err
-	}
 	v := newOIDCVerifier(cfg, []string{cfg.Issuer})
 	v.finish = func(cl *claims, id *Identity) {
 		id.PrivateEmail = bool(cl.IsPrivateEmail)

@@ -57,9 +57,6 @@ func newGitHub(_ context.Context, cfg Config) (Verifier, error) {
 	if cfg.ClientSecret == "" {
 		problems = append(problems, "client_secret is required by type github: it proves a token was issued to our app")
 	}
-	if err := onlyGoogle(cfg); err != nil {
-		problems = append(problems, err.Error())
-	}
 	api := strings.TrimSuffix(cfg.APIURL, "/")
 	if api == "" {
 		api = githubAPI

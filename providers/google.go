@@ -114,22 +114,15 @@ func (v *oidcVerifier) verifyGoogleAccessToken(ctx context.Context, tokenInfoURL
 	if err != nil {
 		return Identity{}, err
 	}
-	if ti.Subject != "" && ui.subject() != ti.Subject {
+	if ti.Subject != "" && ui.Sub != ti.Subject {
 		return Identity{}, refuse(ReasonMalformed, "the provider's userinfo and tokeninfo name different accounts",
-			fmt.Errorf("tokeninfo sub %q, userinfo sub %q", ti.Subject, ui.subject()))
+			fmt.Errorf("tokeninfo sub %q, userinfo sub %q", ti.Subject, ui.Sub))
 	}
 	if v.needDomain && !slices.Contains(v.domains, strings.ToLower(ui.HostedDomain)) {
 		return Identity{}, refuse(ReasonDomain, "", fmt.Errorf("hd %q, allowed %v", ui.HostedDomain, v.domains))
 	}
-	id := Identity{
-		Issuer:        v.issuer,
-		Subject:       ui.subject(),
-		Email:         ui.Email,
-		EmailVerified: ui.Email != "" && bool(ui.EmailVerified),
-		Name:          ui.Name,
-		Picture:       ui.Picture,
-		HostedDomain:  ui.HostedDomain,
-	}
+	id := ui.identity(v.issuer)
+	id.HostedDomain = ui.HostedDomain
 	if v.needVerEm && !id.EmailVerified {
 		return Identity{}, refuse(ReasonEmailNotVerified, "", nil)
 	}

@@ -18,21 +18,15 @@ import (
 // caller to judge. Errors name the method, URL (without its query) and
 // status, never a body or a token.
 func callJSON(ctx context.Context, client *http.Client, req *http.Request, out any) (int, error) {
-	ctx, cancel := context.WithTimeout(ctx, fetchTimeout)
-	defer cancel()
-	req = req.WithContext(ctx)
-	req.Header.Set("Accept", "application/json")
 	where := req.Method + " " + redactURL(req.URL)
-	resp, err := client.Do(req)
-	if err != nil {
+	resp, body, err := send(ctx, client, req)
+	if resp == nil {
 		var ue *url.Error
 		if errors.As(err, &ue) {
 			err = ue.Err // url.Error repeats the URL, query and all
 		}
 		return 0, fmt.Errorf("%w: %s: %v", ErrUnavailable, where, err)
 	}
-	defer resp.Body.Close()
-	body, err := io.ReadAll(io.LimitReader(resp.Body, maxDocumentSize+1))
 	if err != nil {
 		return resp.StatusCode, fmt.Errorf("%w: %s: reading body: %v", ErrUnavailable, where, err)
 	}
@@ -49,6 +43,24 @@ func callJSON(ctx context.Context, client *http.Client, req *http.Request, out a
 		return resp.StatusCode, fmt.Errorf("%w: %s: answer is not the JSON expected: %v", ErrUnavailable, where, err)
 	}
 	return resp.StatusCode, nil
+}
+
+// send does req within fetchTimeout, asking for JSON, and reads at most
+// maxDocumentSize+1 bytes of the answer, so that callers can tell an
+// oversized body. resp is nil when the request failed; otherwise its body
+// is already read and closed, and err is a failure reading it.
+func send(ctx context.Context, client *http.Client, req *http.Request) (resp *http.Response, body []byte, err error) {
+	ctx, cancel := context.WithTimeout(ctx, fetchTimeout)
+	defer cancel()
+	req = req.WithContext(ctx)
+	req.Header.Set("Accept", "application/json")
+	resp, err = client.Do(req)
+	if err != nil {
+		return nil, nil, err
+	}
+	defer resp.Body.Close()
+	body, err = io.ReadAll(io.LimitReader(resp.Body, maxDocumentSize+1))
+	return resp, body, err
 }
 
 func redactURL(u *url.URL) string {
@@ -80,7 +92,8 @@ func checkURL(key, raw string) error {
 }
 
 // userInfo is what we read from a userinfo endpoint (OIDC's, Google's, or
-// a generic OAuth 2 one): sub, or a string or numeric id.
+// a generic OAuth 2 one): sub, or a string or numeric id. readUserInfo
+// sets Sub to the subject either way.
 type userInfo struct {
 	Sub           string          `json:"sub"`
 	ID            json.RawMessage `json:"id"`
@@ -124,8 +137,20 @@ func readUserInfo(ctx context.Context, client *http.Client, endpoint, token stri
 	case status != http.StatusOK:
 		return ui, fmt.Errorf("%w: userinfo: status %d", ErrUnavailable, status)
 	}
-	if ui.subject() == "" {
+	if ui.Sub = ui.subject(); ui.Sub == "" {
 		return ui, refuse(ReasonMalformed, "the provider's userinfo answer names no subject", nil)
 	}
 	return ui, nil
+}
+
+// identity is what the answer states about the account, under issuer.
+func (u *userInfo) identity(issuer string) Identity {
+	return Identity{
+		Issuer:        issuer,
+		Subject:       u.Sub,
+		Email:         u.Email,
+		EmailVerified: u.Email != "" && bool(u.EmailVerified),
+		Name:          u.Name,
+		Picture:       u.Picture,
+	}
 }

@@ -35,9 +35,6 @@ func newMicrosoft(ctx context.Context, cfg Config) (Verifier, error) {
 	if cfg.Issuer != "" {
 		return nil, errors.New("issuer is not used by type microsoft: set authority and tenant")
 	}
-	if err := onlyGoogle(cfg); err != nil {
-		return nil, err
-	}
 	authority := strings.TrimSuffix(cfg.Authority, "/")
 	if authority == "" {
 		authority = microsoftAuthority
@@ -98,12 +95,4 @@ func newMicrosoft(ctx context.Context, cfg Config) (Verifier, error) {
 	}
 	v.start(ctx)
 	return v, nil
-}
-
-// onlyGoogle refuses allowed_domains on types other than google.
-func onlyGoogle(cfg Config) error {
-	if len(cfg.AllowedDomains) > 0 {
-		return errors.New("allowed_domains is only supported by type google")
-	}
-	return nil
 }

@@ -33,7 +33,7 @@ type oauth2Verifier struct {
 	clientIDs     []string
 	secret        string
 	introspectURL string
-	tokenInfoURL  string
+	tokenInfo     *url.URL // parsed once; nil with introspectURL
 	userInfoURL   string
 	tokenURL      string
 	needVerEm     bool
@@ -51,7 +51,6 @@ func newOAuth2(_ context.Context, cfg Config) (Verifier, error) {
 		}
 	}
 	add(checkIssuer(cfg.Issuer))
-	add(onlyGoogle(cfg))
 	if cfg.UserInfoURL == "" {
 		problems = append(problems, "userinfo_url is required by type oauth2")
 	} else {
@@ -76,11 +75,15 @@ func newOAuth2(_ context.Context, cfg Config) (Verifier, error) {
 	if len(problems) > 0 {
 		return nil, errors.New(strings.Join(problems, "; "))
 	}
-	return &oauth2Verifier{
+	o := &oauth2Verifier{
 		name: cfg.Name, issuer: cfg.Issuer, clientIDs: slices.Clone(cfg.ClientIDs), secret: cfg.ClientSecret,
-		introspectURL: cfg.IntrospectionURL, tokenInfoURL: cfg.TokenInfoURL, userInfoURL: cfg.UserInfoURL,
+		introspectURL: cfg.IntrospectionURL, userInfoURL: cfg.UserInfoURL,
 		tokenURL: cfg.TokenURL, needVerEm: cfg.RequireVerifiedEmail, client: cfg.HTTPClient, log: cfg.Logger,
-	}, nil
+	}
+	if cfg.TokenInfoURL != "" {
+		o.tokenInfo, _ = url.Parse(cfg.TokenInfoURL) // checkURL parsed it
+	}
+	return o, nil
 }
 
 func (o *oauth2Verifier) Name() string { return o.name }
@@ -101,19 +104,12 @@ func (o *oauth2Verifier) Verify(ctx context.Context, c Credential) (Identity, er
 	if err != nil {
 		return Identity{}, err
 	}
-	if sub != "" && ui.subject() != sub {
+	if sub != "" && ui.Sub != sub {
 		return Identity{}, refuse(ReasonMalformed, "the provider's userinfo and token check name different accounts",
-			fmt.Errorf("bound sub %q, userinfo sub %q", sub, ui.subject()))
+			fmt.Errorf("bound sub %q, userinfo sub %q", sub, ui.Sub))
 	}
-	id := Identity{
-		Provider:      o.name,
-		Issuer:        o.issuer,
-		Subject:       ui.subject(),
-		Email:         ui.Email,
-		EmailVerified: ui.Email != "" && bool(ui.EmailVerified),
-		Name:          ui.Name,
-		Picture:       ui.Picture,
-	}
+	id := ui.identity(o.issuer)
+	id.Provider = o.name
 	if o.needVerEm && !id.EmailVerified {
 		return Identity{}, refuse(ReasonEmailNotVerified, "", nil)
 	}
@@ -145,10 +141,7 @@ func (o *oauth2Verifier) bind(ctx context.Context, token string) (string, error)
 		}
 	} else {
 		what = "tokeninfo"
-		u, perr := url.Parse(o.tokenInfoURL)
-		if perr != nil {
-			return "", perr
-		}
+		u := *o.tokenInfo
 		q := u.Query()
 		q.Set("access_token", token)
 		u.RawQuery = q.Encode()

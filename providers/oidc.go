@@ -74,9 +74,6 @@ type discovered struct {
 var _ Verifier = (*oidcVerifier)(nil)
 
 func newOIDC(ctx context.Context, cfg Config) (Verifier, error) {
-	if len(cfg.AllowedDomains) > 0 {
-		return nil, errors.New("allowed_domains is only supported by type google")
-	}
 	if err := checkIssuer(cfg.Issuer); err != nil {
 		return nil, err
 	}
@@ -199,12 +196,12 @@ func (v *oidcVerifier) discover(ctx context.Context) error {
 		return fmt.Errorf("discovery: document names issuer %q, configured %q", doc.Issuer, v.issuer)
 	}
 	if doc.TokenEndpoint != "" {
-		if u, err := url.Parse(doc.TokenEndpoint); err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
-			return fmt.Errorf("discovery: token_endpoint %q is not an http(s) URL", doc.TokenEndpoint)
+		if err := checkURL("token_endpoint", doc.TokenEndpoint); err != nil {
+			return fmt.Errorf("discovery: %w", err)
 		}
 	}
-	if u, err := url.Parse(doc.JWKSURI); err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
-		return fmt.Errorf("discovery: jwks_uri %q is not an http(s) URL", doc.JWKSURI)
+	if err := checkURL("jwks_uri", doc.JWKSURI); err != nil {
+		return fmt.Errorf("discovery: %w", err)
 	}
 
 	advertised := doc.Algs

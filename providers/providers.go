@@ -196,6 +196,9 @@ func New(ctx context.Context, cfg Config) (Verifier, error) {
 	if len(cfg.AllowedTenants) > 0 && cfg.Type != "microsoft" {
 		problems = append(problems, "allowed_tenants is only supported by type microsoft")
 	}
+	if len(cfg.AllowedDomains) > 0 && cfg.Type != "google" {
+		problems = append(problems, "allowed_domains is only supported by type google")
+	}
 	if len(problems) > 0 {
 		return nil, fmt.Errorf("providers: provider %q: %s", cfg.Name, strings.Join(problems, "; "))
 	}

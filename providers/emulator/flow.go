@@ -26,37 +26,40 @@ func readAuthz(v url.Values) authzParams {
 	}
 }
 
-// check validates an authorize request. A bad client or redirect_uri is
-// shown on the page (redirecting to an unchecked URI would make us an open
-// redirector); anything else goes back to the client as an OAuth error.
-func (e *Emulator) check(p authzParams) (pageErr string, redirectErr, redirectDesc string) {
+// check validates an authorize request and, when it fails, answers it. A
+// bad client or redirect_uri is shown on the page (redirecting to an
+// unchecked URI would make us an open redirector); anything else goes back
+// to the client as an OAuth error. It reports whether p passed.
+func (e *Emulator) check(w http.ResponseWriter, r *http.Request, p authzParams) bool {
 	if !e.knownClient(p.ClientID) {
-		return "unknown client_id " + strconv.Quote(p.ClientID) + "; this emulator accepts " + strings.Join(e.clientIDs, ", "), "", ""
+		e.render(w, http.StatusBadRequest, page{Error: "unknown client_id " + strconv.Quote(p.ClientID) + "; this emulator accepts " + strings.Join(e.clientIDs, ", ")})
+		return false
 	}
 	u, err := url.Parse(p.RedirectURI)
 	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.Fragment != "" {
-		return "redirect_uri must be an absolute http(s) URL without a fragment", "", ""
+		e.render(w, http.StatusBadRequest, page{Error: "redirect_uri must be an absolute http(s) URL without a fragment"})
+		return false
 	}
+	var code, desc string
 	switch {
 	case p.ResponseType != "code":
-		return "", "unsupported_response_type", "only response_type=code is supported"
+		code, desc = "unsupported_response_type", "only response_type=code is supported"
 	case p.Challenge == "":
-		return "", "invalid_request", "PKCE is required: send code_challenge with code_challenge_method=S256"
+		code, desc = "invalid_request", "PKCE is required: send code_challenge with code_challenge_method=S256"
 	case p.Method != "S256":
-		return "", "invalid_request", "code_challenge_method must be S256"
+		code, desc = "invalid_request", "code_challenge_method must be S256"
 	case len(p.Challenge) != 43:
-		return "", "invalid_request", "code_challenge must be the base64url SHA-256 of the verifier (43 characters)"
+		code, desc = "invalid_request", "code_challenge must be the base64url SHA-256 of the verifier (43 characters)"
+	default:
+		return true
 	}
-	return "", "", ""
+	e.redirect(w, r, p, url.Values{"error": {code}, "error_description": {desc}})
+	return false
 }
 
 func (e *Emulator) handleAuthorizePage(w http.ResponseWriter, r *http.Request) {
 	p := readAuthz(r.URL.Query())
-	if pageErr, code, desc := e.check(p); pageErr != "" {
-		e.render(w, http.StatusBadRequest, page{Error: pageErr})
-		return
-	} else if code != "" {
-		e.redirect(w, r, p, url.Values{"error": {code}, "error_description": {desc}})
+	if !e.check(w, r, p) {
 		return
 	}
 	e.render(w, http.StatusOK, page{P: p, Recent: e.recentPeople(), Issuer: e.issuer})
@@ -70,11 +73,7 @@ func (e *Emulator) handleApprove(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	p := readAuthz(r.PostForm)
-	if pageErr, code, desc := e.check(p); pageErr != "" {
-		e.render(w, http.StatusBadRequest, page{Error: pageErr})
-		return
-	} else if code != "" {
-		e.redirect(w, r, p, url.Values{"error": {code}, "error_description": {desc}})
+	if !e.check(w, r, p) {
 		return
 	}
 	if r.PostForm.Get("action") == "deny" {

@@ -36,8 +36,7 @@ func (iss *Issuer) TokenCalls() int { return int(iss.tokenCalls.Load()) }
 
 func (iss *Issuer) serveToken(w http.ResponseWriter, r *http.Request) {
 	iss.tokenCalls.Add(1)
-	if iss.isDown() {
-		http.Error(w, "issuer is down", http.StatusServiceUnavailable)
+	if iss.refuse(w) {
 		return
 	}
 	if err := r.ParseForm(); err != nil {
@@ -416,8 +415,7 @@ type OAuth2 struct {
 	clients map[string]string
 	tokens  map[string]IntrospectedToken
 
-	introspections atomic.Int64
-	userInfoCalls  atomic.Int64
+	userInfoCalls atomic.Int64
 }
 
 // NewOAuth2 starts the fake; tb.Cleanup closes it.
@@ -454,7 +452,6 @@ func (o *OAuth2) AddToken(token string, t IntrospectedToken) {
 func (o *OAuth2) UserInfoCalls() int { return int(o.userInfoCalls.Load()) }
 
 func (o *OAuth2) serveIntrospect(w http.ResponseWriter, r *http.Request) {
-	o.introspections.Add(1)
 	if o.refuse(w) {
 		return
 	}

@@ -91,6 +91,7 @@ func KeyID(pub crypto.PublicKey) string {
 //	/token                             authorization codes added by AddCode
 //	/authorize, /userinfo              advertised, not served (404)
 type Issuer struct {
+	downable
 	srv *httptest.Server
 	mux *http.ServeMux
 
@@ -103,7 +104,6 @@ type Issuer struct {
 	key      *rsa.PrivateKey
 	kid      string
 	algs     []string
-	down     bool
 	extra    map[string]string // AddDiscovery: path -> issuer
 
 	jwksFetches      atomic.Int64
@@ -175,13 +175,6 @@ func (iss *Issuer) SetSigningAlgs(algs ...string) {
 	iss.algs = algs
 }
 
-// SetDown makes discovery and the JWKS answer 503 (true) or serve again.
-func (iss *Issuer) SetDown(down bool) {
-	iss.mu.Lock()
-	defer iss.mu.Unlock()
-	iss.down = down
-}
-
 // JWKSFetches counts requests to the JWKS, including those answered 503.
 func (iss *Issuer) JWKSFetches() int { return int(iss.jwksFetches.Load()) }
 
@@ -192,12 +185,6 @@ func (iss *Issuer) DiscoveryFetches() int { return int(iss.discoveryFetches.Load
 func (iss *Issuer) AtHash(accessToken string) string {
 	sum := sha256.Sum256([]byte(accessToken))
 	return base64.RawURLEncoding.EncodeToString(sum[:len(sum)/2])
-}
-
-func (iss *Issuer) isDown() bool {
-	iss.mu.Lock()
-	defer iss.mu.Unlock()
-	return iss.down
 }
 
 func (iss *Issuer) serveDiscovery(w http.ResponseWriter, r *http.Request) {
@@ -228,8 +215,7 @@ func (iss *Issuer) AddDiscovery(path, issuer string) {
 
 func (iss *Issuer) serveDiscoveryFor(w http.ResponseWriter, issuer string) {
 	iss.discoveryFetches.Add(1)
-	if iss.isDown() {
-		http.Error(w, "issuer is down", http.StatusServiceUnavailable)
+	if iss.refuse(w) {
 		return
 	}
 	iss.mu.Lock()
@@ -252,8 +238,7 @@ func (iss *Issuer) serveDiscoveryFor(w http.ResponseWriter, issuer string) {
 
 func (iss *Issuer) serveJWKS(w http.ResponseWriter, r *http.Request) {
 	iss.jwksFetches.Add(1)
-	if iss.isDown() {
-		http.Error(w, "issuer is down", http.StatusServiceUnavailable)
+	if iss.refuse(w) {
 		return
 	}
 	iss.mu.Lock()
