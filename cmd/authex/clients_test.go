@@ -76,10 +76,7 @@ func TestClientsEndToEnd(t *testing.T) {
 	base := fmt.Sprintf("http://127.0.0.1:%d", port)
 	const envSecret, fileSecret = "env-secret-0123456789", "file-secret-0123456789"
 	writeFile(t, filepath.Join(dir, "secret"), fileSecret+"\n")
-	cfgPath := filepath.Join(dir, "authex.yaml")
-	writeFile(t, cfgPath, fmt.Sprintf(`
-server: { listen: "127.0.0.1:%d", public_url: %q }
-storage: { driver: bolt, bolt: { path: %q } }
+	cfgPath := writeBoltConfig(t, dir, "authex", port, base, fmt.Sprintf(`
 providers:
   corp: { type: oidc, issuer: %q, client_ids: [ "web" ] }
 clients:
@@ -87,7 +84,7 @@ clients:
   - { id: backend, secret_file: %q }
   - { id: ios, public: true }
 log: { format: json, level: debug }
-`, port, base, filepath.Join(dir, "data", "authex.db"), iss.URL(), filepath.Join(dir, "secret")))
+`, iss.URL(), filepath.Join(dir, "secret")))
 	t.Setenv("TEST_NEXTJS_SECRET", envSecret)
 	p := startBinary(t, bin, cfgPath, base)
 	defer p.stop(t)

@@ -91,14 +91,11 @@ func TestRestartKeepsEverything(t *testing.T) {
 	dir := t.TempDir()
 	port := freePort(t)
 	base := fmt.Sprintf("http://127.0.0.1:%d", port)
-	cfgPath := filepath.Join(dir, "authex.yaml")
-	writeFile(t, cfgPath, fmt.Sprintf(`
-server: { listen: "127.0.0.1:%d", public_url: %q }
-storage: { driver: bolt, bolt: { path: %q } }
+	cfgPath := writeBoltConfig(t, dir, "authex", port, base, fmt.Sprintf(`
 providers:
   corp: { type: oidc, issuer: %q, client_ids: [ "web" ] }
 log: { format: json }
-`, port, base, filepath.Join(dir, "data", "authex.db"), iss.URL()))
+`, iss.URL()))
 
 	first := startBinary(t, bin, cfgPath, base)
 	idToken := iss.Mint(t, map[string]any{"sub": "restart", "aud": "web", "email": "r@example.com", "email_verified": true})
@@ -144,6 +141,17 @@ func TestSecondInstanceOnSameFileFails(t *testing.T) {
 }
 
 var noEnv = func(string) string { return "" }
+
+// writeBoltConfig writes a config for an instance listening on port,
+// announced at public, with its bbolt file at dir/data/authex.db; rest
+// holds the other sections. It returns the config's path, dir/name.yaml.
+func writeBoltConfig(t *testing.T, dir, name string, port int, public, rest string) string {
+	t.Helper()
+	path := filepath.Join(dir, name+".yaml")
+	writeFile(t, path, fmt.Sprintf("server: { listen: \"127.0.0.1:%d\", public_url: %q }\nstorage: { driver: bolt, bolt: { path: %q } }\n",
+		port, public, filepath.Join(dir, "data", "authex.db"))+rest)
+	return path
+}
 
 func writeFile(t *testing.T, path, content string) {
 	t.Helper()

@@ -91,15 +91,12 @@ func TestPasswordAndCompatEndToEnd(t *testing.T) {
 	dir := t.TempDir()
 	port := freePort(t)
 	base := fmt.Sprintf("http://127.0.0.1:%d", port)
-	cfgPath := filepath.Join(dir, "authex.yaml")
-	writeFile(t, cfgPath, fmt.Sprintf(`
-server: { listen: "127.0.0.1:%d", public_url: %q }
-storage: { driver: bolt, bolt: { path: %q } }
+	cfgPath := writeBoltConfig(t, dir, "authex", port, base, `
 providers:
   password: { type: password, memory: 4096, iterations: 1 }
 compat: [ djrestauth, fastapi ]
 log: { format: json }
-`, port, base, filepath.Join(dir, "data", "authex.db")))
+`)
 
 	first := startBinary(t, bin, cfgPath, base)
 	reg := postJSON(t, base+"/v1/register", map[string]any{"email": "e2e@example.com", "password": "end to end passphrase", "name": "E Two"})

@@ -108,15 +108,12 @@ func TestServeGitHubProvider(t *testing.T) {
 	dir := t.TempDir()
 	port := freePort(t)
 	base := fmt.Sprintf("http://127.0.0.1:%d", port)
-	cfgPath := filepath.Join(dir, "authex.yaml")
 	writeFile(t, filepath.Join(dir, "gh.secret"), "gh-secret\n")
-	writeFile(t, cfgPath, fmt.Sprintf(`
-server: { listen: "127.0.0.1:%d", public_url: %q }
-storage: { driver: bolt, bolt: { path: %q } }
+	cfgPath := writeBoltConfig(t, dir, "authex", port, base, fmt.Sprintf(`
 providers:
   github: { type: github, client_ids: [ "gh-app" ], client_secret_file: %q, api_url: %q }
 log: { format: json }
-`, port, base, filepath.Join(dir, "authex.db"), filepath.Join(dir, "gh.secret"), gh.URL()))
+`, filepath.Join(dir, "gh.secret"), gh.URL()))
 	p := startBinary(t, bin, cfgPath, base)
 	defer p.stop(t) // on an early failure; a no-op after the stop below
 
