@@ -35,22 +35,16 @@ providers:
     type: oidcc
     client_ids: [ "authex" ]
 `)
-	var stdout, stderr bytes.Buffer
-	err := run(context.Background(), []string{"config", "check", "-config", path}, noEnv, &stdout, &stderr)
+	out, err := checkConfigFile(t, path, noEnv)
 	if err == nil {
 		t.Fatal("config check accepted a bad file")
 	}
-	out := stderr.String()
-	for _, want := range []string{
+	outputHas(t, out,
 		"server.public_url: must be an absolute http(s) URL",
 		"tokens.acess_ttl: unknown key",
 		"tokens.refresh_reuse_grace: cannot unmarshal",
 		"providers.corp.type: must be one of",
-	} {
-		if !strings.Contains(out, want) {
-			t.Errorf("output lacks %q:\n%s", want, out)
-		}
-	}
+	)
 	if !strings.Contains(out, "4 problem(s)") {
 		t.Errorf("want 4 problems counted:\n%s", out)
 	}
@@ -151,6 +145,25 @@ func writeBoltConfig(t *testing.T, dir, name string, port int, public, rest stri
 	writeFile(t, path, fmt.Sprintf("server: { listen: \"127.0.0.1:%d\", public_url: %q }\nstorage: { driver: bolt, bolt: { path: %q } }\n",
 		port, public, filepath.Join(dir, "data", "authex.db"))+rest)
 	return path
+}
+
+// checkConfigFile runs `authex config check` on path and returns what it
+// printed to stderr.
+func checkConfigFile(t *testing.T, path string, getenv func(string) string) (string, error) {
+	t.Helper()
+	var stderr bytes.Buffer
+	err := run(context.Background(), []string{"config", "check", "-config", path}, getenv, io.Discard, &stderr)
+	return stderr.String(), err
+}
+
+// outputHas reports each of wants that out lacks.
+func outputHas(t *testing.T, out string, wants ...string) {
+	t.Helper()
+	for _, want := range wants {
+		if !strings.Contains(out, want) {
+			t.Errorf("output lacks %q:\n%s", want, out)
+		}
+	}
 }
 
 func writeFile(t *testing.T, path, content string) {
@@ -292,9 +305,7 @@ providers:
   corp: { type: oidc, issuer: "http://login.example.com", client_ids: [ "authex" ] }
   local: { type: oidc, issuer: "http://127.0.0.1:9090/emulator", client_ids: [ "authex" ] }
 `)
-	var stderr bytes.Buffer
-	err := run(context.Background(), []string{"config", "check", "-config", path}, noEnv, io.Discard, &stderr)
-	out := stderr.String()
+	out, err := checkConfigFile(t, path, noEnv)
 	if err == nil || !strings.Contains(out, "providers.corp.issuer: must use https") || strings.Contains(out, "providers.local") {
 		t.Fatalf("plain http issuer: %v\n%s", err, out)
 	}
