@@ -133,14 +133,10 @@ func (s *Server) compatRoutes(names []string) {
 // and its id goes into the session. client is nil without clients; without
 // a compat_client the answer is invalid_client, never an unbound session.
 func (s *Server) compatCaller(c echo.Context) (who exchange.Client, client *exchange.AuthenticatedClient, err error) {
-	who = clientOf(c)
 	if client, err = s.svc.AuthenticateClient(s.compatClient, ""); err != nil {
-		return who, nil, err
+		return clientOf(c, nil), nil, err
 	}
-	if client != nil {
-		who.ID = client.ID
-	}
-	return who, client, nil
+	return clientOf(c, client), client, nil
 }
 
 // compatDecode reads a JSON body like decodeJSON, but also accepts an empty
