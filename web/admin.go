@@ -192,10 +192,7 @@ func (s *Server) handleAdminUser(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	if idents == nil {
-		idents = []storage.Identity{}
-	}
-	return c.JSON(http.StatusOK, toAdminUser(u, idents))
+	return c.JSON(http.StatusOK, toAdminUser(u, nonNil(idents)))
 }
 
 func (s *Server) handleAdminDisable(disabled bool) echo.HandlerFunc {
