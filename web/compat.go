@@ -156,18 +156,6 @@ func compatDecode(c echo.Context, v any) error {
 	return decodeJSON(c, v)
 }
 
-// logRefusal logs what the client does not see, as errorHandler does.
-func (s *Server) logRefusal(c echo.Context, e *exchange.Error, code int) {
-	rid := c.Response().Header().Get(echo.HeaderXRequestID)
-	if code >= 500 {
-		s.log.ErrorContext(c.Request().Context(), "request failed", "request_id", rid,
-			"route", c.Path(), "reason", e.Reason, "err", e.Err)
-	} else if e.Err != nil {
-		s.log.InfoContext(c.Request().Context(), "request refused", "request_id", rid,
-			"route", c.Path(), "reason", e.Reason, "detail", e.Err.Error())
-	}
-}
-
 // compatJSON writes a compat error body, no-store like every error.
 func compatJSON(c echo.Context, code int, body map[string]any) error {
 	c.Response().Header().Set("Cache-Control", "no-store")
