@@ -144,18 +144,29 @@ func optTime(t time.Time) *time.Time {
 	return &u
 }
 
+// queryLimit reads the optional ?limit= of a list; 0 when absent.
+func queryLimit(c echo.Context) (int, error) {
+	v := c.QueryParam("limit")
+	if v == "" {
+		return 0, nil
+	}
+	n, err := strconv.Atoi(v)
+	if err != nil {
+		return 0, requestError("invalid_limit", "limit must be a number")
+	}
+	return n, nil
+}
+
 func (s *Server) handleAdminUsers(c echo.Context) error {
 	f := storage.UserFilter{
 		Email: c.QueryParam("email"), Provider: c.QueryParam("provider"), Subject: c.QueryParam("subject"),
 		After: c.QueryParam("after"),
 	}
-	if v := c.QueryParam("limit"); v != "" {
-		n, err := strconv.Atoi(v)
-		if err != nil {
-			return requestError("invalid_limit", "limit must be a number")
-		}
-		f.Limit = n
+	limit, err := queryLimit(c)
+	if err != nil {
+		return err
 	}
+	f.Limit = limit
 	users, err := s.admin.ListUsers(c.Request().Context(), f)
 	if err != nil {
 		return err
@@ -167,7 +178,6 @@ func (s *Server) handleAdminUsers(c echo.Context) error {
 	for _, u := range users {
 		out.Users = append(out.Users, toAdminUser(u, nil))
 	}
-	limit := f.Limit
 	if limit == 0 {
 		limit = exchange.DefaultUserPage
 	}
@@ -182,10 +192,7 @@ func (s *Server) handleAdminUser(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	if idents == nil {
-		idents = []storage.Identity{}
-	}
-	return c.JSON(http.StatusOK, toAdminUser(u, idents))
+	return c.JSON(http.StatusOK, toAdminUser(u, nonNil(idents)))
 }
 
 func (s *Server) handleAdminDisable(disabled bool) echo.HandlerFunc {
@@ -295,13 +302,11 @@ func (s *Server) handleAdminAudit(c echo.Context) error {
 		}
 		*dst = t
 	}
-	if v := c.QueryParam("limit"); v != "" {
-		n, err := strconv.Atoi(v)
-		if err != nil {
-			return requestError("invalid_limit", "limit must be a number")
-		}
-		f.Limit = n
+	limit, err := queryLimit(c)
+	if err != nil {
+		return err
 	}
+	f.Limit = limit
 	events, err := s.admin.ListAudit(c.Request().Context(), f)
 	if err != nil {
 		return err

@@ -133,14 +133,10 @@ func (s *Server) compatRoutes(names []string) {
 // and its id goes into the session. client is nil without clients; without
 // a compat_client the answer is invalid_client, never an unbound session.
 func (s *Server) compatCaller(c echo.Context) (who exchange.Client, client *exchange.AuthenticatedClient, err error) {
-	who = clientOf(c)
 	if client, err = s.svc.AuthenticateClient(s.compatClient, ""); err != nil {
-		return who, nil, err
+		return clientOf(c, nil), nil, err
 	}
-	if client != nil {
-		who.ID = client.ID
-	}
-	return who, client, nil
+	return clientOf(c, client), client, nil
 }
 
 // compatDecode reads a JSON body like decodeJSON, but also accepts an empty
@@ -158,18 +154,6 @@ func compatDecode(c echo.Context, v any) error {
 		return nil
 	}
 	return decodeJSON(c, v)
-}
-
-// logRefusal logs what the client does not see, as errorHandler does.
-func (s *Server) logRefusal(c echo.Context, e *exchange.Error, code int) {
-	rid := c.Response().Header().Get(echo.HeaderXRequestID)
-	if code >= 500 {
-		s.log.ErrorContext(c.Request().Context(), "request failed", "request_id", rid,
-			"route", c.Path(), "reason", e.Reason, "err", e.Err)
-	} else if e.Err != nil {
-		s.log.InfoContext(c.Request().Context(), "request refused", "request_id", rid,
-			"route", c.Path(), "reason", e.Reason, "detail", e.Err.Error())
-	}
 }
 
 // compatJSON writes a compat error body, no-store like every error.

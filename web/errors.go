@@ -97,13 +97,7 @@ func (s *Server) errorHandler(err error, c echo.Context) {
 		if e.Kind == exchange.KindInvalidToken && c.Get(bearerUsed) != nil {
 			c.Response().Header().Set(echo.HeaderWWWAuthenticate, `Bearer error="invalid_token"`)
 		}
-		if code >= 500 {
-			s.log.ErrorContext(c.Request().Context(), "request failed", "request_id", rid,
-				"route", c.Path(), "reason", e.Reason, "err", e.Err)
-		} else if e.Err != nil {
-			s.log.InfoContext(c.Request().Context(), "request refused", "request_id", rid,
-				"route", c.Path(), "reason", e.Reason, "detail", e.Err.Error())
-		}
+		s.logRefusal(c, e, code)
 	}
 	body.RequestID = rid
 	c.Response().Header().Set("Cache-Control", "no-store")
@@ -113,6 +107,19 @@ func (s *Server) errorHandler(err error, c echo.Context) {
 	}
 	if err := c.JSON(code, body); err != nil {
 		slog.Default().Error("write error body", "err", err)
+	}
+}
+
+// logRefusal logs what the client does not see of a refusal: the internals
+// of a server error, the detail of any other, with the request id.
+func (s *Server) logRefusal(c echo.Context, e *exchange.Error, code int) {
+	rid := c.Response().Header().Get(echo.HeaderXRequestID)
+	if code >= 500 {
+		s.log.ErrorContext(c.Request().Context(), "request failed", "request_id", rid,
+			"route", c.Path(), "reason", e.Reason, "err", e.Err)
+	} else if e.Err != nil {
+		s.log.InfoContext(c.Request().Context(), "request refused", "request_id", rid,
+			"route", c.Path(), "reason", e.Reason, "detail", e.Err.Error())
 	}
 }
 

@@ -100,13 +100,9 @@ func (s *Server) handleExchange(c echo.Context) error {
 	if err := decodeJSON(c, &req); err != nil {
 		return err
 	}
-	client, err := s.authClient(c, req.ClientID, req.ClientSecret)
+	who, err := s.caller(c, req.ClientID, req.ClientSecret)
 	if err != nil {
 		return err
-	}
-	who := clientOf(c)
-	if client != nil {
-		who.ID = client.ID
 	}
 	res, err := s.svc.Exchange(c.Request().Context(), exchange.ExchangeRequest{
 		Provider: req.Provider,
@@ -277,8 +273,24 @@ func decodeJSON(c echo.Context, v any) error {
 	return nil
 }
 
-func clientOf(c echo.Context) exchange.Client {
-	return exchange.Client{UserAgent: c.Request().UserAgent(), IP: c.RealIP()}
+// clientOf describes the caller for the session it may get; client, the
+// authenticated client if any, names it.
+func clientOf(c echo.Context, client *exchange.AuthenticatedClient) exchange.Client {
+	who := exchange.Client{UserAgent: c.Request().UserAgent(), IP: c.RealIP()}
+	if client != nil {
+		who.ID = client.ID
+	}
+	return who
+}
+
+// caller authenticates the client (when clients are configured) and
+// describes the caller.
+func (s *Server) caller(c echo.Context, id, secret string) (exchange.Client, error) {
+	client, err := s.authClient(c, id, secret)
+	if err != nil {
+		return exchange.Client{}, err
+	}
+	return clientOf(c, client), nil
 }
 
 const (

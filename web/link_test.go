@@ -1,6 +1,7 @@
 package web_test
 
 import (
+	"bytes"
 	"context"
 	"encoding/base64"
 	"encoding/json"
@@ -318,15 +319,7 @@ func TestConcurrentUnlinkKeepsOneWayIn(t *testing.T) {
 	statuses := make(chan int, len(idents))
 	for _, id := range idents {
 		go func() {
-			req, _ := http.NewRequest(http.MethodDelete, h.url+"/v1/me/identities/"+id.ID, nil)
-			req.Header.Set("Authorization", "Bearer "+u.AccessToken)
-			res, err := http.DefaultClient.Do(req)
-			if err != nil {
-				statuses <- 0
-				return
-			}
-			res.Body.Close()
-			statuses <- res.StatusCode
+			statuses <- h.statusOf(http.MethodDelete, "/v1/me/identities/"+id.ID, u.AccessToken, nil)
 		}()
 	}
 	got := map[int]int{}
@@ -349,20 +342,11 @@ func TestConcurrentLinkOfOneIdentity(t *testing.T) {
 		users[i] = h.exchangeOK("google", h.idToken(fmt.Sprintf("cl-%d", i), nil))
 	}
 	idToken := h.idToken("cl-contested", map[string]any{"email": "contested@example.com"})
+	body, _ := json.Marshal(map[string]any{"provider": "corp", "id_token": idToken})
 	statuses := make(chan int, n)
 	for _, u := range users {
 		go func() {
-			b, _ := json.Marshal(map[string]any{"provider": "corp", "id_token": idToken})
-			req, _ := http.NewRequest(http.MethodPost, h.url+"/v1/me/identities", strings.NewReader(string(b)))
-			req.Header.Set("Content-Type", "application/json")
-			req.Header.Set("Authorization", "Bearer "+u.AccessToken)
-			res, err := http.DefaultClient.Do(req)
-			if err != nil {
-				statuses <- 0
-				return
-			}
-			res.Body.Close()
-			statuses <- res.StatusCode
+			statuses <- h.statusOf(http.MethodPost, "/v1/me/identities", u.AccessToken, body)
 		}()
 	}
 	got := map[int]int{}
@@ -375,4 +359,24 @@ func TestConcurrentLinkOfOneIdentity(t *testing.T) {
 	if got := h.auditTypes(); countOf(got, "identity.linked") != 1 {
 		t.Fatalf("audit: %v", got)
 	}
+}
+
+// statusOf sends one request with the bearer token and a JSON body, if any,
+// and returns the status, 0 when the request failed. Unlike h.do it never
+// calls Fatal, so goroutines may use it.
+func (h *harness) statusOf(method, path, bearer string, body []byte) int {
+	req, err := http.NewRequest(method, h.url+path, bytes.NewReader(body))
+	if err != nil {
+		return 0
+	}
+	if body != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	req.Header.Set("Authorization", "Bearer "+bearer)
+	res, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return 0
+	}
+	res.Body.Close()
+	return res.StatusCode
 }

@@ -139,13 +139,9 @@ func (s *Server) handleOAuthToken(c echo.Context) error {
 		if rt := p["requested_token_type"]; rt != "" && rt != exchange.TokenTypeAccessToken {
 			return requestError("unsupported_requested_token_type", "requested_token_type must be "+exchange.TokenTypeAccessToken)
 		}
-		who := clientOf(c)
-		if client != nil {
-			who.ID = client.ID
-		}
 		res, err = s.svc.TokenExchange(ctx, exchange.TokenExchangeRequest{
 			SubjectToken: p["subject_token"], SubjectTokenType: p["subject_token_type"],
-			SubjectIssuer: p["subject_issuer"], Nonce: p["nonce"], Client: who,
+			SubjectIssuer: p["subject_issuer"], Nonce: p["nonce"], Client: clientOf(c, client),
 		})
 		if err != nil {
 			return subjectTokenError(err)

@@ -26,26 +26,12 @@ type loginRequest struct {
 	ClientSecret string `json:"client_secret"`
 }
 
-// passwordClient authenticates the client as /v1/exchange does (when
-// clients are configured) and describes the caller.
-func (s *Server) passwordClient(c echo.Context, id, secret string) (exchange.Client, error) {
-	client, err := s.authClient(c, id, secret)
-	if err != nil {
-		return exchange.Client{}, err
-	}
-	who := clientOf(c)
-	if client != nil {
-		who.ID = client.ID
-	}
-	return who, nil
-}
-
 func (s *Server) handleRegister(c echo.Context) error {
 	var req registerRequest
 	if err := decodeJSON(c, &req); err != nil {
 		return err
 	}
-	who, err := s.passwordClient(c, req.ClientID, req.ClientSecret)
+	who, err := s.caller(c, req.ClientID, req.ClientSecret)
 	if err != nil {
 		return err
 	}
@@ -63,7 +49,7 @@ func (s *Server) handleLogin(c echo.Context) error {
 	if err := decodeJSON(c, &req); err != nil {
 		return err
 	}
-	who, err := s.passwordClient(c, req.ClientID, req.ClientSecret)
+	who, err := s.caller(c, req.ClientID, req.ClientSecret)
 	if err != nil {
 		return err
 	}

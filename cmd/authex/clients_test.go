@@ -1,8 +1,6 @@
 package main
 
 import (
-	"bytes"
-	"context"
 	"encoding/base64"
 	"encoding/json"
 	"fmt"
@@ -34,14 +32,12 @@ clients:
   - { id: missing-file, secret_file: %q }
   - { secret_file: %q, providers: [ corp, nope ] }
 `, secretFile, filepath.Join(dir, "absent"), secretFile))
-	var stdout, stderr bytes.Buffer
 	env := map[string]string{"WEB_SECRET": "env-secret-0123456789"}
-	err := run(context.Background(), []string{"config", "check", "-config", path}, func(k string) string { return env[k] }, &stdout, &stderr)
+	out, err := checkConfigFile(t, path, func(k string) string { return env[k] })
 	if err == nil {
 		t.Fatal("config check accepted bad clients")
 	}
-	out := stderr.String()
-	for _, want := range []string{
+	outputHas(t, out,
 		`clients[1].id: "web" is listed twice`,
 		"clients[2].secret: must be at least 16 characters",
 		"clients[3].secret_file: set secret or secret_file, not both",
@@ -50,11 +46,7 @@ clients:
 		"clients[6].secret_file: cannot be read",
 		"clients[7].id: is required",
 		`clients[7].providers[1]: names no configured provider: "nope"`,
-	} {
-		if !strings.Contains(out, want) {
-			t.Errorf("output lacks %q:\n%s", want, out)
-		}
-	}
+	)
 	if !strings.Contains(out, "8 problem(s)") {
 		t.Errorf("want 8 problems:\n%s", out)
 	}
@@ -76,10 +68,7 @@ func TestClientsEndToEnd(t *testing.T) {
 	base := fmt.Sprintf("http://127.0.0.1:%d", port)
 	const envSecret, fileSecret = "env-secret-0123456789", "file-secret-0123456789"
 	writeFile(t, filepath.Join(dir, "secret"), fileSecret+"\n")
-	cfgPath := filepath.Join(dir, "authex.yaml")
-	writeFile(t, cfgPath, fmt.Sprintf(`
-server: { listen: "127.0.0.1:%d", public_url: %q }
-storage: { driver: bolt, bolt: { path: %q } }
+	cfgPath := writeBoltConfig(t, dir, "authex", port, base, fmt.Sprintf(`
 providers:
   corp: { type: oidc, issuer: %q, client_ids: [ "web" ] }
 clients:
@@ -87,7 +76,7 @@ clients:
   - { id: backend, secret_file: %q }
   - { id: ios, public: true }
 log: { format: json, level: debug }
-`, port, base, filepath.Join(dir, "data", "authex.db"), iss.URL(), filepath.Join(dir, "secret")))
+`, iss.URL(), filepath.Join(dir, "secret")))
 	t.Setenv("TEST_NEXTJS_SECRET", envSecret)
 	p := startBinary(t, bin, cfgPath, base)
 	defer p.stop(t)

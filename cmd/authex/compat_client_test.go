@@ -59,10 +59,7 @@ func TestCompatClientEndToEnd(t *testing.T) {
 	dir := t.TempDir()
 	port := freePort(t)
 	base := fmt.Sprintf("http://127.0.0.1:%d", port)
-	cfgPath := filepath.Join(dir, "authex.yaml")
-	writeFile(t, cfgPath, fmt.Sprintf(`
-server: { listen: "127.0.0.1:%d", public_url: %q }
-storage: { driver: bolt, bolt: { path: %q } }
+	cfgPath := writeBoltConfig(t, dir, "authex", port, base, `
 providers:
   password: { type: password, memory: 4096, iterations: 1 }
 clients:
@@ -71,7 +68,7 @@ clients:
 compat: [ fastapi ]
 compat_client: spa
 log: { format: json }
-`, port, base, filepath.Join(dir, "data", "authex.db")))
+`)
 	srv := startBinary(t, bin, cfgPath, base)
 	defer srv.stop(t)
 

@@ -508,7 +508,7 @@ func (c *Config) Validate() Problems {
 		p.add("server.admin_listen", "must differ from server.listen")
 	}
 	c.validateAdmin(&p)
-	p = append(p, c.validateClients()...)
+	c.validateClients(&p)
 	c.validateCompat(&p)
 	switch c.Log.Level {
 	case "debug", "info", "warn", "error":
@@ -648,8 +648,7 @@ func parseNet(s string) (*net.IPNet, error) {
 
 // validateClients checks the clients list and reads secret_file secrets
 // into Secret. Messages name the key, never the value.
-func (c *Config) validateClients() Problems {
-	var p Problems
+func (c *Config) validateClients(p *Problems) {
 	seen := map[string]bool{}
 	for i := range c.Clients {
 		cl := &c.Clients[i]
@@ -684,7 +683,6 @@ func (c *Config) validateClients() Problems {
 			}
 		}
 	}
-	return p
 }
 
 // exchangeClients turns the clients list into the service's form.

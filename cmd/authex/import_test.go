@@ -95,13 +95,10 @@ func TestImportBoltAllOrNothing(t *testing.T) {
 	dir := t.TempDir()
 	data := filepath.Join(dir, "data")
 	target := filepath.Join(data, "authex.db")
-	cfg := filepath.Join(dir, "authex.yaml")
-	writeFile(t, cfg, fmt.Sprintf(`
-server: { listen: "127.0.0.1:%d", public_url: %q }
-storage: { driver: bolt, bolt: { path: %q } }
+	cfg := writeBoltConfig(t, dir, "authex", freePort(t), publicURL, `
 providers:
   corp: { type: oidc, issuer: "https://issuer.example.com", client_ids: [ "web" ] }
-`, freePort(t), publicURL, target))
+`)
 	files := func() []string {
 		entries, _ := os.ReadDir(data)
 		var names []string

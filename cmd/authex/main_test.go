@@ -35,22 +35,16 @@ providers:
     type: oidcc
     client_ids: [ "authex" ]
 `)
-	var stdout, stderr bytes.Buffer
-	err := run(context.Background(), []string{"config", "check", "-config", path}, noEnv, &stdout, &stderr)
+	out, err := checkConfigFile(t, path, noEnv)
 	if err == nil {
 		t.Fatal("config check accepted a bad file")
 	}
-	out := stderr.String()
-	for _, want := range []string{
+	outputHas(t, out,
 		"server.public_url: must be an absolute http(s) URL",
 		"tokens.acess_ttl: unknown key",
 		"tokens.refresh_reuse_grace: cannot unmarshal",
 		"providers.corp.type: must be one of",
-	} {
-		if !strings.Contains(out, want) {
-			t.Errorf("output lacks %q:\n%s", want, out)
-		}
-	}
+	)
 	if !strings.Contains(out, "4 problem(s)") {
 		t.Errorf("want 4 problems counted:\n%s", out)
 	}
@@ -91,14 +85,11 @@ func TestRestartKeepsEverything(t *testing.T) {
 	dir := t.TempDir()
 	port := freePort(t)
 	base := fmt.Sprintf("http://127.0.0.1:%d", port)
-	cfgPath := filepath.Join(dir, "authex.yaml")
-	writeFile(t, cfgPath, fmt.Sprintf(`
-server: { listen: "127.0.0.1:%d", public_url: %q }
-storage: { driver: bolt, bolt: { path: %q } }
+	cfgPath := writeBoltConfig(t, dir, "authex", port, base, fmt.Sprintf(`
 providers:
   corp: { type: oidc, issuer: %q, client_ids: [ "web" ] }
 log: { format: json }
-`, port, base, filepath.Join(dir, "data", "authex.db"), iss.URL()))
+`, iss.URL()))
 
 	first := startBinary(t, bin, cfgPath, base)
 	idToken := iss.Mint(t, map[string]any{"sub": "restart", "aud": "web", "email": "r@example.com", "email_verified": true})
@@ -144,6 +135,36 @@ func TestSecondInstanceOnSameFileFails(t *testing.T) {
 }
 
 var noEnv = func(string) string { return "" }
+
+// writeBoltConfig writes a config for an instance listening on port,
+// announced at public, with its bbolt file at dir/data/authex.db; rest
+// holds the other sections. It returns the config's path, dir/name.yaml.
+func writeBoltConfig(t *testing.T, dir, name string, port int, public, rest string) string {
+	t.Helper()
+	path := filepath.Join(dir, name+".yaml")
+	writeFile(t, path, fmt.Sprintf("server: { listen: \"127.0.0.1:%d\", public_url: %q }\nstorage: { driver: bolt, bolt: { path: %q } }\n",
+		port, public, filepath.Join(dir, "data", "authex.db"))+rest)
+	return path
+}
+
+// checkConfigFile runs `authex config check` on path and returns what it
+// printed to stderr.
+func checkConfigFile(t *testing.T, path string, getenv func(string) string) (string, error) {
+	t.Helper()
+	var stderr bytes.Buffer
+	err := run(context.Background(), []string{"config", "check", "-config", path}, getenv, io.Discard, &stderr)
+	return stderr.String(), err
+}
+
+// outputHas reports each of wants that out lacks.
+func outputHas(t *testing.T, out string, wants ...string) {
+	t.Helper()
+	for _, want := range wants {
+		if !strings.Contains(out, want) {
+			t.Errorf("output lacks %q:\n%s", want, out)
+		}
+	}
+}
 
 func writeFile(t *testing.T, path, content string) {
 	t.Helper()
@@ -284,9 +305,7 @@ providers:
   corp: { type: oidc, issuer: "http://login.example.com", client_ids: [ "authex" ] }
   local: { type: oidc, issuer: "http://127.0.0.1:9090/emulator", client_ids: [ "authex" ] }
 `)
-	var stderr bytes.Buffer
-	err := run(context.Background(), []string{"config", "check", "-config", path}, noEnv, io.Discard, &stderr)
-	out := stderr.String()
+	out, err := checkConfigFile(t, path, noEnv)
 	if err == nil || !strings.Contains(out, "providers.corp.issuer: must use https") || strings.Contains(out, "providers.local") {
 		t.Fatalf("plain http issuer: %v\n%s", err, out)
 	}

@@ -362,14 +362,11 @@ func TestExportBoltImportPostgres(t *testing.T) {
 	dir := t.TempDir()
 	port := freePort(t)
 	base := fmt.Sprintf("http://127.0.0.1:%d", port)
-	boltCfg := filepath.Join(dir, "bolt.yaml")
-	writeFile(t, boltCfg, fmt.Sprintf(`
-server: { listen: "127.0.0.1:%d", public_url: %q }
-storage: { driver: bolt, bolt: { path: %q } }
+	boltCfg := writeBoltConfig(t, dir, "bolt", port, publicURL, fmt.Sprintf(`
 providers:
   corp: { type: oidc, issuer: %q, client_ids: [ "web" ] }
 log: { format: json }
-`, port, publicURL, filepath.Join(dir, "data", "authex.db"), iss.URL()))
+`, iss.URL()))
 	pgCfg := pgConfig(t, dir, "pg", port, schema, iss.URL())
 
 	onBolt := startBinary(t, bin, boltCfg, base)
