@@ -51,7 +51,10 @@ func (s *Server) handleLinkIdentity(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	user, idents, err := s.svc.UserWithIdentities(ctx, principalOf(c).User.ID)
+	// Linking adds an identity and never changes the user record, which
+	// Authenticate has just read: only the identities are read again.
+	user := principalOf(c).User
+	idents, err := s.svc.Identities(ctx, user.ID)
 	if err != nil {
 		return err
 	}
