@@ -75,7 +75,11 @@ func (v *oidcVerifier) exchangeCode(ctx context.Context, d *discovered, c Creden
 	if raw == "" {
 		return Identity{}, refuse(ReasonMalformed, "the provider's token answer has no id_token (was the openid scope requested?)", nil)
 	}
-	return v.verifyIDToken(ctx, d, Credential{IDToken: raw, AccessToken: tok.AccessToken, Nonce: c.Nonce})
+	id, err := v.verifyIDToken(ctx, d, Credential{IDToken: raw, AccessToken: tok.AccessToken, Nonce: c.Nonce})
+	// The provider redeems a code once: its id_token came to us alone and
+	// is no replay risk.
+	id.TokenKey = ""
+	return id, err
 }
 
 // accessTokenOf is the access token an OAuth2-only provider (github,

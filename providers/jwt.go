@@ -71,6 +71,7 @@ type claims struct {
 	NotBefore       *numericDate `json:"nbf"`
 	IssuedAt        *numericDate `json:"iat"`
 	Nonce           string       `json:"nonce"`
+	TokenID         string       `json:"jti"`
 	AtHash          string       `json:"at_hash"`
 	Email           string       `json:"email"`
 	EmailVerified   flexBool     `json:"email_verified"`

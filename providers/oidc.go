@@ -331,6 +331,13 @@ func (v *oidcVerifier) verifyIDToken(ctx context.Context, d *discovered, c Crede
 		Name:          cl.Name,
 		Picture:       cl.Picture,
 		HostedDomain:  cl.HostedDomain,
+		TokenKey:      tokenKey(issuer, cl.TokenID, c.IDToken),
+	}
+	if cl.IssuedAt != nil {
+		id.IssuedAt = cl.IssuedAt.UTC()
+	}
+	if cl.Expiry != nil {
+		id.TokenExpiresAt = cl.Expiry.Add(v.leeway).UTC()
 	}
 	if v.finish != nil {
 		v.finish(&cl, &id)
@@ -398,6 +405,16 @@ func (v *oidcVerifier) checkRest(cl *claims, c Credential) error {
 		return refuse(ReasonNonce, "id_token carries a nonce but none was sent", nil)
 	}
 	return nil
+}
+
+// tokenKey names one id_token at its issuer: by its jti when it has one
+// (the issuer promises it is unique), else by a hash of the whole token.
+func tokenKey(issuer, jti, raw string) string {
+	if jti != "" {
+		return issuer + " jti " + jti
+	}
+	sum := sha256.Sum256([]byte(raw))
+	return issuer + " sha256 " + hex.EncodeToString(sum[:])
 }
 
 func (v *oidcVerifier) isClientID(id string) bool { return slices.Contains(v.clientIDs, id) }

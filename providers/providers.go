@@ -50,6 +50,18 @@ type Identity struct {
 	HostedDomain  string // Google Workspace domain (hd), if any
 	PrivateEmail  bool   // Apple: Email is a private relay address
 	TenantID      string // Microsoft: the token's tid
+
+	// IssuedAt is the credential's iat (zero when it has none).
+	IssuedAt time.Time
+	// TokenKey names this one credential at its issuer, for refusing a
+	// second use of it: the issuer and the token's jti, or the issuer and
+	// a SHA-256 of the whole token when it has no jti. Empty for a
+	// credential that cannot be presented twice (an authorization code,
+	// which the provider redeems once).
+	TokenKey string
+	// TokenExpiresAt is when the credential stops verifying (exp plus the
+	// leeway): a recorded TokenKey can be forgotten after it.
+	TokenExpiresAt time.Time
 }
 
 // Config configures one provider.
