@@ -261,6 +261,11 @@ func TestVerifyOIDC(t *testing.T) {
 			if err != nil {
 				t.Fatalf("Verify: %v (reason %q, detail %v)", err, providers.ReasonOf(err), errors.Unwrap(err))
 			}
+			if id.TokenKey == "" || id.TokenExpiresAt.IsZero() {
+				t.Fatalf("identity names no credential: TokenKey %q, TokenExpiresAt %v", id.TokenKey, id.TokenExpiresAt)
+			}
+			// The credential's own fields are pinned by TestTokenKey.
+			id.TokenKey, id.TokenExpiresAt, id.IssuedAt = "", time.Time{}, time.Time{}
 			want := providers.Identity{
 				Provider: "corp", Issuer: iss.URL(), Subject: "user-1",
 				Email: "ada@example.com", EmailVerified: true,
@@ -825,5 +830,45 @@ func BenchmarkVerify(b *testing.B) {
 		if _, err := v.Verify(ctx, cred); err != nil {
 			b.Fatal(err)
 		}
+	}
+}
+
+// TestTokenKey pins how an Identity names the id_token it came from: by
+// jti when the token has one, else by a hash of the whole token, so two
+// different tokens never share a key and one token always has the same.
+func TestTokenKey(t *testing.T) {
+	iss := providertest.NewIssuer(t)
+	v := newVerifier(t, iss, nil)
+	base := map[string]any{"sub": "user-1", "aud": webClient}
+	verify := func(claims map[string]any) providers.Identity {
+		t.Helper()
+		c := map[string]any{}
+		for k, val := range base {
+			c[k] = val
+		}
+		for k, val := range claims {
+			c[k] = val
+		}
+		id, err := v.Verify(t.Context(), providers.Credential{IDToken: iss.Mint(t, c)})
+		if err != nil {
+			t.Fatalf("Verify: %v", err)
+		}
+		return id
+	}
+	exp := time.Now().Add(30 * time.Minute).Truncate(time.Second)
+	a := verify(map[string]any{"jti": "j-1", "exp": exp.Unix(), "iat": exp.Add(-time.Hour).Unix()})
+	if want := iss.URL() + " jti j-1"; a.TokenKey != want {
+		t.Errorf("TokenKey = %q, want %q", a.TokenKey, want)
+	}
+	if !a.TokenExpiresAt.After(exp) || a.TokenExpiresAt.After(exp.Add(10*time.Minute)) {
+		t.Errorf("TokenExpiresAt = %v, want exp %v plus the leeway", a.TokenExpiresAt, exp)
+	}
+	if !a.IssuedAt.Equal(exp.Add(-time.Hour)) {
+		t.Errorf("IssuedAt = %v, want %v", a.IssuedAt, exp.Add(-time.Hour))
+	}
+	b := verify(map[string]any{"jti": nil, "name": "one"})
+	c := verify(map[string]any{"jti": nil, "name": "two"})
+	if !strings.HasPrefix(b.TokenKey, iss.URL()+" sha256 ") || b.TokenKey == c.TokenKey {
+		t.Errorf("tokens without jti: keys %q and %q, want distinct sha256 keys", b.TokenKey, c.TokenKey)
 	}
 }

@@ -228,7 +228,9 @@ func Subject(email string) string {
 // client id and sub to Subject(email).
 func (e *Emulator) Sign(c Claims) (string, error) {
 	now := e.now()
-	out := Claims{"iat": now.Unix(), "exp": now.Add(e.ttl).Unix(), "aud": e.clientIDs[0]}
+	// A fresh jti per token, as real providers send: authex refuses a
+	// second use of one id_token.
+	out := Claims{"iat": now.Unix(), "exp": now.Add(e.ttl).Unix(), "aud": e.clientIDs[0], "jti": rand.Text()}
 	for k, v := range c {
 		out[k] = v
 	}

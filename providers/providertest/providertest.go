@@ -255,7 +255,7 @@ func writeJSON(w http.ResponseWriter, v any) {
 }
 
 // Mint returns an RS256 id_token signed with the current key, with the
-// current kid. It fills iss, iat (now) and exp (now+1h) unless claims gives
+// current kid. It fills iss, iat (now), exp (now+1h) and a random jti unless claims gives
 // them; a claim set to nil is left out ("exp": nil makes a token without
 // exp).
 func (iss *Issuer) Mint(tb testing.TB, claims map[string]any) string {
@@ -331,6 +331,9 @@ func (iss *Issuer) MintWith(tb testing.TB, opts MintOptions, claims map[string]a
 		"iss": iss.URL(),
 		"iat": now.Unix(),
 		"exp": now.Add(time.Hour).Unix(),
+		// A fresh jti per token, as real providers send: two tokens minted
+		// alike are still two tokens (authex refuses a second use of one).
+		"jti": rand.Text(),
 	}
 	for k, v := range claims {
 		if v == nil {
