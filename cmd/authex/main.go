@@ -45,8 +45,9 @@ Usage:
                                  at /emulator as provider "dev" (loopback only)
   authex emulator [-listen 127.0.0.1:9090] [-client-id ID] [-key-file F] [-force]
                                  run only the development OpenID provider
-  authex config check -config FILE
+  authex config check -config FILE [-production]
                                  report every problem in a config file
+                                 (-production: and what production must not have)
   authex migrate -config FILE    apply pending store migrations (serve does too)
   authex export -config FILE > dump.jsonl
                                  write every record of the store as JSON lines
@@ -111,11 +112,24 @@ func runConfigCheck(args []string, getenv func(string) string, stdout, stderr io
 	fs := flag.NewFlagSet("config check", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	path := configFlag(fs, getenv)
+	production := fs.Bool("production", false, "also fail on what docs/security.md says a production deployment must not have")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
-	if _, err := loadConfigReporting(*path, getenv, stderr); err != nil {
+	cfg, err := loadConfigReporting(*path, getenv, stderr)
+	if err != nil {
 		return err
+	}
+	if *production {
+		if p := cfg.productionProblems(); len(p) > 0 {
+			fmt.Fprintf(stderr, "%s: %d production problem(s) (docs/security.md, \"Production checklist\"):\n", *path, len(p))
+			for _, line := range p {
+				fmt.Fprintln(stderr, "  "+line)
+			}
+			return p
+		}
+		fmt.Fprintf(stdout, "%s: ok for production\n", *path)
+		return nil
 	}
 	fmt.Fprintf(stdout, "%s: ok\n", *path)
 	return nil

@@ -1,0 +1,80 @@
+package main
+
+import (
+	"fmt"
+	"net"
+	"net/url"
+	"strings"
+)
+
+// productionProblems lists what docs/security.md ("Production checklist")
+// says a production deployment must not have. `authex config check
+// -production` fails on any of them; `serve` only logs them, because a
+// staging box is not wrong to run without a TLS front.
+//
+// It runs on a config that passed Validate, so every value is well formed.
+func (c *Config) productionProblems() Problems {
+	var p Problems
+	if u, err := url.Parse(c.Server.PublicURL); err == nil && u.Scheme != "https" {
+		p.add("server.public_url", "must be https in production (tokens and refresh tokens cross it), got %q", c.Server.PublicURL)
+	}
+	if len(c.Clients) == 0 {
+		p.add("clients", "none configured: anyone holding a provider token can exchange it, refresh tokens are not bound to a client and introspection is off")
+	}
+	hasConfidential := false
+	for _, cl := range c.Clients {
+		hasConfidential = hasConfidential || !cl.Public
+	}
+	if len(c.Clients) > 0 && !hasConfidential {
+		p.add("clients", "every client is public: at least the server-side app (the Next-Auth callback) should be confidential, with a secret")
+	}
+	if len(c.Admin.Tokens) > 0 && c.Server.AdminListen == "" {
+		p.add("server.admin_listen", "is not set: the admin API and /metrics share the public listener; serve them on a private address")
+	} else if c.Server.AdminListen != "" && !privateListen(c.Server.AdminListen) {
+		p.add("server.admin_listen", "listens on every interface (%q): bind it to loopback or a private address", c.Server.AdminListen)
+	}
+	for i, cidr := range c.Server.trustedNets {
+		if ones, _ := cidr.Mask.Size(); ones == 0 {
+			p.add(fmt.Sprintf("server.trusted_proxies[%d]", i),
+				"trusts every address: any client could then set X-Forwarded-For and escape the per-IP limits")
+		}
+	}
+	if c.Log.Level == "debug" {
+		p.add("log.level", "debug logs request details meant for development; use info")
+	}
+	for _, name := range sortedKeys(c.Providers) {
+		pc := c.Providers[name]
+		for _, key := range []struct{ name, value string }{
+			{"issuer", pc.Issuer}, {"token_url", pc.TokenURL}, {"tokeninfo_url", pc.TokenInfoURL},
+			{"userinfo_url", pc.UserInfoURL}, {"introspection_url", pc.IntrospectionURL}, {"api_url", pc.APIURL},
+			{"authority", pc.Authority},
+		} {
+			if u, err := url.Parse(key.value); err == nil && u.Scheme == "http" {
+				p.add("providers."+name+"."+key.name, "is plain http on loopback: a development provider, not one for production")
+			}
+		}
+		if pc.Type == "microsoft" {
+			for i, t := range pc.AllowedTenants {
+				if t == "*" {
+					p.add(fmt.Sprintf("providers.%s.allowed_tenants[%d]", name, i),
+						"\"*\" lets any Azure AD tenant sign in, and a tenant admin can assert any email")
+				}
+			}
+		}
+	}
+	return p
+}
+
+// privateListen reports whether a listen address is bound to loopback or a
+// private (RFC 1918, RFC 4193) address rather than to every interface.
+func privateListen(addr string) bool {
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil {
+		return false
+	}
+	if strings.EqualFold(host, "localhost") {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && !ip.IsUnspecified() && (ip.IsLoopback() || ip.IsPrivate())
+}
