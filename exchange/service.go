@@ -118,7 +118,7 @@ func New(ctx context.Context, cfg Config, store storage.Store, provs map[string]
 	}
 	s.secret = secret
 	if opts.Password != nil {
-		if s.pw, err = newPasswords(*opts.Password); err != nil {
+		if s.pw, err = newPasswords(*opts.Password, store, s.log); err != nil {
 			return nil, err
 		}
 	}
