@@ -209,6 +209,9 @@ func (s *Service) Exchange(ctx context.Context, req ExchangeRequest) (res *Resul
 	if err != nil {
 		return nil, err
 	}
+	if err := s.spendCredential(ctx, id); err != nil {
+		return nil, err
+	}
 	user, created, err := s.findOrCreateUser(ctx, p, id, req.ProfileName)
 	if err != nil {
 		return nil, err
@@ -278,6 +281,41 @@ func (s *Service) verify(ctx context.Context, p Provider, name string, c provide
 		return id, newError(KindProviderUnavailable, "provider_unavailable", "the provider did not answer in time", err)
 	default:
 		return id, newError(KindProviderUnavailable, "provider_unavailable", "the provider cannot be reached right now; try again shortly", err)
+	}
+}
+
+// maxCredentialRecord bounds how long a credential without an expiry is
+// remembered (providers require exp; this is a guard, not a policy).
+const maxCredentialRecord = 24 * time.Hour
+
+// spendCredential refuses a second use of one provider credential: a
+// verified id_token is recorded (by its TokenKey: issuer and jti, or a
+// hash) until it stops verifying, and a second presentation, here or on
+// another instance of the same store, is refused with replayed, writing
+// nothing. It runs after verification and before any user or session
+// write, so a credential is spent once verified, whatever the sign-in
+// then answers (account_exists, signup_disabled, ...): the client signs in
+// with the provider again. Credentials that cannot be presented twice (a
+// code the provider redeems once) have no TokenKey.
+func (s *Service) spendCredential(ctx context.Context, id providers.Identity) error {
+	if id.TokenKey == "" {
+		return nil
+	}
+	now := s.now()
+	exp := id.TokenExpiresAt
+	if exp.IsZero() {
+		exp = now.Add(maxCredentialRecord)
+	}
+	err := s.store.RecordCredential(ctx, id.TokenKey, exp, now)
+	switch {
+	case err == nil:
+		return nil
+	case errors.Is(err, storage.ErrConflict):
+		s.log.WarnContext(ctx, "provider token replayed: refused", "provider", id.Provider, "issuer", id.Issuer)
+		return newError(KindInvalidToken, ReasonReplayed,
+			"this provider token was already used; sign in with the provider again for a new one", nil)
+	default:
+		return storeError(err)
 	}
 }
 
