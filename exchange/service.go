@@ -55,6 +55,9 @@ type Config struct {
 	KeyRotation time.Duration
 	// Clients, when not empty, turns client authentication on (see clients.go).
 	Clients []ClientConfig
+	// MaxSessionsPerUser caps a user's live sessions: a sign-in past it
+	// revokes the oldest (reason session_limit). 0: no cap.
+	MaxSessionsPerUser int
 }
 
 // Service is the exchange domain service.
@@ -251,6 +254,45 @@ func (s *Service) Exchange(ctx context.Context, req ExchangeRequest) (res *Resul
 // ReasonRacedCredentialChange is the revocation reason of a session that
 // abandonSession gives up.
 const ReasonRacedCredentialChange = "raced_credential_change"
+
+// RevokeReasonSessionLimit is the revocation reason of a session that a
+// newer sign-in pushed past tokens.max_sessions_per_user.
+const RevokeReasonSessionLimit = "session_limit"
+
+// capSessions revokes the user's oldest live sessions beyond the cap, never
+// the one just made (keep). It runs after the new session is written, so
+// concurrent sign-ins each see the others' sessions; a failure is logged,
+// not answered: the sign-in itself succeeded.
+func (s *Service) capSessions(ctx context.Context, userID, keep string) {
+	limit := s.cfg.MaxSessionsPerUser
+	if limit <= 0 {
+		return
+	}
+	sessions, err := s.store.ListSessions(ctx, userID) // newest first
+	if err != nil {
+		s.log.WarnContext(ctx, "session cap: list sessions", "user_id", userID, "err", err)
+		return
+	}
+	now := s.now()
+	live := 0
+	for _, sess := range sessions {
+		if sess.Revoked() || sess.Expired(now) {
+			continue
+		}
+		live++
+		if live <= limit || sess.ID == keep {
+			continue
+		}
+		if err := s.store.RevokeSession(ctx, sess.ID, now.UTC(), RevokeReasonSessionLimit); err != nil {
+			if !errors.Is(err, storage.ErrNotFound) {
+				s.log.WarnContext(ctx, "session cap: revoke", "session_id", sess.ID, "err", err)
+			}
+			continue
+		}
+		s.audit(ctx, storage.AuditEvent{Type: "session.revoked", UserID: userID, SessionID: sess.ID,
+			Detail: fmt.Sprintf("%s: more than %d live sessions", RevokeReasonSessionLimit, limit)})
+	}
+}
 
 // abandonSession revokes a session just written by a sign-in that found,
 // checking after the write, that what it signed in with changed meanwhile.
@@ -490,6 +532,7 @@ func (s *Service) startSession(ctx context.Context, user storage.User, created b
 	if signErr != nil {
 		return nil, signErr
 	}
+	s.capSessions(ctx, user.ID, sess.ID)
 	idents, err := s.store.ListIdentities(ctx, user.ID)
 	if err != nil {
 		return nil, storeError(err)
