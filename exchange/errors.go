@@ -66,6 +66,9 @@ const (
 	ReasonClientMismatch      = "client_mismatch"
 	ReasonPublicClient        = "public_client"
 	ReasonNoClientsConfigured = "no_clients_configured"
+
+	// ReasonReplayed: a provider credential (id_token) already used here.
+	ReasonReplayed = "replayed"
 )
 
 // Error is what the service returns for every refused request. Description

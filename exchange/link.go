@@ -75,6 +75,9 @@ func (s *Service) LinkIdentity(ctx context.Context, p *Principal, req LinkReques
 		if id, err = s.verify(ctx, prov, req.Provider, c); err != nil {
 			return nil, err
 		}
+		if err := s.spendCredential(ctx, id); err != nil {
+			return nil, err
+		}
 		how = "credential"
 	}
 	return s.link(ctx, p.User.ID, id, how)

@@ -6,6 +6,7 @@ import (
 	_ "embed"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net/mail"
 	"strings"
 	"time"
@@ -50,16 +51,21 @@ type PasswordConfig struct {
 	Argon2      Argon2Params
 	MinLength   int
 	AllowSignup bool
-	// Failed logins allowed at once per account (email) and per client IP;
-	// each budget refills in full over Window.
+	// Failed logins allowed at once per account (email) from one network
+	// (a /24 or an IPv6 /48), and per client IP; each budget refills in
+	// full over Window.
 	AccountBurst int
 	IPBurst      int
+	// AccountTotalBurst: failed logins allowed at once per account from
+	// all networks together (0: 10 x AccountBurst), refilled over Window.
+	AccountTotalBurst int
 	// Registrations allowed at once per client IP (every attempt counts),
 	// refilled over Window.
 	RegisterBurst int
 	Window        time.Duration
-	// ThrottleKeys: how many accounts (and IPs) each throttle remembers;
-	// past that the least recently used is forgotten (0: 100000).
+	// ThrottleKeys: how many partly spent buckets each in-memory budget
+	// remembers; past that, attempts on new keys are refused until one
+	// refills (0: 100000). Budgets kept in the store have no such cap.
 	ThrottleKeys int
 	// ReauthWindow: setting a first password needs a session created this
 	// recently (0: DefaultReauthWindow).
@@ -95,14 +101,17 @@ type passwords struct {
 	// dummy is the hash of a random password under the current parameters:
 	// a login for an unknown email checks against it, so it costs what a
 	// wrong password costs and the answer time tells nothing.
-	dummy    string
-	account  *throttle
-	ip       *throttle
-	register *throttle
-	gate     *hashGate
+	dummy string
+	// Budgets (throttle.go), taken in this order: ip, then accountNet (the
+	// account from the client's network), then account (from everywhere).
+	ip         limiter
+	accountNet limiter
+	account    limiter
+	register   limiter
+	gate       *hashGate
 }
 
-func newPasswords(cfg PasswordConfig) (*passwords, error) {
+func newPasswords(cfg PasswordConfig, store storage.Store, log *slog.Logger) (*passwords, error) {
 	if cfg.MinLength <= 0 {
 		cfg.MinLength = DefaultMinPasswordLength
 	}
@@ -115,6 +124,9 @@ func newPasswords(cfg PasswordConfig) (*passwords, error) {
 	if cfg.RegisterBurst <= 0 {
 		cfg.RegisterBurst = 10
 	}
+	if cfg.AccountTotalBurst <= 0 {
+		cfg.AccountTotalBurst = 10 * cfg.AccountBurst
+	}
 	if cfg.ReauthWindow <= 0 {
 		cfg.ReauthWindow = DefaultReauthWindow
 	}
@@ -122,9 +134,13 @@ func newPasswords(cfg PasswordConfig) (*passwords, error) {
 	if err != nil {
 		return nil, err
 	}
+	budget := func(name string, burst int) limiter {
+		return newLimiter(store, name, burst, cfg.Window, cfg.ThrottleKeys, log)
+	}
 	return &passwords{cfg: cfg, dummy: dummy,
-		account: newThrottle(cfg.AccountBurst, cfg.Window, cfg.ThrottleKeys), ip: newThrottle(cfg.IPBurst, cfg.Window, cfg.ThrottleKeys),
-		register: newThrottle(cfg.RegisterBurst, cfg.Window, cfg.ThrottleKeys), gate: newHashGate(cfg.HashConcurrency, cfg.HashWait)}, nil
+		ip: budget("login-ip", cfg.IPBurst), accountNet: budget("login-account-net", cfg.AccountBurst),
+		account: budget("login-account", cfg.AccountTotalBurst), register: budget("register-ip", cfg.RegisterBurst),
+		gate: newHashGate(cfg.HashConcurrency, cfg.HashWait)}, nil
 }
 
 // PasswordsEnabled reports whether the password provider is configured.
@@ -217,7 +233,10 @@ func (s *Service) Register(ctx context.Context, req RegisterRequest) (res *Resul
 	}
 	// Every registration that gets this far costs its IP a token, taken
 	// before the hashing: a sign-up flood is a hashing (and account) flood.
-	if wait := s.pw.register.take(clientKey(req.Client.IP), s.now()); wait > 0 {
+	if wait, err := s.pw.register.take(ctx, clientKey(req.Client.IP), s.now()); err != nil || wait > 0 {
+		if err != nil {
+			return nil, err
+		}
 		return nil, rateLimited(wait, "too many registrations from this address; try again later")
 	}
 	// An address a verified identity owns, or another password account
@@ -237,7 +256,7 @@ func (s *Service) Register(ctx context.Context, req RegisterRequest) (res *Resul
 	hash, err := s.pw.hash(ctx, req.Password)
 	if err != nil {
 		// Busy or cancelled: no hashing happened, so it costs no token.
-		s.pw.register.refund(clientKey(req.Client.IP), s.now())
+		s.pw.register.refund(ctx, clientKey(req.Client.IP), s.now())
 		return nil, err
 	}
 	now := s.now().UTC()
@@ -359,40 +378,61 @@ func (s *Service) stillOpens(ctx context.Context, password, encoded string) bool
 }
 
 // checkCredentials is the throttled password check of Login and of a
-// password change. Each attempt takes a token from the account's bucket
-// and from the IP's BEFORE it hashes, so concurrent guesses cannot all pass
-// the check before any is counted; a success, or an attempt that did no
-// check (the store or the hashing was unavailable), gives both back.
+// password change. Each attempt takes a token from three budgets BEFORE it
+// hashes, so concurrent guesses cannot all pass the check before any is
+// counted: first the client IP's, so an address without budget touches no
+// account's; then the account's from the client's network; then the
+// account's from everywhere. A budget that refuses gives back the tokens
+// taken before it; a success, or an attempt that did no check (the store
+// or the hashing was unavailable), gives all of them back.
+//
+// Locking an account out is not free: the per-network budget stops one
+// network's guesses at AccountBurst without touching anyone else's, and
+// the account is refused everywhere only once AccountTotalBurst failures
+// came from at least AccountTotalBurst/AccountBurst networks within a
+// window (docs/api.md, "Throttling").
 func (s *Service) checkCredentials(ctx context.Context, email, password, ip string) (storage.User, error) {
 	now := s.now()
-	accountKey := strings.ToLower(email)
-	ip = clientKey(ip)
-	if wait := s.pw.account.take(accountKey, now); wait > 0 {
-		return storage.User{}, rateLimited(wait, "too many failed sign-ins; try again later")
+	account := strings.ToLower(email)
+	budgets := []struct {
+		l   limiter
+		key string
+	}{
+		{s.pw.ip, clientKey(ip)},
+		{s.pw.accountNet, account + "\x00" + lockoutKey(ip)},
+		{s.pw.account, account},
 	}
-	if wait := s.pw.ip.take(ip, now); wait > 0 {
-		s.pw.account.refund(accountKey, now)
-		return storage.User{}, rateLimited(wait, "too many failed sign-ins; try again later")
-	}
-	refund := func() {
+	refund := func(n int) {
 		now := s.now()
-		s.pw.account.refund(accountKey, now)
-		s.pw.ip.refund(ip, now)
+		for _, b := range budgets[:n] {
+			b.l.refund(ctx, b.key, now)
+		}
 	}
+	for i, b := range budgets {
+		wait, err := b.l.take(ctx, b.key, now)
+		if err != nil || wait > 0 {
+			refund(i)
+			if err != nil {
+				return storage.User{}, err
+			}
+			return storage.User{}, rateLimited(wait, "too many failed sign-ins; try again later")
+		}
+	}
+	refundAll := func() { refund(len(budgets)) }
 	user, err := s.store.GetUserByPasswordEmail(ctx, email)
 	hash := user.PasswordHash
 	switch {
 	case errors.Is(err, storage.ErrNotFound):
 		hash = s.pw.dummy
 	case err != nil:
-		refund()
+		refundAll()
 		return storage.User{}, storeError(err)
 	}
 	ok, _, err := s.pw.check(ctx, password, hash)
 	var e *Error
 	switch {
 	case errors.As(err, &e):
-		refund() // busy or cancelled: nothing was checked
+		refundAll() // busy or cancelled: nothing was checked
 		return storage.User{}, err
 	case err != nil:
 		s.log.ErrorContext(ctx, "stored password hash is unreadable", "user_id", user.ID, "err", err)
@@ -401,7 +441,7 @@ func (s *Service) checkCredentials(ctx context.Context, email, password, ip stri
 	if !ok || user.ID == "" {
 		return storage.User{}, invalidCredentials()
 	}
-	refund()
+	refundAll()
 	return user, nil
 }
 

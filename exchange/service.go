@@ -55,6 +55,9 @@ type Config struct {
 	KeyRotation time.Duration
 	// Clients, when not empty, turns client authentication on (see clients.go).
 	Clients []ClientConfig
+	// MaxSessionsPerUser caps a user's live sessions: a sign-in past it
+	// revokes the oldest (reason session_limit). 0: no cap.
+	MaxSessionsPerUser int
 }
 
 // Service is the exchange domain service.
@@ -118,7 +121,7 @@ func New(ctx context.Context, cfg Config, store storage.Store, provs map[string]
 	}
 	s.secret = secret
 	if opts.Password != nil {
-		if s.pw, err = newPasswords(*opts.Password); err != nil {
+		if s.pw, err = newPasswords(*opts.Password, store, s.log); err != nil {
 			return nil, err
 		}
 	}
@@ -209,6 +212,9 @@ func (s *Service) Exchange(ctx context.Context, req ExchangeRequest) (res *Resul
 	if err != nil {
 		return nil, err
 	}
+	if err := s.spendCredential(ctx, id); err != nil {
+		return nil, err
+	}
 	user, created, err := s.findOrCreateUser(ctx, p, id, req.ProfileName)
 	if err != nil {
 		return nil, err
@@ -249,6 +255,45 @@ func (s *Service) Exchange(ctx context.Context, req ExchangeRequest) (res *Resul
 // abandonSession gives up.
 const ReasonRacedCredentialChange = "raced_credential_change"
 
+// RevokeReasonSessionLimit is the revocation reason of a session that a
+// newer sign-in pushed past tokens.max_sessions_per_user.
+const RevokeReasonSessionLimit = "session_limit"
+
+// capSessions revokes the user's oldest live sessions beyond the cap, never
+// the one just made (keep). It runs after the new session is written, so
+// concurrent sign-ins each see the others' sessions; a failure is logged,
+// not answered: the sign-in itself succeeded.
+func (s *Service) capSessions(ctx context.Context, userID, keep string) {
+	limit := s.cfg.MaxSessionsPerUser
+	if limit <= 0 {
+		return
+	}
+	sessions, err := s.store.ListSessions(ctx, userID) // newest first
+	if err != nil {
+		s.log.WarnContext(ctx, "session cap: list sessions", "user_id", userID, "err", err)
+		return
+	}
+	now := s.now()
+	live := 0
+	for _, sess := range sessions {
+		if sess.Revoked() || sess.Expired(now) {
+			continue
+		}
+		live++
+		if live <= limit || sess.ID == keep {
+			continue
+		}
+		if err := s.store.RevokeSession(ctx, sess.ID, now.UTC(), RevokeReasonSessionLimit); err != nil {
+			if !errors.Is(err, storage.ErrNotFound) {
+				s.log.WarnContext(ctx, "session cap: revoke", "session_id", sess.ID, "err", err)
+			}
+			continue
+		}
+		s.audit(ctx, storage.AuditEvent{Type: "session.revoked", UserID: userID, SessionID: sess.ID,
+			Detail: fmt.Sprintf("%s: more than %d live sessions", RevokeReasonSessionLimit, limit)})
+	}
+}
+
 // abandonSession revokes a session just written by a sign-in that found,
 // checking after the write, that what it signed in with changed meanwhile.
 func (s *Service) abandonSession(ctx context.Context, sessionID, userID string) error {
@@ -278,6 +323,41 @@ func (s *Service) verify(ctx context.Context, p Provider, name string, c provide
 		return id, newError(KindProviderUnavailable, "provider_unavailable", "the provider did not answer in time", err)
 	default:
 		return id, newError(KindProviderUnavailable, "provider_unavailable", "the provider cannot be reached right now; try again shortly", err)
+	}
+}
+
+// maxCredentialRecord bounds how long a credential without an expiry is
+// remembered (providers require exp; this is a guard, not a policy).
+const maxCredentialRecord = 24 * time.Hour
+
+// spendCredential refuses a second use of one provider credential: a
+// verified id_token is recorded (by its TokenKey: issuer and jti, or a
+// hash) until it stops verifying, and a second presentation, here or on
+// another instance of the same store, is refused with replayed, writing
+// nothing. It runs after verification and before any user or session
+// write, so a credential is spent once verified, whatever the sign-in
+// then answers (account_exists, signup_disabled, ...): the client signs in
+// with the provider again. Credentials that cannot be presented twice (a
+// code the provider redeems once) have no TokenKey.
+func (s *Service) spendCredential(ctx context.Context, id providers.Identity) error {
+	if id.TokenKey == "" {
+		return nil
+	}
+	now := s.now()
+	exp := id.TokenExpiresAt
+	if exp.IsZero() {
+		exp = now.Add(maxCredentialRecord)
+	}
+	err := s.store.RecordCredential(ctx, id.TokenKey, exp, now)
+	switch {
+	case err == nil:
+		return nil
+	case errors.Is(err, storage.ErrConflict):
+		s.log.WarnContext(ctx, "provider token replayed: refused", "provider", id.Provider, "issuer", id.Issuer)
+		return newError(KindInvalidToken, ReasonReplayed,
+			"this provider token was already used; sign in with the provider again for a new one", nil)
+	default:
+		return storeError(err)
 	}
 }
 
@@ -452,6 +532,7 @@ func (s *Service) startSession(ctx context.Context, user storage.User, created b
 	if signErr != nil {
 		return nil, signErr
 	}
+	s.capSessions(ctx, user.ID, sess.ID)
 	idents, err := s.store.ListIdentities(ctx, user.ID)
 	if err != nil {
 		return nil, storeError(err)

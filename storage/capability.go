@@ -62,3 +62,20 @@ type Transactor interface {
 type Snapshotter interface {
 	Snapshot(ctx context.Context, fn func(view Store) error) error
 }
+
+// RateLimiter keeps token buckets in the store, so that every instance on
+// it shares one budget per key (PostgreSQL). A bucket holds at most burst
+// tokens and refills at rate tokens per second; a key never seen, or whose
+// bucket has refilled, is a full bucket.
+type RateLimiter interface {
+	// TakeTokens brings the bucket named key up to now, then, if it holds
+	// at least n tokens, takes them and answers 0; otherwise it takes
+	// nothing and answers how long until it holds n. A negative n gives
+	// -n tokens back (never above burst) and answers 0. Atomic across
+	// instances: concurrent takes never spend one token twice. Durable
+	// before it returns. rate and burst must be positive.
+	TakeTokens(ctx context.Context, key string, n, rate, burst float64, now time.Time) (time.Duration, error)
+	// DeleteFullBuckets forgets the buckets that are full at now (which
+	// changes nothing a take answers) and returns how many it removed.
+	DeleteFullBuckets(ctx context.Context, now time.Time) (int, error)
+}

@@ -241,6 +241,18 @@ type Store interface {
 	// ListAudit returns events, newest first.
 	ListAudit(ctx context.Context, f AuditFilter) ([]AuditEvent, error)
 
+	// RecordCredential records that the provider credential named by key
+	// (an issuer and a jti, or an issuer and a token hash: any string,
+	// which backends may store hashed) was accepted, until expiresAt. When
+	// key is already recorded with an expiresAt after now, it returns
+	// ErrConflict and writes nothing: of many concurrent records of one
+	// key, exactly one returns nil. A record expired at now is replaced.
+	// Durable before it returns, like every write.
+	RecordCredential(ctx context.Context, key string, expiresAt, now time.Time) error
+	// DeleteExpiredCredentials removes the credential records whose
+	// expiresAt is at or before now, and returns how many it removed.
+	DeleteExpiredCredentials(ctx context.Context, now time.Time) (int, error)
+
 	// Ping reports whether the store can serve (for /readyz).
 	Ping(ctx context.Context) error
 	// Close releases the store; nothing may be called after it.

@@ -28,5 +28,26 @@ func SweepExpiredSessions(ctx context.Context, s Store, interval time.Duration, 
 		case n > 0:
 			log.Info("swept expired sessions", "deleted", n)
 		}
+		sweepOthers(ctx, s, log)
+	}
+}
+
+// sweepOthers deletes the other records that expire: accepted provider
+// credentials, and the rate-limit buckets of a store that keeps them.
+func sweepOthers(ctx context.Context, s Store, log *slog.Logger) {
+	now := time.Now()
+	n, err := s.DeleteExpiredCredentials(ctx, now)
+	switch {
+	case err != nil && ctx.Err() != nil:
+		return
+	case err != nil:
+		log.Error("credential sweep failed", "deleted", n, "err", err)
+	case n > 0:
+		log.Info("swept expired credentials", "deleted", n)
+	}
+	if rl, ok := As[RateLimiter](s); ok {
+		if n, err := rl.DeleteFullBuckets(ctx, now); err != nil && ctx.Err() == nil {
+			log.Error("rate-limit bucket sweep failed", "deleted", n, "err", err)
+		}
 	}
 }

@@ -342,7 +342,7 @@ func TestCompatDjRestAuth(t *testing.T) {
 	}
 
 	// Logout with a Bearer token and no body (a JSON Content-Type all the same).
-	spare := fields(t, h.postJSON(base+"/google/", map[string]string{"id_token": idToken}), "access")
+	spare := fields(t, h.postJSON(base+"/google/", map[string]string{"id_token": h.idToken("g-dj", map[string]any{"email": "dj@example.com"})}), "access")
 	res = h.do(http.MethodPost, base+"/logout/", "application/json", nil, "Authorization", "Bearer "+str(spare, "access"))
 	if res.status != 200 {
 		t.Fatalf("bearer logout: %d %s", res.status, res.body)

@@ -304,15 +304,20 @@ func TestLinkByEmail(t *testing.T) {
 
 func TestConcurrentFirstSignIn(t *testing.T) {
 	h := newHarness(t)
-	tok := h.idToken("rush", nil)
 	const n = 100
+	// One identity, n tokens: each id_token signs in once (a second use is
+	// replayed), as n sign-ins at the provider would give.
+	toks := make([]string, n)
+	for i := range toks {
+		toks[i] = h.idToken("rush", nil)
+	}
 	ids := make([]string, n)
 	var wg sync.WaitGroup
 	for i := range n {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			res := h.postJSON("/v1/exchange", map[string]any{"provider": "corp", "id_token": tok})
+			res := h.postJSON("/v1/exchange", map[string]any{"provider": "corp", "id_token": toks[i]})
 			if res.status != http.StatusOK {
 				t.Errorf("exchange %d: %d %s", i, res.status, res.body)
 				return

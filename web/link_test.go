@@ -341,10 +341,11 @@ func TestConcurrentLinkOfOneIdentity(t *testing.T) {
 	for i := range users {
 		users[i] = h.exchangeOK("google", h.idToken(fmt.Sprintf("cl-%d", i), nil))
 	}
-	idToken := h.idToken("cl-contested", map[string]any{"email": "contested@example.com"})
-	body, _ := json.Marshal(map[string]any{"provider": "corp", "id_token": idToken})
 	statuses := make(chan int, n)
 	for _, u := range users {
+		// A token of its own for each: one identity, n sign-ins at the provider.
+		idToken := h.idToken("cl-contested", map[string]any{"email": "contested@example.com"})
+		body, _ := json.Marshal(map[string]any{"provider": "corp", "id_token": idToken})
 		go func() {
 			statuses <- h.statusOf(http.MethodPost, "/v1/me/identities", u.AccessToken, body)
 		}()

@@ -113,6 +113,9 @@ type TokensConfig struct {
 	Audience          []string      `yaml:"audience"`
 	KeyPublishDelay   time.Duration `yaml:"key_publish_delay"`
 	KeyRotation       time.Duration `yaml:"key_rotation"`
+	// MaxSessionsPerUser caps a user's live sessions; a sign-in past it
+	// revokes the oldest. 0: no cap.
+	MaxSessionsPerUser int `yaml:"max_sessions_per_user"`
 }
 
 type ProviderConfig struct {
@@ -208,6 +211,8 @@ func defaultConfig() Config {
 			RefreshReuseGrace: 10 * time.Second,
 			Audience:          []string{"api"},
 			KeyPublishDelay:   10 * time.Minute,
+
+			MaxSessionsPerUser: 100, // 0 in the YAML: no cap
 		},
 		Log: LogConfig{Level: "info", Format: "auto"},
 	}
@@ -446,6 +451,9 @@ func (c *Config) Validate() Problems {
 	if t.KeyRotation != 0 && t.KeyRotation < t.KeyPublishDelay+t.AccessTTL {
 		p.add("tokens.key_rotation", "must be 0 (off) or at least key_publish_delay + access_ttl (%s), got %s",
 			t.KeyPublishDelay+t.AccessTTL, t.KeyRotation)
+	}
+	if t.MaxSessionsPerUser < 0 {
+		p.add("tokens.max_sessions_per_user", "must be 0 (no cap) or positive, got %d", t.MaxSessionsPerUser)
 	}
 	for i, a := range t.Audience {
 		if a == "" {

@@ -191,7 +191,11 @@ func TestTwoInstancesShareOnePostgres(t *testing.T) {
 	if status, me := call(t, "GET", b+"/v1/me", ex["access_token"].(string), nil); status != 200 || me["id"] != user {
 		t.Fatalf("A's access token on B: %d %v", status, me)
 	}
-	// The same identity on B signs in to the same user.
+	// The same id_token on B is a replay, refused across instances.
+	status, body := call(t, "POST", b+"/v1/exchange", "", map[string]any{"provider": "corp", "id_token": idToken, "client_id": "app"})
+	wantError(t, "A's id_token replayed on B", status, body, 401, "invalid_token", "replayed")
+	// The same identity on B, with a fresh token, signs in to the same user.
+	idToken = iss.Mint(t, map[string]any{"sub": "two", "aud": "web", "email": "two@example.com", "email_verified": true})
 	again := postJSON(t, b+"/v1/exchange", map[string]any{"provider": "corp", "id_token": idToken, "client_id": "app"})
 	if again["user"].(map[string]any)["id"] != user || again["created"] != false {
 		t.Fatalf("second sign-in on B: %v", again)
@@ -211,7 +215,7 @@ func TestTwoInstancesShareOnePostgres(t *testing.T) {
 	}
 
 	// Reuse of generation 1 on A revokes the session on both.
-	status, body := call(t, "POST", a+"/v1/token/refresh", "", map[string]any{"refresh_token": rt1, "client_id": "app"})
+	status, body = call(t, "POST", a+"/v1/token/refresh", "", map[string]any{"refresh_token": rt1, "client_id": "app"})
 	wantError(t, "reused refresh token on A", status, body, 400, "invalid_grant", "reused")
 	status, body = call(t, "POST", b+"/v1/token/refresh", "", map[string]any{"refresh_token": rt3, "client_id": "app"})
 	wantError(t, "newest refresh token on B after reuse", status, body, 400, "invalid_grant", "revoked")
@@ -234,10 +238,11 @@ func TestTwoInstancesShareOnePostgres(t *testing.T) {
 		t.Fatal("introspect on A: an access token of the session logged out on B is still active")
 	}
 
-	// One new identity signing in on both instances at once: one user.
+	// One new identity signing in on both instances at once (a token of
+	// its own for each sign-in): one user.
 	const n = 10
-	racer := iss.Mint(t, map[string]any{"sub": "racer", "aud": "web", "email": "racer@example.com", "email_verified": true})
 	answers := race(t, n, func(i int) (string, any) {
+		racer := iss.Mint(t, map[string]any{"sub": "racer", "aud": "web", "email": "racer@example.com", "email_verified": true})
 		return []string{a, b}[i%2] + "/v1/exchange", map[string]any{"provider": "corp", "id_token": racer, "client_id": "app"}
 	})
 	created, users := 0, map[any]bool{}

@@ -109,7 +109,7 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 		AccessTTL: cfg.Tokens.AccessTTL, RefreshTTL: cfg.Tokens.RefreshTTL,
 		SessionMax: cfg.Tokens.SessionMax, ReuseGrace: cfg.Tokens.RefreshReuseGrace,
 		KeyPublishDelay: cfg.Tokens.KeyPublishDelay, KeyRotation: cfg.Tokens.KeyRotation,
-		Clients: cfg.exchangeClients(),
+		Clients: cfg.exchangeClients(), MaxSessionsPerUser: cfg.Tokens.MaxSessionsPerUser,
 	}, store, provs, exchange.Options{Logger: log, Observer: metrics, Password: password})
 	if err != nil {
 		return err

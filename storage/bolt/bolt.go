@@ -22,6 +22,8 @@
 //	signing_keys         kid -> signing key record
 //	secrets              name -> value
 //	audit                time key (12 bytes, sorts by time) event id -> audit event record
+//	credentials          SHA-256 of an accepted provider credential's key -> time key of its expiry
+//	credential_sweep     time key of the expiry, SHA-256 of the key -> empty
 //
 // Records use the binary encoding described in codec.go; times are stored
 // in UTC with nanosecond precision. Unverified emails are never in emails;
@@ -75,6 +77,9 @@ var (
 	bucketKeySecrets        = []byte("secrets")
 	bucketKeyAudit          = []byte("audit")
 
+	bucketKeyCredentials     = []byte("credentials")      // credentials.go
+	bucketKeyCredentialSweep = []byte("credential_sweep") // credentials.go
+
 	metaKeyVersion = []byte("version")
 	metaKeyUsers   = []byte("users")
 )
@@ -93,6 +98,15 @@ var allBuckets = [][]byte{
 	bucketKeySigningKeys,
 	bucketKeySecrets,
 	bucketKeyAudit,
+}
+
+// addedBuckets came without a schema version bump: Open creates them in
+// any file, and an older file (a backup made before they existed) is
+// correct without them, so Verify does not demand them. credentials and
+// credential_sweep hold nothing a restore needs.
+var addedBuckets = [][]byte{
+	bucketKeyCredentials,
+	bucketKeyCredentialSweep,
 }
 
 // schemaVersion is the version Open leaves a file at.
@@ -221,7 +235,7 @@ func initSchema(tx *bolt.Tx, log *slog.Logger) error {
 	case version > schemaVersion:
 		return fmt.Errorf("schema version %d is newer than this authex understands (%d); run a newer authex", version, schemaVersion)
 	}
-	for _, name := range allBuckets {
+	for _, name := range append(allBuckets[:len(allBuckets):len(allBuckets)], addedBuckets...) {
 		if _, err := tx.CreateBucketIfNotExists(name); err != nil {
 			return fmt.Errorf("create bucket %s: %w", name, err)
 		}

@@ -158,3 +158,17 @@ func (s *Store) AppendAudit(ctx context.Context, e storage.AuditEvent) error {
 	done(err)
 	return err
 }
+
+func (s *Store) RecordCredential(ctx context.Context, key string, expiresAt, now time.Time) error {
+	done := s.timer("record_credential")
+	err := s.Store.RecordCredential(ctx, key, expiresAt, now)
+	done(err)
+	return err
+}
+
+func (s *Store) DeleteExpiredCredentials(ctx context.Context, now time.Time) (int, error) {
+	done := s.timer("delete_expired_credentials")
+	v, err := s.Store.DeleteExpiredCredentials(ctx, now)
+	done(err)
+	return v, err
+}
