@@ -5,7 +5,7 @@ VERSION   ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo de
 LDFLAGS   := -s -w -X main.version=$(VERSION)
 CONFIG    ?= config.example.yaml
 
-.PHONY: build run test e2e vet lint fmt clean bench bench-go
+.PHONY: build run test e2e vet lint fmt clean bench bench-go fuzz
 
 build:
 	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o bin/authex ./cmd/authex
@@ -17,6 +17,12 @@ run: build
 
 test: vet
 	$(GO) test -race -count=1 ./...
+
+# `make fuzz`: every Go fuzz target for FUZZTIME each (default 10s), as CI
+# runs them after `make test`; a crasher fails it (see .ci/fuzz).
+FUZZTIME  ?= 10s
+fuzz:
+	FUZZTIME=$(FUZZTIME) .ci/fuzz
 
 # The browser end-to-end test of the Next-Auth path (needs Node, npm and
 # Debian's chromium; see examples/nextjs/README.md). Not part of make test.
