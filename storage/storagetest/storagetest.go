@@ -74,6 +74,8 @@ func Run(t *testing.T, open func(t *testing.T) storage.Store) {
 		{"NotFound", testNotFound},
 		{"NoAliasing", testNoAliasing},
 		{"Ping", testPing},
+		{"EmailVerifiedBy", testEmailVerifiedBy},
+		{"EmailKeyIndexes", testEmailKeyIndexes},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) { tt.test(t, open(t)) })
