@@ -58,12 +58,12 @@ func (s *Service) trustedForEmail(name string) bool {
 
 // autoLinks reports whether p may join an identity with this verified
 // email to another account, or take an unverified password account over,
-// without asking: p links automatically, vouches for its emails, and the
-// address is canonical (storage.EmailKey), so its key cannot stand for a
-// different address.
+// without asking: p links automatically (and so vouches for its emails),
+// and the address is canonical (storage.EmailKey), so its key cannot stand
+// for a different address.
 func (p Provider) autoLinks(email string) bool {
 	_, canonical := storage.EmailKey(email)
-	return p.LinkByEmail == LinkAuto && p.trustsEmail() && canonical
+	return p.LinkByEmail == LinkAuto && canonical
 }
 
 // Config holds the token and session settings.
