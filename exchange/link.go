@@ -107,6 +107,7 @@ func (s *Service) link(ctx context.Context, userID string, id providers.Identity
 		}
 		s.audit(ctx, storage.AuditEvent{Type: "identity.linked", UserID: userID, Provider: id.Provider,
 			Detail: "by " + how + "; identity " + ident.ID})
+		s.vouchForEmail(ctx, userID, id)
 		return &LinkResult{Identity: ident, Linked: true}, nil
 	}
 	return nil, newError(KindIdentityInUse, ReasonIdentityInUse,
@@ -192,4 +193,31 @@ func signInMethods(u storage.User, identities int) int {
 func lastIdentityError() error {
 	return newError(KindConflict, ReasonLastIdentity,
 		"this is the account's last way to sign in; link another identity first", nil)
+}
+
+// vouchForEmail records, after an identity was linked to a signed-in user,
+// that a provider trusted for email verified the user's own address, when
+// no provider trusted now had: the user proved control of both the account
+// and that identity, so the address is now as good as the trusted
+// provider's word, and a later sign-in of an auto provider may link to it.
+// Only ever an upgrade: it never replaces a trusted provider, and a
+// failure leaves the link in place (it is logged).
+func (s *Service) vouchForEmail(ctx context.Context, userID string, id providers.Identity) {
+	if !id.EmailVerified || !s.trustedForEmail(id.Provider) {
+		return
+	}
+	_, err := s.store.ModifyUser(ctx, userID, func(u *storage.User) error {
+		if !u.EmailVerified || !storage.SameEmail(u.Email, id.Email) || s.trustedForEmail(u.EmailVerifiedBy) {
+			return errSkip
+		}
+		u.EmailVerifiedBy, u.UpdatedAt = id.Provider, s.now().UTC()
+		return nil
+	})
+	switch {
+	case err == nil:
+		s.audit(ctx, storage.AuditEvent{Type: "user.email_vouched", UserID: userID, Provider: id.Provider,
+			Detail: "the linked identity's provider is trusted for email and verified the user's address"})
+	case !errors.Is(err, errSkip):
+		s.log.WarnContext(ctx, "record the provider that verified a linked user's email", "user_id", userID, "err", err)
+	}
 }

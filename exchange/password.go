@@ -393,7 +393,7 @@ func (s *Service) stillOpens(ctx context.Context, password, encoded string) bool
 // window (docs/api.md, "Throttling").
 func (s *Service) checkCredentials(ctx context.Context, email, password, ip string) (storage.User, error) {
 	now := s.now()
-	account := strings.ToLower(email)
+	account, _ := storage.EmailKey(email)
 	budgets := []struct {
 		l   limiter
 		key string
@@ -600,9 +600,13 @@ func (s *Service) recentSignIn(p *Principal) error {
 // in with Google). As allauth does, the verified identity wins and takes
 // the account; everything the password holder could use is removed: the
 // password is wiped, every session revoked, every other identity unlinked.
-// Called only for providers whose verified email links automatically.
+// Called only for providers that link automatically and vouch for their
+// emails (Provider.autoLinks), and never for a non-canonical address.
 // ok is false when no password account holds the email.
 func (s *Service) claimPasswordAccount(ctx context.Context, id providers.Identity, ident storage.Identity) (storage.User, bool, error) {
+	if _, canonical := storage.EmailKey(id.Email); !canonical {
+		return storage.User{}, false, nil // an exact-match key never captures an account
+	}
 	user, err := s.store.GetUserByPasswordEmail(ctx, id.Email)
 	if errors.Is(err, storage.ErrNotFound) {
 		return storage.User{}, false, nil
@@ -627,10 +631,11 @@ func (s *Service) claimPasswordAccount(ctx context.Context, id providers.Identit
 		switch {
 		case u.Disabled:
 			return errDisabled
-		case u.PasswordHash == "" || u.EmailVerified || !strings.EqualFold(u.Email, id.Email):
+		case u.PasswordHash == "" || u.EmailVerified || !storage.SameEmail(u.Email, id.Email):
 			return errNotClaimable
 		}
 		u.PasswordHash, u.EmailVerified, u.Email, u.UpdatedAt = "", true, id.Email, now
+		u.EmailVerifiedBy = id.Provider
 		if id.Name != "" {
 			u.Name = id.Name
 		}

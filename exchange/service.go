@@ -37,6 +37,33 @@ type Provider struct {
 	// Issuer is the provider's issuer URL, so that an RFC 8693
 	// subject_issuer can name the provider by it (optional).
 	Issuer string
+	// TrustEmail: the provider's verified email is proof that its user
+	// owns the address, so a user whose email it verified may be joined
+	// automatically by another provider's identity with that address. An
+	// auto provider is always trusted (trustsEmail); the operator may
+	// trust a confirm or never one too (trust_email: true).
+	TrustEmail bool
+}
+
+// trustsEmail reports whether p vouches for the emails it verifies.
+func (p Provider) trustsEmail() bool { return p.LinkByEmail == LinkAuto || p.TrustEmail }
+
+// trustedForEmail reports whether the provider named name, as configured
+// now, vouches for emails: "" (unknown) and a provider no longer
+// configured never do.
+func (s *Service) trustedForEmail(name string) bool {
+	p, ok := s.providers[name]
+	return ok && name != "" && p.trustsEmail()
+}
+
+// autoLinks reports whether p may join an identity with this verified
+// email to another account, or take an unverified password account over,
+// without asking: p links automatically (and so vouches for its emails),
+// and the address is canonical (storage.EmailKey), so its key cannot stand
+// for a different address.
+func (p Provider) autoLinks(email string) bool {
+	_, canonical := storage.EmailKey(email)
+	return p.LinkByEmail == LinkAuto && canonical
 }
 
 // Config holds the token and session settings.
@@ -430,8 +457,9 @@ func (s *Service) newIdentity(ctx context.Context, p Provider, id providers.Iden
 			return storage.User{}, false, storeError(err)
 		}
 		// An unverified password account holding the address does not own
-		// it: the verified identity takes it over (password.go).
-		if p.LinkByEmail == LinkAuto {
+		// it: the verified identity takes it over (password.go), when its
+		// provider may link without asking.
+		if p.autoLinks(id.Email) {
 			if user, ok, err := s.claimPasswordAccount(ctx, id, ident); ok || err != nil {
 				return user, false, err
 			}
@@ -448,12 +476,15 @@ func (s *Service) newIdentity(ctx context.Context, p Provider, id providers.Iden
 		ID: newID(), Email: id.Email, EmailVerified: id.EmailVerified,
 		Name: name, Picture: id.Picture, Roles: []string{}, CreatedAt: now, UpdatedAt: now,
 	}
+	if user.EmailVerified && user.Email != "" {
+		user.EmailVerifiedBy = id.Provider // who vouched, for later links by email
+	}
 	if p.LinkByEmail == LinkNever && id.EmailVerified && id.Email != "" {
 		// A separate user must not take the verified-email index from the
 		// user who already owns that address; it keeps the address
 		// unindexed (the identity still records that it was verified).
 		if _, err := s.store.GetUserByVerifiedEmail(ctx, id.Email); err == nil {
-			user.EmailVerified = false
+			user.EmailVerified, user.EmailVerifiedBy = false, ""
 		}
 	}
 	ident.UserID = user.ID
@@ -473,8 +504,16 @@ func identityRecord(id providers.Identity, userID string, now time.Time) storage
 	}
 }
 
+// linkByEmail settles a first sign-in whose verified email a user already
+// owns. It links automatically only when the incoming provider may
+// (autoLinks) and the owner's email was verified by a provider trusted for
+// email now: otherwise whoever controlled a weaker identity with that
+// address (a confirm provider's, or one that no longer vouches) would own
+// the account the stronger one signs in to. Anything else answers
+// account_exists with a link_token: the client signs in to the account and
+// links the identity itself.
 func (s *Service) linkByEmail(ctx context.Context, p Provider, id providers.Identity, ident storage.Identity, owner storage.User) (storage.User, bool, error) {
-	if p.LinkByEmail != LinkAuto {
+	if !p.autoLinks(id.Email) || !s.trustedForEmail(owner.EmailVerifiedBy) || !storage.SameEmail(owner.Email, id.Email) {
 		token, err := s.linkToken(id, owner.ID)
 		if err != nil {
 			return storage.User{}, false, newError(KindServer, "", "internal error", err)

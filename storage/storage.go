@@ -43,10 +43,15 @@ type User struct {
 	ID            string
 	Email         string
 	EmailVerified bool
-	Name          string
-	Picture       string
-	Roles         []string
-	Disabled      bool
+	// EmailVerifiedBy names the provider (its config name) that vouched
+	// for Email when it was verified; "" means unknown, which is never
+	// trusted. An automatic link by email into this user happens only when
+	// it names a provider currently trusted for email.
+	EmailVerifiedBy string
+	Name            string
+	Picture         string
+	Roles           []string
+	Disabled        bool
 	// PasswordHash is a PHC string (argon2id) for password accounts, empty otherwise.
 	PasswordHash string
 	CreatedAt    time.Time
@@ -124,7 +129,7 @@ type AuditEvent struct {
 
 // UserFilter narrows ListUsers. Empty fields match everything.
 type UserFilter struct {
-	Email string // exact, case-insensitive, verified or not
+	Email string // same EmailKey, verified or not
 	// Provider and Subject match users with an identity that has both.
 	Provider string
 	Subject  string
@@ -155,11 +160,11 @@ type Store interface {
 	CreateUser(ctx context.Context, u User, first Identity) error
 	// GetUser returns ErrNotFound when there is no such user.
 	GetUser(ctx context.Context, id string) (User, error)
-	// GetUserByVerifiedEmail looks the verified-email index up (case-insensitive).
+	// GetUserByVerifiedEmail looks the verified-email index up by EmailKey.
 	// Unverified emails are never in it. ErrNotFound when absent.
 	GetUserByVerifiedEmail(ctx context.Context, email string) (User, error)
-	// GetUserByPasswordEmail looks the password-email index up
-	// (case-insensitive): the user whose PasswordHash is set and whose Email
+	// GetUserByPasswordEmail looks the password-email index up (by
+	// EmailKey): the user whose PasswordHash is set and whose Email
 	// is email, verified or not. ErrNotFound when absent.
 	GetUserByPasswordEmail(ctx context.Context, email string) (User, error)
 	// UpdateUser replaces the user's mutable fields (all but ID and

@@ -7,6 +7,7 @@ import (
 	"github.com/labstack/echo/v4"
 
 	"github.com/authex/authex/exchange"
+	"github.com/authex/authex/storage"
 )
 
 // The simplejwt profile: the DigitalOcean tutorial's DRF + simplejwt
@@ -73,7 +74,7 @@ func (s *Server) sjRegister(c echo.Context) error {
 			add(f.name, "This field is required.", "missing_field")
 		}
 	}
-	if req.Username != "" && !strings.EqualFold(req.Username, req.Email) {
+	if req.Username != "" && !sameAddress(req.Username, req.Email) {
 		add("username", "Use your email address as the username.", "username_not_email")
 	}
 	if req.Password != "" && req.Password2 != "" && req.Password != req.Password2 {
@@ -151,4 +152,13 @@ func (s *Server) sjUser(c echo.Context) error {
 	first, last := splitName(p.User.Name)
 	return c.JSON(http.StatusOK, sjUserJSON{ID: p.User.ID, Username: p.User.Email, Email: p.User.Email,
 		FirstName: first, LastName: last})
+}
+
+// sameAddress reports whether the username names the email: one
+// storage.EmailKey (ASCII case folded, nothing else; strings.EqualFold
+// would match U+212A KELVIN SIGN to k).
+func sameAddress(a, b string) bool {
+	ka, _ := storage.EmailKey(a)
+	kb, _ := storage.EmailKey(b)
+	return ka == kb
 }

@@ -77,6 +77,7 @@ type providerSpec struct {
 	allowedDomains []string
 	link           string
 	allowSignup    bool
+	trustEmail     bool // exchange.Provider.TrustEmail
 	// setup, when set, adjusts the provider's config (and may add
 	// endpoints to the harness issuer) before the provider starts.
 	setup func(iss *providertest.Issuer, cfg *providers.Config)
@@ -155,7 +156,8 @@ func newHarness(t testing.TB, opts ...harnessOption) *harness {
 		if err != nil {
 			t.Fatal(err)
 		}
-		provs[name] = exchange.Provider{Verifier: v, LinkByEmail: spec.link, AllowSignup: spec.allowSignup, Issuer: issuer}
+		provs[name] = exchange.Provider{Verifier: v, LinkByEmail: spec.link, AllowSignup: spec.allowSignup, Issuer: issuer,
+			TrustEmail: spec.trustEmail}
 	}
 	clk := &clock{}
 	if metrics != nil {

@@ -127,6 +127,12 @@ type ProviderConfig struct {
 	AllowSignup    *bool         `yaml:"allow_signup"`
 	Leeway         time.Duration `yaml:"leeway"`
 
+	// TrustEmail: this provider's verified email proves ownership, so an
+	// auto provider may join the accounts whose email it verified. Always
+	// true for link_by_email auto (false there is refused); default false
+	// otherwise.
+	TrustEmail *bool `yaml:"trust_email"`
+
 	// The secret of client_ids[0]: inline (use ${ENV}) or read from a
 	// file. Enables code exchange; github and oauth2 introspection need it.
 	ClientSecret     Secret `yaml:"client_secret"`
@@ -498,6 +504,9 @@ func (c *Config) Validate() Problems {
 		default:
 			p.add(path+".link_by_email", "must be auto, confirm or never, got %q", pc.LinkByEmail)
 		}
+		if pc.TrustEmail != nil && !*pc.TrustEmail && pc.LinkByEmail == exchange.LinkAuto {
+			p.add(path+".trust_email", "a link_by_email auto provider is trusted for email; to stop trusting it, set link_by_email: confirm")
+		}
 		if pc.Leeway < 0 || pc.Leeway > 10*time.Minute {
 			p.add(path+".leeway", "must be between 0 and 10m, got %s", pc.Leeway)
 		}
@@ -711,7 +720,7 @@ func validatePassword(p *Problems, name string, pc ProviderConfig) ProviderConfi
 	if pc.Type != "password" {
 		p.add(path+".type", "the key %q is reserved for type password, got %q", exchange.PasswordProvider, pc.Type)
 	}
-	if pc.Issuer != "" || len(pc.ClientIDs) > 0 || len(pc.AllowedDomains) > 0 || pc.LinkByEmail != "" || pc.Leeway != 0 ||
+	if pc.Issuer != "" || len(pc.ClientIDs) > 0 || len(pc.AllowedDomains) > 0 || pc.LinkByEmail != "" || pc.TrustEmail != nil || pc.Leeway != 0 ||
 		pc.ClientSecret != "" || pc.ClientSecretFile != "" || pc.Authority != "" || pc.Tenant != "" || len(pc.AllowedTenants) > 0 ||
 		pc.APIURL != "" || pc.TokenURL != "" || pc.TokenInfoURL != "" || pc.UserInfoURL != "" || pc.IntrospectionURL != "" {
 		p.add(path, "only memory, iterations, parallelism, min_length, allow_signup, throttle, reauth_window, hash_concurrency and hash_wait apply to type password")

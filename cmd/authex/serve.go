@@ -101,7 +101,7 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 			issuer = "https://accounts.google.com"
 		}
 		provs[name] = exchange.Provider{Verifier: v, LinkByEmail: pc.LinkByEmail, AllowSignup: pc.AllowSignup == nil || *pc.AllowSignup,
-			Issuer: issuer}
+			Issuer: issuer, TrustEmail: pc.TrustEmail != nil && *pc.TrustEmail}
 	}
 
 	svc, err := exchange.New(ctx, exchange.Config{

@@ -8,14 +8,14 @@
 // level of the file:
 //
 //	meta
-//	  version            schema version, uint64 big-endian (currently 2)
+//	  version            schema version, uint64 big-endian (currently 3)
 //	  users              number of users, uint64 big-endian (CountUsers)
 //	users                user id -> user record
 //	identities           identity id -> identity record
 //	identity_keys        uvarint(len(issuer)) issuer subject -> identity id    (unique)
 //	user_identities      uvarint(len(user id)) user id identity id -> empty
-//	emails               lower-cased verified email -> user id                 (unique)
-//	password_emails      lower-cased email of a user with a password -> user id (unique)
+//	emails               storage.EmailKey of a verified email -> user id       (unique)
+//	password_emails      storage.EmailKey of a password user's email -> user id (unique)
 //	sessions             session id -> session record
 //	user_sessions        uvarint(len(user id)) user id session id -> empty
 //	session_sweep        time key (12 bytes) of the session's sweep time, session id -> empty
@@ -34,7 +34,10 @@
 // session_sweep (schema version 2, built from the sessions by a migration)
 // orders sessions by sweep time, the earliest of IdleExpiresAt, ExpiresAt
 // and, once revoked, RevokedAt: DeleteExpiredSessions walks it up to now
-// instead of decoding every session (sweep.go).
+// instead of decoding every session (sweep.go). Schema version 3 keys both
+// email indexes by storage.EmailKey (they were strings.ToLower, which
+// merged different addresses) and writes users in userFormat2, with
+// EmailVerifiedBy (emailtrust.go).
 //
 // Commits are fsynced (unless Options.NoSync, for tests only). Writes that
 // are safe to run more than once (CreateUser, CreateSession, RotateSession,
@@ -49,7 +52,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"strings"
 	"sync"
 	"time"
 
@@ -110,21 +112,24 @@ var addedBuckets = [][]byte{
 }
 
 // schemaVersion is the version Open leaves a file at.
-const schemaVersion = 2
+const schemaVersion = 3
 
 // migration upgrades a file to version from version-1, inside the Open
 // transaction (so a failed migration leaves the file as it was). Append new
 // ones in order, bump schemaVersion, and never edit one that has shipped.
 type migration struct {
 	version uint64
-	migrate func(tx *bolt.Tx) error
+	migrate func(tx *bolt.Tx, log *slog.Logger) error
 }
 
 // migrations upgrade older files. A new file is created at schemaVersion
 // directly and runs none of them.
 var migrations = []migration{
 	// 2: session_sweep, built from the sessions already there (sweep.go).
-	{version: 2, migrate: migrateSessionSweep},
+	{version: 2, migrate: func(tx *bolt.Tx, _ *slog.Logger) error { return migrateSessionSweep(tx) }},
+	// 3: EmailVerifiedBy on every user, email indexes under
+	// storage.EmailKey (emailtrust.go).
+	{version: 3, migrate: migrateEmailTrust},
 }
 
 const (
@@ -245,7 +250,7 @@ func initSchema(tx *bolt.Tx, log *slog.Logger) error {
 			continue
 		}
 		log.Info("migrating schema", "from", version, "to", m.version)
-		if err := m.migrate(tx); err != nil {
+		if err := m.migrate(tx, log); err != nil {
 			return fmt.Errorf("migrate schema to version %d: %w", m.version, err)
 		}
 		version = m.version
@@ -335,8 +340,6 @@ func translate(err error) error {
 	}
 	return err
 }
-
-func lowerEmail(email string) string { return strings.ToLower(email) }
 
 // verifiedEmailKey is the emails key a user should have, or nil for none.
 func verifiedEmailKey(u storage.User) []byte {

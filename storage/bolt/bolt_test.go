@@ -3,6 +3,7 @@ package bolt_test
 import (
 	"bytes"
 	"context"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"os"
@@ -112,8 +113,8 @@ func TestReopenKeepsData(t *testing.T) {
 	if err := s.Close(); err != nil {
 		t.Fatalf("Close: %v", err)
 	}
-	if v := readVersion(t, path); v != 2 {
-		t.Errorf("schema version after create = %d, want 2", v)
+	if v := readVersion(t, path); v != bolt.SchemaVersion {
+		t.Errorf("schema version after create = %d, want %d", v, bolt.SchemaVersion)
 	}
 
 	s = open(t, path, bolt.Options{SweepInterval: -1})
@@ -138,8 +139,8 @@ func TestReopenKeepsData(t *testing.T) {
 	if err := s.Close(); err != nil {
 		t.Fatalf("Close: %v", err)
 	}
-	if v := readVersion(t, path); v != 2 {
-		t.Errorf("schema version after reopen = %d, want 2", v)
+	if v := readVersion(t, path); v != bolt.SchemaVersion {
+		t.Errorf("schema version after reopen = %d, want %d", v, bolt.SchemaVersion)
 	}
 }
 
@@ -155,7 +156,7 @@ func TestOpenRefusesNewerSchema(t *testing.T) {
 		t.Fatalf("bbolt.Open: %v", err)
 	}
 	err = db.Update(func(tx *bbolt.Tx) error {
-		return tx.Bucket([]byte("meta")).Put([]byte("version"), []byte{0, 0, 0, 0, 0, 0, 0, 3})
+		return tx.Bucket([]byte("meta")).Put([]byte("version"), binary.BigEndian.AppendUint64(nil, bolt.SchemaVersion+1))
 	})
 	db.Close()
 	if err != nil {
@@ -165,13 +166,13 @@ func TestOpenRefusesNewerSchema(t *testing.T) {
 	s, err = bolt.Open(path, bolt.Options{SweepInterval: -1})
 	if err == nil {
 		s.Close()
-		t.Fatal("Open of a file at schema version 3 succeeded")
+		t.Fatal("Open of a file at a newer schema version succeeded")
 	}
 	if !strings.Contains(err.Error(), "newer") {
 		t.Errorf("Open error = %q, want it to say the file is newer", err)
 	}
-	if v := readVersion(t, path); v != 3 {
-		t.Errorf("schema version after the refused open = %d, want 3 (untouched)", v)
+	if v := readVersion(t, path); v != bolt.SchemaVersion+1 {
+		t.Errorf("schema version after the refused open = %d, want %d (untouched)", v, bolt.SchemaVersion+1)
 	}
 }
 

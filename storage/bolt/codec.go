@@ -204,11 +204,25 @@ func encodeUser(u storage.User) []byte {
 	e.str(u.PasswordHash)
 	e.time(u.CreatedAt)
 	e.time(u.UpdatedAt)
+	e.str(u.EmailVerifiedBy)
+	e.buf[0] = userFormat2
 	return e.buf
 }
 
+// userFormat2 is a user record with EmailVerifiedBy after UpdatedAt
+// (schema version 3 rewrites every format 1 user; a format 1 user still
+// decodes, with EmailVerifiedBy "", unknown, never trusted).
+const userFormat2 = 2
+
 func decodeUser(b []byte) (storage.User, error) {
-	d := newDecoder("user", b)
+	format := byte(recordFormat1)
+	if len(b) > 0 && b[0] == userFormat2 {
+		format, b = userFormat2, b[1:]
+	}
+	d := &decoder{buf: b}
+	if format == recordFormat1 {
+		d = newDecoder("user", b)
+	}
 	u := storage.User{
 		ID:            d.str(),
 		Email:         d.str(),
@@ -220,6 +234,9 @@ func decodeUser(b []byte) (storage.User, error) {
 		PasswordHash:  d.str(),
 		CreatedAt:     d.time(),
 		UpdatedAt:     d.time(),
+	}
+	if format == userFormat2 {
+		u.EmailVerifiedBy = d.str()
 	}
 	return u, d.done()
 }
@@ -367,9 +384,12 @@ func childKey(userID, childID string) []byte {
 	return append(ownerPrefix(userID), childID...)
 }
 
-// emailKey is the emails key of a verified address: lower-cased, so the
-// index is case-insensitive.
-func emailKey(email string) []byte { return []byte(lowerEmail(email)) }
+// emailKey is the emails and password_emails key of an address:
+// storage.EmailKey (schema version 3; before it, strings.ToLower).
+func emailKey(email string) []byte {
+	k, _ := storage.EmailKey(email)
+	return []byte(k)
+}
 
 // timeKeyLen is the length of timeKey's result.
 const timeKeyLen = 12

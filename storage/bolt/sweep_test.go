@@ -202,8 +202,8 @@ func TestOpenMigratesVersion1(t *testing.T) {
 	if err := s.Close(); err != nil {
 		t.Fatalf("Close: %v", err)
 	}
-	if v := readVersion(t, path); v != 2 {
-		t.Errorf("schema version after the migration = %d, want 2", v)
+	if v := readVersion(t, path); v != bolt.SchemaVersion {
+		t.Errorf("schema version after the migrations = %d, want %d", v, bolt.SchemaVersion)
 	}
 }
 

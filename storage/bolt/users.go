@@ -1,12 +1,12 @@
 package bolt
 
 import (
+	"bytes"
 	"cmp"
 	"context"
 	"errors"
 	"fmt"
 	"slices"
-	"strings"
 	"time"
 
 	bolt "go.etcd.io/bbolt"
@@ -306,6 +306,7 @@ func (s *Store) ListUsers(ctx context.Context, f storage.UserFilter) ([]storage.
 		return nil, err
 	}
 	var out []storage.User
+	filterKey := emailKey(f.Email)
 	err := s.view(func(tx *bolt.Tx) error {
 		c := tx.Bucket(bucketKeyUsers).Cursor()
 		k, v := c.First()
@@ -323,7 +324,7 @@ func (s *Store) ListUsers(ctx context.Context, f storage.UserFilter) ([]storage.
 			if err != nil {
 				return fmt.Errorf("user %q: %w", k, err)
 			}
-			if f.Email != "" && !strings.EqualFold(u.Email, f.Email) {
+			if f.Email != "" && !bytes.Equal(emailKey(u.Email), filterKey) {
 				continue
 			}
 			if f.Provider != "" || f.Subject != "" {

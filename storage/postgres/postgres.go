@@ -91,6 +91,10 @@ type Options struct {
 	SweepInterval time.Duration
 	// Logger receives migration and sweeper reports; nil means slog.Default().
 	Logger *slog.Logger
+
+	// migrateTo, in tests, stops the migrations after this version, to
+	// craft an old schema (0: every migration).
+	migrateTo int
 }
 
 // Store is a storage.Store backed by a PostgreSQL connection pool.
@@ -159,7 +163,7 @@ func Open(ctx context.Context, dsn string, opts Options) (*Store, error) {
 		return nil, fmt.Errorf("postgres: %w", translate(err))
 	}
 	s := &Store{pool: pool, db: pool, log: log}
-	if err := s.migrate(ctx, opts.Schema); err != nil {
+	if err := s.migrate(ctx, opts.Schema, opts.migrateTo); err != nil {
 		pool.Close()
 		return nil, fmt.Errorf("postgres: open: %w", err)
 	}
@@ -255,10 +259,13 @@ func lockKey(schema string) int64 {
 // migrate creates the schema if asked to, then applies every migration the
 // database lacks, each in its own transaction with its schema_version row,
 // while holding a session advisory lock.
-func (s *Store) migrate(ctx context.Context, schema string) error {
+func (s *Store) migrate(ctx context.Context, schema string, upTo int) error {
 	ms, err := migrations()
 	if err != nil {
 		return err
+	}
+	if upTo > 0 && upTo < len(ms) {
+		ms = ms[:upTo]
 	}
 	conn, err := s.pool.Acquire(ctx)
 	if err != nil {
@@ -300,6 +307,11 @@ func (s *Store) migrate(ctx context.Context, schema string) error {
 		err := pgx.BeginFunc(ctx, conn, func(tx pgx.Tx) error {
 			if _, err := tx.Exec(ctx, m.sql); err != nil {
 				return err
+			}
+			if gm := goMigrations[m.version]; gm != nil {
+				if err := gm(ctx, tx, s.log); err != nil {
+					return err
+				}
 			}
 			_, err := tx.Exec(ctx, "INSERT INTO schema_version (version, name) VALUES ($1, $2)", m.version, m.name)
 			return err

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -13,12 +12,12 @@ import (
 	"github.com/authex/authex/storage"
 )
 
-const userColumns = `id, email, email_verified, name, picture, roles, disabled, password_hash, created_at, updated_at`
+const userColumns = `id, email, email_verified, name, picture, roles, disabled, password_hash, created_at, updated_at, email_verified_by`
 
 func scanUser(row pgx.Row) (storage.User, error) {
 	var u storage.User
 	var created, updated pgtype.Timestamptz
-	err := row.Scan(&u.ID, &u.Email, &u.EmailVerified, &u.Name, &u.Picture, &u.Roles, &u.Disabled, &u.PasswordHash, &created, &updated)
+	err := row.Scan(&u.ID, &u.Email, &u.EmailVerified, &u.Name, &u.Picture, &u.Roles, &u.Disabled, &u.PasswordHash, &created, &updated, &u.EmailVerifiedBy)
 	u.CreatedAt, u.UpdatedAt = fromTS(created), fromTS(updated)
 	return u, err
 }
@@ -61,9 +60,9 @@ func (s *Store) CreateUser(ctx context.Context, u storage.User, first storage.Id
 		return fmt.Errorf("postgres: create user %q: first identity belongs to user %q", u.ID, first.UserID)
 	}
 	err := s.tx(ctx, func(tx pgx.Tx) error {
-		_, err := tx.Exec(ctx, `INSERT INTO users (id, email, email_lower, email_verified, name, picture, roles, disabled, password_hash, created_at, updated_at)
-			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)`,
-			u.ID, u.Email, strings.ToLower(u.Email), u.EmailVerified, u.Name, u.Picture, roles(u.Roles), u.Disabled, u.PasswordHash, ts(u.CreatedAt), ts(u.UpdatedAt))
+		_, err := tx.Exec(ctx, `INSERT INTO users (id, email, email_lower, email_verified, name, picture, roles, disabled, password_hash, created_at, updated_at, email_verified_by)
+			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)`,
+			u.ID, u.Email, emailKey(u.Email), u.EmailVerified, u.Name, u.Picture, roles(u.Roles), u.Disabled, u.PasswordHash, ts(u.CreatedAt), ts(u.UpdatedAt), u.EmailVerifiedBy)
 		if err != nil {
 			return err
 		}
@@ -85,7 +84,7 @@ func (s *Store) GetUserByVerifiedEmail(ctx context.Context, email string) (stora
 	if email == "" {
 		return storage.User{}, errNotFound("verified email", email)
 	}
-	return s.getUserWhere(ctx, `email_lower = $1 AND email_verified AND email_lower <> ''`, strings.ToLower(email), "verified email", email)
+	return s.getUserWhere(ctx, `email_lower = $1 AND email_verified AND email_lower <> ''`, emailKey(email), "verified email", email)
 }
 
 // GetUserByPasswordEmail looks the password-email partial unique index up.
@@ -93,7 +92,7 @@ func (s *Store) GetUserByPasswordEmail(ctx context.Context, email string) (stora
 	if email == "" {
 		return storage.User{}, errNotFound("password email", email)
 	}
-	return s.getUserWhere(ctx, `email_lower = $1 AND password_hash <> '' AND email_lower <> ''`, strings.ToLower(email), "password email", email)
+	return s.getUserWhere(ctx, `email_lower = $1 AND password_hash <> '' AND email_lower <> ''`, emailKey(email), "password email", email)
 }
 
 // getUserWhere returns the user that cond, with arg as $1, selects, or
@@ -114,10 +113,10 @@ func (s *Store) getUserWhere(ctx context.Context, cond string, arg any, what, ke
 // updateUserSQL writes every field of a user but ID and CreatedAt, with
 // the arguments of updateUserArgs.
 const updateUserSQL = `UPDATE users SET email = $2, email_lower = $3, email_verified = $4, name = $5,
-	picture = $6, roles = $7, disabled = $8, password_hash = $9, updated_at = $10 WHERE id = $1`
+	picture = $6, roles = $7, disabled = $8, password_hash = $9, updated_at = $10, email_verified_by = $11 WHERE id = $1`
 
 func updateUserArgs(id string, u storage.User) []any {
-	return []any{id, u.Email, strings.ToLower(u.Email), u.EmailVerified, u.Name, u.Picture, roles(u.Roles), u.Disabled, u.PasswordHash, ts(u.UpdatedAt)}
+	return []any{id, u.Email, emailKey(u.Email), u.EmailVerified, u.Name, u.Picture, roles(u.Roles), u.Disabled, u.PasswordHash, ts(u.UpdatedAt), u.EmailVerifiedBy}
 }
 
 // UpdateUser replaces every field but ID and CreatedAt; the verified-email
@@ -173,7 +172,7 @@ func (s *Store) ListUsers(ctx context.Context, f storage.UserFilter) ([]storage.
 			  AND (($3 = '' AND $4 = '') OR EXISTS (SELECT 1 FROM identities i WHERE i.user_id = u.id
 			       AND ($3 = '' OR i.provider = $3) AND ($4 = '' OR i.subject = $4)))
 			ORDER BY u.id LIMIT $5`,
-			f.After, strings.ToLower(f.Email), f.Provider, f.Subject, limit(f.Limit))
+			f.After, emailKey(f.Email), f.Provider, f.Subject, limit(f.Limit))
 		if err != nil {
 			return err
 		}

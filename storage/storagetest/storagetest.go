@@ -75,6 +75,8 @@ func Run(t *testing.T, open func(t *testing.T) storage.Store) {
 		{"NoAliasing", testNoAliasing},
 		{"Ping", testPing},
 		{"Credentials", testCredentials}, // credentials.go
+		{"EmailVerifiedBy", testEmailVerifiedBy},
+		{"EmailKeyIndexes", testEmailKeyIndexes},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) { tt.test(t, open(t)) })

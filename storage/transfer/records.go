@@ -35,16 +35,19 @@ func (k signingKey) record() storage.SigningKey {
 }
 
 type user struct {
-	ID            string    `json:"id"`
-	Email         string    `json:"email,omitempty"`
-	EmailVerified bool      `json:"email_verified,omitempty"`
-	Name          string    `json:"name,omitempty"`
-	Picture       string    `json:"picture,omitempty"`
-	Roles         []string  `json:"roles,omitempty"`
-	Disabled      bool      `json:"disabled,omitempty"`
-	PasswordHash  string    `json:"password_hash,omitempty"`
-	CreatedAt     time.Time `json:"created_at,omitzero"`
-	UpdatedAt     time.Time `json:"updated_at,omitzero"`
+	ID            string `json:"id"`
+	Email         string `json:"email,omitempty"`
+	EmailVerified bool   `json:"email_verified,omitempty"`
+	// EmailVerifiedBy: absent in streams older than it, which imports as
+	// "" (unknown: not trusted for linking by email).
+	EmailVerifiedBy string    `json:"email_verified_by,omitempty"`
+	Name            string    `json:"name,omitempty"`
+	Picture         string    `json:"picture,omitempty"`
+	Roles           []string  `json:"roles,omitempty"`
+	Disabled        bool      `json:"disabled,omitempty"`
+	PasswordHash    string    `json:"password_hash,omitempty"`
+	CreatedAt       time.Time `json:"created_at,omitzero"`
+	UpdatedAt       time.Time `json:"updated_at,omitzero"`
 }
 
 func fromUser(u storage.User) *user {

@@ -1,0 +1,11 @@
+-- authex schema, version 4: who vouched for a user's verified email, and
+-- email keys that no longer merge different addresses (issue 11).
+--
+-- email_verified_by is the provider (its config name) that verified the
+-- user's email; '' is unknown and never trusted for linking by email.
+-- email_lower now holds storage.EmailKey of email, not strings.ToLower:
+-- ASCII case folding of the local part, the domain as its IDNA A-label,
+-- and any non-ASCII-local or ambiguous address exactly as given. IDNA is
+-- not SQL, so the backend fills both columns in Go, in this migration's
+-- transaction, right after this file (emailtrust.go: migrateEmailTrust).
+ALTER TABLE users ADD COLUMN email_verified_by text NOT NULL DEFAULT '';
