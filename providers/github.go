@@ -101,6 +101,18 @@ type githubUser struct {
 	AvatarURL string `json:"avatar_url"`
 }
 
+// githubApp is the answer of the app token check.
+type githubApp struct {
+	User githubUser `json:"user"`
+}
+
+// githubEmails is the answer of GET /user/emails.
+type githubEmails []struct {
+	Email    string `json:"email"`
+	Primary  bool   `json:"primary"`
+	Verified bool   `json:"verified"`
+}
+
 func (g *githubVerifier) request(method, path string, body any) (*http.Request, error) {
 	var req *http.Request
 	var err error
@@ -130,9 +142,7 @@ func (g *githubVerifier) verifyToken(ctx context.Context, token string) (Identit
 		return Identity{}, err
 	}
 	req.SetBasicAuth(g.clientID, g.secret)
-	var app struct {
-		User githubUser `json:"user"`
-	}
+	var app githubApp
 	status, err := callJSON(ctx, g.client, req, &app)
 	switch {
 	case err != nil:
@@ -170,11 +180,7 @@ func (g *githubVerifier) verifyToken(ctx context.Context, token string) (Identit
 		return Identity{}, err
 	}
 	req.Header.Set("Authorization", "Bearer "+token)
-	var emails []struct {
-		Email    string `json:"email"`
-		Primary  bool   `json:"primary"`
-		Verified bool   `json:"verified"`
-	}
+	var emails githubEmails
 	status, err = callJSON(ctx, g.client, req, &emails)
 	if status == http.StatusForbidden || status == http.StatusNotFound {
 		return Identity{}, refuse(ReasonEmailNotVerified, "the access token cannot read the account's email addresses (request the user:email scope)",

@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"reflect"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -272,14 +273,12 @@ func fetchJWKS(ctx context.Context, client *http.Client, url string) (*jose.JSON
 	if err != nil {
 		return nil, fmt.Errorf("jwks: %w", err)
 	}
-	var raw struct {
-		Keys []json.RawMessage `json:"keys"`
-	}
-	if err := json.Unmarshal(body, &raw); err != nil {
+	raw, err := decodeJWKS(body)
+	if err != nil {
 		return nil, fmt.Errorf("jwks: GET %s: body is not a JWK set: %w", url, err)
 	}
 	set := &jose.JSONWebKeySet{}
-	for _, r := range raw.Keys {
+	for _, r := range raw {
 		var key jose.JSONWebKey
 		if err := key.UnmarshalJSON(r); err != nil {
 			continue
@@ -297,9 +296,51 @@ func fetchJWKS(ctx context.Context, client *http.Client, url string) (*jose.JSON
 		}
 	}
 	if len(set.Keys) == 0 {
-		return nil, fmt.Errorf("jwks: GET %s: no usable signing key among %d", url, len(raw.Keys))
+		return nil, fmt.Errorf("jwks: GET %s: no usable signing key among %d", url, len(raw))
 	}
 	return set, nil
+}
+
+// jwksDoc is a JWK set as decodeStrict sees it: the members of each key
+// are listed so that their case-variants and duplicates are refused
+// before go-jose reads the key.
+type jwksDoc struct {
+	Keys []jwkMembers `json:"keys"`
+}
+
+type jwkMembers struct {
+	Kty json.RawMessage `json:"kty"`
+	Use json.RawMessage `json:"use"`
+	Ops json.RawMessage `json:"key_ops"`
+	Alg json.RawMessage `json:"alg"`
+	Kid json.RawMessage `json:"kid"`
+	Crv json.RawMessage `json:"crv"`
+	N   json.RawMessage `json:"n"`
+	E   json.RawMessage `json:"e"`
+	X   json.RawMessage `json:"x"`
+	Y   json.RawMessage `json:"y"`
+	D   json.RawMessage `json:"d"`
+	X5C json.RawMessage `json:"x5c"`
+	X5T json.RawMessage `json:"x5t"`
+	X5U json.RawMessage `json:"x5u"`
+}
+
+// decodeJWKS checks a JWK set strictly and returns each key's raw JSON,
+// for go-jose to parse.
+func decodeJWKS(body []byte) ([]json.RawMessage, error) {
+	if len(body) > maxDocumentSize {
+		return nil, fmt.Errorf("larger than %d bytes", maxDocumentSize)
+	}
+	if err := checkStrict(body, reflect.TypeFor[jwksDoc]()); err != nil {
+		return nil, err
+	}
+	var raw struct {
+		Keys []json.RawMessage `json:"keys"`
+	}
+	if err := json.Unmarshal(body, &raw); err != nil {
+		return nil, err
+	}
+	return raw.Keys, nil
 }
 
 // getJSON GETs url and returns its body (at most maxDocumentSize). Errors

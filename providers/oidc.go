@@ -185,7 +185,7 @@ func (v *oidcVerifier) discover(ctx context.Context) error {
 		return fmt.Errorf("discovery: %w", err)
 	}
 	var doc discoveryDoc
-	if err := json.Unmarshal(body, &doc); err != nil {
+	if err := decodeStrict(body, maxDocumentSize, &doc); err != nil {
 		return fmt.Errorf("discovery: GET %s: body is not a discovery document: %w", wellKnown, err)
 	}
 	if v.docIssuerOK != nil {
@@ -196,11 +196,11 @@ func (v *oidcVerifier) discover(ctx context.Context) error {
 		return fmt.Errorf("discovery: document names issuer %q, configured %q", doc.Issuer, v.issuer)
 	}
 	if doc.TokenEndpoint != "" {
-		if err := checkURL("token_endpoint", doc.TokenEndpoint); err != nil {
+		if err := checkEndpoint("token_endpoint", doc.TokenEndpoint); err != nil {
 			return fmt.Errorf("discovery: %w", err)
 		}
 	}
-	if err := checkURL("jwks_uri", doc.JWKSURI); err != nil {
+	if err := checkEndpoint("jwks_uri", doc.JWKSURI); err != nil {
 		return fmt.Errorf("discovery: %w", err)
 	}
 
@@ -306,9 +306,13 @@ func (v *oidcVerifier) verifyIDToken(ctx context.Context, d *discovered, c Crede
 		return Identity{}, refuse(ReasonMalformed, "id_token claims are malformed", err)
 	}
 
-	var cl claims
-	if err := tok.Claims(&cl); err != nil {
-		return Identity{}, refuse(ReasonMalformed, "id_token claims have the wrong types", err)
+	var raw json.RawMessage
+	if err := tok.Claims(&raw); err != nil {
+		return Identity{}, refuse(ReasonMalformed, "id_token claims are not a JSON object", err)
+	}
+	cl, err := decodeClaims(raw)
+	if err != nil {
+		return Identity{}, err
 	}
 	issuer, err := v.checkClaims(d, &cl, c)
 	if err != nil {
