@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/url"
+	"slices"
 	"strconv"
 	"strings"
 )
@@ -40,6 +41,7 @@ type githubVerifier struct {
 	secret   string
 	api      string
 	tokenURL string
+	redirect []string
 	client   *http.Client
 	log      *slog.Logger
 }
@@ -76,7 +78,7 @@ func newGitHub(_ context.Context, cfg Config) (Verifier, error) {
 	}
 	return &githubVerifier{
 		name: cfg.Name, clientID: cfg.ClientIDs[0], secret: cfg.ClientSecret,
-		api: api, tokenURL: tokenURL, client: cfg.HTTPClient, log: cfg.Logger,
+		api: api, tokenURL: tokenURL, redirect: slices.Clone(cfg.RedirectURIs), client: cfg.HTTPClient, log: cfg.Logger,
 	}, nil
 }
 
@@ -87,7 +89,7 @@ func (g *githubVerifier) Ready() error { return nil }
 
 func (g *githubVerifier) Verify(ctx context.Context, c Credential) (Identity, error) {
 	token, err := accessTokenOf(ctx, c, "GitHub issues no id_token; send the access_token",
-		g.client, g.log, g.clientID, g.secret, g.tokenURL)
+		g.client, g.log, g.clientID, g.secret, g.tokenURL, g.redirect)
 	if err != nil {
 		return Identity{}, err
 	}

@@ -105,6 +105,7 @@ type Issuer struct {
 	kid      string
 	algs     []string
 	extra    map[string]string // AddDiscovery: path -> issuer
+	jwksHdr  http.Header       // SetJWKSHeader
 
 	jwksFetches      atomic.Int64
 	discoveryFetches atomic.Int64
@@ -173,6 +174,21 @@ func (iss *Issuer) SetSigningAlgs(algs ...string) {
 	iss.mu.Lock()
 	defer iss.mu.Unlock()
 	iss.algs = algs
+}
+
+// SetJWKSHeader sets a header of every JWKS answer from now on (for
+// example Cache-Control: max-age=600); an empty value removes it.
+func (iss *Issuer) SetJWKSHeader(name, value string) {
+	iss.mu.Lock()
+	defer iss.mu.Unlock()
+	if iss.jwksHdr == nil {
+		iss.jwksHdr = http.Header{}
+	}
+	if value == "" {
+		iss.jwksHdr.Del(name)
+	} else {
+		iss.jwksHdr.Set(name, value)
+	}
 }
 
 // JWKSFetches counts requests to the JWKS, including those answered 503.
@@ -245,6 +261,9 @@ func (iss *Issuer) serveJWKS(w http.ResponseWriter, r *http.Request) {
 	set := jose.JSONWebKeySet{Keys: []jose.JSONWebKey{{
 		Key: iss.key.Public(), KeyID: iss.kid, Algorithm: "RS256", Use: "sig",
 	}}}
+	for k, v := range iss.jwksHdr {
+		w.Header()[k] = v
+	}
 	iss.mu.Unlock()
 	writeJSON(w, set)
 }
