@@ -3,9 +3,11 @@ package providers
 import (
 	"encoding/base64"
 	"encoding/json"
+	"net/http"
 	"reflect"
 	"strings"
 	"testing"
+	"time"
 )
 
 // The fuzz targets feed the decoders of provider input (id_token header and
@@ -154,4 +156,35 @@ func checkNoVariant(t *testing.T, body []byte, typ reflect.Type) {
 			}
 		}
 	}
+}
+
+// FuzzCacheLifetime: the JWKS answer's Cache-Control, Expires and Date
+// headers decide when keys are refetched; no header may yield a negative
+// or absurd lifetime.
+func FuzzCacheLifetime(f *testing.F) {
+	f.Add("public, max-age=600", "", "")
+	f.Add("no-store", "", "")
+	f.Add("max-age=\"99999999999999999999\"", "", "")
+	f.Add("", "Thu, 01 Jan 2037 00:00:00 GMT", "Thu, 01 Jan 2026 00:00:00 GMT")
+	f.Add("", "0", "")
+	f.Fuzz(func(t *testing.T, cc, expires, date string) {
+		h := http.Header{}
+		if cc != "" {
+			h.Set("Cache-Control", cc)
+		}
+		if expires != "" {
+			h.Set("Expires", expires)
+		}
+		if date != "" {
+			h.Set("Date", date)
+		}
+		d := cacheLifetime(h)
+		if d < 0 {
+			t.Fatalf("lifetime %s", d)
+		}
+		k := &keySet{minTTL: 5 * time.Minute, maxTTL: time.Hour}
+		if c := k.clamp(d); c < 5*time.Minute || c > time.Hour {
+			t.Fatalf("clamped lifetime %s", c)
+		}
+	})
 }
