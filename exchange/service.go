@@ -343,7 +343,11 @@ func (s *Service) verify(ctx context.Context, p Provider, name string, c provide
 	var perr *providers.Error
 	switch {
 	case errors.As(err, &perr):
-		return id, newError(KindInvalidToken, perr.Reason, perr.Error(), err)
+		kind := KindInvalidToken
+		if providers.IsRequestReason(perr.Reason) {
+			kind = KindInvalidRequest // a parameter missing or not allowed, not a bad token
+		}
+		return id, newError(kind, perr.Reason, perr.Error(), err)
 	case errors.Is(err, providers.ErrUnavailable):
 		return id, newError(KindProviderUnavailable, "provider_unavailable", "the provider cannot be reached right now; try again shortly", err)
 	case ctx.Err() != nil:

@@ -23,6 +23,14 @@ const (
 	ReasonTenant           = "tenant_not_allowed"
 	ReasonCodeRejected     = "code_rejected"
 	ReasonTokenInactive    = "token_inactive"
+
+	// Refusals of the request rather than of the credential (see
+	// IsRequestReason).
+	ReasonPKCERequired          = "pkce_required"
+	ReasonRedirectURINotAllowed = "redirect_uri_not_allowed"
+
+	ReasonTooOld        = "too_old"
+	ReasonNonceRequired = "nonce_required"
 )
 
 // descriptions are the default client-safe messages, one per reason.
@@ -42,6 +50,18 @@ var descriptions = map[string]string{
 	ReasonTenant:           "the account's tenant (tid) is not allowed for this provider",
 	ReasonCodeRejected:     "the provider refused the authorization code (expired, already used, or redirect_uri or code_verifier do not match)",
 	ReasonTokenInactive:    "the provider says this access token is not valid (expired, revoked or unknown)",
+
+	ReasonPKCERequired:          "a code needs its PKCE code_verifier (RFC 7636: 43 to 128 characters of A-Z a-z 0-9 - . _ ~)",
+	ReasonRedirectURINotAllowed: "redirect_uri is missing or not one of this provider's redirect_uris",
+	ReasonTooOld:                "id_token was issued longer ago (iat) than this provider's max_age allows; sign in again",
+	ReasonNonceRequired:         "this provider requires a nonce: send the nonce, and the id_token must carry it",
+}
+
+// IsRequestReason reports whether reason refuses the request's parameters
+// (a missing code_verifier, a redirect_uri not allowed) rather than the
+// credential itself; callers answer it as a bad request, not a bad token.
+func IsRequestReason(reason string) bool {
+	return reason == ReasonPKCERequired || reason == ReasonRedirectURINotAllowed
 }
 
 // Error is a refused credential with a machine-readable reason.

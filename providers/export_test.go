@@ -10,3 +10,11 @@ func WithTiming(cfg Config, backoffMin, backoffMax, keyCooldown time.Duration) C
 	cfg.keyCooldown = keyCooldown
 	return cfg
 }
+
+// WithJWKSRefresh returns cfg with the scheduled key refresh bounded by
+// [min, max] (below the 5m floor New otherwise enforces), for tests.
+func WithJWKSRefresh(cfg Config, min, max time.Duration) Config {
+	cfg.jwksRefreshMin = min
+	cfg.JWKSRefreshMax = max
+	return cfg
+}

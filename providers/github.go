@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/url"
+	"slices"
 	"strconv"
 	"strings"
 )
@@ -40,6 +41,7 @@ type githubVerifier struct {
 	secret   string
 	api      string
 	tokenURL string
+	redirect []string
 	client   *http.Client
 	log      *slog.Logger
 }
@@ -76,7 +78,7 @@ func newGitHub(_ context.Context, cfg Config) (Verifier, error) {
 	}
 	return &githubVerifier{
 		name: cfg.Name, clientID: cfg.ClientIDs[0], secret: cfg.ClientSecret,
-		api: api, tokenURL: tokenURL, client: cfg.HTTPClient, log: cfg.Logger,
+		api: api, tokenURL: tokenURL, redirect: slices.Clone(cfg.RedirectURIs), client: cfg.HTTPClient, log: cfg.Logger,
 	}, nil
 }
 
@@ -87,7 +89,7 @@ func (g *githubVerifier) Ready() error { return nil }
 
 func (g *githubVerifier) Verify(ctx context.Context, c Credential) (Identity, error) {
 	token, err := accessTokenOf(ctx, c, "GitHub issues no id_token; send the access_token",
-		g.client, g.log, g.clientID, g.secret, g.tokenURL)
+		g.client, g.log, g.clientID, g.secret, g.tokenURL, g.redirect)
 	if err != nil {
 		return Identity{}, err
 	}
@@ -99,6 +101,18 @@ type githubUser struct {
 	Login     string `json:"login"`
 	Name      string `json:"name"`
 	AvatarURL string `json:"avatar_url"`
+}
+
+// githubApp is the answer of the app token check.
+type githubApp struct {
+	User githubUser `json:"user"`
+}
+
+// githubEmails is the answer of GET /user/emails.
+type githubEmails []struct {
+	Email    string `json:"email"`
+	Primary  bool   `json:"primary"`
+	Verified bool   `json:"verified"`
 }
 
 func (g *githubVerifier) request(method, path string, body any) (*http.Request, error) {
@@ -130,9 +144,7 @@ func (g *githubVerifier) verifyToken(ctx context.Context, token string) (Identit
 		return Identity{}, err
 	}
 	req.SetBasicAuth(g.clientID, g.secret)
-	var app struct {
-		User githubUser `json:"user"`
-	}
+	var app githubApp
 	status, err := callJSON(ctx, g.client, req, &app)
 	switch {
 	case err != nil:
@@ -170,11 +182,7 @@ func (g *githubVerifier) verifyToken(ctx context.Context, token string) (Identit
 		return Identity{}, err
 	}
 	req.Header.Set("Authorization", "Bearer "+token)
-	var emails []struct {
-		Email    string `json:"email"`
-		Primary  bool   `json:"primary"`
-		Verified bool   `json:"verified"`
-	}
+	var emails githubEmails
 	status, err = callJSON(ctx, g.client, req, &emails)
 	if status == http.StatusForbidden || status == http.StatusNotFound {
 		return Identity{}, refuse(ReasonEmailNotVerified, "the access token cannot read the account's email addresses (request the user:email scope)",

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/netip"
 	"net/url"
 	"strings"
 )
@@ -36,10 +37,13 @@ func callJSON(ctx context.Context, client *http.Client, req *http.Request, out a
 	if resp.StatusCode < 200 || resp.StatusCode > 299 {
 		return resp.StatusCode, nil
 	}
-	if len(body) > maxDocumentSize {
-		return resp.StatusCode, fmt.Errorf("%w: %s: body larger than %d bytes", ErrUnavailable, where, maxDocumentSize)
-	}
-	if err := json.Unmarshal(body, out); err != nil {
+	if err := decodeStrict(body, maxDocumentSize, out); err != nil {
+		if errors.Is(err, errDuplicateKey) || errors.Is(err, errCaseVariant) {
+			// Names we read, spelt twice or in another case: which one
+			// the provider meant is unknowable, so the account is refused
+			// (it may be an attacker's claim name, not an outage).
+			return resp.StatusCode, refuse(ReasonMalformed, "the provider's answer about this token has duplicate or case-variant keys", fmt.Errorf("%s: %w", where, err))
+		}
 		return resp.StatusCode, fmt.Errorf("%w: %s: answer is not the JSON expected: %v", ErrUnavailable, where, err)
 	}
 	return resp.StatusCode, nil
@@ -89,6 +93,29 @@ func checkURL(key, raw string) error {
 		return fmt.Errorf("%s %q is not an http(s) URL", key, raw)
 	}
 	return nil
+}
+
+// checkEndpoint checks an endpoint a discovery document names (jwks_uri,
+// token_endpoint): https, or http on a loopback host only. Keys or codes
+// fetched over plain http can be swapped or read by anyone on the path.
+func checkEndpoint(key, raw string) error {
+	u, err := url.Parse(raw)
+	if err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
+		return fmt.Errorf("%s %q is not an http(s) URL", key, raw)
+	}
+	if u.Scheme == "http" && !isLoopback(u.Hostname()) {
+		return fmt.Errorf("%s %q must use https (plain http only on a loopback host)", key, raw)
+	}
+	return nil
+}
+
+// isLoopback: localhost, 127.0.0.0/8 or ::1.
+func isLoopback(host string) bool {
+	if strings.EqualFold(host, "localhost") {
+		return true
+	}
+	ip, err := netip.ParseAddr(host)
+	return err == nil && ip.Unmap().IsLoopback()
 }
 
 // userInfo is what we read from a userinfo endpoint (OIDC's, Google's, or

@@ -26,10 +26,21 @@ var asymmetricAlgs = map[string]bool{
 }
 
 // joseHeader is the part of the protected header we look at before any
-// cryptography.
+// cryptography. go-jose reads the header again (case-sensitively); the
+// other registered names are listed so that decodeStrict refuses their
+// case-variants too.
 type joseHeader struct {
-	Alg string `json:"alg"`
-	Kid string `json:"kid"`
+	Alg  string          `json:"alg"`
+	Kid  string          `json:"kid"`
+	Typ  json.RawMessage `json:"typ"`
+	Cty  json.RawMessage `json:"cty"`
+	Crit json.RawMessage `json:"crit"`
+	JKU  json.RawMessage `json:"jku"`
+	JWK  json.RawMessage `json:"jwk"`
+	X5U  json.RawMessage `json:"x5u"`
+	X5C  json.RawMessage `json:"x5c"`
+	X5T  json.RawMessage `json:"x5t"`
+	B64  json.RawMessage `json:"b64"`
 }
 
 // parseHeader checks that raw is a JWS compact serialization (three
@@ -51,7 +62,7 @@ func parseHeader(raw string) (joseHeader, error) {
 		}
 	}
 	hdr, _ := base64.RawURLEncoding.DecodeString(parts[0])
-	if err := json.Unmarshal(hdr, &h); err != nil {
+	if err := decodeStrict(hdr, maxTokenSize, &h); err != nil {
 		return h, refuse(ReasonMalformed, "id_token header is not a JSON object", err)
 	}
 	if h.Alg == "" {
@@ -84,6 +95,17 @@ type claims struct {
 	IsPrivateEmail flexBool `json:"is_private_email"` // apple: a private relay address
 }
 
+// decodeClaims decodes an id_token's payload strictly (see decodeStrict):
+// a duplicate or case-variant key, or a claim of the wrong type, makes the
+// token malformed.
+func decodeClaims(payload []byte) (claims, error) {
+	var cl claims
+	if err := decodeStrict(payload, maxTokenSize, &cl); err != nil {
+		return claims{}, refuse(ReasonMalformed, "id_token claims are malformed (wrong types, or duplicate or case-variant names)", err)
+	}
+	return cl, nil
+}
+
 // audience is aud: a string or an array of strings (RFC 7519 §4.1.3).
 type audience []string
 
@@ -110,6 +132,12 @@ func (a *audience) UnmarshalJSON(b []byte) error {
 type numericDate struct{ time.Time }
 
 func (d *numericDate) UnmarshalJSON(b []byte) error {
+	// json.Number would also take a quoted number ("exp":"1767225600"):
+	// RFC 7519 says a NumericDate is a JSON number, and a provider that
+	// sends a string is not one we understand.
+	if len(b) == 0 || (b[0] != '-' && (b[0] < '0' || b[0] > '9')) {
+		return errors.New("a time claim is not a number")
+	}
 	var n json.Number
 	if err := json.Unmarshal(b, &n); err != nil {
 		return errors.New("a time claim is not a number")

@@ -11,6 +11,9 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"reflect"
+	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -36,6 +39,15 @@ const fetchTimeout = 10 * time.Second
 //     once with unknown_key: a storm of forged kids costs the provider at
 //     most one request per cooldown.
 //   - A failed fetch leaves the last good keys in place.
+//   - Keys are also refreshed on a schedule, so that a key the provider
+//     removes (after a compromise) stops verifying without any unknown kid
+//     asking for it: each fetched set is trusted for the answer's
+//     Cache-Control max-age (or Expires), clamped to [minTTL, maxTTL], and
+//     maxTTL when the answer says nothing. A background loop refreshes it
+//     when it falls due; should that not have happened yet (the loop is
+//     late, or the clock moved), the first verification after the due
+//     time refreshes it first. A failed scheduled refresh keeps the last
+//     good keys and is retried with backoff.
 //
 // Reporting reasons through go-oidc: IDTokenVerifier.Verify formats a
 // KeySet's error with %v, so the type of our error does not survive it.
@@ -53,9 +65,15 @@ type keySet struct {
 
 	keys atomic.Pointer[jose.JSONWebKeySet] // read lock-free on every verify
 
+	now    func() time.Time
+	minTTL time.Duration // shortest scheduled refresh interval
+	maxTTL time.Duration // longest, and the default
+
 	mu          sync.Mutex
 	inflight    *fetchCall // the refetch under way, shared by every miss
 	lastRefetch time.Time  // start of the last refetch a miss triggered
+	due         time.Time  // when the keys must be fetched again
+	failures    int        // scheduled refreshes failed in a row
 }
 
 var _ oidc.KeySet = (*keySet)(nil)
@@ -74,19 +92,95 @@ type sigOutcomeKey struct{}
 var errCooldown = errors.New("jwks refetch suppressed by cooldown")
 
 func newKeySet(url string, client *http.Client, cooldown time.Duration, log *slog.Logger) *keySet {
-	return &keySet{url: url, client: client, cooldown: cooldown, log: log}
+	return &keySet{url: url, client: client, cooldown: cooldown, log: log,
+		now: time.Now, minTTL: minJWKSRefresh, maxTTL: defaultJWKSRefresh}
 }
 
 // load fetches the key set once, for discovery. It does not start the
 // unknown-kid cooldown.
 func (k *keySet) load(ctx context.Context) error {
-	set, err := fetchJWKS(ctx, k.client, k.url)
+	set, ttl, err := fetchJWKS(ctx, k.client, k.url)
 	k.report(err)
 	if err != nil {
 		return err
 	}
-	k.keys.Store(set)
+	k.store(set, ttl)
 	return nil
+}
+
+// store publishes a freshly fetched set, trusted for ttl (the answer's
+// cache lifetime, or 0 when it gave none).
+func (k *keySet) store(set *jose.JSONWebKeySet, ttl time.Duration) {
+	k.keys.Store(set)
+	k.mu.Lock()
+	k.due = k.now().Add(k.clamp(ttl))
+	k.failures = 0
+	k.mu.Unlock()
+}
+
+func (k *keySet) clamp(ttl time.Duration) time.Duration {
+	if ttl <= 0 {
+		return k.maxTTL
+	}
+	return min(max(ttl, k.minTTL), k.maxTTL)
+}
+
+// failed notes a failed fetch: when the keys were due, the next attempt
+// waits a backoff (30s doubling, at most maxTTL) so that an outage does
+// not make every verification wait on the provider.
+func (k *keySet) failed() {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	now := k.now()
+	if now.Before(k.due) {
+		return
+	}
+	k.failures++
+	backoff := min(30*time.Second<<min(k.failures-1, 10), k.maxTTL)
+	k.due = now.Add(backoff)
+}
+
+// stale reports whether the keys are due for a refresh.
+func (k *keySet) stale() bool {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	return !k.due.IsZero() && !k.now().Before(k.due)
+}
+
+// maintain refreshes the keys when they fall due, until ctx ends.
+func (k *keySet) maintain(ctx context.Context) {
+	for {
+		k.mu.Lock()
+		wait := k.due.Sub(k.now())
+		k.mu.Unlock()
+		t := time.NewTimer(max(wait, time.Second))
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return
+		case <-t.C:
+		}
+		if k.stale() {
+			k.refresh(ctx)
+		}
+	}
+}
+
+// refresh fetches the keys again (sharing a fetch under way) and waits for
+// it; the unknown-kid cooldown does not apply.
+func (k *keySet) refresh(ctx context.Context) {
+	k.mu.Lock()
+	call := k.inflight
+	if call == nil {
+		call = &fetchCall{done: make(chan struct{})}
+		k.inflight = call
+		go k.runFetch(call)
+	}
+	k.mu.Unlock()
+	select {
+	case <-call.done:
+	case <-ctx.Done():
+	}
 }
 
 // report tells Config.KeyFetched about one fetch.
@@ -129,6 +223,14 @@ func (k *keySet) verify(ctx context.Context, raw string) ([]byte, error) {
 	jws, err := jose.ParseSignedCompact(raw, joseAlgs)
 	if err != nil {
 		return nil, refuse(ReasonMalformed, "id_token is not a valid JWS", err)
+	}
+	if k.stale() {
+		// Past the keys' lifetime and the background refresh has not run:
+		// a key removed since must not verify this token.
+		k.refresh(ctx)
+		if ctx.Err() != nil {
+			return nil, ctx.Err()
+		}
 	}
 	if len(jws.Signatures) != 1 {
 		return nil, refuse(ReasonMalformed, "id_token must carry exactly one signature", nil)
@@ -247,12 +349,13 @@ func (k *keySet) refetch(ctx context.Context) (*jose.JSONWebKeySet, error) {
 }
 
 func (k *keySet) runFetch(call *fetchCall) {
-	set, err := fetchJWKS(context.Background(), k.client, k.url)
+	set, ttl, err := fetchJWKS(context.Background(), k.client, k.url)
 	k.report(err)
 	if err == nil {
-		k.keys.Store(set)
-		k.log.Info("provider keys refetched", "keys", len(set.Keys))
+		k.store(set, ttl)
+		k.log.Info("provider keys refetched", "keys", len(set.Keys), "next_in", k.clamp(ttl))
 	} else {
+		k.failed()
 		k.log.Warn("provider keys refetch failed; keeping the last good keys", "err", err)
 	}
 	k.mu.Lock()
@@ -267,19 +370,20 @@ func (k *keySet) runFetch(call *fetchCall) {
 // are skipped rather than failing the set (RFC 7517 §5); a set with no
 // usable key at all is an error, so that the last good keys stay.
 // Errors never include the response body.
-func fetchJWKS(ctx context.Context, client *http.Client, url string) (*jose.JSONWebKeySet, error) {
-	body, err := getJSON(ctx, client, url)
+//
+// ttl is how long the answer may be cached (cacheLifetime); 0 when it
+// does not say.
+func fetchJWKS(ctx context.Context, client *http.Client, url string) (set *jose.JSONWebKeySet, ttl time.Duration, err error) {
+	body, hdr, err := getJSONHeader(ctx, client, url)
 	if err != nil {
-		return nil, fmt.Errorf("jwks: %w", err)
+		return nil, 0, fmt.Errorf("jwks: %w", err)
 	}
-	var raw struct {
-		Keys []json.RawMessage `json:"keys"`
+	raw, err := decodeJWKS(body)
+	if err != nil {
+		return nil, 0, fmt.Errorf("jwks: GET %s: body is not a JWK set: %w", url, err)
 	}
-	if err := json.Unmarshal(body, &raw); err != nil {
-		return nil, fmt.Errorf("jwks: GET %s: body is not a JWK set: %w", url, err)
-	}
-	set := &jose.JSONWebKeySet{}
-	for _, r := range raw.Keys {
+	set = &jose.JSONWebKeySet{}
+	for _, r := range raw {
 		var key jose.JSONWebKey
 		if err := key.UnmarshalJSON(r); err != nil {
 			continue
@@ -297,30 +401,118 @@ func fetchJWKS(ctx context.Context, client *http.Client, url string) (*jose.JSON
 		}
 	}
 	if len(set.Keys) == 0 {
-		return nil, fmt.Errorf("jwks: GET %s: no usable signing key among %d", url, len(raw.Keys))
+		return nil, 0, fmt.Errorf("jwks: GET %s: no usable signing key among %d", url, len(raw))
 	}
-	return set, nil
+	return set, cacheLifetime(hdr), nil
+}
+
+// cacheLifetime is how long an answer may be cached by its headers
+// (RFC 9111 §4.2.1): Cache-Control max-age, else Expires minus Date (or
+// now). no-cache and no-store mean 1ns (refresh as often as allowed); a
+// missing or unreadable lifetime is 0.
+func cacheLifetime(h http.Header) time.Duration {
+	for _, v := range h.Values("Cache-Control") {
+		for _, d := range strings.Split(v, ",") {
+			name, val, _ := strings.Cut(strings.TrimSpace(d), "=")
+			switch strings.ToLower(name) {
+			case "no-cache", "no-store":
+				return time.Nanosecond
+			case "max-age":
+				n, err := strconv.ParseInt(strings.Trim(val, `"`), 10, 64)
+				if err != nil || n < 0 {
+					return 0
+				}
+				if n == 0 {
+					return time.Nanosecond
+				}
+				return time.Duration(min(n, 365*24*3600)) * time.Second
+			}
+		}
+	}
+	if e := h.Get("Expires"); e != "" {
+		exp, err := http.ParseTime(e)
+		if err != nil {
+			return time.Nanosecond // RFC 9111: an invalid Expires means already expired
+		}
+		date, err := http.ParseTime(h.Get("Date"))
+		if err != nil {
+			date = time.Now()
+		}
+		if d := exp.Sub(date); d > 0 {
+			return d
+		}
+		return time.Nanosecond
+	}
+	return 0
+}
+
+// jwksDoc is a JWK set as decodeStrict sees it: the members of each key
+// are listed so that their case-variants and duplicates are refused
+// before go-jose reads the key.
+type jwksDoc struct {
+	Keys []jwkMembers `json:"keys"`
+}
+
+type jwkMembers struct {
+	Kty json.RawMessage `json:"kty"`
+	Use json.RawMessage `json:"use"`
+	Ops json.RawMessage `json:"key_ops"`
+	Alg json.RawMessage `json:"alg"`
+	Kid json.RawMessage `json:"kid"`
+	Crv json.RawMessage `json:"crv"`
+	N   json.RawMessage `json:"n"`
+	E   json.RawMessage `json:"e"`
+	X   json.RawMessage `json:"x"`
+	Y   json.RawMessage `json:"y"`
+	D   json.RawMessage `json:"d"`
+	X5C json.RawMessage `json:"x5c"`
+	X5T json.RawMessage `json:"x5t"`
+	X5U json.RawMessage `json:"x5u"`
+}
+
+// decodeJWKS checks a JWK set strictly and returns each key's raw JSON,
+// for go-jose to parse.
+func decodeJWKS(body []byte) ([]json.RawMessage, error) {
+	if len(body) > maxDocumentSize {
+		return nil, fmt.Errorf("larger than %d bytes", maxDocumentSize)
+	}
+	if err := checkStrict(body, reflect.TypeFor[jwksDoc]()); err != nil {
+		return nil, err
+	}
+	var raw struct {
+		Keys []json.RawMessage `json:"keys"`
+	}
+	if err := json.Unmarshal(body, &raw); err != nil {
+		return nil, err
+	}
+	return raw.Keys, nil
 }
 
 // getJSON GETs url and returns its body (at most maxDocumentSize). Errors
 // name the URL and status, never the body.
 func getJSON(ctx context.Context, client *http.Client, url string) ([]byte, error) {
+	body, _, err := getJSONHeader(ctx, client, url)
+	return body, err
+}
+
+// getJSONHeader is getJSON that also returns the answer's header.
+func getJSONHeader(ctx context.Context, client *http.Client, url string) ([]byte, http.Header, error) {
 	req, err := http.NewRequest(http.MethodGet, url, nil)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	resp, body, err := send(ctx, client, req)
 	if resp == nil {
-		return nil, err
+		return nil, nil, err
 	}
 	if resp.StatusCode != http.StatusOK {
-		return nil, fmt.Errorf("GET %s: %s", url, resp.Status)
+		return nil, nil, fmt.Errorf("GET %s: %s", url, resp.Status)
 	}
 	if err != nil {
-		return nil, fmt.Errorf("GET %s: reading body: %w", url, err)
+		return nil, nil, fmt.Errorf("GET %s: reading body: %w", url, err)
 	}
 	if len(body) > maxDocumentSize {
-		return nil, fmt.Errorf("GET %s: body larger than %d bytes", url, maxDocumentSize)
+		return nil, nil, fmt.Errorf("GET %s: body larger than %d bytes", url, maxDocumentSize)
 	}
-	return body, nil
+	return body, resp.Header, nil
 }

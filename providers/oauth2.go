@@ -36,6 +36,7 @@ type oauth2Verifier struct {
 	tokenInfo     *url.URL // parsed once; nil with introspectURL
 	userInfoURL   string
 	tokenURL      string
+	redirectURIs  []string
 	needVerEm     bool
 	client        *http.Client
 	log           *slog.Logger
@@ -78,7 +79,7 @@ func newOAuth2(_ context.Context, cfg Config) (Verifier, error) {
 	o := &oauth2Verifier{
 		name: cfg.Name, issuer: cfg.Issuer, clientIDs: slices.Clone(cfg.ClientIDs), secret: cfg.ClientSecret,
 		introspectURL: cfg.IntrospectionURL, userInfoURL: cfg.UserInfoURL,
-		tokenURL: cfg.TokenURL, needVerEm: cfg.RequireVerifiedEmail, client: cfg.HTTPClient, log: cfg.Logger,
+		tokenURL: cfg.TokenURL, redirectURIs: slices.Clone(cfg.RedirectURIs), needVerEm: cfg.RequireVerifiedEmail, client: cfg.HTTPClient, log: cfg.Logger,
 	}
 	if cfg.TokenInfoURL != "" {
 		o.tokenInfo, _ = url.Parse(cfg.TokenInfoURL) // checkURL parsed it
@@ -92,7 +93,7 @@ func (o *oauth2Verifier) Ready() error { return nil }
 
 func (o *oauth2Verifier) Verify(ctx context.Context, c Credential) (Identity, error) {
 	token, err := accessTokenOf(ctx, c, "this provider takes an access_token, not an id_token",
-		o.client, o.log, o.clientIDs[0], o.secret, o.tokenURL)
+		o.client, o.log, o.clientIDs[0], o.secret, o.tokenURL, o.redirectURIs)
 	if err != nil {
 		return Identity{}, err
 	}

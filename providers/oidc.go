@@ -23,23 +23,28 @@ import (
 // oidcVerifier verifies id_tokens from one OpenID Connect issuer. The
 // google type is this verifier with a preset (see google.go).
 type oidcVerifier struct {
-	name        string
-	issuer      string   // canonical: discovery must name it, Identity.Issuer is it
-	issuers     []string // spellings accepted in iss (issuer first)
-	wellKnown   string   // the discovery document's URL
-	clientIDs   []string
-	secret      string   // ClientSecret of clientIDs[0]; "" disables code exchange
-	domains     []string // allowed hd values, lower case; empty: hd unchecked
-	needDomain  bool     // domains is set (google only)
-	needVerEm   bool     // Config.RequireVerifiedEmail
-	leeway      time.Duration
-	now         func() time.Time
-	client      *http.Client
-	log         *slog.Logger
-	keyCooldown time.Duration
-	keyFetched  func(error)
-	backoffMin  time.Duration
-	backoffMax  time.Duration
+	name         string
+	issuer       string   // canonical: discovery must name it, Identity.Issuer is it
+	issuers      []string // spellings accepted in iss (issuer first)
+	wellKnown    string   // the discovery document's URL
+	clientIDs    []string
+	secret       string   // ClientSecret of clientIDs[0]; "" disables code exchange
+	redirectURIs []string // Config.RedirectURIs
+	maxAge       time.Duration
+	needNonce    bool
+	jwksMax      time.Duration // Config.JWKSRefreshMax
+	jwksMin      time.Duration
+	domains      []string // allowed hd values, lower case; empty: hd unchecked
+	needDomain   bool     // domains is set (google only)
+	needVerEm    bool     // Config.RequireVerifiedEmail
+	leeway       time.Duration
+	now          func() time.Time
+	client       *http.Client
+	log          *slog.Logger
+	keyCooldown  time.Duration
+	keyFetched   func(error)
+	backoffMin   time.Duration
+	backoffMax   time.Duration
 
 	// Type hooks; nil means the plain OIDC behaviour.
 	//
@@ -98,22 +103,27 @@ func checkIssuer(issuer string) error {
 
 func newOIDCVerifier(cfg Config, issuers []string) *oidcVerifier {
 	return &oidcVerifier{
-		name:        cfg.Name,
-		issuer:      cfg.Issuer,
-		issuers:     issuers,
-		wellKnown:   strings.TrimSuffix(cfg.Issuer, "/") + "/.well-known/openid-configuration",
-		clientIDs:   slices.Clone(cfg.ClientIDs),
-		secret:      cfg.ClientSecret,
-		needVerEm:   cfg.RequireVerifiedEmail,
-		leeway:      cfg.Leeway,
-		now:         cfg.Now,
-		client:      cfg.HTTPClient,
-		log:         cfg.Logger,
-		keyCooldown: cfg.keyCooldown,
-		keyFetched:  cfg.KeyFetched,
-		backoffMin:  cfg.backoffMin,
-		backoffMax:  cfg.backoffMax,
-		ready:       make(chan struct{}),
+		name:         cfg.Name,
+		issuer:       cfg.Issuer,
+		issuers:      issuers,
+		wellKnown:    strings.TrimSuffix(cfg.Issuer, "/") + "/.well-known/openid-configuration",
+		clientIDs:    slices.Clone(cfg.ClientIDs),
+		secret:       cfg.ClientSecret,
+		redirectURIs: slices.Clone(cfg.RedirectURIs),
+		maxAge:       cfg.MaxAge,
+		needNonce:    cfg.RequireNonce,
+		jwksMax:      cfg.JWKSRefreshMax,
+		jwksMin:      cfg.jwksRefreshMin,
+		needVerEm:    cfg.RequireVerifiedEmail,
+		leeway:       cfg.Leeway,
+		now:          cfg.Now,
+		client:       cfg.HTTPClient,
+		log:          cfg.Logger,
+		keyCooldown:  cfg.keyCooldown,
+		keyFetched:   cfg.KeyFetched,
+		backoffMin:   cfg.backoffMin,
+		backoffMax:   cfg.backoffMax,
+		ready:        make(chan struct{}),
 	}
 }
 
@@ -185,7 +195,7 @@ func (v *oidcVerifier) discover(ctx context.Context) error {
 		return fmt.Errorf("discovery: %w", err)
 	}
 	var doc discoveryDoc
-	if err := json.Unmarshal(body, &doc); err != nil {
+	if err := decodeStrict(body, maxDocumentSize, &doc); err != nil {
 		return fmt.Errorf("discovery: GET %s: body is not a discovery document: %w", wellKnown, err)
 	}
 	if v.docIssuerOK != nil {
@@ -196,11 +206,11 @@ func (v *oidcVerifier) discover(ctx context.Context) error {
 		return fmt.Errorf("discovery: document names issuer %q, configured %q", doc.Issuer, v.issuer)
 	}
 	if doc.TokenEndpoint != "" {
-		if err := checkURL("token_endpoint", doc.TokenEndpoint); err != nil {
+		if err := checkEndpoint("token_endpoint", doc.TokenEndpoint); err != nil {
 			return fmt.Errorf("discovery: %w", err)
 		}
 	}
-	if err := checkURL("jwks_uri", doc.JWKSURI); err != nil {
+	if err := checkEndpoint("jwks_uri", doc.JWKSURI); err != nil {
 		return fmt.Errorf("discovery: %w", err)
 	}
 
@@ -220,6 +230,7 @@ func (v *oidcVerifier) discover(ctx context.Context) error {
 
 	keys := newKeySet(doc.JWKSURI, v.client, v.keyCooldown, v.log)
 	keys.fetched = v.keyFetched
+	keys.now, keys.minTTL, keys.maxTTL = v.now, v.jwksMin, v.jwksMax
 	if err := keys.load(ctx); err != nil {
 		return fmt.Errorf("discovery: %w", err)
 	}
@@ -241,6 +252,7 @@ func (v *oidcVerifier) discover(ctx context.Context) error {
 	}
 	v.disc.Store(d)
 	close(v.ready)
+	go keys.maintain(ctx)
 	v.log.Info("provider discovered", "issuer", v.issuer, "jwks_uri", doc.JWKSURI, "algs", algs, "keys", len(keys.current().Keys))
 	return nil
 }
@@ -263,6 +275,9 @@ func (v *oidcVerifier) Verify(ctx context.Context, c Credential) (Identity, erro
 		}
 		return v.exchangeCode(ctx, d, c)
 	case c.AccessToken != "" && v.accessToken != nil:
+		if v.needNonce {
+			return Identity{}, refuse(ReasonNonceRequired, "this provider requires a nonce-bearing id_token; an access token alone is not accepted", nil)
+		}
 		id, err := v.accessToken(ctx, c.AccessToken)
 		if err != nil {
 			return Identity{}, err
@@ -306,9 +321,13 @@ func (v *oidcVerifier) verifyIDToken(ctx context.Context, d *discovered, c Crede
 		return Identity{}, refuse(ReasonMalformed, "id_token claims are malformed", err)
 	}
 
-	var cl claims
-	if err := tok.Claims(&cl); err != nil {
-		return Identity{}, refuse(ReasonMalformed, "id_token claims have the wrong types", err)
+	var raw json.RawMessage
+	if err := tok.Claims(&raw); err != nil {
+		return Identity{}, refuse(ReasonMalformed, "id_token claims are not a JSON object", err)
+	}
+	cl, err := decodeClaims(raw)
+	if err != nil {
+		return Identity{}, err
 	}
 	issuer, err := v.checkClaims(d, &cl, c)
 	if err != nil {
@@ -389,11 +408,22 @@ func (v *oidcVerifier) checkRest(cl *claims, c Credential) error {
 	if cl.IssuedAt != nil && cl.IssuedAt.After(now.Add(v.leeway)) {
 		return refuse(ReasonNotYetValid, "id_token is issued in the future (iat)", fmt.Errorf("iat %s, now %s, leeway %s", cl.IssuedAt.UTC(), now.UTC(), v.leeway))
 	}
+	if v.maxAge > 0 {
+		if cl.IssuedAt == nil {
+			return refuse(ReasonTooOld, "id_token has no issue time (iat) and this provider has a max_age", nil)
+		}
+		if now.Sub(cl.IssuedAt.Time) > v.maxAge+v.leeway {
+			return refuse(ReasonTooOld, "", fmt.Errorf("iat %s, now %s, max_age %s, leeway %s", cl.IssuedAt.UTC(), now.UTC(), v.maxAge, v.leeway))
+		}
+	}
 
 	if cl.Subject == "" {
 		return refuse(ReasonMalformed, "id_token has no subject (sub)", nil)
 	}
 
+	if v.needNonce && (c.Nonce == "" || cl.Nonce == "") {
+		return refuse(ReasonNonceRequired, "", fmt.Errorf("request nonce present %v, id_token nonce present %v", c.Nonce != "", cl.Nonce != ""))
+	}
 	switch {
 	case c.Nonce != "":
 		sum := sha256.Sum256([]byte(c.Nonce))

@@ -12,6 +12,7 @@
 package providers
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -124,6 +125,27 @@ type Config struct {
 	// Leeway is the clock leeway for exp, nbf and iat; 0 means 60s.
 	Leeway time.Duration
 
+	// RedirectURIs are the redirect_uris a code may come with (exact
+	// match). A code is accepted only with one of them and a PKCE
+	// code_verifier (RFC 9700 §2.1.1): a leaked code alone redeems
+	// nothing. Empty: codes are refused.
+	RedirectURIs []string
+
+	// MaxAge, when set, refuses an id_token without iat or issued longer
+	// ago than MaxAge (plus Leeway): reason too_old.
+	MaxAge time.Duration
+
+	// RequireNonce refuses an id_token without nonce, and a request
+	// without one (reason nonce_required).
+	RequireNonce bool
+
+	// JWKSRefreshMax caps how long a fetched key set is trusted before it
+	// is fetched again, whatever its Cache-Control says; 0 means 1h. The
+	// refresh interval is the answer's max-age (or Expires), clamped to
+	// [5m, JWKSRefreshMax] (JWKSRefreshMax alone when the answer has
+	// none), so a key the provider removes stops verifying within it.
+	JWKSRefreshMax time.Duration
+
 	HTTPClient *http.Client     // nil: a client with a 10s timeout
 	Logger     *slog.Logger     // nil: slog.Default()
 	Now        func() time.Time // nil: time.Now; for token times only
@@ -136,6 +158,8 @@ type Config struct {
 	backoffMin  time.Duration // first discovery retry delay; 0 means 1s
 	backoffMax  time.Duration // discovery retry delay cap; 0 means 5m
 	keyCooldown time.Duration // unknown-kid refetch cooldown; 0 means 30s
+	// jwksRefreshMin is the shortest scheduled key refresh; 0 means 5m.
+	jwksRefreshMin time.Duration
 }
 
 // Verifier verifies credentials for one configured provider.
@@ -179,6 +203,8 @@ const (
 	defaultBackoffMin  = time.Second
 	defaultBackoffMax  = 5 * time.Minute
 	defaultKeyCooldown = 30 * time.Second
+	defaultJWKSRefresh = time.Hour
+	minJWKSRefresh     = 5 * time.Minute
 )
 
 // New returns the Verifier for cfg. It fails only for a bad config (unknown
@@ -204,6 +230,20 @@ func New(ctx context.Context, cfg Config) (Verifier, error) {
 	}
 	if cfg.Leeway < 0 {
 		problems = append(problems, "leeway is negative")
+	}
+	for i, u := range cfg.RedirectURIs {
+		if err := checkRedirectURI(u); err != nil {
+			problems = append(problems, fmt.Sprintf("redirect_uris[%d]: %v", i, err))
+		}
+	}
+	if (cfg.MaxAge != 0 || cfg.RequireNonce) && (cfg.Type == "github" || cfg.Type == "oauth2") {
+		problems = append(problems, "max_age and require_nonce apply to id_tokens: not supported by type "+cfg.Type)
+	}
+	if cfg.MaxAge < 0 {
+		problems = append(problems, "max_age is negative")
+	}
+	if floor := cmp.Or(cfg.jwksRefreshMin, minJWKSRefresh); cfg.JWKSRefreshMax < 0 || (cfg.JWKSRefreshMax > 0 && cfg.JWKSRefreshMax < floor) {
+		problems = append(problems, fmt.Sprintf("jwks_refresh_max must be at least %s", floor))
 	}
 	if len(cfg.AllowedTenants) > 0 && cfg.Type != "microsoft" {
 		problems = append(problems, "allowed_tenants is only supported by type microsoft")
@@ -239,6 +279,12 @@ func New(ctx context.Context, cfg Config) (Verifier, error) {
 	}
 	if cfg.keyCooldown <= 0 {
 		cfg.keyCooldown = defaultKeyCooldown
+	}
+	if cfg.JWKSRefreshMax == 0 {
+		cfg.JWKSRefreshMax = defaultJWKSRefresh
+	}
+	if cfg.jwksRefreshMin <= 0 {
+		cfg.jwksRefreshMin = minJWKSRefresh
 	}
 	v, err := mk(ctx, cfg)
 	if err != nil {

@@ -213,6 +213,7 @@ func TestGitHubProvider(t *testing.T) {
 		return providerSpec{typ: "github", link: exchange.LinkConfirm, allowSignup: true, setup: func(_ *providertest.Issuer, cfg *providers.Config) {
 			cfg.Issuer, cfg.ClientIDs, cfg.ClientSecret = "", []string{"gh-app"}, secret
 			cfg.APIURL, cfg.TokenURL = gh.URL(), gh.URL()+"/login/oauth/access_token"
+			cfg.RedirectURIs = []string{"https://app.example.com/cb"}
 		}}
 	}
 	h := newHarness(t, withProvider("github", spec("gh-secret")), withProvider("github-misconfigured", spec("wrong-secret")))
@@ -237,7 +238,7 @@ func TestGitHubProvider(t *testing.T) {
 
 	// Code exchange at GitHub's token endpoint, then the same checks.
 	gh.AddCode("gh-code", "gho_good")
-	again := h.exchangeBody(map[string]any{"provider": "github", "code": "gh-code", "redirect_uri": "https://app.example.com/cb"})
+	again := h.exchangeBody(map[string]any{"provider": "github", "code": "gh-code", "redirect_uri": "https://app.example.com/cb", "code_verifier": pkceVerifier})
 	if *again.Created || again.User.ID != tk.User.ID {
 		t.Fatalf("GitHub code sign-in: %+v", again)
 	}
@@ -267,7 +268,8 @@ func TestGitHubProvider(t *testing.T) {
 		{"no verified primary email", map[string]any{"provider": "github", "access_token": "gho_unverified"}, 401, "invalid_token", "email_not_verified"},
 		{"no user:email scope", map[string]any{"provider": "github", "access_token": "gho_noscope"}, 401, "invalid_token", "email_not_verified"},
 		{"an id_token", map[string]any{"provider": "github", "id_token": h.idToken("x", nil)}, 401, "invalid_token", "malformed"},
-		{"a used code", map[string]any{"provider": "github", "code": "gh-code"}, 401, "invalid_token", "code_rejected"},
+		{"a used code", map[string]any{"provider": "github", "code": "gh-code", "redirect_uri": "https://app.example.com/cb", "code_verifier": pkceVerifier}, 401, "invalid_token", "code_rejected"},
+		{"a code without PKCE", map[string]any{"provider": "github", "code": "gh-code", "redirect_uri": "https://app.example.com/cb"}, 400, "invalid_request", "pkce_required"},
 		{"our app secret is wrong", map[string]any{"provider": "github-misconfigured", "access_token": "gho_good"}, 503, "provider_unavailable", "provider_unavailable"},
 	})
 	gh.SetDown(true)
@@ -347,26 +349,31 @@ func TestOAuth2Provider(t *testing.T) {
 	})
 }
 
+// pkceVerifier is a code_verifier of RFC 7636 syntax (43 to 128 unreserved
+// characters).
+const pkceVerifier = "verifier-123-0123456789abcdefghijklmnopqrstuvwxyz"
+
 func TestCodeExchange(t *testing.T) {
 	withSecret := func(secret string) providerSpec {
 		return providerSpec{typ: "oidc", link: exchange.LinkConfirm, allowSignup: true, setup: func(_ *providertest.Issuer, cfg *providers.Config) {
 			cfg.ClientSecret = secret
+			cfg.RedirectURIs = []string{"https://app.example.com/callback", "com.example.app:/oauth"}
 		}}
 	}
 	h := newHarness(t, withProvider("corp-code", withSecret("corp-secret")), withProvider("corp-badsecret", withSecret("wrong")))
 	const cb = "https://app.example.com/callback"
 	grant := func(idToken string) providertest.CodeGrant {
-		return providertest.CodeGrant{ClientID: webClientID, ClientSecret: "corp-secret", RedirectURI: cb, CodeVerifier: "verifier-123", IDToken: idToken}
+		return providertest.CodeGrant{ClientID: webClientID, ClientSecret: "corp-secret", RedirectURI: cb, CodeVerifier: pkceVerifier, IDToken: idToken}
 	}
 	h.iss.AddCode("code-1", grant(h.idToken("coder", nil)))
-	tk := h.exchangeBody(map[string]any{"provider": "corp-code", "code": "code-1", "redirect_uri": cb, "code_verifier": "verifier-123"})
+	tk := h.exchangeBody(map[string]any{"provider": "corp-code", "code": "code-1", "redirect_uri": cb, "code_verifier": pkceVerifier})
 	if !*tk.Created || tk.User.Identities[0].Subject != "coder" {
 		t.Fatalf("code exchange: %+v", tk)
 	}
 
 	// Nonce rules apply to the id_token of the answer.
 	h.iss.AddCode("code-nonce", grant(h.idToken("coder", map[string]any{"nonce": "n-0S6"})))
-	h.exchangeBody(map[string]any{"provider": "corp-code", "code": "code-nonce", "redirect_uri": cb, "code_verifier": "verifier-123", "nonce": "n-0S6"})
+	h.exchangeBody(map[string]any{"provider": "corp-code", "code": "code-nonce", "redirect_uri": cb, "code_verifier": pkceVerifier, "nonce": "n-0S6"})
 
 	h.iss.AddCode("code-2", grant(h.idToken("coder2", map[string]any{"nonce": "n-1"})))
 	h.iss.AddCode("code-3", grant(h.idToken("coder3", map[string]any{"aud": "someone-else"})))
@@ -374,24 +381,28 @@ func TestCodeExchange(t *testing.T) {
 	h.iss.AddCode("code-5", providertest.CodeGrant{ClientID: webClientID, ClientSecret: "corp-secret", RedirectURI: cb, IDToken: h.idToken("coder5", nil)})
 	h.iss.AddCode("code-6", grant(h.idToken("coder6", nil)))
 	h.checkRefusals(t, []refused{
-		{"used code", map[string]any{"provider": "corp-code", "code": "code-1", "redirect_uri": cb, "code_verifier": "verifier-123"}, 401, "invalid_token", "code_rejected"},
-		{"unknown code", map[string]any{"provider": "corp-code", "code": "nope", "redirect_uri": cb, "code_verifier": "verifier-123"}, 401, "invalid_token", "code_rejected"},
-		{"wrong redirect_uri", map[string]any{"provider": "corp-code", "code": "code-6", "redirect_uri": cb + "x", "code_verifier": "verifier-123"}, 401, "invalid_token", "code_rejected"},
-		{"wrong code_verifier", map[string]any{"provider": "corp-code", "code": "code-6", "redirect_uri": cb, "code_verifier": "verifier-124"}, 401, "invalid_token", "code_rejected"},
-		{"no code_verifier", map[string]any{"provider": "corp-code", "code": "code-6", "redirect_uri": cb}, 401, "invalid_token", "code_rejected"},
-		{"id_token nonce without request nonce", map[string]any{"provider": "corp-code", "code": "code-2", "redirect_uri": cb, "code_verifier": "verifier-123"}, 401, "invalid_token", "nonce_mismatch"},
-		{"id_token for another app", map[string]any{"provider": "corp-code", "code": "code-3", "redirect_uri": cb, "code_verifier": "verifier-123"}, 401, "invalid_token", "audience_mismatch"},
-		{"answer without id_token", map[string]any{"provider": "corp-code", "code": "code-4", "redirect_uri": cb, "code_verifier": "verifier-123"}, 401, "invalid_token", "malformed"},
-		{"provider without client_secret", map[string]any{"provider": "corp", "code": "code-6", "redirect_uri": cb, "code_verifier": "verifier-123"}, 401, "invalid_token", "malformed"},
-		{"our client secret refused", map[string]any{"provider": "corp-badsecret", "code": "code-5", "redirect_uri": cb}, 503, "provider_unavailable", "provider_unavailable"},
+		{"used code", map[string]any{"provider": "corp-code", "code": "code-1", "redirect_uri": cb, "code_verifier": pkceVerifier}, 401, "invalid_token", "code_rejected"},
+		{"unknown code", map[string]any{"provider": "corp-code", "code": "nope", "redirect_uri": cb, "code_verifier": pkceVerifier}, 401, "invalid_token", "code_rejected"},
+		{"redirect_uri not allowed", map[string]any{"provider": "corp-code", "code": "code-6", "redirect_uri": cb + "x", "code_verifier": pkceVerifier}, 400, "invalid_request", "redirect_uri_not_allowed"},
+		{"allowed redirect_uri the flow did not use", map[string]any{"provider": "corp-code", "code": "code-6", "redirect_uri": "com.example.app:/oauth", "code_verifier": pkceVerifier}, 401, "invalid_token", "code_rejected"},
+		{"wrong code_verifier", map[string]any{"provider": "corp-code", "code": "code-6", "redirect_uri": cb, "code_verifier": pkceVerifier[:42] + "X"}, 401, "invalid_token", "code_rejected"},
+		{"no code_verifier", map[string]any{"provider": "corp-code", "code": "code-6", "redirect_uri": cb}, 400, "invalid_request", "pkce_required"},
+		{"code_verifier too short", map[string]any{"provider": "corp-code", "code": "code-6", "redirect_uri": cb, "code_verifier": pkceVerifier[:42]}, 400, "invalid_request", "pkce_required"},
+		{"code_verifier outside the unreserved set", map[string]any{"provider": "corp-code", "code": "code-6", "redirect_uri": cb, "code_verifier": pkceVerifier[:42] + "+"}, 400, "invalid_request", "pkce_required"},
+		{"no redirect_uri", map[string]any{"provider": "corp-code", "code": "code-6", "code_verifier": pkceVerifier}, 400, "invalid_request", "redirect_uri_not_allowed"},
+		{"id_token nonce without request nonce", map[string]any{"provider": "corp-code", "code": "code-2", "redirect_uri": cb, "code_verifier": pkceVerifier}, 401, "invalid_token", "nonce_mismatch"},
+		{"id_token for another app", map[string]any{"provider": "corp-code", "code": "code-3", "redirect_uri": cb, "code_verifier": pkceVerifier}, 401, "invalid_token", "audience_mismatch"},
+		{"answer without id_token", map[string]any{"provider": "corp-code", "code": "code-4", "redirect_uri": cb, "code_verifier": pkceVerifier}, 401, "invalid_token", "malformed"},
+		{"provider without client_secret", map[string]any{"provider": "corp", "code": "code-6", "redirect_uri": cb, "code_verifier": pkceVerifier}, 401, "invalid_token", "malformed"},
+		{"our client secret refused", map[string]any{"provider": "corp-badsecret", "code": "code-5", "redirect_uri": cb, "code_verifier": pkceVerifier}, 503, "provider_unavailable", "provider_unavailable"},
 	})
 	// The refused attempts left code-6 usable (the fake burns a code only
 	// on success): it still signs in.
-	h.exchangeBody(map[string]any{"provider": "corp-code", "code": "code-6", "redirect_uri": cb, "code_verifier": "verifier-123"})
+	h.exchangeBody(map[string]any{"provider": "corp-code", "code": "code-6", "redirect_uri": cb, "code_verifier": pkceVerifier})
 
 	h.iss.SetDown(true)
 	h.iss.AddCode("code-7", grant(h.idToken("coder7", nil)))
 	h.checkRefusals(t, []refused{
-		{"token endpoint down", map[string]any{"provider": "corp-code", "code": "code-7", "redirect_uri": cb, "code_verifier": "verifier-123"}, 503, "provider_unavailable", "provider_unavailable"},
+		{"token endpoint down", map[string]any{"provider": "corp-code", "code": "code-7", "redirect_uri": cb, "code_verifier": pkceVerifier}, 503, "provider_unavailable", "provider_unavailable"},
 	})
 }

@@ -132,6 +132,18 @@ type ProviderConfig struct {
 	// true for link_by_email auto (false there is refused); default false
 	// otherwise.
 	TrustEmail *bool `yaml:"trust_email"`
+	// Code exchange: the redirect_uris a code may come with (exact match;
+	// a PKCE code_verifier is required too). Required with client_secret
+	// on the id_token types; optional on github (without it, no codes).
+	RedirectURIs []string `yaml:"redirect_uris"`
+	// id_token policy: max_age bounds now - iat (too_old); require_nonce
+	// refuses tokens and requests without nonce.
+	MaxAge       time.Duration `yaml:"max_age"`
+	RequireNonce bool          `yaml:"require_nonce"`
+	// JWKSRefreshMax caps how long a fetched key set is trusted (default
+	// 1h; the provider's Cache-Control max-age, clamped to [5m, this],
+	// decides below it).
+	JWKSRefreshMax time.Duration `yaml:"jwks_refresh_max"`
 
 	// The secret of client_ids[0]: inline (use ${ENV}) or read from a
 	// file. Enables code exchange; github and oauth2 introspection need it.
@@ -251,6 +263,9 @@ var providerKeys = map[string][]string{
 	"tokeninfo_url":     {"google", "oauth2"},
 	"userinfo_url":      {"google", "oauth2"},
 	"introspection_url": {"oauth2"},
+	"max_age":           {"oidc", "google", "apple", "microsoft"},
+	"require_nonce":     {"oidc", "google", "apple", "microsoft"},
+	"jwks_refresh_max":  {"oidc", "google", "apple", "microsoft"},
 }
 
 // Problems is every problem found in a config, each with its key path.
@@ -567,6 +582,38 @@ func (c *Config) validateAdmin(p *Problems) {
 	}
 }
 
+// validateCodeExchange checks redirect_uris and the id_token policy keys.
+// A provider that accepts codes (a client_secret on an id_token type, or
+// token_url on oauth2) must list its redirect_uris: a code is exchanged
+// only with one of them and a PKCE verifier. github needs client_secret
+// for its app check alone, so there the list is optional (no list: no
+// codes).
+func validateCodeExchange(p *Problems, path string, pc *ProviderConfig) {
+	hasSecret := pc.ClientSecret != "" || pc.ClientSecretFile != ""
+	acceptsCodes := hasSecret && (pc.Type != "oauth2" || pc.TokenURL != "")
+	if acceptsCodes && len(pc.RedirectURIs) == 0 && pc.Type != "github" {
+		p.add(path+".redirect_uris", "is required with client_secret: the exact redirect_uris your app uses for the code flow (a code is accepted only with one of them and a PKCE code_verifier)")
+	}
+	if len(pc.RedirectURIs) > 0 && !acceptsCodes {
+		p.add(path+".redirect_uris", "applies to providers that exchange codes (client_secret; oauth2 also token_url)")
+	}
+	for i, raw := range pc.RedirectURIs {
+		u, err := url.Parse(raw)
+		switch {
+		case err != nil || u.Scheme == "" || (u.Host == "" && u.Opaque == "" && u.Path == ""):
+			p.add(fmt.Sprintf("%s.redirect_uris[%d]", path, i), "must be an absolute URL, got %q", raw)
+		case strings.Contains(raw, "#"):
+			p.add(fmt.Sprintf("%s.redirect_uris[%d]", path, i), "must not have a fragment, got %q", raw)
+		}
+	}
+	if pc.MaxAge < 0 {
+		p.add(path+".max_age", "must not be negative, got %s", pc.MaxAge)
+	}
+	if pc.JWKSRefreshMax != 0 && (pc.JWKSRefreshMax < 5*time.Minute || pc.JWKSRefreshMax > 24*time.Hour) {
+		p.add(path+".jwks_refresh_max", "must be between 5m and 24h, got %s", pc.JWKSRefreshMax)
+	}
+}
+
 // validateProviderType checks the keys that depend on the provider's type
 // and reads client_secret_file.
 func validateProviderType(p *Problems, path string, pc *ProviderConfig) {
@@ -575,6 +622,7 @@ func validateProviderType(p *Problems, path string, pc *ProviderConfig) {
 		"authority": pc.Authority != "", "tenant": pc.Tenant != "", "allowed_tenants": len(pc.AllowedTenants) > 0,
 		"api_url": pc.APIURL != "", "token_url": pc.TokenURL != "", "tokeninfo_url": pc.TokenInfoURL != "",
 		"userinfo_url": pc.UserInfoURL != "", "introspection_url": pc.IntrospectionURL != "",
+		"max_age": pc.MaxAge != 0, "require_nonce": pc.RequireNonce, "jwks_refresh_max": pc.JWKSRefreshMax != 0,
 	}
 	for _, key := range sortedKeys(providerKeys) {
 		if set[key] && !slices.Contains(providerKeys[key], pc.Type) {
@@ -611,6 +659,8 @@ func validateProviderType(p *Problems, path string, pc *ProviderConfig) {
 			pc.ClientSecret = Secret(strings.TrimSpace(string(b)))
 		}
 	}
+
+	validateCodeExchange(p, path, pc)
 
 	switch pc.Type {
 	case "microsoft":
@@ -722,7 +772,8 @@ func validatePassword(p *Problems, name string, pc ProviderConfig) ProviderConfi
 	}
 	if pc.Issuer != "" || len(pc.ClientIDs) > 0 || len(pc.AllowedDomains) > 0 || pc.LinkByEmail != "" || pc.TrustEmail != nil || pc.Leeway != 0 ||
 		pc.ClientSecret != "" || pc.ClientSecretFile != "" || pc.Authority != "" || pc.Tenant != "" || len(pc.AllowedTenants) > 0 ||
-		pc.APIURL != "" || pc.TokenURL != "" || pc.TokenInfoURL != "" || pc.UserInfoURL != "" || pc.IntrospectionURL != "" {
+		pc.APIURL != "" || pc.TokenURL != "" || pc.TokenInfoURL != "" || pc.UserInfoURL != "" || pc.IntrospectionURL != "" ||
+		len(pc.RedirectURIs) > 0 || pc.MaxAge != 0 || pc.RequireNonce || pc.JWKSRefreshMax != 0 {
 		p.add(path, "only memory, iterations, parallelism, min_length, allow_signup, throttle, reauth_window, hash_concurrency and hash_wait apply to type password")
 	}
 	d := defaultPassword

@@ -91,7 +91,8 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 			ClientSecret: string(pc.ClientSecret), Authority: pc.Authority, Tenant: pc.Tenant, AllowedTenants: pc.AllowedTenants,
 			APIURL: pc.APIURL, TokenURL: pc.TokenURL, TokenInfoURL: pc.TokenInfoURL, UserInfoURL: pc.UserInfoURL,
 			IntrospectionURL: pc.IntrospectionURL,
-			KeyFetched:       metrics.KeyFetched(name),
+			RedirectURIs:     pc.RedirectURIs, MaxAge: pc.MaxAge, RequireNonce: pc.RequireNonce, JWKSRefreshMax: pc.JWKSRefreshMax,
+			KeyFetched: metrics.KeyFetched(name),
 		})
 		if err != nil {
 			return fmt.Errorf("providers.%s: %w", name, err)

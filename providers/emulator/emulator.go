@@ -260,6 +260,17 @@ func (e *Emulator) handleMint(w http.ResponseWriter, r *http.Request) {
 		oauthError(w, http.StatusBadRequest, "invalid_request", "iss is the emulator's and cannot be set")
 		return
 	}
+	for k, v := range c {
+		// go-jose would sign an encoding/json Number as a string, and a
+		// date claim sent as a string is refused (RFC 7519 NumericDate).
+		if n, ok := v.(json.Number); ok {
+			if i, err := n.Int64(); err == nil {
+				c[k] = i
+			} else if f, err := n.Float64(); err == nil {
+				c[k] = f
+			}
+		}
+	}
 	if _, ok := c["email_verified"]; !ok && c["email"] != nil {
 		c["email_verified"] = true
 	}

@@ -105,6 +105,7 @@ type Issuer struct {
 	kid      string
 	algs     []string
 	extra    map[string]string // AddDiscovery: path -> issuer
+	jwksHdr  http.Header       // SetJWKSHeader
 
 	jwksFetches      atomic.Int64
 	discoveryFetches atomic.Int64
@@ -173,6 +174,21 @@ func (iss *Issuer) SetSigningAlgs(algs ...string) {
 	iss.mu.Lock()
 	defer iss.mu.Unlock()
 	iss.algs = algs
+}
+
+// SetJWKSHeader sets a header of every JWKS answer from now on (for
+// example Cache-Control: max-age=600); an empty value removes it.
+func (iss *Issuer) SetJWKSHeader(name, value string) {
+	iss.mu.Lock()
+	defer iss.mu.Unlock()
+	if iss.jwksHdr == nil {
+		iss.jwksHdr = http.Header{}
+	}
+	if value == "" {
+		iss.jwksHdr.Del(name)
+	} else {
+		iss.jwksHdr.Set(name, value)
+	}
 }
 
 // JWKSFetches counts requests to the JWKS, including those answered 503.
@@ -245,6 +261,9 @@ func (iss *Issuer) serveJWKS(w http.ResponseWriter, r *http.Request) {
 	set := jose.JSONWebKeySet{Keys: []jose.JSONWebKey{{
 		Key: iss.key.Public(), KeyID: iss.kid, Algorithm: "RS256", Use: "sig",
 	}}}
+	for k, v := range iss.jwksHdr {
+		w.Header()[k] = v
+	}
 	iss.mu.Unlock()
 	writeJSON(w, set)
 }
@@ -350,6 +369,39 @@ func (iss *Issuer) MintWith(tb testing.TB, opts MintOptions, claims map[string]a
 	sig, err := sign(alg, key, []byte(input))
 	if err != nil {
 		tb.Fatalf("providertest: signing with %s: %v", alg, err)
+	}
+	return input + "." + base64.RawURLEncoding.EncodeToString(sig)
+}
+
+// MintRaw signs payload, taken byte for byte as the claims, with the
+// current key (RS256, current kid): for claims no map can hold, such as a
+// duplicate key ("sub" twice) or a claim of the wrong type. Nothing is
+// filled in.
+func (iss *Issuer) MintRaw(tb testing.TB, payload []byte) string {
+	tb.Helper()
+	iss.mu.Lock()
+	key, kid := iss.key, iss.kid
+	iss.mu.Unlock()
+	input := encodeJSON(tb, map[string]any{"alg": "RS256", "typ": "JWT", "kid": kid}) + "." +
+		base64.RawURLEncoding.EncodeToString(payload)
+	sig, err := sign("RS256", key, []byte(input))
+	if err != nil {
+		tb.Fatalf("providertest: signing: %v", err)
+	}
+	return input + "." + base64.RawURLEncoding.EncodeToString(sig)
+}
+
+// MintRawHeader is MintRaw with the protected header also given byte for
+// byte (it should name alg RS256 and the current kid to verify).
+func (iss *Issuer) MintRawHeader(tb testing.TB, header, payload []byte) string {
+	tb.Helper()
+	iss.mu.Lock()
+	key := iss.key
+	iss.mu.Unlock()
+	input := base64.RawURLEncoding.EncodeToString(header) + "." + base64.RawURLEncoding.EncodeToString(payload)
+	sig, err := sign("RS256", key, []byte(input))
+	if err != nil {
+		tb.Fatalf("providertest: signing: %v", err)
 	}
 	return input + "." + base64.RawURLEncoding.EncodeToString(sig)
 }

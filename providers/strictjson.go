@@ -1,0 +1,219 @@
+package providers
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"reflect"
+	"strings"
+	"sync"
+	"unicode"
+	"unicode/utf8"
+)
+
+// Strict JSON for everything a provider tells us.
+//
+// encoding/json matches object keys to struct fields without regard to case
+// and lets the last duplicate win. For a signed token that is a takeover: a
+// token with "sub":"a" and "SUB":"victim" decodes as victim, and
+// "Email_Verified":true overrides "email_verified":false, although the
+// provider's own (case-sensitive) reading of the same bytes differs. So
+// every provider answer we read (id_token header and claims, discovery,
+// JWKS, userinfo, tokeninfo, introspection, GitHub's API) goes through
+// decodeStrict, which first walks the document and refuses:
+//
+//   - a key that appears twice in one object (at any depth);
+//   - a key that equals, up to encoding/json's case folding, a field we
+//     read but not exactly ("SUB", "Email_Verified", "ſub").
+//
+// Only then is the document decoded with encoding/json, which can no longer
+// pick a field by a case-variant. (encoding/json/v2 does this natively, but
+// needs GOEXPERIMENT=jsonv2 in Go 1.26.)
+
+// maxJSONDepth bounds nesting; provider documents are a few levels deep.
+const maxJSONDepth = 32
+
+var (
+	errDuplicateKey = errors.New("duplicate key")
+	errCaseVariant  = errors.New("key differs from a known key only in case")
+)
+
+// decodeStrict decodes data, a JSON document of at most limit bytes, into
+// v (a pointer), refusing duplicate and case-variant keys as described
+// above and any trailing data. Errors name the offending key but never
+// quote values.
+func decodeStrict(data []byte, limit int, v any) error {
+	if len(data) > limit {
+		return fmt.Errorf("document is %d bytes, limit %d", len(data), limit)
+	}
+	t := reflect.TypeOf(v)
+	if t == nil || t.Kind() != reflect.Pointer {
+		return errors.New("decodeStrict needs a pointer")
+	}
+	if err := checkStrict(data, t.Elem()); err != nil {
+		return err
+	}
+	return json.Unmarshal(data, v)
+}
+
+// checkStrict walks data as a value of type t (nil: a value we do not
+// read) and applies the strict rules.
+func checkStrict(data []byte, t reflect.Type) error {
+	if !utf8.Valid(data) {
+		// encoding/json replaces invalid UTF-8 in keys, which could make
+		// two keys that differ in their bytes equal after decoding.
+		return errors.New("document is not valid UTF-8")
+	}
+	dec := json.NewDecoder(bytes.NewReader(data))
+	dec.UseNumber()
+	if err := walkStrict(dec, t, 0); err != nil {
+		return err
+	}
+	if _, err := dec.Token(); err != io.EOF {
+		return errors.New("trailing data after the JSON document")
+	}
+	return nil
+}
+
+var unmarshalerType = reflect.TypeFor[json.Unmarshaler]()
+
+// shape is what the walk needs of a Go type: the fields of a struct by
+// folded key, the element of a slice, or nothing (opaque).
+type shape struct {
+	fields map[string]field // folded key -> field
+	elem   reflect.Type     // slice or array element
+}
+
+type field struct {
+	name string // the exact JSON key
+	typ  reflect.Type
+}
+
+var shapes sync.Map // reflect.Type -> *shape
+
+func shapeOf(t reflect.Type) *shape {
+	if t == nil {
+		return &shape{}
+	}
+	if s, ok := shapes.Load(t); ok {
+		return s.(*shape)
+	}
+	key := t
+	s := &shape{}
+	for t.Kind() == reflect.Pointer {
+		t = t.Elem()
+	}
+	switch {
+	case reflect.PointerTo(t).Implements(unmarshalerType) || t.Implements(unmarshalerType):
+		// Decodes itself (numericDate, audience, flexBool, RawMessage):
+		// only the generic rules apply inside.
+	case t.Kind() == reflect.Struct:
+		s.fields = map[string]field{}
+		addFields(s.fields, t)
+	case (t.Kind() == reflect.Slice || t.Kind() == reflect.Array) && t.Elem().Kind() != reflect.Uint8:
+		s.elem = t.Elem()
+	}
+	shapes.Store(key, s)
+	return s
+}
+
+// addFields records the JSON keys of t's exported fields, including those
+// of embedded structs, the way encoding/json names them.
+func addFields(m map[string]field, t reflect.Type) {
+	for i := range t.NumField() {
+		f := t.Field(i)
+		tag := f.Tag.Get("json")
+		if tag == "-" {
+			continue
+		}
+		name, _, _ := strings.Cut(tag, ",")
+		if f.Anonymous && name == "" {
+			ft := f.Type
+			if ft.Kind() == reflect.Pointer {
+				ft = ft.Elem()
+			}
+			if ft.Kind() == reflect.Struct {
+				addFields(m, ft)
+				continue
+			}
+		}
+		if !f.IsExported() {
+			continue
+		}
+		if name == "" {
+			name = f.Name
+		}
+		m[foldKey(name)] = field{name: name, typ: f.Type}
+	}
+}
+
+// foldKey folds a key the way encoding/json does when it matches keys to
+// fields: each rune to upper(lower(r)), so that "ſ" (long s) and "K"
+// (Kelvin) match too.
+func foldKey(s string) string {
+	var b strings.Builder
+	for _, r := range s {
+		b.WriteRune(unicode.ToUpper(unicode.ToLower(r)))
+	}
+	return b.String()
+}
+
+func walkStrict(dec *json.Decoder, t reflect.Type, depth int) error {
+	if depth > maxJSONDepth {
+		return fmt.Errorf("nested deeper than %d levels", maxJSONDepth)
+	}
+	tok, err := dec.Token()
+	if err != nil {
+		return err
+	}
+	delim, ok := tok.(json.Delim)
+	if !ok {
+		return nil // a scalar
+	}
+	s := shapeOf(t)
+	switch delim {
+	case '[':
+		for dec.More() {
+			if err := walkStrict(dec, s.elem, depth+1); err != nil {
+				return err
+			}
+		}
+	case '{':
+		seen := map[string]bool{}
+		for dec.More() {
+			kt, err := dec.Token()
+			if err != nil {
+				return err
+			}
+			key := kt.(string)
+			if seen[key] {
+				return fmt.Errorf("%w %q", errDuplicateKey, clip(key))
+			}
+			seen[key] = true
+			var next reflect.Type
+			if s.fields != nil {
+				if f, ok := s.fields[foldKey(key)]; ok {
+					if f.name != key {
+						return fmt.Errorf("%w: %q (expected %q)", errCaseVariant, clip(key), f.name)
+					}
+					next = f.typ
+				}
+			}
+			if err := walkStrict(dec, next, depth+1); err != nil {
+				return err
+			}
+		}
+	}
+	_, err = dec.Token() // the closing delimiter
+	return err
+}
+
+// clip keeps an attacker's key short in our logs.
+func clip(s string) string {
+	if len(s) > 40 {
+		return s[:40] + "..."
+	}
+	return s
+}
