@@ -1,0 +1,64 @@
+package web_test
+
+import (
+	"net/http"
+	"testing"
+	"time"
+
+	"github.com/authex/authex/exchange"
+)
+
+// TestFastAPISessionRenewsOnlyCompatSessions: POST /users/session/ renews
+// only sessions of the compat client. An access token of a session that a
+// confidential client made on /v1/exchange is refused (401
+// client_mismatch), nothing is written, and that client's refresh chain
+// is untouched: its next refresh, after the reuse grace, still works.
+func TestFastAPISessionRenewsOnlyCompatSessions(t *testing.T) {
+	h := newHarness(t, withPassword(passwordConfig()), withCompat("fastapi"), withCompatClient("spa"), withClients(
+		exchange.ClientConfig{ID: "spa", Public: true},
+		exchange.ClientConfig{ID: "nextjs", Secret: nextjsSecret},
+	))
+	ex := h.postJSON("/v1/exchange", map[string]any{"provider": "corp", "id_token": h.idToken("renew-victim", nil)},
+		basic("nextjs", nextjsSecret)...)
+	if ex.status != http.StatusOK {
+		t.Fatalf("exchange: %d %s", ex.status, ex.body)
+	}
+	victim := decodeTokens(t, ex)
+	session := func(token string) response {
+		return h.do(http.MethodPost, "/users/session/", "application/json", nil, "Authorization", "Bearer "+token)
+	}
+
+	// Fresh, and within the renewal window: refused both times.
+	before := h.snapshot()
+	m := wantStatus(t, session(victim.AccessToken), 401, "client_mismatch")
+	if m["detail"] != "Could not validate credentials" {
+		t.Fatalf("refusal shape: %v", m)
+	}
+	h.clock.Advance(11 * time.Minute)
+	wantStatus(t, session(victim.AccessToken), 401, "client_mismatch")
+	h.assertUnchanged(before)
+
+	// The real client refreshes well after the reuse grace: still its
+	// current generation, so no reuse and no sign-out.
+	h.clock.Advance(time.Minute)
+	res := h.postJSON("/v1/token/refresh", map[string]string{"refresh_token": victim.RefreshToken}, basic("nextjs", nextjsSecret)...)
+	if res.status != http.StatusOK {
+		t.Fatalf("the victim's refresh after the attack: %d %s", res.status, res.body)
+	}
+
+	// The compat client's own session still renews.
+	reg := h.postJSON("/v1/register", map[string]any{"email": "fa@example.com", "password": goodPassword, "client_id": "spa"})
+	if reg.status != http.StatusOK {
+		t.Fatalf("register: %d %s", reg.status, reg.body)
+	}
+	login := h.postJSON("/users/login/", map[string]string{"username": "fa@example.com", "password": goodPassword})
+	if login.status != http.StatusOK {
+		t.Fatalf("compat login: %d %s", login.status, login.body)
+	}
+	token := str(login.json(t), "access_token")
+	h.clock.Advance(11 * time.Minute)
+	res = session(token)
+	if res.status != http.StatusOK || str(res.json(t), "access_token") == token {
+		t.Fatalf("compat session renewal: %d %s", res.status, res.body)
+	}
+}
