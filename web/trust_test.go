@@ -62,3 +62,44 @@ func TestFastAPISessionRenewsOnlyCompatSessions(t *testing.T) {
 		t.Fatalf("compat session renewal: %d %s", res.status, res.body)
 	}
 }
+
+// TestLogoutBindsTheClient: with clients configured, a stolen refresh
+// token of a confidential client cannot sign the user out (scope global)
+// without that client's authentication: no client is 401 missing_client,
+// another client is 400 client_mismatch, and nothing is revoked.
+// /oauth/revoke had the binding already; it is held here too.
+func TestLogoutBindsTheClient(t *testing.T) {
+	h := clientHarness(t)
+	exchangeAs := func() tokens {
+		res := h.postJSON("/v1/exchange", map[string]any{"provider": "corp", "id_token": h.idToken("logout-victim", nil)},
+			basic("nextjs", nextjsSecret)...)
+		if res.status != http.StatusOK {
+			t.Fatalf("exchange: %d %s", res.status, res.body)
+		}
+		return decodeTokens(t, res)
+	}
+	stolen, other := exchangeAs(), exchangeAs()
+
+	before := h.snapshot()
+	body := map[string]string{"refresh_token": stolen.RefreshToken, "scope": "global"}
+	assertError(t, h.postJSON("/v1/logout", body), 401, "invalid_client", "missing_client")
+	assertError(t, h.postJSON("/v1/logout", map[string]string{"refresh_token": stolen.RefreshToken, "scope": "global", "client_id": "ios-app"}),
+		400, "invalid_grant", "client_mismatch")
+	assertError(t, h.postJSON("/v1/logout", body, basic("nextjs", "wrong-secret-0123456789")...), 401, "invalid_client", "invalid_secret")
+	assertError(t, h.do(http.MethodPost, "/oauth/revoke", "application/x-www-form-urlencoded", []byte("token="+stolen.RefreshToken)),
+		401, "invalid_client", "missing_client")
+	if res := h.do(http.MethodPost, "/oauth/revoke", "application/x-www-form-urlencoded",
+		[]byte("client_id=ios-app&token="+stolen.RefreshToken)); res.status != http.StatusOK {
+		t.Fatalf("revoke by another client: %d %s", res.status, res.body)
+	}
+	h.assertUnchanged(before)
+	if res := h.get("/v1/me", other.AccessToken); res.status != http.StatusOK {
+		t.Fatalf("the other session after the attack: %d %s", res.status, res.body)
+	}
+
+	// The client itself signs the user out everywhere.
+	res := h.postJSON("/v1/logout", body, basic("nextjs", nextjsSecret)...)
+	if res.status != http.StatusOK || res.json(t)["revoked"] != float64(2) {
+		t.Fatalf("logout by its client: %d %s", res.status, res.body)
+	}
+}
