@@ -1,9 +1,16 @@
 package web_test
 
 import (
+	"bytes"
+	"encoding/base64"
+	"encoding/json"
 	"net/http"
+	"strings"
 	"testing"
 	"time"
+
+	jose "github.com/go-jose/go-jose/v4"
+	josejwt "github.com/go-jose/go-jose/v4/jwt"
 
 	"github.com/authex/authex/exchange"
 )
@@ -101,5 +108,67 @@ func TestLogoutBindsTheClient(t *testing.T) {
 	res := h.postJSON("/v1/logout", body, basic("nextjs", nextjsSecret)...)
 	if res.status != http.StatusOK || res.json(t)["revoked"] != float64(2) {
 		t.Fatalf("logout by its client: %d %s", res.status, res.body)
+	}
+}
+
+// assertSealed fails when a link_token reveals any of secrets, in clear or
+// in the base64 of any of its parts.
+func assertSealed(t testing.TB, token string, secrets ...string) {
+	t.Helper()
+	views := []string{token}
+	for _, part := range strings.Split(token, ".") {
+		for _, enc := range []*base64.Encoding{base64.RawURLEncoding, base64.URLEncoding, base64.RawStdEncoding, base64.StdEncoding} {
+			if b, err := enc.DecodeString(part); err == nil {
+				views = append(views, string(b))
+			}
+		}
+	}
+	for _, v := range views {
+		for _, secret := range secrets {
+			if secret != "" && bytes.Contains(bytes.ToLower([]byte(v)), bytes.ToLower([]byte(secret))) {
+				t.Fatalf("link_token reveals %q", secret)
+			}
+		}
+	}
+}
+
+// TestLinkTokenIsSealed: a link_token is neither a JWT that our JWKS keys
+// verify (an API that skips typ/aud checks cannot take it for an access
+// token) nor readable: no email, subject or user id, in clear or base64.
+// It is refused as a Bearer token, and the former JWT form is refused on
+// redemption.
+func TestLinkTokenIsSealed(t *testing.T) {
+	h := newHarness(t)
+	owner := h.exchangeOK("google", h.idToken("seal-owner", map[string]any{"email": "sealed.victim@example.com"}))
+	lt := h.linkTokenFor("seal-new", "sealed.victim@example.com")
+	assertSealed(t, lt, "sealed.victim@example.com", "sealed.victim", "seal-new", owner.User.ID, h.iss.URL(), "corp")
+
+	var set jose.JSONWebKeySet
+	if err := json.Unmarshal(h.get("/.well-known/jwks.json", "").body, &set); err != nil || len(set.Keys) == 0 {
+		t.Fatalf("jwks: %v", err)
+	}
+	algs := []jose.SignatureAlgorithm{jose.ES256, jose.EdDSA, jose.RS256, jose.HS256}
+	if parsed, err := josejwt.ParseSigned(lt, algs); err == nil {
+		for _, k := range set.Keys {
+			var claims map[string]any
+			if parsed.Claims(k.Key, &claims) == nil {
+				t.Fatalf("the link_token verifies with JWKS key %s: %v", k.KeyID, claims)
+			}
+		}
+	}
+
+	before := h.snapshot()
+	assertError(t, h.get("/v1/me", lt), 401, "invalid_token", "malformed")
+	h.assertUnchanged(before)
+
+	// The former form (a JWT signed with the access-token key) is refused.
+	old := h.idToken("not-a-link-token", nil)
+	assertError(t, h.postJSON("/v1/me/identities", map[string]any{"link_token": old}, bearer(owner.AccessToken)...),
+		400, "invalid_grant", "malformed")
+	h.assertUnchanged(before)
+
+	// And it still links.
+	if res := h.postJSON("/v1/me/identities", map[string]any{"link_token": lt}, bearer(owner.AccessToken)...); res.status != http.StatusCreated {
+		t.Fatalf("link: %d %s", res.status, res.body)
 	}
 }
