@@ -217,14 +217,14 @@ func (s *Server) handleDiscovery() echo.HandlerFunc {
 			"response_types_supported":                      []string{},
 			"subject_types_supported":                       []string{"public"},
 		}
-		c.Response().Header().Set("Cache-Control", "public, max-age=300")
+		publicCache(c, "300")
 		return c.JSON(http.StatusOK, doc)
 	}
 }
 
 func (s *Server) handleJWKS(c echo.Context) error {
 	// Short enough that a rotated-in key reaches caches within the publish delay.
-	c.Response().Header().Set("Cache-Control", "public, max-age=300")
+	publicCache(c, "300")
 	return c.Blob(http.StatusOK, "application/jwk-set+json", s.svc.Keys().JWKS())
 }
 
