@@ -5,8 +5,6 @@ import (
 	"crypto/hmac"
 	"errors"
 
-	"github.com/golang-jwt/jwt/v5"
-
 	"github.com/authex/authex/providers"
 	"github.com/authex/authex/storage"
 )
@@ -55,7 +53,7 @@ func (s *Service) LinkIdentity(ctx context.Context, p *Principal, req LinkReques
 		}
 		id = providers.Identity{
 			Provider: claims.Provider, Issuer: claims.IDPIssuer, Subject: claims.IDPSubject,
-			Email: claims.Email, EmailVerified: claims.EmailVerified, Name: claims.Name, Picture: claims.Picture,
+			Email: claims.Email, EmailVerified: claims.EmailVerified,
 		}
 		how = "link_token"
 	default:
@@ -114,22 +112,20 @@ func (s *Service) link(ctx context.Context, userID string, id providers.Identity
 		"this identity already signs in to another account; unlink it there first", nil)
 }
 
-func (s *Service) parseLinkToken(raw string) (*LinkClaims, error) {
-	var claims LinkClaims
-	err := s.parseJWT(raw, typLink, &claims, jwt.WithAudience(linkAudience))
+func (s *Service) parseLinkToken(raw string) (*linkClaims, error) {
+	claims, err := openLinkToken(s.linkKey(), s.cfg.Issuer, raw, s.now())
 	switch {
 	case err == nil:
-	case errors.Is(err, jwt.ErrTokenExpired):
+		return claims, nil
+	case errors.Is(err, errLinkExpired):
 		return nil, newError(KindInvalidGrant, ReasonExpired, "the link_token has expired; sign in with the new identity again", err)
-	case errors.Is(err, jwt.ErrTokenSignatureInvalid):
-		return nil, newError(KindInvalidGrant, ReasonSignature, "the link_token signature is not valid", err)
-	default:
+	case errors.Is(err, errLinkForged):
+		return nil, newError(KindInvalidGrant, ReasonSignature, "the link_token was not issued here or was altered", err)
+	case errors.Is(err, errLinkMalformed):
 		return nil, newError(KindInvalidGrant, ReasonMalformed, "the link_token is not valid here", err)
+	default:
+		return nil, newError(KindServer, "", "internal error", err)
 	}
-	if claims.Provider == "" || claims.IDPIssuer == "" || claims.IDPSubject == "" {
-		return nil, newError(KindInvalidGrant, ReasonMalformed, "the link_token is not valid here", nil)
-	}
-	return &claims, nil
 }
 
 // UnlinkIdentity removes one of the user's identities, unless it is the

@@ -16,7 +16,22 @@ import (
 // refresh, so it slides the session's idle limit and stops at its absolute
 // one. Concurrent renewals of one token share the first one's answer. p is
 // what Authenticate answered on this request.
-func (s *Service) RenewAccess(ctx context.Context, p *Principal, within time.Duration) (res *Result, renewed bool, err error) {
+//
+// client is the caller (nil when no clients are configured). Only a
+// session of that very client renews here: renewing rotates the session,
+// so renewing another client's session would move its refresh chain on
+// and that client's next refresh would be taken for reuse. A session of
+// any other client (or, with clients, one bound to none) is refused with
+// invalid_token / client_mismatch, whatever its remaining life.
+func (s *Service) RenewAccess(ctx context.Context, p *Principal, within time.Duration, client *AuthenticatedClient) (res *Result, renewed bool, err error) {
+	want := ""
+	if client != nil {
+		want = client.ID
+	}
+	if p.Session.ClientID != want {
+		return nil, false, newError(KindInvalidToken, ReasonClientMismatch,
+			"the access token's session belongs to another client and is not renewed here", nil)
+	}
 	now := s.now()
 	if p.Claims.ExpiresAt == nil || p.Claims.ExpiresAt.Sub(now) >= within {
 		return nil, false, nil

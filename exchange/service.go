@@ -693,6 +693,10 @@ type LogoutRequest struct {
 	RefreshToken string
 	AccessToken  string
 	Scope        string
+	// Client is the client that authenticated with the request (nil when
+	// no clients are configured). With clients configured a refresh token
+	// logs out only with its own client, as it refreshes only with it.
+	Client *AuthenticatedClient
 }
 
 // Logout revokes the caller's session (local), the user's other sessions
@@ -717,7 +721,16 @@ func (s *Service) Logout(ctx context.Context, req LogoutRequest) (int, error) {
 		if err != nil {
 			return 0, newError(KindInvalidGrant, ReasonMalformed, "refresh token is malformed or not issued here", nil)
 		}
+		if s.ClientsConfigured() && req.Client == nil {
+			return 0, newError(KindInvalidClient, ReasonMissingClient,
+				"client authentication is required with a refresh token: HTTP Basic, or client_id (and client_secret) in the body", nil)
+		}
 		sess, err := s.store.GetSession(ctx, id)
+		if err == nil && req.Client != nil && sess.ClientID != "" && sess.ClientID != req.Client.ID {
+			// Checked before reuse detection, as refresh does: a stolen
+			// token presented by another client changes nothing.
+			return 0, newError(KindInvalidGrant, ReasonClientMismatch, "the refresh token was issued to another client", nil)
+		}
 		if errors.Is(err, storage.ErrNotFound) {
 			if wide {
 				return 0, newError(KindInvalidGrant, ReasonRevoked, "the refresh token's session no longer exists", nil)

@@ -1,9 +1,14 @@
 package exchange
 
 import (
+	"bytes"
+	"crypto/aes"
+	"crypto/cipher"
 	"crypto/hmac"
+	"crypto/rand"
 	"crypto/sha256"
 	"encoding/base64"
+	"encoding/json"
 	"errors"
 	"strconv"
 	"strings"
@@ -28,10 +33,7 @@ type AccessClaims struct {
 	IDP           string   `json:"idp,omitempty"`
 }
 
-const (
-	typAccess = "at+jwt"
-	typLink   = "link+jwt"
-)
+const typAccess = "at+jwt"
 
 // accessClaims builds the claims for a session at its current generation.
 // Every value comes from the session and user records, never from the clock,
@@ -105,51 +107,140 @@ func (s *Service) mac(purpose, sessionID string, generation uint64) string {
 	return base64.RawURLEncoding.EncodeToString(m.Sum(nil))
 }
 
-// LinkClaims carry a verified identity that is waiting to be linked to an
-// existing account. They say nothing about that account: Owner is a MAC of
-// its user id, which binds the token to that account (only someone signed
-// in to it can redeem the token) without naming it.
-type LinkClaims struct {
-	jwt.RegisteredClaims
+// A link_token (409 account_exists) carries a verified identity that is
+// waiting to be linked to an existing account. It is sealed, not signed:
+// AES-256-GCM under linkKey, a key derived from the refresh-token MAC
+// secret that is never published, so
+//   - nobody can read it: the identity's email and subject stay private,
+//     and a log or a browser that sees the token learns nothing;
+//   - nothing verifies it but authex: it is not a JWT, and no API that
+//     checks our access tokens against the JWKS can be fooled into taking
+//     it for one.
+//
+// Its form is "lt1." + base64url(nonce || ciphertext); the AAD names the
+// issuer, so a token of another deployment never opens here. It carries
+// only what redemption writes (the identity record) and Owner, a MAC of
+// the existing account's user id that binds the token to that account.
+// Tokens of the former JWT form are refused (malformed); they lived ten
+// minutes.
+type linkClaims struct {
 	Owner         string `json:"owner"`
 	Provider      string `json:"provider"`
 	IDPIssuer     string `json:"idp_iss"`
 	IDPSubject    string `json:"idp_sub"`
 	Email         string `json:"email,omitempty"`
-	EmailVerified bool   `json:"email_verified"`
-	Name          string `json:"name,omitempty"`
-	Picture       string `json:"picture,omitempty"`
+	EmailVerified bool   `json:"email_verified,omitempty"`
+	ExpiresAt     int64  `json:"exp"`
 }
 
-const linkAudience = "authex:link"
+// typLink was the JWT typ of the former link_token; keys.go still keeps
+// retired keys verifying for it, which a sealed token no longer needs.
+const typLink = "link+jwt"
 
 // LinkTokenTTL is how long a link_token stays valid.
 const LinkTokenTTL = 10 * time.Minute
+
+const (
+	linkPrefix = "lt1."
+	// maxLinkToken bounds what the parser decodes: a sealed token is a
+	// few hundred bytes (subjects and emails are bounded upstream).
+	maxLinkToken = 4096
+)
+
+var (
+	errLinkMalformed = errors.New("link token: malformed")
+	errLinkForged    = errors.New("link token: does not open under our key")
+	errLinkExpired   = errors.New("link token: expired")
+)
 
 // linkOwner is the Owner claim of a link_token meant for userID.
 func (s *Service) linkOwner(userID string) string {
 	return s.mac("link-owner", userID, 0)
 }
 
+// linkKey is the link_token sealing key: derived from the refresh MAC
+// secret under its own label, so it is never stored or published itself
+// and is as well kept as that secret.
+func (s *Service) linkKey() []byte {
+	m := hmac.New(sha256.New, s.secret)
+	m.Write([]byte("authex link_token AES-256-GCM key v1"))
+	return m.Sum(nil)
+}
+
 func (s *Service) linkToken(id providers.Identity, ownerID string) (string, error) {
-	now := s.now()
-	claims := LinkClaims{
-		RegisteredClaims: jwt.RegisteredClaims{
-			Issuer:    s.cfg.Issuer,
-			Audience:  jwt.ClaimStrings{linkAudience},
-			IssuedAt:  jwt.NewNumericDate(now),
-			ExpiresAt: jwt.NewNumericDate(now.Add(LinkTokenTTL)),
-		},
+	claims := linkClaims{
 		Owner:         s.linkOwner(ownerID),
 		Provider:      id.Provider,
 		IDPIssuer:     id.Issuer,
 		IDPSubject:    id.Subject,
 		Email:         id.Email,
 		EmailVerified: id.EmailVerified,
-		Name:          id.Name,
-		Picture:       id.Picture,
+		ExpiresAt:     s.now().Add(LinkTokenTTL).Unix(),
 	}
-	return s.keys.sign(typLink, claims)
+	return sealLinkToken(s.linkKey(), s.cfg.Issuer, claims)
+}
+
+func linkAEAD(key []byte) (cipher.AEAD, error) {
+	block, err := aes.NewCipher(key)
+	if err != nil {
+		return nil, err
+	}
+	return cipher.NewGCM(block)
+}
+
+func sealLinkToken(key []byte, issuer string, claims linkClaims) (string, error) {
+	aead, err := linkAEAD(key)
+	if err != nil {
+		return "", err
+	}
+	plain, err := json.Marshal(claims)
+	if err != nil {
+		return "", err
+	}
+	nonce := make([]byte, aead.NonceSize(), aead.NonceSize()+len(plain)+aead.Overhead())
+	if _, err := rand.Read(nonce); err != nil {
+		return "", err
+	}
+	sealed := aead.Seal(nonce, nonce, plain, []byte(linkPrefix+issuer))
+	return linkPrefix + base64.RawURLEncoding.EncodeToString(sealed), nil
+}
+
+// openLinkToken is the link_token parser: bounded, strict, and it reads
+// nothing before the AEAD has authenticated it.
+func openLinkToken(key []byte, issuer, raw string, now time.Time) (*linkClaims, error) {
+	body, ok := strings.CutPrefix(raw, linkPrefix)
+	if !ok || len(raw) > maxLinkToken {
+		return nil, errLinkMalformed
+	}
+	sealed, err := base64.RawURLEncoding.Strict().DecodeString(body)
+	if err != nil {
+		return nil, errLinkMalformed
+	}
+	aead, err := linkAEAD(key)
+	if err != nil {
+		return nil, err
+	}
+	if len(sealed) < aead.NonceSize()+aead.Overhead() {
+		return nil, errLinkMalformed
+	}
+	nonce, ct := sealed[:aead.NonceSize()], sealed[aead.NonceSize():]
+	plain, err := aead.Open(nil, nonce, ct, []byte(linkPrefix+issuer))
+	if err != nil {
+		return nil, errLinkForged
+	}
+	var claims linkClaims
+	dec := json.NewDecoder(bytes.NewReader(plain))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&claims); err != nil || dec.More() {
+		return nil, errLinkMalformed
+	}
+	if claims.Owner == "" || claims.Provider == "" || claims.IDPIssuer == "" || claims.IDPSubject == "" {
+		return nil, errLinkMalformed
+	}
+	if !now.Before(time.Unix(claims.ExpiresAt, 0)) {
+		return nil, errLinkExpired
+	}
+	return &claims, nil
 }
 
 func (s *Service) parseJWT(raw, typ string, claims jwt.Claims, opts ...jwt.ParserOption) error {

@@ -148,10 +148,16 @@ func (s *Server) djLogout(c echo.Context) error {
 		return compatJSON(c, http.StatusUnauthorized, map[string]any{
 			"detail": "Refresh token was not included in request data.", "reason": "missing_credential"})
 	}
+	var client *exchange.AuthenticatedClient
 	if req.Refresh != "" {
 		bearer = ""
+		// As on the refresh route: only the compat client's sessions.
+		var err error
+		if _, client, err = s.compatCaller(c); err != nil {
+			return s.compatError(c, viewDRFToken, err)
+		}
 	}
-	if _, err := s.svc.Logout(c.Request().Context(), exchange.LogoutRequest{RefreshToken: req.Refresh, AccessToken: bearer}); err != nil {
+	if _, err := s.svc.Logout(c.Request().Context(), exchange.LogoutRequest{RefreshToken: req.Refresh, AccessToken: bearer, Client: client}); err != nil {
 		return s.compatError(c, viewDRFToken, err)
 	}
 	return c.JSON(http.StatusOK, map[string]string{"detail": "Successfully logged out."})

@@ -80,12 +80,20 @@ func (s *Server) faLogin(c echo.Context) error {
 // faSession is the tutorial's POST /users/session/: Bearer -> the same
 // shape, with the same token while more than a third of its lifetime is
 // left and a fresh one (the session rotated) after; 401 for a revoked
-// session or a disabled user.
+// session, a disabled user, or a session of another client than the
+// compat client (client_mismatch: renewing it would rotate that client's
+// refresh chain).
 func (s *Server) faSession(c echo.Context) error {
 	token, ok := bearerToken(c)
 	if !ok {
 		return s.compatError(c, viewFastAPI, &exchange.Error{Kind: exchange.KindInvalidToken, Reason: "missing_token",
 			Description: "an Authorization: Bearer access token is required"})
+	}
+	// The route acts as the compat client, as the login does: with
+	// clients configured only compat_client's sessions renew here.
+	_, client, err := s.compatCaller(c)
+	if err != nil {
+		return s.compatError(c, viewFastAPI, err)
 	}
 	ctx := c.Request().Context()
 	p, err := s.svc.Authenticate(ctx, token)
@@ -96,7 +104,7 @@ func (s *Server) faSession(c echo.Context) error {
 	if p.Claims.ExpiresAt != nil && p.Claims.IssuedAt != nil {
 		within = p.Claims.ExpiresAt.Sub(p.Claims.IssuedAt.Time) / 3
 	}
-	res, renewed, err := s.svc.RenewAccess(ctx, p, within)
+	res, renewed, err := s.svc.RenewAccess(ctx, p, within, client)
 	if err != nil {
 		return s.compatError(c, viewFastAPI, err)
 	}

@@ -150,6 +150,8 @@ func (s *Server) handleLogout(c echo.Context) error {
 	var req struct {
 		RefreshToken string `json:"refresh_token"`
 		Scope        string `json:"scope"`
+		ClientID     string `json:"client_id"`
+		ClientSecret string `json:"client_secret"`
 	}
 	// A Bearer-only logout may come without a body.
 	if c.Request().ContentLength != 0 {
@@ -164,8 +166,19 @@ func (s *Server) handleLogout(c echo.Context) error {
 	if req.RefreshToken == "" && bearer != "" {
 		c.Set(bearerUsed, true)
 	}
+	// A refresh token logs out only with the client authentication that
+	// refreshing it needs: a stolen token that cannot refresh must not
+	// sign the user out (scope global) either. A Bearer access token is
+	// its own proof, as on /v1/me.
+	var client *exchange.AuthenticatedClient
+	if req.RefreshToken != "" {
+		var err error
+		if client, err = s.authClient(c, req.ClientID, req.ClientSecret); err != nil {
+			return err
+		}
+	}
 	n, err := s.svc.Logout(c.Request().Context(), exchange.LogoutRequest{
-		RefreshToken: req.RefreshToken, AccessToken: bearer, Scope: req.Scope,
+		RefreshToken: req.RefreshToken, AccessToken: bearer, Scope: req.Scope, Client: client,
 	})
 	if err != nil {
 		return err
@@ -204,14 +217,14 @@ func (s *Server) handleDiscovery() echo.HandlerFunc {
 			"response_types_supported":                      []string{},
 			"subject_types_supported":                       []string{"public"},
 		}
-		c.Response().Header().Set("Cache-Control", "public, max-age=300")
+		publicCache(c, "300")
 		return c.JSON(http.StatusOK, doc)
 	}
 }
 
 func (s *Server) handleJWKS(c echo.Context) error {
 	// Short enough that a rotated-in key reaches caches within the publish delay.
-	c.Response().Header().Set("Cache-Control", "public, max-age=300")
+	publicCache(c, "300")
 	return c.Blob(http.StatusOK, "application/jwk-set+json", s.svc.Keys().JWKS())
 }
 

@@ -24,7 +24,7 @@ func TestMetricsAfterASmallLoad(t *testing.T) {
 	_ = rotated
 	_ = second
 
-	res := h.get("/metrics", "")
+	res := h.get("/metrics", adminToken)
 	if res.status != http.StatusOK {
 		t.Fatalf("/metrics: %d", res.status)
 	}
@@ -64,7 +64,7 @@ func TestMetricsAfterASmallLoad(t *testing.T) {
 	}
 	// A raw path never becomes a label: probes of random paths share one.
 	h.get("/no/such/"+strings.Repeat("x", 10), "")
-	if body := string(h.get("/metrics", "").body); strings.Contains(body, "xxxxxxxxxx") ||
+	if body := string(h.get("/metrics", adminToken).body); strings.Contains(body, "xxxxxxxxxx") ||
 		!strings.Contains(body, `authex_http_requests_total{method="GET",route="unmatched",status="404"} 1`) {
 		t.Errorf("unmatched route labelled badly:\n%s", grepLines(body, "authex_http_requests_total"))
 	}
@@ -114,11 +114,11 @@ func TestClientIPHonoursForwardedForOnlyFromTrustedProxies(t *testing.T) {
 // TestMetricsCountPasswordSignIns: registrations and logins count as
 // exchanges of the password provider.
 func TestMetricsCountPasswordSignIns(t *testing.T) {
-	h := newHarness(t, withPassword(passwordConfig()), func(c *harnessConfig) { c.metrics = true })
+	h := newHarness(t, withAdmin(adminToken), withPassword(passwordConfig()), func(c *harnessConfig) { c.metrics = true })
 	h.register("pat@example.com", goodPassword, "Pat")
 	h.loginOK("pat@example.com", goodPassword)
 	h.login("pat@example.com", "wrong password, long enough")
-	body := string(h.get("/metrics", "").body)
+	body := string(h.get("/metrics", adminToken).body)
 	for _, want := range []string{
 		`authex_exchanges_total{outcome="created",provider="password"} 1`,
 		`authex_exchanges_total{outcome="ok",provider="password"} 1`,

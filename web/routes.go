@@ -34,7 +34,7 @@ func (s *Server) routes(mounts map[string]http.Handler, compat []string) {
 	s.compatRoutes(compat) // web/compat*.go: the tutorials' frontends' routes
 
 	if !s.adminSeparate {
-		s.adminRoutes()
+		s.adminRoutes(false)
 	}
 
 	for prefix, h := range mounts {
@@ -46,9 +46,17 @@ func (s *Server) routes(mounts map[string]http.Handler, compat []string) {
 
 // adminRoutes lists the operator API (docs/admin.md) and /metrics: on the
 // public server, or alone on the admin listener (server.admin_listen).
-func (s *Server) adminRoutes() {
+// On the admin listener, which only the operator's network reaches,
+// /metrics is open to the scraper; on the public server it needs an admin
+// token like the rest, since it tells anyone the traffic, the users'
+// provider mix and the store's health.
+func (s *Server) adminRoutes(adminListener bool) {
 	if s.metrics != nil {
-		s.echo.GET("/metrics", echo.WrapHandler(s.metrics.Handler()))
+		if adminListener {
+			s.echo.GET("/metrics", echo.WrapHandler(s.metrics.Handler()))
+		} else {
+			s.echo.GET("/metrics", echo.WrapHandler(s.metrics.Handler()), s.requireAdmin)
+		}
 	}
 	a := s.echo.Group("/admin/v1", s.requireAdmin)
 	a.GET("/users", s.handleAdminUsers)

@@ -31,7 +31,8 @@ type Deps struct {
 	// development emulator) without web knowing them.
 	Mounts map[string]http.Handler
 
-	// Metrics, when set, counts every request and serves GET /metrics.
+	// Metrics, when set, counts every request and serves GET /metrics
+	// (behind an admin token here; open on the admin listener).
 	Metrics *Metrics
 	// AdminTokens guard /admin/v1 (Bearer, compared in constant time).
 	// With none, every admin request is refused.
@@ -62,7 +63,7 @@ type Server struct {
 }
 
 // NewServer builds the API with every route registered (the admin API and
-// /metrics too, unless Deps.AdminSeparate).
+// /metrics too, both behind an admin token, unless Deps.AdminSeparate).
 func NewServer(d Deps) *Server {
 	s := newServer(d)
 	s.routes(d.Mounts, d.Compat)
@@ -73,7 +74,7 @@ func NewServer(d Deps) *Server {
 // and /healthz only.
 func NewAdminServer(d Deps) *Server {
 	s := newServer(d)
-	s.adminRoutes()
+	s.adminRoutes(true)
 	s.echo.GET("/healthz", s.handleHealthz)
 	return s
 }
@@ -94,7 +95,8 @@ func newServer(d Deps) *Server {
 	}
 	e.IPExtractor = ipExtractor(d.TrustedProxies)
 	e.HTTPErrorHandler = s.errorHandler
-	e.Use(middleware.RequestIDWithConfig(middleware.RequestIDConfig{Generator: newRequestID}))
+	e.Use(requestID)
+	e.Use(securityHeaders)
 	e.Use(s.accessLog)
 	if s.metrics != nil {
 		e.Use(s.metrics.middleware)
@@ -142,6 +144,61 @@ func newRequestID() string {
 	var b [12]byte
 	_, _ = rand.Read(b[:])
 	return hex.EncodeToString(b[:])
+}
+
+// maxRequestID bounds a client's X-Request-ID.
+const maxRequestID = 64
+
+// validRequestID accepts a client's X-Request-ID only when it is 1-64
+// characters of [A-Za-z0-9._-]: it is echoed in a header and in every
+// error body and written to the log, so anything else (newlines, quotes,
+// JSON, megabytes) is replaced by our own id.
+func validRequestID(id string) bool {
+	if len(id) == 0 || len(id) > maxRequestID {
+		return false
+	}
+	for i := 0; i < len(id); i++ {
+		c := id[i]
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '.' || c == '_' || c == '-') {
+			return false
+		}
+	}
+	return true
+}
+
+// requestID keeps a client's X-Request-ID when it is safe to echo and log,
+// and makes one otherwise; the answer carries it in X-Request-Id.
+func requestID(next echo.HandlerFunc) echo.HandlerFunc {
+	return func(c echo.Context) error {
+		rid := c.Request().Header.Get(echo.HeaderXRequestID)
+		if !validRequestID(rid) {
+			rid = newRequestID()
+		}
+		c.Response().Header().Set(echo.HeaderXRequestID, rid)
+		return next(c)
+	}
+}
+
+// securityHeaders puts on every answer what keeps a browser or a cache
+// from misusing it: nosniff, and no-store (with Pragma for HTTP/1.0
+// caches), since most answers carry a token or user data. The few public,
+// cacheable answers (discovery, JWKS) set their own Cache-Control and drop
+// Pragma (publicCache).
+func securityHeaders(next echo.HandlerFunc) echo.HandlerFunc {
+	return func(c echo.Context) error {
+		h := c.Response().Header()
+		h.Set("X-Content-Type-Options", "nosniff")
+		h.Set("Cache-Control", "no-store")
+		h.Set("Pragma", "no-cache")
+		return next(c)
+	}
+}
+
+// publicCache marks an answer that carries nothing private as cacheable.
+func publicCache(c echo.Context, maxAge string) {
+	h := c.Response().Header()
+	h.Set("Cache-Control", "public, max-age="+maxAge)
+	h.Del("Pragma")
 }
 
 // RequestTimeout bounds the work one API request may do (provider fetches,

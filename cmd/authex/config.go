@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math"
 	"net"
 	"net/url"
 	"os"
@@ -476,6 +477,11 @@ func (c *Config) Validate() Problems {
 	if t.MaxSessionsPerUser < 0 {
 		p.add("tokens.max_sessions_per_user", "must be 0 (no cap) or positive, got %d", t.MaxSessionsPerUser)
 	}
+	if len(t.Audience) == 0 {
+		// An access token without aud is taken by any API that trusts our
+		// JWKS, and by careless ones that skip the aud check anyway.
+		p.add("tokens.audience", "must name at least one API (an access token without aud is accepted too widely)")
+	}
 	for i, a := range t.Audience {
 		if a == "" {
 			p.add(fmt.Sprintf("tokens.audience[%d]", i), "must not be empty")
@@ -555,9 +561,80 @@ func (c *Config) Validate() Problems {
 	return p
 }
 
-// minAdminToken is the shortest admin token accepted: anything shorter
-// can be guessed.
-const minAdminToken = 16
+// minAdminToken is the shortest admin token accepted, and
+// minAdminTokenBits the least strength by adminTokenBits: an admin token
+// opens every account, backups included.
+const (
+	minAdminToken     = 32
+	minAdminTokenBits = 128
+)
+
+// adminTokenPlaceholders are fragments of the values people paste from
+// examples; a token containing one is refused whatever its length.
+var adminTokenPlaceholders = []string{"changeme", "change-me", "change_me", "replaceme", "replace-me", "replace_me",
+	"placeholder", "example", "your-token", "your_token", "yourtoken", "xxxxxxxx", "...", "<", ">"}
+
+// adminTokenBits is a simple upper estimate of a token's strength: its
+// length times log2 of the character classes it draws from (lower case,
+// upper case, digits, others). Repetition is caught by counting distinct
+// characters: fewer than 8 scores 0.
+func adminTokenBits(t string) float64 {
+	var lower, upper, digit, other bool
+	distinct := map[rune]bool{}
+	for _, r := range t {
+		distinct[r] = true
+		switch {
+		case r >= 'a' && r <= 'z':
+			lower = true
+		case r >= 'A' && r <= 'Z':
+			upper = true
+		case r >= '0' && r <= '9':
+			digit = true
+		default:
+			other = true
+		}
+	}
+	if len(distinct) < 8 {
+		return 0
+	}
+	pool := 0
+	for _, c := range []struct {
+		on   bool
+		size int
+	}{{lower, 26}, {upper, 26}, {digit, 10}, {other, 32}} {
+		if c.on {
+			pool += c.size
+		}
+	}
+	return float64(len([]rune(t))) * math.Log2(float64(pool))
+}
+
+// adminTokenProblem says why an admin token is too weak, or "".
+func adminTokenProblem(t string) string {
+	low := strings.ToLower(t)
+	for _, ph := range adminTokenPlaceholders {
+		if strings.Contains(low, ph) {
+			return "looks like a placeholder; generate one: openssl rand -hex 32"
+		}
+	}
+	if len(t) < minAdminToken {
+		return fmt.Sprintf("must be at least %d characters (e.g. openssl rand -hex 32)", minAdminToken)
+	}
+	if adminTokenBits(t) < minAdminTokenBits {
+		return fmt.Sprintf("is too predictable (under %d bits by a simple estimate: repeated or few kinds of characters); generate one: openssl rand -hex 32", minAdminTokenBits)
+	}
+	return ""
+}
+
+// Warnings are what config check and serve report without refusing the
+// configuration, each with its key path.
+func (c *Config) Warnings() []string {
+	var w []string
+	if u, err := url.Parse(c.Server.PublicURL); err == nil && u.Scheme == "http" && !loopbackHost(u.Hostname()) {
+		w = append(w, "server.public_url: is http on a non-loopback host: tokens and client secrets would cross the network in clear; use https")
+	}
+	return w
+}
 
 // validateAdmin reads admin.tokens_file into admin.tokens and checks them.
 func (c *Config) validateAdmin(p *Problems) {
@@ -576,8 +653,8 @@ func (c *Config) validateAdmin(p *Problems) {
 	}
 	for i, t := range c.Admin.Tokens {
 		// Never print the token itself.
-		if len(t) < minAdminToken {
-			p.add(fmt.Sprintf("admin.tokens[%d]", i), "must be at least %d characters (e.g. openssl rand -hex 32)", minAdminToken)
+		if why := adminTokenProblem(t); why != "" {
+			p.add(fmt.Sprintf("admin.tokens[%d]", i), "%s", why)
 		}
 	}
 }

@@ -139,6 +139,9 @@ func runConfigCheck(args []string, getenv func(string) string, stdout, stderr io
 // line with its key path.
 func loadConfigReporting(path string, getenv func(string) string, stderr io.Writer) (Config, error) {
 	cfg, err := loadConfig(path, getenv)
+	for _, w := range cfg.Warnings() {
+		fmt.Fprintln(stderr, "warning: "+w)
+	}
 	var p Problems
 	if errors.As(err, &p) {
 		fmt.Fprintf(stderr, "%s: %d problem(s):\n", path, len(p))

@@ -21,7 +21,7 @@ import (
 	"github.com/authex/authex/providers/providertest"
 )
 
-const testAdminToken = "ops-test-admin-token-5f1d0c7e9a"
+const testAdminToken = "ops-test-admin-token-5f1d0c7e9a7b41c2"
 
 // opsServer is a running binary with its addresses and environment.
 type opsServer struct {
@@ -544,7 +544,7 @@ func contains(list []string, s string) bool {
 func TestConfigCheckOpsKeys(t *testing.T) {
 	dir := t.TempDir()
 	tokens := filepath.Join(dir, "admin-tokens")
-	writeFile(t, tokens, "# operators\nfile-token-0123456789abcdef\n\nshort\n")
+	writeFile(t, tokens, "# operators\nfile-token-0123456789abcdef0123456789\n\nshort\n")
 	path := filepath.Join(dir, "ops.yaml")
 	writeFile(t, path, fmt.Sprintf(`
 server:
@@ -566,8 +566,8 @@ admin:
 		"server.admin_listen: must differ from server.listen",
 		`server.trusted_proxies[2]: must be a CIDR or an IP address, got "not-a-net"`,
 		"tokens.key_rotation: must be 0 (off) or at least key_publish_delay + access_ttl (25m0s), got 5m0s",
-		"admin.tokens[0]: must be at least 16 characters",
-		"admin.tokens[2]: must be at least 16 characters",
+		"admin.tokens[0]: must be at least 32 characters",
+		"admin.tokens[2]: must be at least 32 characters",
 		"5 problem(s)",
 	)
 	if strings.Contains(out, "too-short") || strings.Contains(out, "file-token") {

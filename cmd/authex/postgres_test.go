@@ -226,7 +226,7 @@ func TestTwoInstancesShareOnePostgres(t *testing.T) {
 	}
 
 	// Logout on B ends the other session on A too.
-	status, body = call(t, "POST", b+"/v1/logout", "", map[string]any{"refresh_token": again["refresh_token"]})
+	status, body = call(t, "POST", b+"/v1/logout", "", map[string]any{"refresh_token": again["refresh_token"], "client_id": "app"})
 	if status != 200 && status != 204 {
 		t.Fatalf("logout on B: %d %v", status, body)
 	}

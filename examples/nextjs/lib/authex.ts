@@ -89,9 +89,11 @@ export async function refresh(refreshToken: string): Promise<AuthexTokens> {
   return r.json();
 }
 
-// logout revokes the authex session of this refresh token.
+// logout revokes the authex session of this refresh token. With clients
+// configured, authex logs a refresh token out only for its own client, as
+// it refreshes it: the same credentials go along.
 export async function logout(refreshToken: string): Promise<void> {
-  const r = await post("/v1/logout", { refresh_token: refreshToken, scope: "local" });
+  const r = await post("/v1/logout", { refresh_token: refreshToken, scope: "local" }, clientAuth());
   if (!r.ok) return fail(r);
 }
 
