@@ -108,6 +108,9 @@ type SigningKey struct {
 	RetiredAt time.Time
 	// ExpiresAt: from this time the key leaves the JWKS (zero: never set).
 	ExpiresAt time.Time
+	// RevokedAt: the key was revoked in an emergency at this time (zero: it
+	// was not): it is out of the JWKS and verifies nothing any more.
+	RevokedAt time.Time
 }
 
 // AuditEvent records a security-relevant change: a user created, an
@@ -226,8 +229,8 @@ type Store interface {
 	ListSigningKeys(ctx context.Context) ([]SigningKey, error)
 	// CreateSigningKey adds a key. ErrConflict when the ID exists.
 	CreateSigningKey(ctx context.Context, k SigningKey) error
-	// UpdateSigningKey replaces a key's NotBefore, RetiredAt and ExpiresAt;
-	// the rest never changes. ErrNotFound when absent.
+	// UpdateSigningKey replaces a key's NotBefore, RetiredAt, ExpiresAt and
+	// RevokedAt; the rest never changes. ErrNotFound when absent.
 	UpdateSigningKey(ctx context.Context, k SigningKey) error
 	// DeleteSigningKey removes a key. ErrNotFound when absent.
 	DeleteSigningKey(ctx context.Context, id string) error
