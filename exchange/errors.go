@@ -66,6 +66,10 @@ const (
 	ReasonClientMismatch      = "client_mismatch"
 	ReasonPublicClient        = "public_client"
 	ReasonNoClientsConfigured = "no_clients_configured"
+
+	// Key management (admin API).
+	ReasonKeysFromFiles = "keys_from_files" // signing keys come from PEM files: no rotation or revocation through authex
+	ReasonSecretInUse   = "secret_in_use"   // the refresh secret that signs now cannot be retired
 )
 
 // Error is what the service returns for every refused request. Description

@@ -2,7 +2,6 @@ package exchange
 
 import (
 	"context"
-	"crypto/hmac"
 	"errors"
 
 	"github.com/golang-jwt/jwt/v5"
@@ -46,7 +45,7 @@ func (s *Service) LinkIdentity(ctx context.Context, p *Principal, req LinkReques
 		// Only the account whose email matched may take the identity:
 		// otherwise anyone signed in who got hold of the token could
 		// attach someone else's identity to their own account.
-		if !hmac.Equal([]byte(claims.Owner), []byte(s.linkOwner(p.User.ID))) {
+		if !s.isLinkOwner(claims.Owner, p.User.ID) {
 			return nil, newError(KindAccessDenied, ReasonLinkWrongAccount,
 				"this link_token was issued for another account; sign in to the account that owns the email", nil)
 		}

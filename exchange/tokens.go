@@ -2,10 +2,7 @@ package exchange
 
 import (
 	"crypto/hmac"
-	"crypto/sha256"
-	"encoding/base64"
 	"errors"
-	"strconv"
 	"strings"
 	"time"
 
@@ -56,7 +53,7 @@ func (s *Service) accessClaims(sess storage.Session, u storage.User) AccessClaim
 			// offline cannot see the session.
 			ExpiresAt: jwt.NewNumericDate(minTime(iat.Add(s.cfg.AccessTTL), sess.ExpiresAt.Truncate(time.Second))),
 			IssuedAt:  jwt.NewNumericDate(iat),
-			ID:        s.mac("jti", sess.ID, sess.Generation)[:22],
+			ID:        s.mac("jti", sess)[:22],
 		},
 		ClientID:      sess.ClientID,
 		SessionID:     sess.ID,
@@ -69,40 +66,8 @@ func (s *Service) accessClaims(sess storage.Session, u storage.User) AccessClaim
 	}
 }
 
-// refreshToken derives the refresh token of a session generation:
-// session_id.generation.MAC. The store keeps only the generation, so a
-// stolen database yields no usable token.
-func (s *Service) refreshToken(sessionID string, generation uint64) string {
-	return sessionID + "." + strconv.FormatUint(generation, 10) + "." + s.mac("refresh", sessionID, generation)
-}
-
-var errBadRefreshToken = errors.New("refresh token is not one of ours")
-
-// parseRefreshToken checks the MAC in constant time and returns the parts.
-func (s *Service) parseRefreshToken(token string) (sessionID string, generation uint64, err error) {
-	parts := strings.Split(token, ".")
-	if len(parts) != 3 || parts[0] == "" {
-		return "", 0, errBadRefreshToken
-	}
-	generation, err = strconv.ParseUint(parts[1], 10, 64)
-	if err != nil {
-		return "", 0, errBadRefreshToken
-	}
-	want := s.mac("refresh", parts[0], generation)
-	if !hmac.Equal([]byte(want), []byte(parts[2])) {
-		return "", 0, errBadRefreshToken
-	}
-	return parts[0], generation, nil
-}
-
-func (s *Service) mac(purpose, sessionID string, generation uint64) string {
-	m := hmac.New(sha256.New, s.secret)
-	m.Write([]byte(purpose))
-	m.Write([]byte{0})
-	m.Write([]byte(sessionID))
-	m.Write([]byte{0})
-	m.Write(strconv.AppendUint(nil, generation, 10))
-	return base64.RawURLEncoding.EncodeToString(m.Sum(nil))
+func (s *Service) mac(purpose string, sess storage.Session) string {
+	return macWith(s.macSecretFor(sess).key, purpose, sess.ID, sess.Generation)
 }
 
 // LinkClaims carry a verified identity that is waiting to be linked to an
@@ -126,9 +91,22 @@ const linkAudience = "authex:link"
 // LinkTokenTTL is how long a link_token stays valid.
 const LinkTokenTTL = 10 * time.Minute
 
-// linkOwner is the Owner claim of a link_token meant for userID.
+// linkOwner is the Owner claim of a link_token meant for userID, made
+// with the MAC secret that signs now.
 func (s *Service) linkOwner(userID string) string {
-	return s.mac("link-owner", userID, 0)
+	return macWith(s.keys.macRing().at(s.now()).key, "link-owner", userID, 0)
+}
+
+// isLinkOwner checks an Owner claim against every MAC secret held, in
+// constant time each, so a rotation does not void a pending link_token.
+func (s *Service) isLinkOwner(owner, userID string) bool {
+	ok := false
+	for _, m := range s.keys.macRing().list {
+		if hmac.Equal([]byte(owner), []byte(macWith(m.key, "link-owner", userID, 0))) {
+			ok = true
+		}
+	}
+	return ok
 }
 
 func (s *Service) linkToken(id providers.Identity, ownerID string) (string, error) {

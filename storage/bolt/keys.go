@@ -186,8 +186,6 @@ func (s *Store) ListAudit(ctx context.Context, f storage.AuditFilter) ([]storage
 	return out, err
 }
 
-var _ storage.KeyMaterial = (*Store)(nil)
-
 // SwapSigningKeyMaterial replaces a key's PrivateKey when it is old.
 func (s *Store) SwapSigningKeyMaterial(ctx context.Context, id string, old, new []byte) error {
 	if err := ctx.Err(); err != nil {

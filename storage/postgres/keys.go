@@ -152,8 +152,6 @@ func (s *Store) ListAudit(ctx context.Context, f storage.AuditFilter) ([]storage
 	return out, err
 }
 
-var _ storage.KeyMaterial = (*Store)(nil)
-
 // swap runs a compare-and-swap UPDATE (id $1, old $2, new $3) and tells a
 // missing row (ErrNotFound) from a changed one (ErrStale).
 func (s *Store) swap(ctx context.Context, op, what, id, update, exists string, old, new []byte) error {

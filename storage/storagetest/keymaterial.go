@@ -8,15 +8,12 @@ import (
 	"github.com/authex/authex/storage"
 )
 
-// testKeyMaterial: storage.KeyMaterial swaps key material in place with a
+// testKeyMaterial: the Store swaps key material in place with a
 // compare-and-swap (two instances sealing one legacy record at once: one
 // wins, the other sees ErrStale), keeps RevokedAt, and drops secrets.
 func testKeyMaterial(t *testing.T, s storage.Store) {
 	ctx, t0 := t.Context(), epoch()
-	km, ok := storage.As[storage.KeyMaterial](s)
-	if !ok {
-		t.Fatal("the store does not implement storage.KeyMaterial")
-	}
+	km := s
 	k := storage.SigningKey{ID: "kid-m", Algorithm: "ES256", PrivateKey: []byte{0x30, 1, 2}, CreatedAt: t0, NotBefore: t0}
 	if err := s.CreateSigningKey(ctx, k); err != nil {
 		t.Fatalf("CreateSigningKey: %v", err)
