@@ -114,9 +114,11 @@ func runConfigCheck(args []string, getenv func(string) string, stdout, stderr io
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
-	if _, err := loadConfigReporting(*path, getenv, stderr); err != nil {
+	cfg, err := loadConfigReporting(*path, getenv, stderr)
+	if err != nil {
 		return err
 	}
+	warnAutoKEK(cfg, stderr)
 	fmt.Fprintf(stdout, "%s: ok\n", *path)
 	return nil
 }
