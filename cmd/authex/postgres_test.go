@@ -52,7 +52,6 @@ secrets: { kek: %q }
 // requires one): 32 bytes, base64.
 const testKEK = "dGVzdC1rZWstdGVzdC1rZWstdGVzdC1rZWstMzJieXQ="
 
-
 // startAll starts every config's process before waiting for any, so the
 // instances race through startup (migrations, first signing key) together.
 func startAll(t *testing.T, bin string, cfgs, bases []string) []*process {
