@@ -209,7 +209,7 @@ func (a *Admin) RevokeKey(ctx context.Context, kid, actor string) (KeyInfo, *Key
 	var repl *KeyInfo
 	if replace {
 		signing, _ := s.keys.signer()
-		info := keyInfo(fresh, now, signing)
+		info := keyInfo(fresh, s.now(), signing)
 		repl = &info
 	}
 	detail := "kid " + kid + " by " + actor

@@ -64,6 +64,10 @@ var adminEndpoints = []struct {
 	{"DELETE", "/admin/v1/sessions/s1", nil},
 	{"GET", "/admin/v1/keys", nil},
 	{"POST", "/admin/v1/keys/rotate", nil},
+	{"POST", "/admin/v1/keys/k1/revoke", nil},
+	{"GET", "/admin/v1/secrets/refresh", nil},
+	{"POST", "/admin/v1/secrets/refresh/rotate", nil},
+	{"POST", "/admin/v1/secrets/refresh/r1/retire", nil},
 	{"GET", "/admin/v1/audit", nil},
 	{"GET", "/admin/v1/backup", nil},
 }
