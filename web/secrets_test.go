@@ -5,6 +5,7 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"net/http"
+	"net/url"
 	"strings"
 	"testing"
 	"time"
@@ -141,4 +142,38 @@ func TestAdminRefreshSecrets(t *testing.T) {
 	if res := h.postJSON("/v1/token/refresh", map[string]any{"refresh_token": next}); res.status != http.StatusOK {
 		t.Fatalf("a token of the new secret after retiring the old: %d %s", res.status, res.body)
 	}
+}
+
+// TestRevokedKeyRefusedByIntrospectionAndLink: after revocation an access
+// token of the key is inactive at /oauth/introspect, and a link_token it
+// signed no longer links.
+func TestRevokedKeyRefusedByIntrospectionAndLink(t *testing.T) {
+	h := clientHarness(t, withAdmin(adminToken))
+	auth := basic("nextjs", nextjsSecret)
+	owner := decodeTokens(t, h.postJSON("/v1/exchange", map[string]any{"provider": "google",
+		"id_token": h.idToken("g-rk", map[string]any{"email": "rk@example.com"})}, auth...))
+	res := h.postJSON("/v1/exchange", map[string]any{"provider": "corp",
+		"id_token": h.idToken("c-rk", map[string]any{"email": "rk@example.com"})}, auth...)
+	assertError(t, res, http.StatusConflict, "account_exists", "account_exists")
+	linkToken := res.json(t)["link_token"].(string)
+	active := func(token string) bool {
+		t.Helper()
+		res := h.postForm("/oauth/introspect", url.Values{"token": {token}}, auth...)
+		if res.status != http.StatusOK {
+			t.Fatalf("introspect: %d %s", res.status, res.body)
+		}
+		return res.json(t)["active"] == true
+	}
+	if !active(owner.AccessToken) {
+		t.Fatal("access token inactive before the revocation")
+	}
+	h.adminOK("POST", "/admin/v1/keys/"+kidOf(t, owner.AccessToken)+"/revoke", nil)
+	if active(owner.AccessToken) {
+		t.Fatal("an access token of the revoked key is active at /oauth/introspect")
+	}
+	fresh := decodeTokens(t, h.postJSON("/v1/token/refresh", map[string]any{"refresh_token": owner.RefreshToken}, auth...))
+	before := h.snapshot()
+	res = h.postJSON("/v1/me/identities", map[string]any{"link_token": linkToken}, bearer(fresh.AccessToken)...)
+	assertError(t, res, http.StatusBadRequest, "invalid_grant", "malformed")
+	h.assertUnchanged(before)
 }
