@@ -87,3 +87,52 @@ func TestParseRefreshTokenForms(t *testing.T) {
 		}
 	}
 }
+
+// TestMACSecretsPrunedAfterSessionMax: maintenance deletes a MAC secret
+// once its successor has signed for longer than SessionMax (no live
+// session can hold a token it made), and never the one that signs.
+func TestMACSecretsPrunedAfterSessionMax(t *testing.T) {
+	svc, store, clk := cacheService(t)
+	ctx := context.Background()
+	old := storage.Session{ID: "s-old", Generation: 3, RotatedAt: clk.now()}
+	oldToken := svc.refreshToken(old)
+	if _, err := svc.Admin().RotateRefreshSecret(ctx, "test"); err != nil {
+		t.Fatal(err)
+	}
+	clk.add(MACActivationDelay)
+	if _, _, err := svc.parseRefreshToken(oldToken); err != nil {
+		t.Fatalf("a token of the first secret after the rotation: %v", err)
+	}
+	if err := svc.maintainKeys(ctx); err != nil {
+		t.Fatal(err)
+	}
+	secrets, _ := store.ListSecrets(ctx)
+	if n := countMAC(secrets); n != 2 {
+		t.Fatalf("%d MAC secrets before session_max passed, want 2", n)
+	}
+	clk.add(svc.cfg.SessionMax)
+	if err := svc.maintainKeys(ctx); err != nil {
+		t.Fatal(err)
+	}
+	secrets, _ = store.ListSecrets(ctx)
+	if n := countMAC(secrets); n != 1 {
+		t.Fatalf("%d MAC secrets after session_max, want 1", n)
+	}
+	if _, _, err := svc.parseRefreshToken(oldToken); err == nil {
+		t.Fatal("a token of the pruned secret still parses")
+	}
+	fresh := svc.refreshToken(storage.Session{ID: "s-new", Generation: 1, RotatedAt: clk.now()})
+	if _, _, err := svc.parseRefreshToken(fresh); err != nil {
+		t.Fatalf("a token of the remaining secret: %v", err)
+	}
+}
+
+func countMAC(secrets []storage.Secret) int {
+	n := 0
+	for _, s := range secrets {
+		if isMACSecretName(s.Name) {
+			n++
+		}
+	}
+	return n
+}
