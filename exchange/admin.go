@@ -191,17 +191,33 @@ type KeyInfo struct {
 	ID        string
 	Algorithm string
 	// State is "pending" (published, not signing yet), "active" (signing),
-	// "retiring" (published for the tokens it signed, no longer signing) or
-	// "expired" (out of the JWKS, deleted a day later).
+	// "retiring" (published for the tokens it signed, no longer signing),
+	// "expired" (out of the JWKS, deleted a day later) or "revoked" (out of
+	// the JWKS and verifying nothing since RevokedAt). A key from a PEM
+	// file is "active" (the first) or "published".
 	State     string
 	CreatedAt time.Time
 	NotBefore time.Time
 	RetiredAt time.Time
 	ExpiresAt time.Time
+	RevokedAt time.Time
+	// FromFile: the key comes from tokens.signing_key_files, not the store.
+	FromFile bool
 }
 
 // ListKeys lists the signing keys, oldest first, with their state now.
 func (a *Admin) ListKeys(ctx context.Context) ([]KeyInfo, error) {
+	if files := a.s.keys.files; len(files) > 0 {
+		out := make([]KeyInfo, 0, len(files))
+		for i, f := range files {
+			k := KeyInfo{ID: f.record.ID, Algorithm: f.record.Algorithm, State: "published", FromFile: true}
+			if i == 0 {
+				k.State = "active"
+			}
+			out = append(out, k)
+		}
+		return out, nil
+	}
 	recs, err := a.s.store.ListSigningKeys(ctx)
 	if err != nil {
 		return nil, storeError(err)
@@ -227,8 +243,10 @@ func (a *Admin) RotateKey(ctx context.Context, actor string) (KeyInfo, error) {
 
 func keyInfo(r storage.SigningKey, now time.Time, signing *signingKey) KeyInfo {
 	k := KeyInfo{ID: r.ID, Algorithm: r.Algorithm, CreatedAt: r.CreatedAt, NotBefore: r.NotBefore,
-		RetiredAt: r.RetiredAt, ExpiresAt: r.ExpiresAt}
+		RetiredAt: r.RetiredAt, ExpiresAt: r.ExpiresAt, RevokedAt: r.RevokedAt}
 	switch {
+	case revoked(r):
+		k.State = "revoked"
 	case !r.ExpiresAt.IsZero() && !now.Before(r.ExpiresAt):
 		k.State = "expired"
 	case now.Before(r.NotBefore):

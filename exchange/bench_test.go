@@ -88,11 +88,11 @@ func BenchmarkRefreshToken(b *testing.B) {
 	b.Run("derive", func(b *testing.B) {
 		b.ReportAllocs()
 		for b.Loop() {
-			_ = svc.refreshToken(sess.ID, sess.Generation)
+			_ = svc.refreshToken(sess)
 		}
 	})
 	b.Run("check", func(b *testing.B) {
-		token := svc.refreshToken(sess.ID, sess.Generation)
+		token := svc.refreshToken(sess)
 		b.ReportAllocs()
 		for b.Loop() {
 			if _, _, err := svc.parseRefreshToken(token); err != nil {

@@ -69,6 +69,9 @@ const (
 
 	// ReasonReplayed: a provider credential (id_token) already used here.
 	ReasonReplayed = "replayed"
+	// Key management (admin API).
+	ReasonKeysFromFiles = "keys_from_files" // signing keys come from PEM files: no rotation or revocation through authex
+	ReasonSecretInUse   = "secret_in_use"   // the refresh secret that signs now cannot be retired
 )
 
 // Error is what the service returns for every refused request. Description

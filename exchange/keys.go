@@ -1,6 +1,7 @@
 package exchange
 
 import (
+	"bytes"
 	"context"
 	"crypto"
 	"crypto/ecdsa"
@@ -23,6 +24,7 @@ import (
 
 	"github.com/golang-jwt/jwt/v5"
 
+	"github.com/authex/authex/envelope"
 	"github.com/authex/authex/storage"
 )
 
@@ -56,6 +58,17 @@ type Keyring struct {
 	store     storage.Store
 	algorithm string
 	now       func() time.Time
+	// sealer seals and opens the key material in the store (nil: legacy
+	// plaintext, tests only). files are the keys read from PEM files
+	// (tokens.signing_key_files): never stored, the first signs.
+	sealer *envelope.Sealer
+	files  []*signingKey
+
+	// reloadMu serialises Reload, which owns parsed: the keys parsed at the
+	// last reload by kid, reused while their stored bytes are unchanged, so
+	// a reload every second costs a query, not a decryption and a parse.
+	reloadMu sync.Mutex
+	parsed   map[string]parsedKey
 
 	mu         sync.RWMutex
 	all        []*signingKey          // every key read from the store, not yet expired at reload
@@ -64,6 +77,7 @@ type Keyring struct {
 	current    *signingKey            // the key that signs now
 	jwks       []byte
 	nextChange time.Time // zero: no key time is pending
+	macs       *macRing  // the refresh-token MAC secrets (macsecrets.go)
 
 	// unknownMu and lastUnknown rate-limit the reloads that an unknown kid
 	// triggers (see keysync.go).
@@ -71,8 +85,15 @@ type Keyring struct {
 	lastUnknown time.Time
 }
 
-func newKeyring(store storage.Store, algorithm string, now func() time.Time) *Keyring {
-	return &Keyring{store: store, algorithm: algorithm, now: now}
+// parsedKey is a stored key as parsed at a reload, with the stored bytes
+// it came from.
+type parsedKey struct {
+	raw []byte
+	sk  *signingKey
+}
+
+func newKeyring(store storage.Store, algorithm string, now func() time.Time, sealer *envelope.Sealer, files []*signingKey) *Keyring {
+	return &Keyring{store: store, algorithm: algorithm, now: now, sealer: sealer, files: files}
 }
 
 // ensure loads the keys, creating the first one when the store has none, so
@@ -80,6 +101,9 @@ func newKeyring(store storage.Store, algorithm string, now func() time.Time) *Ke
 func (k *Keyring) ensure(ctx context.Context) error {
 	if err := k.Reload(ctx); err != nil {
 		return err
+	}
+	if len(k.files) > 0 {
+		return nil // keys from PEM files: nothing to create
 	}
 	k.mu.RLock()
 	ok, none := k.current != nil, len(k.keys) == 0
@@ -114,11 +138,23 @@ func (k *Keyring) newRecord(publishDelay time.Duration) (storage.SigningKey, err
 	if err != nil {
 		return storage.SigningKey{}, err
 	}
+	sk, err := parseSigningKey(storage.SigningKey{Algorithm: k.algorithm, PrivateKey: der})
+	if err != nil {
+		return storage.SigningKey{}, err
+	}
+	kid, err := thumbprint(sk.signer.Public())
+	if err != nil {
+		return storage.SigningKey{}, err
+	}
+	material, err := k.seal(signingKeyAAD(kid), der)
+	if err != nil {
+		return storage.SigningKey{}, err
+	}
 	now := k.now().UTC()
 	return storage.SigningKey{
-		ID:         newKeyID(der),
+		ID:         kid,
 		Algorithm:  k.algorithm,
-		PrivateKey: der,
+		PrivateKey: material,
 		CreatedAt:  now,
 		NotBefore:  now.Add(publishDelay),
 	}, nil
@@ -129,27 +165,50 @@ func (k *Keyring) newRecord(publishDelay time.Duration) (storage.SigningKey, err
 // instances sharing a store pick the same key because the choice depends on
 // the records alone.
 func (k *Keyring) Reload(ctx context.Context) error {
-	recs, err := k.store.ListSigningKeys(ctx)
+	k.reloadMu.Lock()
+	defer k.reloadMu.Unlock()
+	all, parsed := k.files, k.parsed
+	if len(k.files) == 0 {
+		recs, err := k.store.ListSigningKeys(ctx)
+		if err != nil {
+			return err
+		}
+		now := k.now()
+		all = make([]*signingKey, 0, len(recs))
+		parsed = make(map[string]parsedKey, len(recs))
+		for _, rec := range recs {
+			if revoked(rec) || (!rec.ExpiresAt.IsZero() && !now.Before(verifiesUntil(rec))) {
+				continue
+			}
+			p, ok := k.parsed[rec.ID]
+			if !ok || !bytes.Equal(p.raw, rec.PrivateKey) {
+				sk, err := k.openKey(rec)
+				if err != nil {
+					return fmt.Errorf("signing key %s: %w", rec.ID, err)
+				}
+				p = parsedKey{raw: rec.PrivateKey, sk: sk}
+			}
+			parsed[rec.ID] = p
+			sk := *p.sk
+			sk.record = rec // its times may have changed
+			sk.record.PrivateKey = nil
+			all = append(all, &sk)
+		}
+	}
+	macs, err := k.loadMACs(ctx)
 	if err != nil {
 		return err
 	}
-	now := k.now()
-	all := make([]*signingKey, 0, len(recs))
-	for _, rec := range recs {
-		if !rec.ExpiresAt.IsZero() && !now.Before(verifiesUntil(rec)) {
-			continue
-		}
-		sk, err := parseSigningKey(rec)
-		if err != nil {
-			return fmt.Errorf("signing key %s: %w", rec.ID, err)
-		}
-		all = append(all, sk)
-	}
+	k.parsed = parsed
 	k.mu.Lock()
 	defer k.mu.Unlock()
-	k.all = all
-	return k.recomputeLocked(now)
+	k.all, k.macs = all, macs
+	return k.recomputeLocked(k.now())
 }
+
+// revoked reports whether a key was revoked (RevokeKey): it verifies
+// nothing from then on, whatever its other times say.
+func revoked(rec storage.SigningKey) bool { return !rec.RevokedAt.IsZero() }
 
 // verifiesUntil is when a retired key stops verifying our own tokens. It
 // leaves the JWKS at ExpiresAt, once every access token it signed has
@@ -192,6 +251,9 @@ func (k *Keyring) recomputeLocked(now time.Time) error {
 			(rec.CreatedAt.Equal(current.record.CreatedAt) && rec.ID > current.record.ID)) {
 			current = sk
 		}
+	}
+	if len(k.files) > 0 {
+		current = k.files[0] // PEM keys: the first signs, always
 	}
 	jwks, err := buildJWKS(published)
 	if err != nil {
@@ -307,13 +369,6 @@ func generateKey(alg string) ([]byte, error) {
 	return x509.MarshalPKCS8PrivateKey(priv)
 }
 
-// newKeyID derives the kid from the public key (RFC 7638 in spirit: a
-// thumbprint), so the same key always has the same id.
-func newKeyID(der []byte) string {
-	sum := sha256.Sum256(der)
-	return base64.RawURLEncoding.EncodeToString(sum[:12])
-}
-
 func parseSigningKey(rec storage.SigningKey) (*signingKey, error) {
 	priv, err := x509.ParsePKCS8PrivateKey(rec.PrivateKey)
 	if err != nil {
@@ -349,29 +404,45 @@ type jwk struct {
 }
 
 func buildJWKS(keys []*signingKey) ([]byte, error) {
-	sort.Slice(keys, func(i, j int) bool { return keys[i].record.CreatedAt.After(keys[j].record.CreatedAt) })
+	// Stable: PEM keys share a zero CreatedAt and keep the config's order.
+	sort.SliceStable(keys, func(i, j int) bool { return keys[i].record.CreatedAt.After(keys[j].record.CreatedAt) })
 	set := struct {
 		Keys []jwk `json:"keys"`
 	}{Keys: []jwk{}}
-	b64 := base64.RawURLEncoding.EncodeToString
 	for _, sk := range keys {
-		j := jwk{Use: "sig", Alg: sk.record.Algorithm, Kid: sk.record.ID}
-		switch p := sk.signer.Public().(type) {
-		case *ecdsa.PublicKey:
-			ecdh, err := p.ECDH()
-			if err != nil {
-				return nil, err
-			}
-			raw := ecdh.Bytes() // 0x04 || X || Y, fixed width
-			j.Kty, j.Crv, j.X, j.Y = "EC", "P-256", b64(raw[1:33]), b64(raw[33:])
-		case ed25519.PublicKey:
-			j.Kty, j.Crv, j.X = "OKP", "Ed25519", b64(p)
-		case *rsa.PublicKey:
-			j.Kty, j.N, j.E = "RSA", b64(p.N.Bytes()), b64(big.NewInt(int64(p.E)).Bytes())
+		j, err := publicJWK(sk.signer.Public())
+		if err != nil {
+			return nil, err
 		}
+		j.Use, j.Alg, j.Kid = "sig", sk.record.Algorithm, sk.record.ID
 		set.Keys = append(set.Keys, j)
 	}
 	return json.Marshal(set)
+}
+
+// publicJWK is the public key's members (kty, crv, x, y, n, e).
+func publicJWK(pub crypto.PublicKey) (jwk, error) {
+	b64 := base64.RawURLEncoding.EncodeToString
+	var j jwk
+	switch p := pub.(type) {
+	case *ecdsa.PublicKey:
+		ecdh, err := p.ECDH()
+		if err != nil {
+			return j, err
+		}
+		raw := ecdh.Bytes() // 0x04 || X || Y, fixed width
+		if len(raw) != 65 {
+			return j, errors.New("only P-256 EC keys are supported")
+		}
+		j.Kty, j.Crv, j.X, j.Y = "EC", "P-256", b64(raw[1:33]), b64(raw[33:])
+	case ed25519.PublicKey:
+		j.Kty, j.Crv, j.X = "OKP", "Ed25519", b64(p)
+	case *rsa.PublicKey:
+		j.Kty, j.N, j.E = "RSA", b64(p.N.Bytes()), b64(big.NewInt(int64(p.E)).Bytes())
+	default:
+		return j, fmt.Errorf("unsupported public key type %T", pub)
+	}
+	return j, nil
 }
 
 // deterministicES256 is golang-jwt's ES256 with RFC 6979 signatures.

@@ -17,8 +17,15 @@ import (
 // signs only from its NotBefore, which should exceed KeyReloadInterval so
 // that every instance's JWKS shows it before any token carries it.
 
-// KeyReloadInterval is how often Watch rereads the keys by default.
+// KeyReloadInterval is how often key maintenance runs (serve.go).
 const KeyReloadInterval = 30 * time.Second
+
+// KeyPollInterval is how often Watch rereads the keys and MAC secrets by
+// default: an emergency revocation (RevokeKey) made on one instance stops
+// every other from accepting the key within about this long. A reload is
+// one or two small queries; keys whose stored bytes did not change are not
+// opened or parsed again.
+const KeyPollInterval = time.Second
 
 const (
 	// unknownKidCooldown bounds the reloads that tokens with unknown kids
@@ -35,7 +42,7 @@ const (
 // (the store is away) keeps the keys already loaded.
 func (k *Keyring) Watch(ctx context.Context, interval time.Duration, log *slog.Logger) {
 	if interval <= 0 {
-		interval = KeyReloadInterval
+		interval = KeyPollInterval
 	}
 	if log == nil {
 		log = slog.Default()
@@ -68,6 +75,26 @@ func (k *Keyring) reloadForUnknown(kid string) bool {
 	if _, ok := k.lookup(kid, typLink); ok { // known at all: no reload helps
 		return true // a concurrent reload found it
 	}
+	return k.reloadLimited()
+}
+
+// reloadForUnknownSecret is reloadForUnknown for a refresh token's MAC
+// secret id (another instance rotated the secret since our last reload).
+func (k *Keyring) reloadForUnknownSecret(id string) bool {
+	if id == "" || len(id) > 16 {
+		return false
+	}
+	k.unknownMu.Lock()
+	defer k.unknownMu.Unlock()
+	if _, ok := k.macRing().byID[id]; ok {
+		return true
+	}
+	return k.reloadLimited()
+}
+
+// reloadLimited reloads unless one ran within unknownKidCooldown.
+// k.unknownMu must be held.
+func (k *Keyring) reloadLimited() bool {
 	now := time.Now()
 	if now.Sub(k.lastUnknown) < unknownKidCooldown {
 		return false

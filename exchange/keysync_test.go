@@ -40,7 +40,7 @@ func TestKeyringBootstrapOneKey(t *testing.T) {
 	errs := make([]error, n)
 	var wg sync.WaitGroup
 	for i := range n {
-		rings[i] = newKeyring(store, AlgES256, time.Now)
+		rings[i] = newKeyring(store, AlgES256, time.Now, nil, nil)
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
@@ -73,7 +73,7 @@ func TestKeyringBootstrapOneKey(t *testing.T) {
 // and by the periodic reload otherwise.
 func TestKeyringPicksUpAnotherInstancesKey(t *testing.T) {
 	store := sharedStore(t)
-	a, b := newKeyring(store, AlgES256, time.Now), newKeyring(store, AlgES256, time.Now)
+	a, b := newKeyring(store, AlgES256, time.Now, nil, nil), newKeyring(store, AlgES256, time.Now, nil, nil)
 	if err := a.ensure(t.Context()); err != nil {
 		t.Fatal(err)
 	}
@@ -104,7 +104,7 @@ func TestKeyringPicksUpAnotherInstancesKey(t *testing.T) {
 	// Tokens with unknown kids (anyone can send them) cause at most one
 	// reload per cooldown.
 	counting := &countingStore{Store: store}
-	c := newKeyring(counting, AlgES256, time.Now)
+	c := newKeyring(counting, AlgES256, time.Now, nil, nil)
 	if err := c.ensure(t.Context()); err != nil {
 		t.Fatal(err)
 	}
@@ -154,3 +154,6 @@ func (c *countingStore) ListSigningKeys(ctx context.Context) ([]storage.SigningK
 	c.lists.Add(1)
 	return c.Store.ListSigningKeys(ctx)
 }
+
+// Unwrap lets storage.As reach the backend's capabilities (KeyMaterial).
+func (c *countingStore) Unwrap() storage.Store { return c.Store }

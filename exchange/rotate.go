@@ -3,6 +3,7 @@ package exchange
 import (
 	"context"
 	"errors"
+	"slices"
 	"time"
 
 	"github.com/authex/authex/storage"
@@ -28,7 +29,7 @@ func (k *Keyring) Rotate(ctx context.Context, publishDelay, retain time.Duration
 		return storage.SigningKey{}, err
 	}
 	for _, old := range prev {
-		if !old.RetiredAt.IsZero() {
+		if !old.RetiredAt.IsZero() || revoked(old) {
 			continue
 		}
 		if err := k.retire(ctx, old, rec.NotBefore, retain); err != nil {
@@ -57,6 +58,9 @@ func (s *Service) keyRetention() time.Duration { return s.cfg.AccessTTL + access
 // RotateKeys rotates the signing key with the configured publish delay and
 // records who asked in the audit log.
 func (s *Service) RotateKeys(ctx context.Context, actor string) (storage.SigningKey, error) {
+	if len(s.keys.files) > 0 {
+		return storage.SigningKey{}, errKeysFromFiles()
+	}
 	rec, err := s.keys.Rotate(ctx, s.cfg.KeyPublishDelay, s.keyRetention())
 	if err != nil {
 		return rec, storeError(err)
@@ -86,6 +90,12 @@ func (s *Service) MaintainKeys(ctx context.Context, interval time.Duration) {
 }
 
 func (s *Service) maintainKeys(ctx context.Context) error {
+	if err := s.pruneMACSecrets(ctx); err != nil {
+		return err
+	}
+	if len(s.keys.files) > 0 {
+		return nil // keys from PEM files: the operator rotates them
+	}
 	recs, err := s.store.ListSigningKeys(ctx)
 	if err != nil {
 		return err
@@ -93,7 +103,7 @@ func (s *Service) maintainKeys(ctx context.Context) error {
 	now := s.now()
 	var newest storage.SigningKey
 	for _, rec := range recs {
-		if rec.CreatedAt.After(newest.CreatedAt) {
+		if rec.CreatedAt.After(newest.CreatedAt) && !revoked(rec) {
 			newest = rec
 		}
 		if !rec.ExpiresAt.IsZero() && now.Sub(rec.ExpiresAt) > expiredKeyKeep {
@@ -106,7 +116,7 @@ func (s *Service) maintainKeys(ctx context.Context) error {
 	// retiring the old ones (a crash): every key but the newest retires.
 	changed := false
 	for _, rec := range recs {
-		if rec.ID != newest.ID && rec.RetiredAt.IsZero() && now.Sub(newest.CreatedAt) > time.Minute {
+		if rec.ID != newest.ID && rec.RetiredAt.IsZero() && !revoked(rec) && now.Sub(newest.CreatedAt) > time.Minute {
 			if err := s.keys.retire(ctx, rec, newest.NotBefore, s.keyRetention()); err != nil {
 				return err
 			}
@@ -121,4 +131,92 @@ func (s *Service) maintainKeys(ctx context.Context) error {
 		return s.keys.Reload(ctx)
 	}
 	return nil
+}
+
+func errKeysFromFiles() error {
+	return newError(KindConflict, ReasonKeysFromFiles,
+		"the signing keys come from PEM files (tokens.signing_key_files): change the files and restart to rotate or revoke", nil)
+}
+
+// RevokeKey revokes a signing key in an emergency (it leaked): from now it
+// is out of the JWKS and verifies nothing, so every token it signed stops
+// working here at once and on the other instances within KeyPollInterval.
+// When it was the key that signs, a fresh key replaces it and signs at
+// once, with no publish delay: waiting would leave nothing to sign with,
+// and an API that meets the new kid before its JWKS cache has it refetches
+// the JWKS (unknown kid), a shorter outage than signing with a leaked key.
+// It returns the revoked key and the replacement, if one was made.
+// Revoking a revoked key is a no-op.
+func (a *Admin) RevokeKey(ctx context.Context, kid, actor string) (KeyInfo, *KeyInfo, error) {
+	s := a.s
+	if len(s.keys.files) > 0 {
+		return KeyInfo{}, nil, errKeysFromFiles()
+	}
+	recs, err := s.store.ListSigningKeys(ctx)
+	if err != nil {
+		return KeyInfo{}, nil, storeError(err)
+	}
+	i := slices.IndexFunc(recs, func(r storage.SigningKey) bool { return r.ID == kid })
+	if i < 0 {
+		return KeyInfo{}, nil, newError(KindNotFound, ReasonNotFound, "no such signing key", nil)
+	}
+	rec := recs[i]
+	now := s.now().UTC()
+	if revoked(rec) {
+		return keyInfo(rec, now, nil), nil, nil
+	}
+	signing, _ := s.keys.signer()
+	wasSigning := signing != nil && signing.record.ID == kid
+	// Does any other key sign now? If not, one is made below.
+	others := false
+	for _, r := range recs {
+		if r.ID != kid && !revoked(r) && !now.Before(r.NotBefore) && (r.RetiredAt.IsZero() || now.Before(r.RetiredAt)) &&
+			(r.ExpiresAt.IsZero() || now.Before(r.ExpiresAt)) {
+			others = true
+		}
+	}
+	rec.RevokedAt = now
+	if rec.RetiredAt.IsZero() || rec.RetiredAt.After(now) {
+		rec.RetiredAt = now
+	}
+	rec.ExpiresAt = now // maintenance deletes it a day later
+	if err := s.store.UpdateSigningKey(ctx, rec); err != nil {
+		if errors.Is(err, storage.ErrNotFound) {
+			return KeyInfo{}, nil, newError(KindNotFound, ReasonNotFound, "no such signing key", nil)
+		}
+		return KeyInfo{}, nil, storeError(err)
+	}
+	var fresh storage.SigningKey
+	replace := wasSigning || !others
+	if replace {
+		fresh, err = s.keys.Create(ctx, 0)
+		if err != nil {
+			return KeyInfo{}, nil, storeError(err)
+		}
+		// Keys already waiting to sign would take over from the fresh one
+		// only to be retired by maintenance; retire them now instead.
+		for _, r := range recs {
+			if r.ID != kid && !revoked(r) && r.RetiredAt.IsZero() {
+				if err := s.keys.retire(ctx, r, now, s.keyRetention()); err != nil {
+					return KeyInfo{}, nil, storeError(err)
+				}
+			}
+		}
+	}
+	if err := s.keys.Reload(ctx); err != nil {
+		return KeyInfo{}, nil, storeError(err)
+	}
+	var repl *KeyInfo
+	if replace {
+		signing, _ := s.keys.signer()
+		info := keyInfo(fresh, s.now(), signing)
+		repl = &info
+	}
+	detail := "kid " + kid + " by " + actor
+	if repl != nil {
+		detail += "; replaced by " + repl.ID
+	}
+	s.audit(ctx, storage.AuditEvent{Type: "key.revoked", Detail: detail})
+	s.log.WarnContext(ctx, "signing key revoked", "kid", kid, "by", actor)
+	return keyInfo(rec, now, nil), repl, nil
 }

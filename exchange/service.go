@@ -6,7 +6,6 @@ package exchange
 
 import (
 	"context"
-	"crypto/rand"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -17,6 +16,7 @@ import (
 	"github.com/golang-jwt/jwt/v5"
 	"github.com/google/uuid"
 
+	"github.com/authex/authex/envelope"
 	"github.com/authex/authex/providers"
 	"github.com/authex/authex/storage"
 )
@@ -85,6 +85,10 @@ type Config struct {
 	// MaxSessionsPerUser caps a user's live sessions: a sign-in past it
 	// revokes the oldest (reason session_limit). 0: no cap.
 	MaxSessionsPerUser int
+	// SigningKeys, when not empty, are the keys read from PEM files
+	// (ParsePEMKey): the first signs, all are published, none is stored,
+	// and rotation and revocation through authex are refused.
+	SigningKeys []PEMKey
 }
 
 // Service is the exchange domain service.
@@ -94,7 +98,6 @@ type Service struct {
 	providers map[string]Provider
 	keys      *Keyring
 	pw        *passwords // nil unless the password provider is configured
-	secret    []byte
 	log       *slog.Logger
 	now       func() time.Time
 	observe   Observer
@@ -115,6 +118,9 @@ type Options struct {
 	Password *PasswordConfig
 	// Observer receives exchange and refresh outcomes (metrics); nil: none.
 	Observer Observer
+	// Sealer seals the key material in the store with the key-encryption
+	// key. nil keeps it in clear: tests only (cmd/authex always sets one).
+	Sealer *envelope.Sealer
 }
 
 // New loads (or at first start creates) the signing key and the refresh
@@ -138,21 +144,28 @@ func New(ctx context.Context, cfg Config, store storage.Store, provs map[string]
 	if s.now == nil {
 		s.now = time.Now
 	}
-	fresh := make([]byte, 32)
-	if _, err := rand.Read(fresh); err != nil {
-		return nil, err
-	}
-	secret, err := store.EnsureSecret(ctx, "refresh-mac", fresh)
-	if err != nil {
-		return nil, fmt.Errorf("load refresh secret: %w", err)
-	}
-	s.secret = secret
 	if opts.Password != nil {
 		if s.pw, err = newPasswords(*opts.Password, store, s.log); err != nil {
 			return nil, err
 		}
 	}
-	s.keys = newKeyring(store, cfg.Algorithm, s.now)
+	if opts.Sealer != nil {
+		n, err := SealKeyMaterial(ctx, store, opts.Sealer)
+		if err != nil {
+			return nil, fmt.Errorf("seal key material: %w", err)
+		}
+		if n > 0 {
+			s.log.Info("key material sealed with the key-encryption key", "records", n, "kek_id", opts.Sealer.KEKID())
+		}
+	}
+	files := make([]*signingKey, 0, len(cfg.SigningKeys))
+	for _, pk := range cfg.SigningKeys {
+		files = append(files, pk.signingKey())
+	}
+	s.keys = newKeyring(store, cfg.Algorithm, s.now, opts.Sealer, files)
+	if err := s.keys.ensureFirstMACSecret(ctx); err != nil {
+		return nil, fmt.Errorf("load refresh secret: %w", err)
+	}
 	if err := s.keys.ensure(ctx); err != nil {
 		return nil, fmt.Errorf("load signing keys: %w", err)
 	}
@@ -593,7 +606,7 @@ func (s *Service) result(sess storage.Session, user storage.User) (*Result, erro
 	return &Result{
 		AccessToken:      at,
 		ExpiresAt:        claims.ExpiresAt.Time,
-		RefreshToken:     s.refreshToken(sess.ID, sess.Generation),
+		RefreshToken:     s.refreshToken(sess),
 		RefreshExpiresAt: sess.IdleExpiresAt,
 		SessionID:        sess.ID,
 		User:             user,

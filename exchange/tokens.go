@@ -10,7 +10,6 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"errors"
-	"strconv"
 	"strings"
 	"time"
 
@@ -58,7 +57,7 @@ func (s *Service) accessClaims(sess storage.Session, u storage.User) AccessClaim
 			// offline cannot see the session.
 			ExpiresAt: jwt.NewNumericDate(minTime(iat.Add(s.cfg.AccessTTL), sess.ExpiresAt.Truncate(time.Second))),
 			IssuedAt:  jwt.NewNumericDate(iat),
-			ID:        s.mac("jti", sess.ID, sess.Generation)[:22],
+			ID:        s.mac("jti", sess)[:22],
 		},
 		ClientID:      sess.ClientID,
 		SessionID:     sess.ID,
@@ -71,40 +70,8 @@ func (s *Service) accessClaims(sess storage.Session, u storage.User) AccessClaim
 	}
 }
 
-// refreshToken derives the refresh token of a session generation:
-// session_id.generation.MAC. The store keeps only the generation, so a
-// stolen database yields no usable token.
-func (s *Service) refreshToken(sessionID string, generation uint64) string {
-	return sessionID + "." + strconv.FormatUint(generation, 10) + "." + s.mac("refresh", sessionID, generation)
-}
-
-var errBadRefreshToken = errors.New("refresh token is not one of ours")
-
-// parseRefreshToken checks the MAC in constant time and returns the parts.
-func (s *Service) parseRefreshToken(token string) (sessionID string, generation uint64, err error) {
-	parts := strings.Split(token, ".")
-	if len(parts) != 3 || parts[0] == "" {
-		return "", 0, errBadRefreshToken
-	}
-	generation, err = strconv.ParseUint(parts[1], 10, 64)
-	if err != nil {
-		return "", 0, errBadRefreshToken
-	}
-	want := s.mac("refresh", parts[0], generation)
-	if !hmac.Equal([]byte(want), []byte(parts[2])) {
-		return "", 0, errBadRefreshToken
-	}
-	return parts[0], generation, nil
-}
-
-func (s *Service) mac(purpose, sessionID string, generation uint64) string {
-	m := hmac.New(sha256.New, s.secret)
-	m.Write([]byte(purpose))
-	m.Write([]byte{0})
-	m.Write([]byte(sessionID))
-	m.Write([]byte{0})
-	m.Write(strconv.AppendUint(nil, generation, 10))
-	return base64.RawURLEncoding.EncodeToString(m.Sum(nil))
+func (s *Service) mac(purpose string, sess storage.Session) string {
+	return macWith(s.macSecretFor(sess).key, purpose, sess.ID, sess.Generation)
 }
 
 // A link_token (409 account_exists) carries a verified identity that is
@@ -153,18 +120,48 @@ var (
 	errLinkExpired   = errors.New("link token: expired")
 )
 
-// linkOwner is the Owner claim of a link_token meant for userID.
+// linkOwner is the Owner claim of a link_token meant for userID, made
+// with the MAC secret that signs now.
 func (s *Service) linkOwner(userID string) string {
-	return s.mac("link-owner", userID, 0)
+	return macWith(s.keys.macRing().at(s.now()).key, "link-owner", userID, 0)
 }
 
-// linkKey is the link_token sealing key: derived from the refresh MAC
+// isLinkOwner checks an Owner claim against every MAC secret held, in
+// constant time each, so a rotation does not void a pending link_token.
+func (s *Service) isLinkOwner(owner, userID string) bool {
+	ok := false
+	for _, m := range s.keys.macRing().list {
+		if hmac.Equal([]byte(owner), []byte(macWith(m.key, "link-owner", userID, 0))) {
+			ok = true
+		}
+	}
+	return ok
+}
+
+// linkKey is the link_token sealing key: derived from a refresh MAC
 // secret under its own label, so it is never stored or published itself
-// and is as well kept as that secret.
-func (s *Service) linkKey() []byte {
-	m := hmac.New(sha256.New, s.secret)
+// and is as well kept as that secret. Tokens are sealed under the key of
+// the secret that signs now and opened under any secret still held, so a
+// MAC-secret rotation does not void a pending link_token.
+func linkKey(macSecret []byte) []byte {
+	m := hmac.New(sha256.New, macSecret)
 	m.Write([]byte("authex link_token AES-256-GCM key v1"))
 	return m.Sum(nil)
+}
+
+// openLinkTokenAnyKey opens raw under the link key of each MAC secret held.
+func (s *Service) openLinkTokenAnyKey(raw string) (*linkClaims, error) {
+	err := errLinkForged
+	for _, m := range s.keys.macRing().list {
+		claims, oerr := openLinkToken(linkKey(m.key), s.cfg.Issuer, raw, s.now())
+		if oerr == nil {
+			return claims, nil
+		}
+		if !errors.Is(oerr, errLinkForged) {
+			return nil, oerr // malformed or expired: no other key changes that
+		}
+	}
+	return nil, err
 }
 
 func (s *Service) linkToken(id providers.Identity, ownerID string) (string, error) {
@@ -177,7 +174,7 @@ func (s *Service) linkToken(id providers.Identity, ownerID string) (string, erro
 		EmailVerified: id.EmailVerified,
 		ExpiresAt:     s.now().Add(LinkTokenTTL).Unix(),
 	}
-	return sealLinkToken(s.linkKey(), s.cfg.Issuer, claims)
+	return sealLinkToken(linkKey(s.keys.macRing().at(s.now()).key), s.cfg.Issuer, claims)
 }
 
 func linkAEAD(key []byte) (cipher.AEAD, error) {

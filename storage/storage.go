@@ -113,6 +113,9 @@ type SigningKey struct {
 	RetiredAt time.Time
 	// ExpiresAt: from this time the key leaves the JWKS (zero: never set).
 	ExpiresAt time.Time
+	// RevokedAt: the key was revoked in an emergency at this time (zero: it
+	// was not): it is out of the JWKS and verifies nothing any more.
+	RevokedAt time.Time
 }
 
 // AuditEvent records a security-relevant change: a user created, an
@@ -231,8 +234,8 @@ type Store interface {
 	ListSigningKeys(ctx context.Context) ([]SigningKey, error)
 	// CreateSigningKey adds a key. ErrConflict when the ID exists.
 	CreateSigningKey(ctx context.Context, k SigningKey) error
-	// UpdateSigningKey replaces a key's NotBefore, RetiredAt and ExpiresAt;
-	// the rest never changes. ErrNotFound when absent.
+	// UpdateSigningKey replaces a key's NotBefore, RetiredAt, ExpiresAt and
+	// RevokedAt; the rest never changes. ErrNotFound when absent.
 	UpdateSigningKey(ctx context.Context, k SigningKey) error
 	// DeleteSigningKey removes a key. ErrNotFound when absent.
 	DeleteSigningKey(ctx context.Context, id string) error
@@ -240,6 +243,24 @@ type Store interface {
 	// EnsureSecret stores value under name unless a value is already there,
 	// and returns the stored value: the first writer wins, across instances.
 	EnsureSecret(ctx context.Context, name string, value []byte) ([]byte, error)
+
+	// Rewriting key material in place: sealing legacy plaintext records
+	// with the key-encryption key, resealing them under a new one, and
+	// dropping retired refresh MAC secrets.
+	//
+	// ListSecrets returns every secret, by name.
+	ListSecrets(ctx context.Context) ([]Secret, error)
+	// SwapSigningKeyMaterial is a compare-and-swap of a key's PrivateKey:
+	// when it is old, it becomes new (nothing else changes). ErrNotFound
+	// when the key is absent; ErrStale, writing nothing, when its
+	// PrivateKey is not old (another instance swapped it first).
+	SwapSigningKeyMaterial(ctx context.Context, id string, old, new []byte) error
+	// SwapSecret is the same compare-and-swap for a secret's value.
+	// ErrNotFound when absent; ErrStale, writing nothing, when the value is
+	// not old.
+	SwapSecret(ctx context.Context, name string, old, new []byte) error
+	// DeleteSecret removes a secret. ErrNotFound when absent.
+	DeleteSecret(ctx context.Context, name string) error
 
 	// AppendAudit records an event.
 	AppendAudit(ctx context.Context, e AuditEvent) error

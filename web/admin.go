@@ -124,6 +124,15 @@ type adminKeyJSON struct {
 	NotBefore time.Time  `json:"not_before"`
 	RetiredAt *time.Time `json:"retired_at,omitempty"`
 	ExpiresAt *time.Time `json:"expires_at,omitempty"`
+	RevokedAt *time.Time `json:"revoked_at,omitempty"`
+	FromFile  bool       `json:"from_file,omitempty"`
+}
+
+type adminRefreshSecretJSON struct {
+	ID         string     `json:"id"`
+	State      string     `json:"state"`
+	ActiveFrom *time.Time `json:"active_from,omitempty"`
+	RetiresAt  *time.Time `json:"retires_at,omitempty"`
 }
 
 type adminAuditJSON struct {
@@ -266,7 +275,51 @@ func (s *Server) handleAdminRevokeSession(c echo.Context) error {
 
 func toAdminKey(k exchange.KeyInfo) adminKeyJSON {
 	return adminKeyJSON{ID: k.ID, Algorithm: k.Algorithm, State: k.State, CreatedAt: k.CreatedAt.UTC(),
-		NotBefore: k.NotBefore.UTC(), RetiredAt: optTime(k.RetiredAt), ExpiresAt: optTime(k.ExpiresAt)}
+		NotBefore: k.NotBefore.UTC(), RetiredAt: optTime(k.RetiredAt), ExpiresAt: optTime(k.ExpiresAt),
+		RevokedAt: optTime(k.RevokedAt), FromFile: k.FromFile}
+}
+
+func (s *Server) handleAdminRevokeKey(c echo.Context) error {
+	k, repl, err := s.admin.RevokeKey(c.Request().Context(), c.Param("kid"), actorOf(c))
+	if err != nil {
+		return err
+	}
+	out := map[string]any{"key": toAdminKey(k)}
+	if repl != nil {
+		out["replacement"] = toAdminKey(*repl)
+	}
+	return c.JSON(http.StatusOK, out)
+}
+
+func toAdminRefreshSecret(r exchange.RefreshSecretInfo) adminRefreshSecretJSON {
+	return adminRefreshSecretJSON{ID: r.ID, State: r.State, ActiveFrom: optTime(r.ActiveFrom), RetiresAt: optTime(r.RetiresAt)}
+}
+
+func (s *Server) handleAdminRefreshSecrets(c echo.Context) error {
+	list, err := s.admin.RefreshSecrets(c.Request().Context())
+	if err != nil {
+		return err
+	}
+	out := make([]adminRefreshSecretJSON, 0, len(list))
+	for _, r := range list {
+		out = append(out, toAdminRefreshSecret(r))
+	}
+	return c.JSON(http.StatusOK, map[string]any{"secrets": out})
+}
+
+func (s *Server) handleAdminRotateRefreshSecret(c echo.Context) error {
+	r, err := s.admin.RotateRefreshSecret(c.Request().Context(), actorOf(c))
+	if err != nil {
+		return err
+	}
+	return c.JSON(http.StatusOK, map[string]any{"secret": toAdminRefreshSecret(r)})
+}
+
+func (s *Server) handleAdminRetireRefreshSecret(c echo.Context) error {
+	if err := s.admin.RetireRefreshSecret(c.Request().Context(), c.Param("id"), actorOf(c)); err != nil {
+		return err
+	}
+	return c.JSON(http.StatusOK, map[string]string{"retired": c.Param("id")})
 }
 
 func (s *Server) handleAdminKeys(c echo.Context) error {

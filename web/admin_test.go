@@ -64,6 +64,10 @@ var adminEndpoints = []struct {
 	{"DELETE", "/admin/v1/sessions/s1", nil},
 	{"GET", "/admin/v1/keys", nil},
 	{"POST", "/admin/v1/keys/rotate", nil},
+	{"POST", "/admin/v1/keys/k1/revoke", nil},
+	{"GET", "/admin/v1/secrets/refresh", nil},
+	{"POST", "/admin/v1/secrets/refresh/rotate", nil},
+	{"POST", "/admin/v1/secrets/refresh/r1/retire", nil},
 	{"GET", "/admin/v1/audit", nil},
 	{"GET", "/admin/v1/backup", nil},
 }
@@ -124,14 +128,20 @@ func TestAdminDisabledWithoutTokens(t *testing.T) {
 func TestAdminEndpointsWithToken(t *testing.T) {
 	h := newHarness(t, withAdmin(adminToken))
 	tk := h.exchangeOK("corp", h.idToken("present", nil))
+	secretID := "" // the refresh secret the rotate endpoint made, for retire
 	for _, ep := range adminEndpoints {
 		path := strings.ReplaceAll(strings.ReplaceAll(ep.path, "u1", tk.User.ID), "s1", tk.SessionID)
+		path = strings.Replace(path, "/keys/k1/", "/keys/"+kidOf(t, tk.AccessToken)+"/", 1)
+		path = strings.Replace(path, "/refresh/r1/", "/refresh/"+secretID+"/", 1)
 		if ep.method == "DELETE" && path == "/admin/v1/users/"+tk.User.ID {
 			continue // last, below
 		}
 		res := h.admin(ep.method, path, ep.body)
 		if res.status != http.StatusOK {
 			t.Errorf("%s %s: %d %s", ep.method, path, res.status, res.body)
+		}
+		if strings.HasSuffix(path, "/secrets/refresh/rotate") {
+			secretID, _ = res.json(t)["secret"].(map[string]any)["id"].(string)
 		}
 	}
 	h.adminOK("DELETE", "/admin/v1/users/"+tk.User.ID, nil)

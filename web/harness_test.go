@@ -15,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/authex/authex/envelope"
 	"github.com/authex/authex/exchange"
 	"github.com/authex/authex/providers"
 	"github.com/authex/authex/providers/providertest"
@@ -172,7 +173,7 @@ func newHarness(t testing.TB, opts ...harnessOption) *harness {
 	if metrics != nil {
 		svcStore = observed.Wrap(svcStore, metrics.Committed)
 	}
-	svc, err := exchange.New(ctx, hc.exchange, svcStore, provs, exchange.Options{Now: clk.Now, Observer: observer, Password: hc.password})
+	svc, err := exchange.New(ctx, hc.exchange, svcStore, provs, exchange.Options{Now: clk.Now, Observer: observer, Password: hc.password, Sealer: testSealer(t)})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -386,4 +387,17 @@ func keyFetched(m *web.Metrics, provider string) func(error) {
 		return nil
 	}
 	return m.KeyFetched(provider)
+}
+
+// testKEK is the key-encryption key of every harness store: the key
+// material in it is sealed, as in production.
+var testKEK = bytes.Repeat([]byte{0x4b}, envelope.KEKSize)
+
+func testSealer(tb testing.TB) *envelope.Sealer {
+	tb.Helper()
+	s, err := envelope.New(testKEK)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return s
 }

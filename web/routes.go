@@ -70,6 +70,10 @@ func (s *Server) adminRoutes(adminListener bool) {
 	a.DELETE("/sessions/:id", s.handleAdminRevokeSession)
 	a.GET("/keys", s.handleAdminKeys)
 	a.POST("/keys/rotate", s.handleAdminRotate)
+	a.POST("/keys/:kid/revoke", s.handleAdminRevokeKey)
+	a.GET("/secrets/refresh", s.handleAdminRefreshSecrets)
+	a.POST("/secrets/refresh/rotate", s.handleAdminRotateRefreshSecret)
+	a.POST("/secrets/refresh/:id/retire", s.handleAdminRetireRefreshSecret)
 	a.GET("/audit", s.handleAdminAudit)
 	a.GET("/backup", s.handleAdminBackup)
 }

@@ -36,6 +36,12 @@ const adminUsage = `Admin commands (talk to a running authex; docs/admin.md):
   authex sessions revoke SESSION_ID | --user USER_ID
   authex keys list
   authex keys rotate
+  authex keys revoke KID         emergency: out of the JWKS, its tokens refused at once
+  authex keys refresh-secrets    list the refresh-token MAC secrets
+  authex keys rotate-refresh-secret
+                                 new MAC secret; nobody is signed out
+  authex keys retire-refresh-secret ID
+                                 drop an old MAC secret now (its sessions end)
   authex audit [--user ID] [--type T] [--since T] [--until T] [--limit N]
                                  T: RFC 3339 time or a duration ago (24h)
   authex backup FILE [--force]   stream a consistent copy of the store
@@ -152,6 +158,7 @@ func runAdmin(ctx context.Context, group string, args []string, getenv func(stri
 	want := map[string]int{
 		"users list": 0, "users get": 1, "users disable": 1, "users enable": 1, "users delete": 1,
 		"sessions list": 1, "keys list": 0, "keys rotate": 0, "audit": 0, "backup": 1,
+		"keys revoke": 1, "keys refresh-secrets": 0, "keys rotate-refresh-secret": 0, "keys retire-refresh-secret": 1,
 	}
 	n, fixed := want[name]
 	switch {
@@ -223,6 +230,17 @@ func runAdmin(ctx context.Context, group string, args []string, getenv func(stri
 		return c.call(ctx, http.MethodGet, "/admin/v1/keys", nil, printKeys)
 	case "keys rotate":
 		return c.call(ctx, http.MethodPost, "/admin/v1/keys/rotate", nil, printRotated)
+	case "keys revoke":
+		return c.call(ctx, http.MethodPost, "/admin/v1/keys/"+esc(pos[0])+"/revoke", nil, printRevokedKey)
+	case "keys refresh-secrets":
+		return c.call(ctx, http.MethodGet, "/admin/v1/secrets/refresh", nil, printRefreshSecrets)
+	case "keys rotate-refresh-secret":
+		return c.call(ctx, http.MethodPost, "/admin/v1/secrets/refresh/rotate", nil, printRotatedRefreshSecret)
+	case "keys retire-refresh-secret":
+		return c.call(ctx, http.MethodPost, "/admin/v1/secrets/refresh/"+esc(pos[0])+"/retire", nil, func(w io.Writer, raw []byte) error {
+			fmt.Fprintf(w, "refresh secret %s retired: sessions whose current token it made must sign in again\n", pos[0])
+			return nil
+		})
 	case "audit":
 		q := url.Values{}
 		if *user != "" {
@@ -599,6 +617,54 @@ func printRotated(w io.Writer, raw []byte) error {
 	}
 	fmt.Fprintf(w, "new key %s (%s) is in the JWKS now and signs from %s; the previous key stays published until its tokens expire\n",
 		out.Key.ID, out.Key.Algorithm, when(out.Key.NotBefore))
+	return nil
+}
+
+func printRevokedKey(w io.Writer, raw []byte) error {
+	var out struct {
+		Key         cliKey  `json:"key"`
+		Replacement *cliKey `json:"replacement"`
+	}
+	if err := json.Unmarshal(raw, &out); err != nil {
+		return err
+	}
+	fmt.Fprintf(w, "key %s revoked: out of the JWKS, and the tokens it signed are refused\n", out.Key.ID)
+	if out.Replacement != nil {
+		fmt.Fprintf(w, "new key %s (%s) signs from now on\n", out.Replacement.ID, out.Replacement.Algorithm)
+	}
+	return nil
+}
+
+type cliRefreshSecret struct {
+	ID         string    `json:"id"`
+	State      string    `json:"state"`
+	ActiveFrom time.Time `json:"active_from"`
+	RetiresAt  time.Time `json:"retires_at"`
+}
+
+func printRefreshSecrets(w io.Writer, raw []byte) error {
+	var out struct {
+		Secrets []cliRefreshSecret `json:"secrets"`
+	}
+	if err := json.Unmarshal(raw, &out); err != nil {
+		return err
+	}
+	rows := [][]string{}
+	for _, s := range out.Secrets {
+		rows = append(rows, []string{s.ID, s.State, when(s.ActiveFrom), when(s.RetiresAt)})
+	}
+	table(w, "ID\tSTATE\tSIGNS FROM\tDELETED AT", rows)
+	return nil
+}
+
+func printRotatedRefreshSecret(w io.Writer, raw []byte) error {
+	var out struct {
+		Secret cliRefreshSecret `json:"secret"`
+	}
+	if err := json.Unmarshal(raw, &out); err != nil {
+		return err
+	}
+	fmt.Fprintf(w, "new refresh secret %s signs from %s; tokens of the older secrets keep refreshing\n", out.Secret.ID, when(out.Secret.ActiveFrom))
 	return nil
 }
 

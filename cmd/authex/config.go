@@ -40,6 +40,24 @@ type Config struct {
 	// tokens' client_id.
 	CompatClient string      `yaml:"compat_client"`
 	Admin        AdminConfig `yaml:"admin"`
+	// Secrets holds the key-encryption key that seals the key material in
+	// the store (kek.go).
+	Secrets SecretsConfig `yaml:"secrets"`
+}
+
+// SecretsConfig is the key-encryption key (KEK): 32 random bytes, base64,
+// from the environment ("${AUTHEX_KEK}") or a file. Without one, bbolt
+// keeps a generated KEK in a file beside the database (a loud warning);
+// PostgreSQL refuses to start.
+type SecretsConfig struct {
+	KEK     Secret `yaml:"kek"`
+	KEKFile string `yaml:"kek_file"`
+	// PreviousKEKs open records sealed before a KEK rotation; at start
+	// every record is resealed under kek, after which they can go.
+	PreviousKEKs []Secret `yaml:"previous_keks"`
+
+	kek      []byte   // parsed by Validate; nil: none configured
+	previous [][]byte // parsed by Validate
 }
 
 // AdminConfig guards the operator API (/admin/v1, docs/admin.md).
@@ -117,6 +135,11 @@ type TokensConfig struct {
 	// MaxSessionsPerUser caps a user's live sessions; a sign-in past it
 	// revokes the oldest. 0: no cap.
 	MaxSessionsPerUser int `yaml:"max_sessions_per_user"`
+	// SigningKeyFiles are PEM private keys: the first signs, all are
+	// published, none is stored; rotation through authex is then refused.
+	SigningKeyFiles []string `yaml:"signing_key_files"`
+
+	signingKeys []exchange.PEMKey // parsed by Validate
 }
 
 type ProviderConfig struct {
@@ -417,6 +440,12 @@ func applyEnv(cfg *Config, getenv func(string) string) {
 	if v := getenv("AUTHEX_LOG_LEVEL"); v != "" {
 		cfg.Log.Level = v
 	}
+	if v := getenv("AUTHEX_KEK"); v != "" {
+		cfg.Secrets.KEK = Secret(v)
+	}
+	if v := getenv("AUTHEX_KEK_FILE"); v != "" {
+		cfg.Secrets.KEKFile = v
+	}
 }
 
 // Validate reports every semantic problem, each with its key path.
@@ -548,6 +577,8 @@ func (c *Config) Validate() Problems {
 	c.validateAdmin(&p)
 	c.validateClients(&p)
 	c.validateCompat(&p)
+	c.validateSecrets(&p)
+	c.validateSigningKeyFiles(&p)
 	switch c.Log.Level {
 	case "debug", "info", "warn", "error":
 	default:

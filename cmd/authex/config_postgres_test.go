@@ -40,7 +40,7 @@ storage:
 	}
 
 	good := filepath.Join(dir, "good.yaml")
-	writeFile(t, good, "storage: { driver: postgres, postgres: { dsn: \"${AUTHEX_PG_DSN}\", schema: authex } }\n")
+	writeFile(t, good, "storage: { driver: postgres, postgres: { dsn: \"${AUTHEX_PG_DSN}\", schema: authex } }\nsecrets: { kek: \""+testKEK+"\" }\n")
 	const dsn = "postgres://authex:s3cret-password@db.internal:5432/authex"
 	env := func(k string) string {
 		if k == "AUTHEX_PG_DSN" {

@@ -120,6 +120,7 @@ func runConfigCheck(args []string, getenv func(string) string, stdout, stderr io
 	if err != nil {
 		return err
 	}
+	warnAutoKEK(cfg, stderr)
 	if *production {
 		if p := cfg.productionProblems(); len(p) > 0 {
 			fmt.Fprintf(stderr, "%s: %d production problem(s) (docs/security.md, \"Production checklist\"):\n", *path, len(p))

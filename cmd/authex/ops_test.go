@@ -427,6 +427,13 @@ func TestBackupUnderLoadRestoresAndServes(t *testing.T) {
 		t.Fatal(err)
 	}
 	writeFile(t, restored, string(raw))
+	// The backup holds the key material sealed: the restored store needs
+	// the key-encryption key, here the generated file beside the database.
+	kek, err := os.ReadFile(filepath.Join(dir, "data", "authex.db.kek"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	writeFile(t, restored+".kek", string(kek))
 	port := 0
 	fmt.Sscanf(s.base, "http://127.0.0.1:%d", &port)
 	s2 := startOps(t, iss, dir, opsOptions{dbPath: restored, port: port})

@@ -43,9 +43,14 @@ storage:
 providers:
   corp: { type: oidc, issuer: %q, client_ids: [ "web" ] }
 log: { format: json }
-`+strings.Join(extra, "\n"), port, publicURL, schema, issuerURL))
+secrets: { kek: %q }
+`+strings.Join(extra, "\n"), port, publicURL, schema, issuerURL, testKEK))
 	return path
 }
+
+// testKEK is the key-encryption key of the test configs (PostgreSQL
+// requires one): 32 bytes, base64.
+const testKEK = "dGVzdC1rZWstdGVzdC1rZWstdGVzdC1rZWstMzJieXQ="
 
 // startAll starts every config's process before waiting for any, so the
 // instances race through startup (migrations, first signing key) together.
@@ -371,7 +376,8 @@ func TestExportBoltImportPostgres(t *testing.T) {
 providers:
   corp: { type: oidc, issuer: %q, client_ids: [ "web" ] }
 log: { format: json }
-`, iss.URL()))
+secrets: { kek: %q }
+`, iss.URL(), testKEK))
 	pgCfg := pgConfig(t, dir, "pg", port, schema, iss.URL())
 
 	onBolt := startBinary(t, bin, boltCfg, base)

@@ -64,6 +64,10 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 	}()
 	metrics := web.NewMetrics(raw)
 	store := observed.Wrap(raw, metrics.Committed)
+	sealer, err := newSealer(cfg, log, true)
+	if err != nil {
+		return err
+	}
 
 	// Listen before the providers start discovery: the dev provider
 	// discovers at this very server, and a connection waiting in the listen
@@ -110,8 +114,8 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 		AccessTTL: cfg.Tokens.AccessTTL, RefreshTTL: cfg.Tokens.RefreshTTL,
 		SessionMax: cfg.Tokens.SessionMax, ReuseGrace: cfg.Tokens.RefreshReuseGrace,
 		KeyPublishDelay: cfg.Tokens.KeyPublishDelay, KeyRotation: cfg.Tokens.KeyRotation,
-		Clients: cfg.exchangeClients(), MaxSessionsPerUser: cfg.Tokens.MaxSessionsPerUser,
-	}, store, provs, exchange.Options{Logger: log, Observer: metrics, Password: password})
+		Clients: cfg.exchangeClients(), MaxSessionsPerUser: cfg.Tokens.MaxSessionsPerUser, SigningKeys: cfg.Tokens.signingKeys,
+	}, store, provs, exchange.Options{Logger: log, Observer: metrics, Password: password, Sealer: sealer})
 	if err != nil {
 		return err
 	}
@@ -125,8 +129,9 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 		log.Warn("password accounts are on and server.trusted_proxies is empty: behind a proxy every client shares one per-IP throttle budget; list the proxy's addresses")
 	}
 
-	// Several instances may share the store: pick up keys another one made.
-	go svc.Keys().Watch(provCtx, exchange.KeyReloadInterval, log)
+	// Several instances may share the store: pick up keys and MAC secrets
+	// another one made, and revocations, within a second.
+	go svc.Keys().Watch(provCtx, exchange.KeyPollInterval, log)
 
 	deps := web.Deps{
 		Exchange: svc, Logger: log, Mounts: mounts, Compat: cfg.Compat, CompatClient: cfg.CompatClient, Metrics: metrics,

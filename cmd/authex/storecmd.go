@@ -12,6 +12,7 @@ import (
 	"path/filepath"
 	"time"
 
+	"github.com/authex/authex/exchange"
 	"github.com/authex/authex/storage"
 	"github.com/authex/authex/storage/bolt"
 	"github.com/authex/authex/storage/postgres"
@@ -61,7 +62,10 @@ func storeConfig(name string, args []string, getenv func(string) string, stderr 
 const exportHelp = `Usage: authex export -config FILE > dump.jsonl
 
 Writes every record of the configured store to standard output as JSON
-lines (it holds private keys and secrets: keep it like the database). On
+lines. Signing keys and refresh secrets are in it sealed with the
+key-encryption key (never in clear: any still in clear are sealed in place
+first); importing it elsewhere needs the same secrets.kek. It holds
+password hashes and personal data: keep it like the database. On
 PostgreSQL the export reads one consistent snapshot and may run while the
 instances serve. On bbolt the store's file lock means the instances must be
 stopped anyway.
@@ -86,11 +90,20 @@ func runMigrate(ctx context.Context, args []string, getenv func(string) string, 
 
 // runExport writes every record of the configured store to stdout.
 func runExport(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
-	store, cfg, _, err := storeCommand(ctx, "export", args, getenv, stderr, nil)
+	store, cfg, log, err := storeCommand(ctx, "export", args, getenv, stderr, nil)
 	if err != nil {
 		return err
 	}
 	defer store.Close()
+	// Never export key material in clear: seal what a store written before
+	// the KEK (or under a previous one) still holds, in place, first.
+	sealer, err := newSealer(cfg, log, true)
+	if err != nil {
+		return fmt.Errorf("export: %w", err)
+	}
+	if _, err := exchange.SealKeyMaterial(ctx, store, sealer); err != nil {
+		return fmt.Errorf("export: seal key material: %w", err)
+	}
 	c, err := transfer.Export(ctx, store, stdout)
 	if err != nil {
 		return fmt.Errorf("export: %w", err)

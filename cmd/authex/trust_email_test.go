@@ -105,7 +105,8 @@ providers:
   corp:   { type: oidc, issuer: %q, client_ids: [ "web" ] }
   social: { type: oidc, issuer: %q, client_ids: [ "web" ], link_by_email: auto }
 log: { format: json }
-`, port, base, schema, iss.URL(), iss.URL()))
+secrets: { kek: %q }
+`, port, base, schema, iss.URL(), iss.URL(), testKEK))
 	p := startBinary(t, bin, cfg, base)
 	defer p.stop(t)
 	store, err := postgres.Open(t.Context(), dsn, postgres.Options{Schema: schema, SweepInterval: -1, Logger: slog.New(slog.DiscardHandler)})

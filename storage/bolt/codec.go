@@ -318,6 +318,9 @@ func encodeSigningKey(k storage.SigningKey) []byte {
 	e.time(k.NotBefore)
 	e.time(k.RetiredAt)
 	e.time(k.ExpiresAt)
+	if !k.RevokedAt.IsZero() {
+		e.time(k.RevokedAt) // optional: records written before revocation lack it
+	}
 	return e.buf
 }
 
@@ -331,6 +334,9 @@ func decodeSigningKey(b []byte) (storage.SigningKey, error) {
 		NotBefore:  d.time(),
 		RetiredAt:  d.time(),
 		ExpiresAt:  d.time(),
+	}
+	if len(d.buf) > 0 && d.err == nil {
+		k.RevokedAt = d.time()
 	}
 	return k, d.done()
 }

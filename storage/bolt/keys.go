@@ -54,7 +54,7 @@ func (s *Store) CreateSigningKey(ctx context.Context, k storage.SigningKey) erro
 	})
 }
 
-// UpdateSigningKey replaces NotBefore, RetiredAt and ExpiresAt; the
+// UpdateSigningKey replaces NotBefore, RetiredAt, ExpiresAt and RevokedAt; the
 // algorithm, key material and CreatedAt never change.
 func (s *Store) UpdateSigningKey(ctx context.Context, k storage.SigningKey) error {
 	if err := ctx.Err(); err != nil {
@@ -70,7 +70,7 @@ func (s *Store) UpdateSigningKey(ctx context.Context, k storage.SigningKey) erro
 		if err != nil {
 			return err
 		}
-		stored.NotBefore, stored.RetiredAt, stored.ExpiresAt = k.NotBefore, k.RetiredAt, k.ExpiresAt
+		stored.NotBefore, stored.RetiredAt, stored.ExpiresAt, stored.RevokedAt = k.NotBefore, k.RetiredAt, k.ExpiresAt, k.RevokedAt
 		return b.Put([]byte(k.ID), encodeSigningKey(stored))
 	})
 }
@@ -184,4 +184,62 @@ func (s *Store) ListAudit(ctx context.Context, f storage.AuditFilter) ([]storage
 		return nil
 	})
 	return out, err
+}
+
+// SwapSigningKeyMaterial replaces a key's PrivateKey when it is old.
+func (s *Store) SwapSigningKeyMaterial(ctx context.Context, id string, old, new []byte) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	return s.update(func(tx *bolt.Tx) error {
+		b := tx.Bucket(bucketKeySigningKeys)
+		v := b.Get([]byte(id))
+		if v == nil {
+			return errNotFound("signing key", id)
+		}
+		stored, err := decodeSigningKey(v)
+		if err != nil {
+			return err
+		}
+		if !bytes.Equal(stored.PrivateKey, old) {
+			return fmt.Errorf("bolt: swap signing key %q: %w", id, storage.ErrStale)
+		}
+		stored.PrivateKey = bytes.Clone(new)
+		return b.Put([]byte(id), encodeSigningKey(stored))
+	})
+}
+
+// SwapSecret replaces a secret's value when it is old.
+func (s *Store) SwapSecret(ctx context.Context, name string, old, new []byte) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	if len(new) == 0 {
+		return errEmpty("secret value")
+	}
+	return s.update(func(tx *bolt.Tx) error {
+		b := tx.Bucket(bucketKeySecrets)
+		v := b.Get([]byte(name))
+		if v == nil {
+			return errNotFound("secret", name)
+		}
+		if !bytes.Equal(v, old) {
+			return fmt.Errorf("bolt: swap secret %q: %w", name, storage.ErrStale)
+		}
+		return b.Put([]byte(name), bytes.Clone(new))
+	})
+}
+
+// DeleteSecret removes a secret.
+func (s *Store) DeleteSecret(ctx context.Context, name string) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	return s.update(func(tx *bolt.Tx) error {
+		b := tx.Bucket(bucketKeySecrets)
+		if b.Get([]byte(name)) == nil {
+			return errNotFound("secret", name)
+		}
+		return b.Delete([]byte(name))
+	})
 }

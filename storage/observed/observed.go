@@ -152,6 +152,27 @@ func (s *Store) EnsureSecret(ctx context.Context, name string, value []byte) ([]
 	return v, err
 }
 
+func (s *Store) SwapSigningKeyMaterial(ctx context.Context, id string, old, new []byte) error {
+	done := s.timer("swap_signing_key_material")
+	err := s.Store.SwapSigningKeyMaterial(ctx, id, old, new)
+	done(err)
+	return err
+}
+
+func (s *Store) SwapSecret(ctx context.Context, name string, old, new []byte) error {
+	done := s.timer("swap_secret")
+	err := s.Store.SwapSecret(ctx, name, old, new)
+	done(err)
+	return err
+}
+
+func (s *Store) DeleteSecret(ctx context.Context, name string) error {
+	done := s.timer("delete_secret")
+	err := s.Store.DeleteSecret(ctx, name)
+	done(err)
+	return err
+}
+
 func (s *Store) AppendAudit(ctx context.Context, e storage.AuditEvent) error {
 	done := s.timer("append_audit")
 	err := s.Store.AppendAudit(ctx, e)

@@ -12,7 +12,7 @@ import (
 	"github.com/authex/authex/storage"
 )
 
-const keyColumns = `id, algorithm, private_key, created_at, not_before, retired_at, expires_at`
+const keyColumns = `id, algorithm, private_key, created_at, not_before, retired_at, expires_at, revoked_at`
 
 // ListSigningKeys returns every key, oldest first.
 func (s *Store) ListSigningKeys(ctx context.Context) ([]storage.SigningKey, error) {
@@ -24,9 +24,10 @@ func (s *Store) ListSigningKeys(ctx context.Context) ([]storage.SigningKey, erro
 		}
 		out, err = pgx.CollectRows(rows, func(r pgx.CollectableRow) (storage.SigningKey, error) {
 			var k storage.SigningKey
-			var created, notBefore, retired, expires pgtype.Timestamptz
-			err := r.Scan(&k.ID, &k.Algorithm, &k.PrivateKey, &created, &notBefore, &retired, &expires)
+			var created, notBefore, retired, expires, revoked pgtype.Timestamptz
+			err := r.Scan(&k.ID, &k.Algorithm, &k.PrivateKey, &created, &notBefore, &retired, &expires, &revoked)
 			k.CreatedAt, k.NotBefore, k.RetiredAt, k.ExpiresAt = fromTS(created), fromTS(notBefore), fromTS(retired), fromTS(expires)
+			k.RevokedAt = fromTS(revoked)
 			return k, err
 		})
 		return err
@@ -40,8 +41,8 @@ func (s *Store) CreateSigningKey(ctx context.Context, k storage.SigningKey) erro
 		return errEmpty("signing key id")
 	}
 	err := s.do(ctx, func() error {
-		_, err := s.db.Exec(ctx, `INSERT INTO signing_keys (`+keyColumns+`) VALUES ($1, $2, $3, $4, $5, $6, $7)`,
-			k.ID, k.Algorithm, k.PrivateKey, ts(k.CreatedAt), ts(k.NotBefore), ts(k.RetiredAt), ts(k.ExpiresAt))
+		_, err := s.db.Exec(ctx, `INSERT INTO signing_keys (`+keyColumns+`) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)`,
+			k.ID, k.Algorithm, k.PrivateKey, ts(k.CreatedAt), ts(k.NotBefore), ts(k.RetiredAt), ts(k.ExpiresAt), ts(k.RevokedAt))
 		return err
 	})
 	if err != nil {
@@ -50,11 +51,11 @@ func (s *Store) CreateSigningKey(ctx context.Context, k storage.SigningKey) erro
 	return nil
 }
 
-// UpdateSigningKey replaces NotBefore, RetiredAt and ExpiresAt.
+// UpdateSigningKey replaces NotBefore, RetiredAt, ExpiresAt and RevokedAt.
 func (s *Store) UpdateSigningKey(ctx context.Context, k storage.SigningKey) error {
 	return s.execOne(ctx, "update signing key", "signing key", k.ID,
-		`UPDATE signing_keys SET not_before = $2, retired_at = $3, expires_at = $4 WHERE id = $1`,
-		k.ID, ts(k.NotBefore), ts(k.RetiredAt), ts(k.ExpiresAt))
+		`UPDATE signing_keys SET not_before = $2, retired_at = $3, expires_at = $4, revoked_at = $5 WHERE id = $1`,
+		k.ID, ts(k.NotBefore), ts(k.RetiredAt), ts(k.ExpiresAt), ts(k.RevokedAt))
 }
 
 // DeleteSigningKey removes a key.
@@ -149,4 +150,53 @@ func (s *Store) ListAudit(ctx context.Context, f storage.AuditFilter) ([]storage
 		return err
 	})
 	return out, err
+}
+
+// swap runs a compare-and-swap UPDATE (id $1, old $2, new $3) and tells a
+// missing row (ErrNotFound) from a changed one (ErrStale).
+func (s *Store) swap(ctx context.Context, op, what, id, update, exists string, old, new []byte) error {
+	var n int64
+	var found bool
+	err := s.do(ctx, func() error {
+		tag, err := s.db.Exec(ctx, update, id, old, new)
+		if err != nil {
+			return err
+		}
+		if n = tag.RowsAffected(); n > 0 {
+			return nil
+		}
+		return s.db.QueryRow(ctx, exists, id).Scan(&found)
+	})
+	switch {
+	case err != nil:
+		return fmt.Errorf("postgres: %s %q: %w", op, id, err)
+	case n > 0:
+		return nil
+	case !found:
+		return errNotFound(what, id)
+	default:
+		return fmt.Errorf("postgres: %s %q: %w", op, id, storage.ErrStale)
+	}
+}
+
+// SwapSigningKeyMaterial replaces a key's private_key when it is old.
+func (s *Store) SwapSigningKeyMaterial(ctx context.Context, id string, old, new []byte) error {
+	return s.swap(ctx, "swap signing key", "signing key", id,
+		`UPDATE signing_keys SET private_key = $3 WHERE id = $1 AND private_key = $2`,
+		`SELECT EXISTS (SELECT 1 FROM signing_keys WHERE id = $1)`, old, new)
+}
+
+// SwapSecret replaces a secret's value when it is old.
+func (s *Store) SwapSecret(ctx context.Context, name string, old, new []byte) error {
+	if len(new) == 0 {
+		return errEmpty("secret value")
+	}
+	return s.swap(ctx, "swap secret", "secret", name,
+		`UPDATE secrets SET value = $3 WHERE name = $1 AND value = $2`,
+		`SELECT EXISTS (SELECT 1 FROM secrets WHERE name = $1)`, old, new)
+}
+
+// DeleteSecret removes a secret.
+func (s *Store) DeleteSecret(ctx context.Context, name string) error {
+	return s.execOne(ctx, "delete secret", "secret", name, `DELETE FROM secrets WHERE name = $1`, name)
 }

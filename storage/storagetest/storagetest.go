@@ -69,6 +69,7 @@ func Run(t *testing.T, open func(t *testing.T) storage.Store) {
 		{"SigningKeys", testSigningKeys},
 		{"EnsureSecret", testEnsureSecret},
 		{"EnsureSecretConcurrent", testEnsureSecretConcurrent},
+		{"KeyMaterial", testKeyMaterial},
 		{"Audit", testAudit},
 		{"TimesAreUTC", testTimesAreUTC},
 		{"NotFound", testNotFound},

@@ -24,6 +24,7 @@ type signingKey struct {
 	NotBefore  time.Time `json:"not_before,omitzero"`
 	RetiredAt  time.Time `json:"retired_at,omitzero"`
 	ExpiresAt  time.Time `json:"expires_at,omitzero"`
+	RevokedAt  time.Time `json:"revoked_at,omitzero"`
 }
 
 func fromSigningKey(k storage.SigningKey) *signingKey {

@@ -9,8 +9,9 @@
 // events, and an "end" line with the counts, so a truncated dump is refused.
 // Import reads and checks the whole stream before it writes anything, and
 // writes it all or nothing (see Stream.Import).
-// It holds private keys, secrets and password hashes: treat it like the
-// database itself.
+// Signing keys and secrets travel as stored: sealed with the key-encryption
+// key (exchange.SealKeyMaterial runs before `authex export`). It still holds
+// password hashes and personal data: treat it like the database itself.
 //
 // It reads and writes through storage.Store (plus storage.Exporter for the
 // secrets) and never imports a backend.
