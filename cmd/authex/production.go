@@ -18,6 +18,12 @@ func (c *Config) productionProblems() Problems {
 	if u, err := url.Parse(c.Server.PublicURL); err == nil && u.Scheme != "https" {
 		p.add("server.public_url", "must be https in production (tokens and refresh tokens cross it), got %q", c.Server.PublicURL)
 	}
+	if c.Secrets.kek == nil {
+		p.add("secrets.kek", "is not set: signing keys and refresh secrets would be sealed under a key file generated beside the database, so a copy of the data directory holds both; set secrets.kek or secrets.kek_file from a secret store")
+	}
+	if c.Log.Level == "debug" {
+		p.add("log.level", "debug logs request details meant for development; use info")
+	}
 	if len(c.Clients) == 0 {
 		p.add("clients", "none configured: anyone holding a provider token can exchange it, refresh tokens are not bound to a client and introspection is off")
 	}
@@ -38,9 +44,6 @@ func (c *Config) productionProblems() Problems {
 			p.add(fmt.Sprintf("server.trusted_proxies[%d]", i),
 				"trusts every address: any client could then set X-Forwarded-For and escape the per-IP limits")
 		}
-	}
-	if c.Log.Level == "debug" {
-		p.add("log.level", "debug logs request details meant for development; use info")
 	}
 	for _, name := range sortedKeys(c.Providers) {
 		pc := c.Providers[name]
