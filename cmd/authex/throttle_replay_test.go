@@ -35,7 +35,8 @@ providers:
   corp: { type: oidc, issuer: %q, client_ids: [ "web" ] }
   password: { type: password, memory: 4096, iterations: 1, throttle: { per_account: %d, per_ip: 100 } }
 log: { format: json }
-`, port, publicURL, schema, iss.URL(), perAccount))
+secrets: { kek: %q }
+`, port, publicURL, schema, iss.URL(), perAccount, testKEK))
 		cfgs, bases = append(cfgs, path), append(bases, fmt.Sprintf("http://127.0.0.1:%d", port))
 	}
 	ps := startAll(t, bin, cfgs, bases)
