@@ -3,7 +3,6 @@ package web_test
 import (
 	"bytes"
 	"context"
-	"encoding/base64"
 	"encoding/json"
 	"fmt"
 	"net/http"
@@ -28,25 +27,6 @@ func (h *harness) del(path, bearer string) response {
 }
 
 func bearer(token string) []string { return []string{"Authorization", "Bearer " + token} }
-
-// jwtPayload decodes a JWT's claims without verifying it: for checking
-// what a token reveals.
-func jwtPayload(t testing.TB, token string) map[string]any {
-	t.Helper()
-	parts := strings.Split(token, ".")
-	if len(parts) != 3 {
-		t.Fatalf("not a JWT: %q", token)
-	}
-	raw, err := base64.RawURLEncoding.DecodeString(parts[1])
-	if err != nil {
-		t.Fatal(err)
-	}
-	m := map[string]any{}
-	if err := json.Unmarshal(raw, &m); err != nil {
-		t.Fatal(err)
-	}
-	return m
-}
 
 func (h *harness) auditTypes() []string {
 	h.t.Helper()

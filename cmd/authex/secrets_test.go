@@ -64,7 +64,11 @@ func plainForms(t *testing.T, s storage.Store, kek []byte) (plain, sealed map[st
 			t.Fatal(err)
 		}
 		if ec, ok := priv.(*ecdsa.PrivateKey); ok {
-			add("key "+k.ID+" scalar", ec.D.FillBytes(make([]byte, 32)))
+			scalar, err := ec.Bytes()
+			if err != nil {
+				t.Fatal(err)
+			}
+			add("key "+k.ID+" scalar", scalar)
 		}
 	}
 	secrets, err := s.ListSecrets(ctx)
