@@ -37,43 +37,6 @@ const (
 	KindBusy
 )
 
-// Reasons this package adds to the provider reasons (providers.Reason*).
-const (
-	ReasonExpired          = "expired"
-	ReasonRevoked          = "revoked"
-	ReasonReused           = "reused"
-	ReasonMalformed        = "malformed"
-	ReasonSignature        = "signature"
-	ReasonUserDisabled     = "user_disabled"
-	ReasonSignupDisabled   = "signup_disabled"
-	ReasonStore            = "store_unavailable"
-	ReasonProviderMissing  = "unknown_provider"
-	ReasonLastIdentity     = "last_identity"
-	ReasonLinkWrongAccount = "link_token_wrong_account"
-
-	// Linking, sessions, clients and the OAuth endpoints.
-	ReasonIdentityInUse = "identity_in_use"
-	ReasonNotFound      = "not_found"
-	ReasonMissingClient = "missing_client"
-	// ReasonUnknownClient is no longer answered: an unknown client id gets
-	// missing_secret or invalid_secret, as a known one would, so client
-	// ids cannot be enumerated. Kept so the name stays reserved.
-	ReasonUnknownClient       = "unknown_client"
-	ReasonMissingSecret       = "missing_secret"
-	ReasonInvalidSecret       = "invalid_secret"
-	ReasonUnexpectedSecret    = "unexpected_secret"
-	ReasonProviderNotAllowed  = "provider_not_allowed"
-	ReasonClientMismatch      = "client_mismatch"
-	ReasonPublicClient        = "public_client"
-	ReasonNoClientsConfigured = "no_clients_configured"
-
-	// ReasonReplayed: a provider credential (id_token) already used here.
-	ReasonReplayed = "replayed"
-	// Key management (admin API).
-	ReasonKeysFromFiles = "keys_from_files" // signing keys come from PEM files: no rotation or revocation through authex
-	ReasonSecretInUse   = "secret_in_use"   // the refresh secret that signs now cannot be retired
-)
-
 // Error is what the service returns for every refused request. Description
 // is safe to show a client; Err holds internals for the log only.
 type Error struct {

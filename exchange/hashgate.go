@@ -11,8 +11,6 @@ const (
 	// DefaultHashWait is how long a request waits for a hashing slot
 	// before it is refused as busy.
 	DefaultHashWait = time.Second
-	// ReasonBusy: every hashing slot stayed taken for the whole wait.
-	ReasonBusy = "busy"
 )
 
 // hashGate bounds the argon2id hashes in flight. Each holds the configured

@@ -30,22 +30,6 @@ const (
 	MaxPasswordLength        = 1024 // runes; bounds the hashing work one request can ask for
 )
 
-// Reasons of the password provider.
-const (
-	ReasonInvalidCredentials   = "invalid_credentials"
-	ReasonRateLimited          = "rate_limited"
-	ReasonMissingEmail         = "missing_email"
-	ReasonMissingPassword      = "missing_password"
-	ReasonInvalidEmail         = "invalid_email"
-	ReasonEmailTaken           = "email_taken"
-	ReasonNoEmail              = "no_email"
-	ReasonPasswordTooShort     = "password_too_short"
-	ReasonPasswordTooLong      = "password_too_long"
-	ReasonPasswordTooCommon    = "password_too_common"
-	ReasonPasswordMatchesEmail = "password_matches_email"
-	ReasonPasswordsOff         = "passwords_disabled"
-)
-
 // PasswordConfig enables password accounts.
 type PasswordConfig struct {
 	Argon2      Argon2Params
@@ -486,12 +470,6 @@ type SetPasswordRequest struct {
 	New     string
 	IP      string
 }
-
-// Reasons of SetPassword.
-const (
-	ReasonReauthRequired  = "reauthentication_required"
-	ReasonPasswordChanged = "password_changed"
-)
 
 // SetPassword changes the caller's password and revokes every other
 // session of the user; it returns how many it revoked. A user without a

@@ -291,14 +291,6 @@ func (s *Service) Exchange(ctx context.Context, req ExchangeRequest) (res *Resul
 	return nil, err
 }
 
-// ReasonRacedCredentialChange is the revocation reason of a session that
-// abandonSession gives up.
-const ReasonRacedCredentialChange = "raced_credential_change"
-
-// RevokeReasonSessionLimit is the revocation reason of a session that a
-// newer sign-in pushed past tokens.max_sessions_per_user.
-const RevokeReasonSessionLimit = "session_limit"
-
 // capSessions revokes the user's oldest live sessions beyond the cap, never
 // the one just made (keep). It runs after the new session is written, so
 // concurrent sign-ins each see the others' sessions; a failure is logged,

@@ -3,6 +3,8 @@ package providers
 import (
 	"errors"
 	"log/slog"
+	"maps"
+	"slices"
 )
 
 // Reasons a credential is refused. They are part of the HTTP contract
@@ -55,6 +57,12 @@ var descriptions = map[string]string{
 	ReasonRedirectURINotAllowed: "redirect_uri is missing or not one of this provider's redirect_uris",
 	ReasonTooOld:                "id_token was issued longer ago (iat) than this provider's max_age allows; sign in again",
 	ReasonNonceRequired:         "this provider requires a nonce: send the nonce, and the id_token must carry it",
+}
+
+// Reasons returns every reason a provider may refuse with, sorted. Each
+// has a description, so the descriptions are the list.
+func Reasons() []string {
+	return slices.Sorted(maps.Keys(descriptions))
 }
 
 // IsRequestReason reports whether reason refuses the request's parameters
