@@ -45,7 +45,7 @@ func (a *Admin) ListUsers(ctx context.Context, f storage.UserFilter) ([]storage.
 	case f.Limit == 0:
 		f.Limit = DefaultUserPage
 	case f.Limit < 0 || f.Limit > MaxUserPage:
-		return nil, newError(KindInvalidRequest, "invalid_limit", fmt.Sprintf("limit must be between 1 and %d", MaxUserPage), nil)
+		return nil, newError(KindInvalidRequest, ReasonInvalidLimit, fmt.Sprintf("limit must be between 1 and %d", MaxUserPage), nil)
 	}
 	users, err := a.s.store.ListUsers(ctx, f)
 	if err != nil {
@@ -81,15 +81,15 @@ func (a *Admin) SetDisabled(ctx context.Context, id string, disabled bool, actor
 	if disabled {
 		// Revoked even when the user was already disabled: a retry after a
 		// failure half-way must finish the job.
-		revoked, err = a.s.store.RevokeUserSessions(ctx, id, "", now, "user_disabled")
+		revoked, err = a.s.store.RevokeUserSessions(ctx, id, "", now, RevokeReasonUserDisabled)
 		if err != nil {
 			return u, 0, storeError(err)
 		}
 	}
-	typ := "user.enabled"
+	typ := EventUserEnabled
 	detail := "by " + actor
 	if disabled {
-		typ = "user.disabled"
+		typ = EventUserDisabled
 		detail = fmt.Sprintf("by %s; %d session(s) revoked", actor, revoked)
 	}
 	a.s.audit(ctx, storage.AuditEvent{Type: typ, UserID: id, Detail: detail})
@@ -101,7 +101,7 @@ func (a *Admin) DeleteUser(ctx context.Context, id, actor string) error {
 	if err := a.s.store.DeleteUser(ctx, id); err != nil {
 		return notFound(err, "no user with this id")
 	}
-	a.s.audit(ctx, storage.AuditEvent{Type: "user.deleted", UserID: id, Detail: "by " + actor})
+	a.s.audit(ctx, storage.AuditEvent{Type: EventUserDeleted, UserID: id, Detail: "by " + actor})
 	return nil
 }
 
@@ -120,7 +120,7 @@ func (a *Admin) SetRoles(ctx context.Context, id string, roles []string, actor s
 	if err != nil {
 		return u, notFound(err, "no user with this id")
 	}
-	a.s.audit(ctx, storage.AuditEvent{Type: "user.roles", UserID: id,
+	a.s.audit(ctx, storage.AuditEvent{Type: EventUserRoles, UserID: id,
 		Detail: fmt.Sprintf("roles [%s] by %s", strings.Join(clean, " "), actor)})
 	return u, nil
 }
@@ -128,12 +128,12 @@ func (a *Admin) SetRoles(ctx context.Context, id string, roles []string, actor s
 // cleanRoles checks roles and returns them sorted without duplicates.
 func cleanRoles(roles []string) ([]string, error) {
 	if len(roles) > maxRoles {
-		return nil, newError(KindInvalidRequest, "invalid_roles", fmt.Sprintf("at most %d roles", maxRoles), nil)
+		return nil, newError(KindInvalidRequest, ReasonInvalidRoles, fmt.Sprintf("at most %d roles", maxRoles), nil)
 	}
 	out := make([]string, 0, len(roles))
 	for _, r := range roles {
 		if r == "" || len(r) > maxRoleLen || strings.ContainsFunc(r, func(c rune) bool { return c <= ' ' || c == 0x7f }) {
-			return nil, newError(KindInvalidRequest, "invalid_roles",
+			return nil, newError(KindInvalidRequest, ReasonInvalidRoles,
 				fmt.Sprintf("a role must be 1 to %d characters without spaces or control characters", maxRoleLen), nil)
 		}
 		out = append(out, r)
@@ -165,10 +165,10 @@ func (a *Admin) RevokeSession(ctx context.Context, sessionID, actor string) erro
 	if err != nil {
 		return notFound(err, "no session with this id")
 	}
-	if err := a.s.store.RevokeSession(ctx, sessionID, a.s.now().UTC(), "admin"); err != nil {
+	if err := a.s.store.RevokeSession(ctx, sessionID, a.s.now().UTC(), RevokeReasonAdmin); err != nil {
 		return notFound(err, "no session with this id")
 	}
-	a.s.audit(ctx, storage.AuditEvent{Type: "session.revoked", UserID: sess.UserID, SessionID: sessionID, Detail: "by " + actor})
+	a.s.audit(ctx, storage.AuditEvent{Type: EventSessionRevoked, UserID: sess.UserID, SessionID: sessionID, Detail: "by " + actor})
 	return nil
 }
 
@@ -177,11 +177,11 @@ func (a *Admin) RevokeUserSessions(ctx context.Context, userID, actor string) (i
 	if _, err := a.s.store.GetUser(ctx, userID); err != nil {
 		return 0, notFound(err, "no user with this id")
 	}
-	n, err := a.s.store.RevokeUserSessions(ctx, userID, "", a.s.now().UTC(), "admin")
+	n, err := a.s.store.RevokeUserSessions(ctx, userID, "", a.s.now().UTC(), RevokeReasonAdmin)
 	if err != nil {
 		return 0, storeError(err)
 	}
-	a.s.audit(ctx, storage.AuditEvent{Type: "session.revoked_all", UserID: userID,
+	a.s.audit(ctx, storage.AuditEvent{Type: EventSessionRevokedAll, UserID: userID,
 		Detail: fmt.Sprintf("%d session(s) by %s", n, actor)})
 	return n, nil
 }
@@ -265,10 +265,10 @@ func (a *Admin) ListAudit(ctx context.Context, f storage.AuditFilter) ([]storage
 	case f.Limit == 0:
 		f.Limit = 100
 	case f.Limit < 0 || f.Limit > 10000:
-		return nil, newError(KindInvalidRequest, "invalid_limit", "limit must be between 1 and 10000", nil)
+		return nil, newError(KindInvalidRequest, ReasonInvalidLimit, "limit must be between 1 and 10000", nil)
 	}
 	if !f.Since.IsZero() && !f.Until.IsZero() && !f.Since.Before(f.Until) {
-		return nil, newError(KindInvalidRequest, "invalid_range", "since must be before until", nil)
+		return nil, newError(KindInvalidRequest, ReasonInvalidRange, "since must be before until", nil)
 	}
 	ev, err := a.s.store.ListAudit(ctx, f)
 	if err != nil {
@@ -289,14 +289,14 @@ func (a *Admin) CanBackup() bool {
 func (a *Admin) Backup(ctx context.Context, w io.Writer, actor string) (int64, error) {
 	b, ok := storage.As[storage.Backuper](a.s.store)
 	if !ok {
-		return 0, newError(KindNotImplemented, "backup_unsupported",
+		return 0, newError(KindNotImplemented, ReasonBackupUnsupported,
 			"this store has no hot backup through authex; back the database up with its own tools (PostgreSQL: pg_dump)", errBackupUnsupported)
 	}
 	n, err := b.Backup(ctx, w)
 	if err != nil {
 		return n, storeError(err)
 	}
-	a.s.audit(ctx, storage.AuditEvent{Type: "store.backup", Detail: fmt.Sprintf("%d bytes by %s", n, actor)})
+	a.s.audit(ctx, storage.AuditEvent{Type: EventStoreBackup, Detail: fmt.Sprintf("%d bytes by %s", n, actor)})
 	return n, nil
 }
 
@@ -304,7 +304,7 @@ func (a *Admin) Backup(ctx context.Context, w io.Writer, actor string) (int64, e
 // naming what is missing; other errors as storeError does.
 func notFound(err error, description string) error {
 	if errors.Is(err, storage.ErrNotFound) {
-		return newError(KindNotFound, "not_found", description, err)
+		return newError(KindNotFound, ReasonNotFound, description, err)
 	}
 	return storeError(err)
 }

@@ -33,7 +33,7 @@ func (s *Service) LinkIdentity(ctx context.Context, p *Principal, req LinkReques
 	)
 	switch {
 	case req.LinkToken != "" && (req.Provider != "" || req.Credential != (providers.Credential{})):
-		return nil, newError(KindInvalidRequest, "conflicting_credentials",
+		return nil, newError(KindInvalidRequest, ReasonConflictingCredentials,
 			"send either a link_token or a provider credential, not both", nil)
 	case req.LinkToken != "":
 		claims, err := s.parseLinkToken(req.LinkToken)
@@ -59,14 +59,14 @@ func (s *Service) LinkIdentity(ctx context.Context, p *Principal, req LinkReques
 		prov, ok := s.providers[req.Provider]
 		if !ok {
 			if req.Provider == "" {
-				return nil, newError(KindInvalidRequest, "missing_credential",
+				return nil, newError(KindInvalidRequest, ReasonMissingCredential,
 					"a link_token, or a provider and its credential, is required", nil)
 			}
 			return nil, newError(KindUnsupportedProvider, ReasonProviderMissing, "no provider of that name is configured", nil)
 		}
 		c := req.Credential
 		if c.IDToken == "" && c.AccessToken == "" && c.Code == "" {
-			return nil, newError(KindInvalidRequest, "missing_credential", "one of id_token, access_token or code is required", nil)
+			return nil, newError(KindInvalidRequest, ReasonMissingCredential, "one of id_token, access_token or code is required", nil)
 		}
 		var err error
 		if id, err = s.verify(ctx, prov, req.Provider, c); err != nil {
@@ -102,7 +102,7 @@ func (s *Service) link(ctx context.Context, userID string, id providers.Identity
 		if err != nil {
 			return nil, storeError(err)
 		}
-		s.audit(ctx, storage.AuditEvent{Type: "identity.linked", UserID: userID, Provider: id.Provider,
+		s.audit(ctx, storage.AuditEvent{Type: EventIdentityLinked, UserID: userID, Provider: id.Provider,
 			Detail: "by " + how + "; identity " + ident.ID})
 		s.vouchForEmail(ctx, userID, id)
 		return &LinkResult{Identity: ident, Linked: true}, nil
@@ -170,7 +170,7 @@ func (s *Service) UnlinkIdentity(ctx context.Context, userID, identityID string)
 		}
 		return lastIdentityError()
 	}
-	s.audit(ctx, storage.AuditEvent{Type: "identity.unlinked", UserID: userID, Provider: target.Provider,
+	s.audit(ctx, storage.AuditEvent{Type: EventIdentityUnlinked, UserID: userID, Provider: target.Provider,
 		Detail: "identity " + target.ID})
 	return nil
 }
@@ -210,7 +210,7 @@ func (s *Service) vouchForEmail(ctx context.Context, userID string, id providers
 	})
 	switch {
 	case err == nil:
-		s.audit(ctx, storage.AuditEvent{Type: "user.email_vouched", UserID: userID, Provider: id.Provider,
+		s.audit(ctx, storage.AuditEvent{Type: EventUserEmailVouched, UserID: userID, Provider: id.Provider,
 			Detail: "the linked identity's provider is trusted for email and verified the user's address"})
 	case !errors.Is(err, errSkip):
 		s.log.WarnContext(ctx, "record the provider that verified a linked user's email", "user_id", userID, "err", err)

@@ -30,22 +30,22 @@ type TokenExchangeRequest struct {
 // Exchange.
 func (s *Service) TokenExchange(ctx context.Context, req TokenExchangeRequest) (*Result, error) {
 	if req.SubjectToken == "" {
-		return nil, newError(KindInvalidRequest, "missing_subject_token", "subject_token is required", nil)
+		return nil, newError(KindInvalidRequest, ReasonMissingSubjectToken, "subject_token is required", nil)
 	}
 	var c providers.Credential
 	switch req.SubjectTokenType {
 	case "":
-		return nil, newError(KindInvalidRequest, "missing_subject_token_type", "subject_token_type is required", nil)
+		return nil, newError(KindInvalidRequest, ReasonMissingSubjectTokenType, "subject_token_type is required", nil)
 	case TokenTypeIDToken:
 		c.IDToken = req.SubjectToken
 	case TokenTypeAccessToken:
 		c.AccessToken = req.SubjectToken
 	default:
-		return nil, newError(KindInvalidRequest, "unsupported_token_type",
+		return nil, newError(KindInvalidRequest, ReasonUnsupportedTokenType,
 			"subject_token_type must be "+TokenTypeIDToken+" or "+TokenTypeAccessToken, nil)
 	}
 	if req.SubjectIssuer == "" {
-		return nil, newError(KindInvalidRequest, "missing_subject_issuer",
+		return nil, newError(KindInvalidRequest, ReasonMissingSubjectIssuer,
 			"subject_issuer is required: a provider's name or its issuer URL", nil)
 	}
 	name, ok := s.providerFor(req.SubjectIssuer)
@@ -128,13 +128,13 @@ func (s *Service) Revoke(ctx context.Context, token string, client *Authenticate
 	if sess.Revoked() || (client != nil && sess.ClientID != "" && sess.ClientID != client.ID) {
 		return nil
 	}
-	if err := s.store.RevokeSession(ctx, sid, s.now().UTC(), "oauth_revoke"); err != nil {
+	if err := s.store.RevokeSession(ctx, sid, s.now().UTC(), RevokeReasonOAuthRevoke); err != nil {
 		if errors.Is(err, storage.ErrNotFound) {
 			return nil
 		}
 		return storeError(err)
 	}
-	s.audit(ctx, storage.AuditEvent{Type: "session.revoked", UserID: sess.UserID, SessionID: sid, Detail: "oauth revoke"})
+	s.audit(ctx, storage.AuditEvent{Type: EventSessionRevoked, UserID: sess.UserID, SessionID: sid, Detail: "oauth revoke"})
 	return nil
 }
 

@@ -117,8 +117,8 @@ const (
 	// or revocation through authex.
 	ReasonKeysFromFiles = "keys_from_files"
 	// ReasonSecretInUse: the refresh secret that signs now cannot be retired.
-	ReasonSecretInUse         = "secret_in_use"
-	ReasonBackupUnsupported   = "backup_unsupported"
+	ReasonSecretInUse       = "secret_in_use"
+	ReasonBackupUnsupported = "backup_unsupported"
 )
 
 // The compat profiles only (docs/compat.md), in their framework's body.

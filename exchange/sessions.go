@@ -38,9 +38,9 @@ func (s *Service) RevokeOwnSession(ctx context.Context, userID, sessionID string
 	if sess.Revoked() {
 		return nil
 	}
-	if err := s.store.RevokeSession(ctx, sessionID, s.now().UTC(), "user_revoked"); err != nil {
+	if err := s.store.RevokeSession(ctx, sessionID, s.now().UTC(), RevokeReasonUserRevoked); err != nil {
 		return storeError(err)
 	}
-	s.audit(ctx, storage.AuditEvent{Type: "session.revoked", UserID: userID, SessionID: sessionID, Detail: "by the user"})
+	s.audit(ctx, storage.AuditEvent{Type: EventSessionRevoked, UserID: userID, SessionID: sessionID, Detail: "by the user"})
 	return nil
 }

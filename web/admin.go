@@ -28,10 +28,10 @@ func (s *Server) requireAdmin(next echo.HandlerFunc) echo.HandlerFunc {
 		c.Set(bearerUsed, true)
 		token, ok := bearerToken(c)
 		if !ok || token == "" {
-			return adminRefused("missing_token", "an Authorization: Bearer admin token is required")
+			return adminRefused(exchange.ReasonMissingToken, "an Authorization: Bearer admin token is required")
 		}
 		if len(s.adminTokens) == 0 {
-			return adminRefused("admin_disabled", "no admin token is configured (admin.tokens or admin.tokens_file)")
+			return adminRefused(exchange.ReasonAdminDisabled, "no admin token is configured (admin.tokens or admin.tokens_file)")
 		}
 		sum := sha256.Sum256([]byte(token))
 		match := 0
@@ -39,7 +39,7 @@ func (s *Server) requireAdmin(next echo.HandlerFunc) echo.HandlerFunc {
 			match |= subtle.ConstantTimeCompare(sum[:], s.adminTokens[i][:])
 		}
 		if match != 1 {
-			return adminRefused("admin_token", "the admin token is not valid")
+			return adminRefused(exchange.ReasonAdminToken, "the admin token is not valid")
 		}
 		c.Set(actorKey, "admin:"+hex.EncodeToString(sum[:4]))
 		return next(c)
@@ -161,7 +161,7 @@ func queryLimit(c echo.Context) (int, error) {
 	}
 	n, err := strconv.Atoi(v)
 	if err != nil {
-		return 0, requestError("invalid_limit", "limit must be a number")
+		return 0, requestError(exchange.ReasonInvalidLimit, "limit must be a number")
 	}
 	return n, nil
 }
@@ -230,7 +230,7 @@ func (s *Server) handleAdminRoles(c echo.Context) error {
 		return err
 	}
 	if req.Roles == nil {
-		return requestError("missing_roles", `roles is required (a list; [] removes every role)`)
+		return requestError(exchange.ReasonMissingRoles, `roles is required (a list; [] removes every role)`)
 	}
 	u, err := s.admin.SetRoles(c.Request().Context(), c.Param("id"), *req.Roles, actorOf(c))
 	if err != nil {
@@ -351,7 +351,7 @@ func (s *Server) handleAdminAudit(c echo.Context) error {
 		}
 		t, err := time.Parse(time.RFC3339, v)
 		if err != nil {
-			return requestError("invalid_time", name+" must be an RFC 3339 time, e.g. 2026-01-02T15:04:05Z")
+			return requestError(exchange.ReasonInvalidTime, name+" must be an RFC 3339 time, e.g. 2026-01-02T15:04:05Z")
 		}
 		*dst = t
 	}

@@ -149,7 +149,7 @@ func compatDecode(c echo.Context, v any) error {
 	}
 	if strings.HasPrefix(r.Header.Get(echo.HeaderContentType), echo.MIMEApplicationForm) {
 		if err := (&echo.DefaultBinder{}).BindBody(c, v); err != nil {
-			return requestError("malformed_form", "request body is not a valid form")
+			return requestError(exchange.ReasonMalformedForm, "request body is not a valid form")
 		}
 		return nil
 	}

@@ -35,7 +35,7 @@ func toDjUser(r *exchange.Principal) djUserJSON {
 
 // drfRequired answers DRF's 400 for missing fields, all at once.
 func drfRequired(c echo.Context, fields ...string) error {
-	body := map[string]any{"reason": "missing_field"}
+	body := map[string]any{"reason": exchange.ReasonMissingField}
 	for _, f := range fields {
 		body[f] = []string{"This field is required."}
 	}
@@ -48,7 +48,7 @@ func (s *Server) drfPrincipal(c echo.Context) (*exchange.Principal, error) {
 	if !ok {
 		c.Response().Header().Set(echo.HeaderWWWAuthenticate, `Bearer realm="api"`)
 		return nil, compatJSON(c, http.StatusUnauthorized, map[string]any{
-			"detail": "Authentication credentials were not provided.", "reason": "missing_token"})
+			"detail": "Authentication credentials were not provided.", "reason": exchange.ReasonMissingToken})
 	}
 	p, err := s.svc.Authenticate(c.Request().Context(), token)
 	if err != nil {
@@ -146,7 +146,7 @@ func (s *Server) djLogout(c echo.Context) error {
 	bearer, _ := bearerToken(c)
 	if req.Refresh == "" && bearer == "" {
 		return compatJSON(c, http.StatusUnauthorized, map[string]any{
-			"detail": "Refresh token was not included in request data.", "reason": "missing_credential"})
+			"detail": "Refresh token was not included in request data.", "reason": exchange.ReasonMissingCredential})
 	}
 	var client *exchange.AuthenticatedClient
 	if req.Refresh != "" {

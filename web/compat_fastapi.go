@@ -62,7 +62,7 @@ func (s *Server) faLogin(c echo.Context) error {
 		}
 	}
 	if len(missing) > 0 {
-		return compatJSON(c, http.StatusUnprocessableEntity, map[string]any{"detail": missing, "reason": "missing_field"})
+		return compatJSON(c, http.StatusUnprocessableEntity, map[string]any{"detail": missing, "reason": exchange.ReasonMissingField})
 	}
 	who, _, err := s.compatCaller(c)
 	if err != nil {
@@ -86,7 +86,7 @@ func (s *Server) faLogin(c echo.Context) error {
 func (s *Server) faSession(c echo.Context) error {
 	token, ok := bearerToken(c)
 	if !ok {
-		return s.compatError(c, viewFastAPI, &exchange.Error{Kind: exchange.KindInvalidToken, Reason: "missing_token",
+		return s.compatError(c, viewFastAPI, &exchange.Error{Kind: exchange.KindInvalidToken, Reason: exchange.ReasonMissingToken,
 			Description: "an Authorization: Bearer access token is required"})
 	}
 	// The route acts as the compat client, as the login does: with

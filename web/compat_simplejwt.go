@@ -71,14 +71,14 @@ func (s *Server) sjRegister(c echo.Context) error {
 		{"username", req.Username}, {"password", req.Password}, {"password2", req.Password2},
 	} {
 		if f.value == "" {
-			add(f.name, "This field is required.", "missing_field")
+			add(f.name, "This field is required.", exchange.ReasonMissingField)
 		}
 	}
 	if req.Username != "" && !sameAddress(req.Username, req.Email) {
-		add("username", "Use your email address as the username.", "username_not_email")
+		add("username", "Use your email address as the username.", exchange.ReasonUsernameNotEmail)
 	}
 	if req.Password != "" && req.Password2 != "" && req.Password != req.Password2 {
-		add("password", "Password fields didn't match.", "password_mismatch")
+		add("password", "Password fields didn't match.", exchange.ReasonPasswordMismatch)
 	}
 	if req.Password != "" {
 		if err := s.svc.CheckPassword(req.Password, req.Email); err != nil {

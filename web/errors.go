@@ -76,7 +76,7 @@ func (s *Server) errorHandler(err error, c echo.Context) {
 		code = he.Code
 		body = errorBody{Error: httpErrorCode(he.Code), Description: http.StatusText(he.Code)}
 		if code == http.StatusRequestEntityTooLarge {
-			body.Reason = "body_too_large"
+			body.Reason = exchange.ReasonBodyTooLarge
 			body.Description = "request body is larger than 64 KiB"
 		}
 	} else {

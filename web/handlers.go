@@ -137,7 +137,7 @@ func (s *Server) handleRefresh(c echo.Context) error {
 		return err
 	}
 	if req.RefreshToken == "" {
-		return requestError("missing_refresh_token", "refresh_token is required")
+		return requestError(exchange.ReasonMissingRefreshToken, "refresh_token is required")
 	}
 	res, err := s.svc.RefreshForClient(c.Request().Context(), req.RefreshToken, client)
 	if err != nil {
@@ -270,7 +270,7 @@ func decodeJSON(c echo.Context, v any) error {
 	ct := c.Request().Header.Get(echo.HeaderContentType)
 	mt, _, err := mime.ParseMediaType(ct)
 	if err != nil || mt != echo.MIMEApplicationJSON {
-		return requestError("content_type", "Content-Type must be application/json")
+		return requestError(exchange.ReasonContentType, "Content-Type must be application/json")
 	}
 	dec := json.NewDecoder(c.Request().Body)
 	if err := dec.Decode(v); err != nil {
@@ -278,10 +278,10 @@ func decodeJSON(c echo.Context, v any) error {
 		if errors.As(err, &tooLarge) {
 			return echo.NewHTTPError(http.StatusRequestEntityTooLarge)
 		}
-		return requestError("malformed_json", "request body is not valid JSON of the expected shape")
+		return requestError(exchange.ReasonMalformedJSON, "request body is not valid JSON of the expected shape")
 	}
 	if dec.More() {
-		return requestError("malformed_json", "request body has data after the JSON value")
+		return requestError(exchange.ReasonMalformedJSON, "request body has data after the JSON value")
 	}
 	return nil
 }
@@ -325,7 +325,7 @@ func (s *Server) requireBearer(next echo.HandlerFunc) echo.HandlerFunc {
 		c.Set(bearerUsed, true)
 		token, ok := bearerToken(c)
 		if !ok {
-			return &exchange.Error{Kind: exchange.KindInvalidToken, Reason: "missing_token",
+			return &exchange.Error{Kind: exchange.KindInvalidToken, Reason: exchange.ReasonMissingToken,
 				Description: "an Authorization: Bearer access token is required"}
 		}
 		p, err := s.svc.Authenticate(c.Request().Context(), token)

@@ -29,18 +29,18 @@ func clientCredentials(c echo.Context, bodyID, bodySecret string) (id, secret st
 	user, pass, basic := c.Request().BasicAuth()
 	if !basic {
 		if h := c.Request().Header.Get(echo.HeaderAuthorization); len(h) >= 6 && strings.EqualFold(h[:6], "basic ") {
-			return "", "", requestError("malformed_client_auth", "the Basic credentials are not base64 of id:secret")
+			return "", "", requestError(exchange.ReasonMalformedClientAuth, "the Basic credentials are not base64 of id:secret")
 		}
 		return bodyID, bodySecret, nil
 	}
 	if id, err = url.QueryUnescape(user); err != nil {
-		return "", "", requestError("malformed_client_auth", "the Basic credentials are not form-encoded")
+		return "", "", requestError(exchange.ReasonMalformedClientAuth, "the Basic credentials are not form-encoded")
 	}
 	if secret, err = url.QueryUnescape(pass); err != nil {
-		return "", "", requestError("malformed_client_auth", "the Basic credentials are not form-encoded")
+		return "", "", requestError(exchange.ReasonMalformedClientAuth, "the Basic credentials are not form-encoded")
 	}
 	if bodySecret != "" || (bodyID != "" && bodyID != id) {
-		return "", "", requestError("multiple_client_auth", "authenticate the client with one method only: HTTP Basic or the body")
+		return "", "", requestError(exchange.ReasonMultipleClientAuth, "authenticate the client with one method only: HTTP Basic or the body")
 	}
 	return id, secret, nil
 }
@@ -66,35 +66,35 @@ func oauthParams(c echo.Context) (map[string]string, error) {
 		if errors.As(err, &tooLarge) {
 			return nil, echo.NewHTTPError(http.StatusRequestEntityTooLarge)
 		}
-		return nil, requestError("malformed_body", "the request body could not be read")
+		return nil, requestError(exchange.ReasonMalformedBody, "the request body could not be read")
 	}
 	out := map[string]string{}
 	switch mt {
 	case echo.MIMEApplicationForm:
 		vals, err := url.ParseQuery(string(raw))
 		if err != nil {
-			return nil, requestError("malformed_body", "the form body is not valid application/x-www-form-urlencoded")
+			return nil, requestError(exchange.ReasonMalformedBody, "the form body is not valid application/x-www-form-urlencoded")
 		}
 		for k, v := range vals {
 			if len(v) > 1 {
-				return nil, requestError("duplicate_parameter", "parameter "+k+" is sent more than once")
+				return nil, requestError(exchange.ReasonDuplicateParameter, "parameter "+k+" is sent more than once")
 			}
 			out[k] = v[0]
 		}
 	case echo.MIMEApplicationJSON:
 		var m map[string]any
 		if err := json.Unmarshal(raw, &m); err != nil {
-			return nil, requestError("malformed_json", "request body is not a JSON object")
+			return nil, requestError(exchange.ReasonMalformedJSON, "request body is not a JSON object")
 		}
 		for k, v := range m {
 			str, ok := v.(string)
 			if !ok {
-				return nil, requestError("malformed_json", "parameter "+k+" must be a string")
+				return nil, requestError(exchange.ReasonMalformedJSON, "parameter "+k+" must be a string")
 			}
 			out[k] = str
 		}
 	default:
-		return nil, requestError("content_type", "Content-Type must be application/x-www-form-urlencoded or application/json")
+		return nil, requestError(exchange.ReasonContentType, "Content-Type must be application/x-www-form-urlencoded or application/json")
 	}
 	return out, nil
 }
@@ -124,20 +124,20 @@ func (s *Server) handleOAuthToken(c echo.Context) error {
 	)
 	switch grantType {
 	case "":
-		return requestError("missing_grant_type", "grant_type is required")
+		return requestError(exchange.ReasonMissingGrantType, "grant_type is required")
 	case grantRefreshToken:
 		if p["refresh_token"] == "" {
-			return requestError("missing_refresh_token", "refresh_token is required")
+			return requestError(exchange.ReasonMissingRefreshToken, "refresh_token is required")
 		}
 		if res, err = s.svc.RefreshForClient(ctx, p["refresh_token"], client); err != nil {
 			return err
 		}
 	case grantTokenExchange:
 		if p["actor_token"] != "" {
-			return requestError("actor_token_unsupported", "delegation (actor_token) is not supported")
+			return requestError(exchange.ReasonActorTokenUnsupported, "delegation (actor_token) is not supported")
 		}
 		if rt := p["requested_token_type"]; rt != "" && rt != exchange.TokenTypeAccessToken {
-			return requestError("unsupported_requested_token_type", "requested_token_type must be "+exchange.TokenTypeAccessToken)
+			return requestError(exchange.ReasonUnsupportedRequestedTokenType, "requested_token_type must be "+exchange.TokenTypeAccessToken)
 		}
 		res, err = s.svc.TokenExchange(ctx, exchange.TokenExchangeRequest{
 			SubjectToken: p["subject_token"], SubjectTokenType: p["subject_token_type"],
@@ -148,7 +148,7 @@ func (s *Server) handleOAuthToken(c echo.Context) error {
 		}
 		issuedAs = exchange.TokenTypeAccessToken
 	default:
-		return &exchange.Error{Kind: exchange.KindUnsupportedGrantType, Reason: "unsupported_grant_type",
+		return &exchange.Error{Kind: exchange.KindUnsupportedGrantType, Reason: exchange.ReasonUnsupportedGrantType,
 			Description: "grant_type must be refresh_token or " + grantTokenExchange}
 	}
 	return writeTokens(c, oauthTokenResponse{
@@ -179,7 +179,7 @@ func (s *Server) handleOAuthRevoke(c echo.Context) error {
 		return err
 	}
 	if p["token"] == "" {
-		return requestError("missing_token", "token is required")
+		return requestError(exchange.ReasonMissingToken, "token is required")
 	}
 	// token_type_hint is only a hint (RFC 7009 §2.1): both kinds are tried.
 	if err := s.svc.Revoke(c.Request().Context(), p["token"], client); err != nil {
@@ -222,7 +222,7 @@ func (s *Server) handleOAuthIntrospect(c echo.Context) error {
 			Description: "only a confidential client may introspect tokens"}
 	}
 	if p["token"] == "" {
-		return requestError("missing_token", "token is required")
+		return requestError(exchange.ReasonMissingToken, "token is required")
 	}
 	in, err := s.svc.Introspect(c.Request().Context(), p["token"])
 	if err != nil {
