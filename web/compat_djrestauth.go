@@ -6,7 +6,6 @@ import (
 	"github.com/labstack/echo/v4"
 
 	"github.com/authex/authex/exchange"
-	"github.com/authex/authex/providers"
 )
 
 // The djrestauth profile: dj-rest-auth v4+ in JWT mode with allauth social
@@ -86,15 +85,10 @@ func (s *Server) drfRefresh(c echo.Context) error {
 // djSocialLogin is dj-rest-auth's SocialLoginView at /api/auth/{provider}/:
 // the provider's access_token, id_token or code -> {access, refresh, user}.
 func (s *Server) djSocialLogin(c echo.Context) error {
-	var req struct {
-		AccessToken string `json:"access_token" form:"access_token"`
-		IDToken     string `json:"id_token" form:"id_token"`
-		Code        string `json:"code" form:"code"`
-		// Not in dj-rest-auth (allauth knows its callback URL): accepted
-		// for a code exchange, as /v1/exchange takes them.
-		RedirectURI  string `json:"redirect_uri" form:"redirect_uri"`
-		CodeVerifier string `json:"code_verifier" form:"code_verifier"`
-	}
+	// redirect_uri and code_verifier are not in dj-rest-auth (allauth
+	// knows its callback URL): accepted for a code exchange, as
+	// /v1/exchange takes them. No nonce, as in dj-rest-auth.
+	var req credentialFields
 	if err := compatDecode(c, &req); err != nil {
 		return s.compatError(c, viewDRF, err)
 	}
@@ -102,10 +96,9 @@ func (s *Server) djSocialLogin(c echo.Context) error {
 	who, _, err := s.compatCaller(c)
 	if err == nil {
 		res, err = s.svc.Exchange(c.Request().Context(), exchange.ExchangeRequest{
-			Provider: c.Param("provider"),
-			Credential: providers.Credential{IDToken: req.IDToken, AccessToken: req.AccessToken, Code: req.Code,
-				RedirectURI: req.RedirectURI, CodeVerifier: req.CodeVerifier},
-			Client: who,
+			Provider:   c.Param("provider"),
+			Credential: req.credential(""),
+			Client:     who,
 		})
 	}
 	if err != nil {

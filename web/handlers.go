@@ -15,15 +15,29 @@ import (
 	"github.com/authex/authex/storage"
 )
 
+// credentialFields are a provider credential's fields as the request
+// bodies carry them: embedded in /v1/exchange's and /v1/me/identities',
+// and dj-rest-auth's social login body (JSON or form) as they are. The
+// nonce is not among them: dj-rest-auth's view takes none.
+type credentialFields struct {
+	IDToken      string `json:"id_token" form:"id_token"`
+	AccessToken  string `json:"access_token" form:"access_token"`
+	Code         string `json:"code" form:"code"`
+	CodeVerifier string `json:"code_verifier" form:"code_verifier"`
+	RedirectURI  string `json:"redirect_uri" form:"redirect_uri"`
+}
+
+// credential is the providers.Credential of f and the request's nonce.
+func (f credentialFields) credential(nonce string) providers.Credential {
+	return providers.Credential{IDToken: f.IDToken, AccessToken: f.AccessToken, Code: f.Code,
+		CodeVerifier: f.CodeVerifier, RedirectURI: f.RedirectURI, Nonce: nonce}
+}
+
 type exchangeRequest struct {
-	Provider     string `json:"provider"`
-	IDToken      string `json:"id_token"`
-	AccessToken  string `json:"access_token"`
-	Code         string `json:"code"`
-	CodeVerifier string `json:"code_verifier"`
-	RedirectURI  string `json:"redirect_uri"`
-	Nonce        string `json:"nonce"`
-	Profile      struct {
+	Provider string `json:"provider"`
+	credentialFields
+	Nonce   string `json:"nonce"`
+	Profile struct {
 		Name string `json:"name"`
 	} `json:"profile"`
 	ClientID     string `json:"client_id"`
@@ -105,11 +119,8 @@ func (s *Server) handleExchange(c echo.Context) error {
 		return err
 	}
 	res, err := s.svc.Exchange(c.Request().Context(), exchange.ExchangeRequest{
-		Provider: req.Provider,
-		Credential: providers.Credential{
-			IDToken: req.IDToken, AccessToken: req.AccessToken, Code: req.Code,
-			CodeVerifier: req.CodeVerifier, RedirectURI: req.RedirectURI, Nonce: req.Nonce,
-		},
+		Provider:    req.Provider,
+		Credential:  req.credential(req.Nonce),
 		ProfileName: req.Profile.Name,
 		Client:      who,
 	})

@@ -7,19 +7,14 @@ import (
 	"github.com/labstack/echo/v4"
 
 	"github.com/authex/authex/exchange"
-	"github.com/authex/authex/providers"
 	"github.com/authex/authex/storage"
 )
 
 type linkRequest struct {
-	LinkToken    string `json:"link_token"`
-	Provider     string `json:"provider"`
-	IDToken      string `json:"id_token"`
-	AccessToken  string `json:"access_token"`
-	Code         string `json:"code"`
-	CodeVerifier string `json:"code_verifier"`
-	RedirectURI  string `json:"redirect_uri"`
-	Nonce        string `json:"nonce"`
+	LinkToken string `json:"link_token"`
+	Provider  string `json:"provider"`
+	credentialFields
+	Nonce string `json:"nonce"`
 }
 
 type linkResponse struct {
@@ -41,12 +36,9 @@ func (s *Server) handleLinkIdentity(c echo.Context) error {
 	}
 	ctx := c.Request().Context()
 	res, err := s.svc.LinkIdentity(ctx, principalOf(c), exchange.LinkRequest{
-		LinkToken: req.LinkToken,
-		Provider:  req.Provider,
-		Credential: providers.Credential{
-			IDToken: req.IDToken, AccessToken: req.AccessToken, Code: req.Code,
-			CodeVerifier: req.CodeVerifier, RedirectURI: req.RedirectURI, Nonce: req.Nonce,
-		},
+		LinkToken:  req.LinkToken,
+		Provider:   req.Provider,
+		Credential: req.credential(req.Nonce),
 	})
 	if err != nil {
 		return err

@@ -55,6 +55,20 @@ func (s *Server) authClient(c echo.Context, bodyID, bodySecret string) (*exchang
 	return s.svc.AuthenticateClient(id, secret)
 }
 
+// oauthRequest reads an /oauth/* body and authenticates its client (nil
+// when no clients are configured).
+func (s *Server) oauthRequest(c echo.Context) (map[string]string, *exchange.AuthenticatedClient, error) {
+	p, err := oauthParams(c)
+	if err != nil {
+		return nil, nil, err
+	}
+	client, err := s.authClient(c, p["client_id"], p["client_secret"])
+	if err != nil {
+		return nil, nil, err
+	}
+	return p, client, nil
+}
+
 // oauthParams reads an /oauth/* body: application/x-www-form-urlencoded
 // (RFC 6749) or a JSON object of strings. Query strings are never read:
 // tokens in URLs end up in logs.
@@ -108,11 +122,7 @@ type oauthTokenResponse struct {
 }
 
 func (s *Server) handleOAuthToken(c echo.Context) error {
-	p, err := oauthParams(c)
-	if err != nil {
-		return err
-	}
-	client, err := s.authClient(c, p["client_id"], p["client_secret"])
+	p, client, err := s.oauthRequest(c)
 	if err != nil {
 		return err
 	}
@@ -170,11 +180,7 @@ func subjectTokenError(err error) error {
 }
 
 func (s *Server) handleOAuthRevoke(c echo.Context) error {
-	p, err := oauthParams(c)
-	if err != nil {
-		return err
-	}
-	client, err := s.authClient(c, p["client_id"], p["client_secret"])
+	p, client, err := s.oauthRequest(c)
 	if err != nil {
 		return err
 	}
@@ -209,11 +215,7 @@ func (s *Server) handleOAuthIntrospect(c echo.Context) error {
 		return &exchange.Error{Kind: exchange.KindAccessDenied, Reason: exchange.ReasonNoClientsConfigured,
 			Description: "introspection needs a registered confidential client; configure clients"}
 	}
-	p, err := oauthParams(c)
-	if err != nil {
-		return err
-	}
-	client, err := s.authClient(c, p["client_id"], p["client_secret"])
+	p, client, err := s.oauthRequest(c)
 	if err != nil {
 		return err
 	}
