@@ -1,9 +1,14 @@
 package exchange
 
 import (
+	"go/ast"
+	"go/parser"
+	"go/token"
 	"os"
+	"path/filepath"
 	"regexp"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 )
@@ -65,5 +70,59 @@ func TestReasonsOnce(t *testing.T) {
 	}
 	if seen[ReasonUnknownClient] {
 		t.Errorf("Reasons lists %q, which is never answered", ReasonUnknownClient)
+	}
+}
+
+// TestReasonsListsEveryConstant: every Reason constant declared in this
+// package or in providers is in Reasons, so a constant added without
+// adding it to the list (and so without its documentation) fails.
+func TestReasonsListsEveryConstant(t *testing.T) {
+	declared := map[string]string{} // name -> value
+	for _, dir := range []string{"../providers", "."} {
+		files, err := filepath.Glob(filepath.Join(dir, "*.go"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, path := range files {
+			if strings.HasSuffix(path, "_test.go") {
+				continue
+			}
+			f, err := parser.ParseFile(token.NewFileSet(), path, nil, 0)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, d := range f.Decls {
+				g, ok := d.(*ast.GenDecl)
+				if !ok || g.Tok != token.CONST {
+					continue
+				}
+				for _, spec := range g.Specs {
+					vs := spec.(*ast.ValueSpec)
+					for i, name := range vs.Names {
+						if !strings.HasPrefix(name.Name, "Reason") || i >= len(vs.Values) {
+							continue
+						}
+						switch v := vs.Values[i].(type) {
+						case *ast.BasicLit:
+							declared[name.Name], _ = strconv.Unquote(v.Value)
+						case *ast.SelectorExpr: // providers.ReasonX, read before this package
+							declared[name.Name] = declared[v.Sel.Name]
+						}
+					}
+				}
+			}
+		}
+	}
+	if len(declared) < 20 {
+		t.Fatalf("found only %d Reason constants", len(declared))
+	}
+	all := Reasons()
+	for name, value := range declared {
+		if name == "ReasonUnknownClient" || name == "ReasonRacedCredentialChange" {
+			continue // reserved, and a revocation reason: never answered
+		}
+		if !slices.Contains(all, value) {
+			t.Errorf("%s = %q is not in Reasons", name, value)
+		}
 	}
 }
