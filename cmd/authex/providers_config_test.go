@@ -45,11 +45,11 @@ providers:
 		"apple": exchange.LinkAuto, "ms": exchange.LinkConfirm, "github": exchange.LinkConfirm,
 		"acme": exchange.LinkConfirm, "corp": exchange.LinkAuto,
 	} {
-		if got := cfg.Providers[name].LinkByEmail; got != want {
+		if got := cfg.Providers[name].Spec.Shared().LinkByEmail; got != want {
 			t.Errorf("providers.%s.link_by_email = %q, want %q", name, got, want)
 		}
 	}
-	if cfg.Providers["github"].ClientSecret != "from-the-file" || cfg.Providers["acme"].ClientSecret != "from-env" {
+	if cfg.Providers["github"].Spec.Shared().ClientSecret != "from-the-file" || cfg.Providers["acme"].Spec.Shared().ClientSecret != "from-env" {
 		t.Fatal("client_secret_file or ${ACME_SECRET} not read")
 	}
 
