@@ -265,15 +265,23 @@ func walkConfig(n *yaml.Node, t reflect.Type, path string, getenv func(string) s
 			unknown := func(_ string, known []string) string {
 				return "unknown key (known: " + strings.Join(known, ", ") + ")"
 			}
+			skip := -1
 			if t == providerConfigType {
-				// The provider's type picks its struct (providers.go).
-				if t = providerStruct(n); t == nil {
+				// The provider's type (expanded first, once) picks its
+				// struct (providers.go).
+				if skip = typeKey(n); skip >= 0 {
+					walkConfig(n.Content[skip+1], reflect.TypeOf(""), join(path, "type"), getenv, lines, probs)
+				}
+				if t = providerStruct(n, skip); t == nil {
 					return // an unknown type: Validate reports it
 				}
 				unknown = providerKeyProblem
 			}
 			fields := yamlFields(t)
 			for i := 0; i+1 < len(n.Content); i += 2 {
+				if i == skip {
+					continue
+				}
 				key := n.Content[i].Value
 				child := join(path, key)
 				ft, ok := fields[key]

@@ -87,15 +87,24 @@ func (pc *ProviderConfig) keep(err error) error {
 
 var providerConfigType = reflect.TypeOf(ProviderConfig{})
 
-// providerStruct is the struct type a provider's mapping decodes into,
-// from its type key; nil for an unknown type.
-func providerStruct(n *yaml.Node) reflect.Type {
+// typeKey is the index of the type key in a provider's mapping, or -1.
+func typeKey(n *yaml.Node) int {
 	for i := 0; i+1 < len(n.Content); i += 2 {
 		if n.Content[i].Value == "type" {
-			if spec := providerSpec(n.Content[i+1].Value); spec != nil {
-				return reflect.TypeOf(spec).Elem()
-			}
+			return i
 		}
+	}
+	return -1
+}
+
+// providerStruct is the struct type a provider's mapping decodes into,
+// from its type key (at index i); nil for an unknown or missing type.
+func providerStruct(n *yaml.Node, i int) reflect.Type {
+	if i < 0 {
+		return nil
+	}
+	if spec := providerSpec(n.Content[i+1].Value); spec != nil {
+		return reflect.TypeOf(spec).Elem()
 	}
 	return nil
 }
