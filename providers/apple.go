@@ -6,6 +6,37 @@ import "context"
 // the usual place.
 const appleIssuer = "https://appleid.apple.com"
 
+// AppleConfig is type apple: Sign in with Apple. Issuer defaults to
+// https://appleid.apple.com in the verifier (an unset issuer stays unset
+// here, so callers that look providers up by issuer see only a configured one).
+type AppleConfig struct {
+	Common        `yaml:",inline"`
+	IDTokenPolicy `yaml:",inline"`
+	Issuer        string `yaml:"issuer"`
+}
+
+func (c *AppleConfig) Validate() []Problem {
+	var ps problems
+	validateURLs(&ps, c.URLs())
+	c.Common.validate(&ps, c.hasSecret(), false)
+	c.IDTokenPolicy.validate(&ps)
+	return ps
+}
+
+func (c *AppleConfig) URLs() map[string]string { return map[string]string{"issuer": c.Issuer} }
+
+func (c *AppleConfig) Config(name string) Config {
+	cfg := c.config(name)
+	cfg.Issuer = c.Issuer
+	c.apply(&cfg)
+	return cfg
+}
+
+// EmailProvesOwnership: Apple verifies the addresses it asserts (or
+// relays them privately).
+func (c *AppleConfig) EmailProvesOwnership() bool { return true }
+func (c *AppleConfig) IdentityIssuer() string     { return c.Issuer }
+
 // newApple is the oidc verifier with Apple's preset. Apple's quirks:
 //   - email_verified and is_private_email arrive as booleans or as the
 //     strings "true"/"false" (claims decodes both);

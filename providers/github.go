@@ -48,6 +48,44 @@ type githubVerifier struct {
 
 var _ Verifier = (*githubVerifier)(nil)
 
+// GitHubConfig is type github: a GitHub OAuth app (exactly one client id,
+// whose secret is required for the app check).
+type GitHubConfig struct {
+	Common   `yaml:",inline"`
+	APIURL   string `yaml:"api_url"`   // the REST API base
+	TokenURL string `yaml:"token_url"` // for code exchange
+}
+
+func newGitHubConfig() TypeConfig { return &GitHubConfig{APIURL: githubAPI, TokenURL: githubTokenURL} }
+
+func (c *GitHubConfig) Validate() []Problem {
+	var ps problems
+	validateURLs(&ps, c.URLs())
+	c.Common.validate(&ps, c.hasSecret(), true)
+	if len(c.ClientIDs) > 1 {
+		ps.add("client_ids", "github takes exactly one client id: the OAuth app whose secret is client_secret")
+	}
+	if !c.hasSecret() {
+		ps.add("client_secret", "is required with type github: it proves a token was issued to our app")
+	}
+	return ps
+}
+
+func (c *GitHubConfig) URLs() map[string]string {
+	return map[string]string{"api_url": c.APIURL, "token_url": c.TokenURL}
+}
+
+func (c *GitHubConfig) Config(name string) Config {
+	cfg := c.config(name)
+	cfg.APIURL, cfg.TokenURL = c.APIURL, c.TokenURL
+	return cfg
+}
+
+// EmailProvesOwnership is false: GitHub's verified means the user once
+// clicked a link, and stays after the mailbox changes hands (docs/providers.md).
+func (c *GitHubConfig) EmailProvesOwnership() bool { return false }
+func (c *GitHubConfig) IdentityIssuer() string     { return "" }
+
 func newGitHub(_ context.Context, cfg Config) (Verifier, error) {
 	var problems []string
 	if cfg.Issuer != "" {

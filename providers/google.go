@@ -15,6 +15,48 @@ import (
 // or without its scheme ("accounts.google.com"); both are accepted.
 const googleIssuer = "https://accounts.google.com"
 
+// GoogleConfig is type google: Sign in with Google, with its issuer and
+// endpoints as defaults.
+type GoogleConfig struct {
+	Common        `yaml:",inline"`
+	IDTokenPolicy `yaml:",inline"`
+	Issuer        string `yaml:"issuer"`
+	// AllowedDomains: when set, the token's hd (Workspace domain) must be
+	// one of them.
+	AllowedDomains []string `yaml:"allowed_domains"`
+	// TokenInfoURL binds an access token sent alone to our client ids;
+	// UserInfoURL then reads the account.
+	TokenInfoURL string `yaml:"tokeninfo_url"`
+	UserInfoURL  string `yaml:"userinfo_url"`
+}
+
+func newGoogleConfig() TypeConfig {
+	return &GoogleConfig{Issuer: googleIssuer, TokenInfoURL: googleTokenInfo, UserInfoURL: googleUserInfo}
+}
+
+func (c *GoogleConfig) Validate() []Problem {
+	var ps problems
+	validateURLs(&ps, c.URLs())
+	c.Common.validate(&ps, c.hasSecret(), false)
+	c.IDTokenPolicy.validate(&ps)
+	return ps
+}
+
+func (c *GoogleConfig) URLs() map[string]string {
+	return map[string]string{"issuer": c.Issuer, "tokeninfo_url": c.TokenInfoURL, "userinfo_url": c.UserInfoURL}
+}
+
+func (c *GoogleConfig) Config(name string) Config {
+	cfg := c.config(name)
+	cfg.Issuer, cfg.AllowedDomains, cfg.TokenInfoURL, cfg.UserInfoURL = c.Issuer, c.AllowedDomains, c.TokenInfoURL, c.UserInfoURL
+	c.apply(&cfg)
+	return cfg
+}
+
+// EmailProvesOwnership: Google verifies the addresses it asserts.
+func (c *GoogleConfig) EmailProvesOwnership() bool { return true }
+func (c *GoogleConfig) IdentityIssuer() string     { return c.Issuer }
+
 // newGoogle is the oidc verifier with Google's preset: the default issuer,
 // its scheme-less spelling, the Workspace domain (hd) check, and access
 // tokens alone bound through tokeninfo.

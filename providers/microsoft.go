@@ -13,6 +13,57 @@ const (
 	tenantPlaceholder  = "{tenantid}"
 )
 
+// MicrosoftConfig is type microsoft: the Microsoft identity platform
+// (v2.0); discovery is at AUTHORITY/TENANT/v2.0/.well-known/openid-configuration.
+type MicrosoftConfig struct {
+	Common        `yaml:",inline"`
+	IDTokenPolicy `yaml:",inline"`
+	Authority     string `yaml:"authority"` // the login host
+	// Tenant: common, organizations, consumers or a tenant id.
+	Tenant string `yaml:"tenant"`
+	// AllowedTenants (required): the tids allowed to sign in, or "*".
+	AllowedTenants []string `yaml:"allowed_tenants"`
+}
+
+func newMicrosoftConfig() TypeConfig {
+	return &MicrosoftConfig{Authority: microsoftAuthority, Tenant: "common"}
+}
+
+func (c *MicrosoftConfig) Validate() []Problem {
+	var ps problems
+	validateURLs(&ps, c.URLs())
+	c.Common.validate(&ps, c.hasSecret(), false)
+	c.IDTokenPolicy.validate(&ps)
+	if len(c.AllowedTenants) == 0 {
+		ps.add("allowed_tenants", `is required with type microsoft: the tenant ids allowed to sign in, or [ "*" ] for any`)
+	}
+	for i, t := range c.AllowedTenants {
+		if strings.TrimSpace(t) == "" || strings.ContainsAny(t, "/?#{} ") {
+			ps.add(fmt.Sprintf("allowed_tenants[%d]", i), `must be a tenant id or "*", got %q`, t)
+		}
+	}
+	if strings.ContainsAny(c.Tenant, "/?#{} ") {
+		ps.add("tenant", "must be common, organizations, consumers or a tenant id, got %q", c.Tenant)
+	}
+	return ps
+}
+
+func (c *MicrosoftConfig) URLs() map[string]string {
+	return map[string]string{"authority": c.Authority}
+}
+
+func (c *MicrosoftConfig) Config(name string) Config {
+	cfg := c.config(name)
+	cfg.Authority, cfg.Tenant, cfg.AllowedTenants = c.Authority, c.Tenant, c.AllowedTenants
+	c.apply(&cfg)
+	return cfg
+}
+
+// EmailProvesOwnership is false: a tenant administrator can set any
+// address as a user's mail (nOAuth).
+func (c *MicrosoftConfig) EmailProvesOwnership() bool { return false }
+func (c *MicrosoftConfig) IdentityIssuer() string     { return "" }
+
 // newMicrosoft verifies id_tokens from the Microsoft identity platform
 // (v2.0), through its multi-tenant endpoints.
 //

@@ -44,6 +44,54 @@ type oauth2Verifier struct {
 
 var _ Verifier = (*oauth2Verifier)(nil)
 
+// OAuth2Config is type oauth2: a provider with a userinfo endpoint and a
+// way to bind access tokens to our client (introspection_url or
+// tokeninfo_url); Issuer only names the identities.
+type OAuth2Config struct {
+	Common           `yaml:",inline"`
+	Issuer           string `yaml:"issuer"`
+	TokenURL         string `yaml:"token_url"`
+	TokenInfoURL     string `yaml:"tokeninfo_url"`
+	UserInfoURL      string `yaml:"userinfo_url"`
+	IntrospectionURL string `yaml:"introspection_url"`
+}
+
+func (c *OAuth2Config) Validate() []Problem {
+	var ps problems
+	validateIssuerURL(&ps, c.Issuer)
+	validateURLs(&ps, c.URLs())
+	c.Common.validate(&ps, c.hasSecret() && c.TokenURL != "", false)
+	if c.UserInfoURL == "" {
+		ps.add("userinfo_url", "is required with type oauth2")
+	}
+	switch {
+	case c.IntrospectionURL == "" && c.TokenInfoURL == "":
+		ps.add("introspection_url", "type oauth2 needs a way to bind access tokens to our client: introspection_url or tokeninfo_url (without one, any app's token would sign its holder in)")
+	case c.IntrospectionURL != "" && c.TokenInfoURL != "":
+		ps.add("tokeninfo_url", "set introspection_url or tokeninfo_url, not both")
+	case c.IntrospectionURL != "" && !c.hasSecret():
+		ps.add("client_secret", "is required with introspection_url (RFC 7662 introspection is client-authenticated)")
+	}
+	return ps
+}
+
+func (c *OAuth2Config) URLs() map[string]string {
+	return map[string]string{"issuer": c.Issuer, "token_url": c.TokenURL, "tokeninfo_url": c.TokenInfoURL,
+		"userinfo_url": c.UserInfoURL, "introspection_url": c.IntrospectionURL}
+}
+
+func (c *OAuth2Config) Config(name string) Config {
+	cfg := c.config(name)
+	cfg.Issuer, cfg.TokenURL, cfg.TokenInfoURL, cfg.UserInfoURL, cfg.IntrospectionURL =
+		c.Issuer, c.TokenURL, c.TokenInfoURL, c.UserInfoURL, c.IntrospectionURL
+	return cfg
+}
+
+// EmailProvesOwnership is false: a generic provider's verified flag is
+// not known to be proof.
+func (c *OAuth2Config) EmailProvesOwnership() bool { return false }
+func (c *OAuth2Config) IdentityIssuer() string     { return c.Issuer }
+
 func newOAuth2(_ context.Context, cfg Config) (Verifier, error) {
 	var problems []string
 	add := func(err error) {

@@ -78,6 +78,35 @@ type discovered struct {
 
 var _ Verifier = (*oidcVerifier)(nil)
 
+// OIDCConfig is type oidc: any OpenID Connect provider, by its issuer.
+type OIDCConfig struct {
+	Common        `yaml:",inline"`
+	IDTokenPolicy `yaml:",inline"`
+	Issuer        string `yaml:"issuer"` // required
+}
+
+func (c *OIDCConfig) Validate() []Problem {
+	var ps problems
+	validateIssuerURL(&ps, c.Issuer)
+	validateURLs(&ps, c.URLs())
+	c.Common.validate(&ps, c.hasSecret(), false)
+	c.IDTokenPolicy.validate(&ps)
+	return ps
+}
+
+func (c *OIDCConfig) URLs() map[string]string { return map[string]string{"issuer": c.Issuer} }
+
+func (c *OIDCConfig) Config(name string) Config {
+	cfg := c.config(name)
+	cfg.Issuer = c.Issuer
+	c.apply(&cfg)
+	return cfg
+}
+
+// EmailProvesOwnership: an arbitrary issuer may assert any email verified.
+func (c *OIDCConfig) EmailProvesOwnership() bool { return false }
+func (c *OIDCConfig) IdentityIssuer() string     { return c.Issuer }
+
 func newOIDC(ctx context.Context, cfg Config) (Verifier, error) {
 	if err := checkIssuer(cfg.Issuer); err != nil {
 		return nil, err

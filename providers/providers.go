@@ -7,8 +7,10 @@
 // refused credential (*Error, with its machine-readable Reason) and
 // ErrUnavailable to their own answers.
 //
-// Every provider type is one constructor in the constructors map, keyed by
-// Config.Type, the way dex keys its connectors.
+// Every provider type is one entry in the types map, keyed by Config.Type,
+// the way dex keys its connectors: the constructor of its verifier and of
+// its configuration struct (TypeConfig), which owns the type's keys, their
+// defaults and their validation.
 package providers
 
 import (
@@ -18,7 +20,6 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
-	"slices"
 	"strings"
 	"time"
 )
@@ -68,7 +69,7 @@ type Identity struct {
 // Config configures one provider.
 type Config struct {
 	Name string // config key, e.g. "google"
-	Type string // a key of the constructors map: "oidc", "google", "apple", "microsoft", "github", "oauth2"
+	Type string // a key of the types map: "oidc", "google", "apple", "microsoft", "github", "oauth2"
 
 	// Issuer: required for oidc and oauth2 (for oauth2 it only names the
 	// identities); google defaults to https://accounts.google.com, apple to
@@ -186,15 +187,23 @@ var ErrUnavailable = errors.New("provider unavailable")
 // already checked and defaulted.
 type constructor func(ctx context.Context, cfg Config) (Verifier, error)
 
-// constructors maps Config.Type to its constructor. Adding a provider type
-// is one entry here.
-var constructors = map[string]constructor{
-	"oidc":      newOIDC,
-	"google":    newGoogle,
-	"apple":     newApple,
-	"microsoft": newMicrosoft,
-	"github":    newGitHub,
-	"oauth2":    newOAuth2,
+// providerType is one provider type: the constructor of its verifier and
+// the constructor of its configuration struct (defaults filled in).
+type providerType struct {
+	build  constructor
+	config func() TypeConfig
+}
+
+// types maps Config.Type (the `type:` of a provider's configuration) to
+// the type. Adding a provider type is one entry here, its config struct
+// and its constructor.
+var types = map[string]providerType{
+	"oidc":      {newOIDC, func() TypeConfig { return &OIDCConfig{} }},
+	"google":    {newGoogle, newGoogleConfig},
+	"apple":     {newApple, func() TypeConfig { return &AppleConfig{} }},
+	"microsoft": {newMicrosoft, newMicrosoftConfig},
+	"github":    {newGitHub, newGitHubConfig},
+	"oauth2":    {newOAuth2, func() TypeConfig { return &OAuth2Config{} }},
 }
 
 const (
@@ -216,7 +225,7 @@ func New(ctx context.Context, cfg Config) (Verifier, error) {
 	if cfg.Name == "" {
 		problems = append(problems, "name is empty")
 	}
-	mk, ok := constructors[cfg.Type]
+	t, ok := types[cfg.Type]
 	if !ok {
 		problems = append(problems, fmt.Sprintf("unknown type %q (known: %s)", cfg.Type, knownTypes()))
 	}
@@ -286,21 +295,14 @@ func New(ctx context.Context, cfg Config) (Verifier, error) {
 	if cfg.jwksRefreshMin <= 0 {
 		cfg.jwksRefreshMin = minJWKSRefresh
 	}
-	v, err := mk(ctx, cfg)
+	v, err := t.build(ctx, cfg)
 	if err != nil {
 		return nil, fmt.Errorf("providers: provider %q: %w", cfg.Name, err)
 	}
 	return v, nil
 }
 
-func knownTypes() string {
-	names := make([]string, 0, len(constructors))
-	for name := range constructors {
-		names = append(names, name)
-	}
-	slices.Sort(names)
-	return strings.Join(names, ", ")
-}
+func knownTypes() string { return strings.Join(Types(), ", ") }
 
 // WaitReady blocks until v is ready or ctx is done, and then returns
 // v.Ready() (joined with ctx's error when ctx ended first). For startup

@@ -142,95 +142,6 @@ type TokensConfig struct {
 	signingKeys []exchange.PEMKey // parsed by Validate
 }
 
-type ProviderConfig struct {
-	Type           string        `yaml:"type"`
-	Issuer         string        `yaml:"issuer"`
-	ClientIDs      []string      `yaml:"client_ids"`
-	AllowedDomains []string      `yaml:"allowed_domains"`
-	LinkByEmail    string        `yaml:"link_by_email"`
-	AllowSignup    *bool         `yaml:"allow_signup"`
-	Leeway         time.Duration `yaml:"leeway"`
-
-	// TrustEmail: this provider's verified email proves ownership, so an
-	// auto provider may join the accounts whose email it verified. Always
-	// true for link_by_email auto (false there is refused); default false
-	// otherwise.
-	TrustEmail *bool `yaml:"trust_email"`
-	// Code exchange: the redirect_uris a code may come with (exact match;
-	// a PKCE code_verifier is required too). Required with client_secret
-	// on the id_token types; optional on github (without it, no codes).
-	RedirectURIs []string `yaml:"redirect_uris"`
-	// id_token policy: max_age bounds now - iat (too_old); require_nonce
-	// refuses tokens and requests without nonce.
-	MaxAge       time.Duration `yaml:"max_age"`
-	RequireNonce bool          `yaml:"require_nonce"`
-	// JWKSRefreshMax caps how long a fetched key set is trusted (default
-	// 1h; the provider's Cache-Control max-age, clamped to [5m, this],
-	// decides below it).
-	JWKSRefreshMax time.Duration `yaml:"jwks_refresh_max"`
-
-	// The secret of client_ids[0]: inline (use ${ENV}) or read from a
-	// file. Enables code exchange; github and oauth2 introspection need it.
-	ClientSecret     Secret `yaml:"client_secret"`
-	ClientSecretFile string `yaml:"client_secret_file"`
-
-	// microsoft
-	Authority      string   `yaml:"authority"`
-	Tenant         string   `yaml:"tenant"`
-	AllowedTenants []string `yaml:"allowed_tenants"`
-
-	// github, google, oauth2 endpoints (defaults per type; see
-	// config.example.yaml).
-	APIURL           string `yaml:"api_url"`
-	TokenURL         string `yaml:"token_url"`
-	TokenInfoURL     string `yaml:"tokeninfo_url"`
-	UserInfoURL      string `yaml:"userinfo_url"`
-	IntrospectionURL string `yaml:"introspection_url"`
-
-	// type password only (argon2id cost, policy, throttle).
-	Memory      uint32         `yaml:"memory"` // KiB
-	Iterations  uint32         `yaml:"iterations"`
-	Parallelism uint8          `yaml:"parallelism"`
-	MinLength   int            `yaml:"min_length"`
-	Throttle    ThrottleConfig `yaml:"throttle"`
-	// ReauthWindow: setting a first password needs a session created this
-	// recently (a sign-in, not a refresh).
-	ReauthWindow time.Duration `yaml:"reauth_window"`
-	// HashConcurrency bounds the argon2 hashes in flight (each holds
-	// memory KiB); 0 means twice GOMAXPROCS. A request waits HashWait for
-	// a slot, then gets 503 busy.
-	HashConcurrency int           `yaml:"hash_concurrency"`
-	HashWait        time.Duration `yaml:"hash_wait"`
-}
-
-// ThrottleConfig bounds failed password logins: per_account failures per
-// account (email) and per_ip per client IP, each refilled over window.
-type ThrottleConfig struct {
-	PerAccount int `yaml:"per_account"`
-	PerIP      int `yaml:"per_ip"`
-	// RegisterPerIP bounds registrations (every attempt) per client IP.
-	RegisterPerIP int           `yaml:"register_per_ip"`
-	Window        time.Duration `yaml:"window"`
-}
-
-// Defaults of the password provider.
-var defaultPassword = ProviderConfig{
-	Type: "password", Memory: exchange.DefaultArgon2.Memory, Iterations: exchange.DefaultArgon2.Iterations,
-	Parallelism: exchange.DefaultArgon2.Parallelism, MinLength: exchange.DefaultMinPasswordLength,
-	Throttle:     ThrottleConfig{PerAccount: 5, PerIP: 50, RegisterPerIP: 10, Window: 15 * time.Minute},
-	ReauthWindow: exchange.DefaultReauthWindow, HashWait: exchange.DefaultHashWait,
-}
-
-// PasswordConfig is the exchange's view of a password provider.
-func (pc ProviderConfig) PasswordConfig() exchange.PasswordConfig {
-	return exchange.PasswordConfig{
-		Argon2:    exchange.Argon2Params{Memory: pc.Memory, Iterations: pc.Iterations, Parallelism: pc.Parallelism},
-		MinLength: pc.MinLength, AllowSignup: pc.AllowSignup == nil || *pc.AllowSignup,
-		AccountBurst: pc.Throttle.PerAccount, IPBurst: pc.Throttle.PerIP, RegisterBurst: pc.Throttle.RegisterPerIP,
-		Window: pc.Throttle.Window, ReauthWindow: pc.ReauthWindow, HashConcurrency: pc.HashConcurrency, HashWait: pc.HashWait,
-	}
-}
-
 type LogConfig struct {
 	Level  string `yaml:"level"`
 	Format string `yaml:"format"`
@@ -258,38 +169,6 @@ func defaultConfig() Config {
 		},
 		Log: LogConfig{Level: "info", Format: "auto"},
 	}
-}
-
-// providerTypes lists the provider types this build knows, with the
-// link_by_email each defaults to: auto only where the provider's
-// email_verified is proof of ownership.
-// docs/providers.md gives the reasons for each.
-var providerTypes = map[string]string{
-	"google":    exchange.LinkAuto,
-	"apple":     exchange.LinkAuto,
-	"oidc":      exchange.LinkConfirm,
-	"microsoft": exchange.LinkConfirm, // nOAuth: a tenant admin sets any email
-	"github":    exchange.LinkConfirm,
-	"oauth2":    exchange.LinkConfirm,
-	"password":  "", // email + password accounts; no linking
-}
-
-// providerKeys lists, per type, the type-specific keys it accepts; a key
-// set on another type is a mistake worth reporting (it would be ignored).
-var providerKeys = map[string][]string{
-	"allowed_domains":   {"google"},
-	"issuer":            {"oidc", "google", "apple", "oauth2"},
-	"authority":         {"microsoft"},
-	"tenant":            {"microsoft"},
-	"allowed_tenants":   {"microsoft"},
-	"api_url":           {"github"},
-	"token_url":         {"github", "oauth2"},
-	"tokeninfo_url":     {"google", "oauth2"},
-	"userinfo_url":      {"google", "oauth2"},
-	"introspection_url": {"oauth2"},
-	"max_age":           {"oidc", "google", "apple", "microsoft"},
-	"require_nonce":     {"oidc", "google", "apple", "microsoft"},
-	"jwks_refresh_max":  {"oidc", "google", "apple", "microsoft"},
 }
 
 // Problems is every problem found in a config, each with its key path.
@@ -324,6 +203,11 @@ func loadConfig(path string, getenv func(string) string) (Config, error) {
 				return cfg, err
 			}
 			for _, msg := range te.Errors {
+				probs = append(probs, keyPathOf(msg, lines))
+			}
+		}
+		for _, name := range sortedKeys(cfg.Providers) {
+			for _, msg := range cfg.Providers[name].decodeErrs {
 				probs = append(probs, keyPathOf(msg, lines))
 			}
 		}
@@ -378,19 +262,32 @@ func walkConfig(n *yaml.Node, t reflect.Type, path string, getenv func(string) s
 	case yaml.MappingNode:
 		switch t.Kind() {
 		case reflect.Struct:
-			fields := map[string]reflect.Type{}
-			for i := 0; i < t.NumField(); i++ {
-				f := t.Field(i)
-				name, _, _ := strings.Cut(f.Tag.Get("yaml"), ",")
-				fields[name] = f.Type
+			unknown := func(_ string, known []string) string {
+				return "unknown key (known: " + strings.Join(known, ", ") + ")"
 			}
+			skip := -1
+			if t == providerConfigType {
+				// The provider's type (expanded first, once) picks its
+				// struct (providers.go).
+				if skip = typeKey(n); skip >= 0 {
+					walkConfig(n.Content[skip+1], reflect.TypeOf(""), join(path, "type"), getenv, lines, probs)
+				}
+				if t = providerStruct(n, skip); t == nil {
+					return // an unknown type: Validate reports it
+				}
+				unknown = providerKeyProblem
+			}
+			fields := yamlFields(t)
 			for i := 0; i+1 < len(n.Content); i += 2 {
+				if i == skip {
+					continue
+				}
 				key := n.Content[i].Value
 				child := join(path, key)
 				ft, ok := fields[key]
 				if !ok {
 					lines[n.Content[i].Line] = child
-					probs.add(child, "unknown key (known: %s)", strings.Join(sortedKeys(fields), ", "))
+					probs.add(child, "%s", unknown(key, sortedKeys(fields)))
 					continue
 				}
 				walkConfig(n.Content[i+1], ft, child, getenv, lines, probs)
@@ -516,52 +413,7 @@ func (c *Config) Validate() Problems {
 			p.add(fmt.Sprintf("tokens.audience[%d]", i), "must not be empty")
 		}
 	}
-	for _, name := range sortedKeys(c.Providers) {
-		pc := c.Providers[name]
-		path := "providers." + name
-		defaultLink, known := providerTypes[pc.Type]
-		if !known {
-			p.add(path+".type", "must be one of %s, got %q", strings.Join(sortedKeys(providerTypes), ", "), pc.Type)
-		}
-		if pc.Type == "password" || name == exchange.PasswordProvider {
-			c.Providers[name] = validatePassword(&p, name, pc)
-			continue
-		}
-		if pc.Memory != 0 || pc.Iterations != 0 || pc.Parallelism != 0 || pc.MinLength != 0 || pc.Throttle != (ThrottleConfig{}) ||
-			pc.ReauthWindow != 0 || pc.HashConcurrency != 0 || pc.HashWait != 0 {
-			p.add(path, "memory, iterations, parallelism, min_length, throttle, reauth_window, hash_concurrency and hash_wait apply to type password only")
-		}
-		if len(pc.ClientIDs) == 0 {
-			p.add(path+".client_ids", "needs at least one client id")
-		}
-		for i, id := range pc.ClientIDs {
-			if id == "" {
-				p.add(fmt.Sprintf("%s.client_ids[%d]", path, i), "must not be empty")
-			}
-		}
-		if pc.Type == "oidc" || pc.Type == "oauth2" {
-			if u, err := url.Parse(pc.Issuer); err != nil || u.Scheme == "" || u.Host == "" {
-				p.add(path+".issuer", "must be the provider's issuer URL, got %q", pc.Issuer)
-			}
-		}
-		if known {
-			validateProviderType(&p, path, &pc)
-		}
-		switch pc.LinkByEmail {
-		case "":
-			pc.LinkByEmail = defaultLink
-		case exchange.LinkAuto, exchange.LinkConfirm, exchange.LinkNever:
-		default:
-			p.add(path+".link_by_email", "must be auto, confirm or never, got %q", pc.LinkByEmail)
-		}
-		if pc.TrustEmail != nil && !*pc.TrustEmail && pc.LinkByEmail == exchange.LinkAuto {
-			p.add(path+".trust_email", "a link_by_email auto provider is trusted for email; to stop trusting it, set link_by_email: confirm")
-		}
-		if pc.Leeway < 0 || pc.Leeway > 10*time.Minute {
-			p.add(path+".leeway", "must be between 0 and 10m, got %s", pc.Leeway)
-		}
-		c.Providers[name] = pc
-	}
+	c.validateProviders(&p)
 	c.Server.trustedNets = nil
 	for i, s := range c.Server.TrustedProxies {
 		n, err := parseNet(s)
@@ -690,121 +542,6 @@ func (c *Config) validateAdmin(p *Problems) {
 	}
 }
 
-// validateCodeExchange checks redirect_uris and the id_token policy keys.
-// A provider that accepts codes (a client_secret on an id_token type, or
-// token_url on oauth2) must list its redirect_uris: a code is exchanged
-// only with one of them and a PKCE verifier. github needs client_secret
-// for its app check alone, so there the list is optional (no list: no
-// codes).
-func validateCodeExchange(p *Problems, path string, pc *ProviderConfig) {
-	hasSecret := pc.ClientSecret != "" || pc.ClientSecretFile != ""
-	acceptsCodes := hasSecret && (pc.Type != "oauth2" || pc.TokenURL != "")
-	if acceptsCodes && len(pc.RedirectURIs) == 0 && pc.Type != "github" {
-		p.add(path+".redirect_uris", "is required with client_secret: the exact redirect_uris your app uses for the code flow (a code is accepted only with one of them and a PKCE code_verifier)")
-	}
-	if len(pc.RedirectURIs) > 0 && !acceptsCodes {
-		p.add(path+".redirect_uris", "applies to providers that exchange codes (client_secret; oauth2 also token_url)")
-	}
-	for i, raw := range pc.RedirectURIs {
-		u, err := url.Parse(raw)
-		switch {
-		case err != nil || u.Scheme == "" || (u.Host == "" && u.Opaque == "" && u.Path == ""):
-			p.add(fmt.Sprintf("%s.redirect_uris[%d]", path, i), "must be an absolute URL, got %q", raw)
-		case strings.Contains(raw, "#"):
-			p.add(fmt.Sprintf("%s.redirect_uris[%d]", path, i), "must not have a fragment, got %q", raw)
-		}
-	}
-	if pc.MaxAge < 0 {
-		p.add(path+".max_age", "must not be negative, got %s", pc.MaxAge)
-	}
-	if pc.JWKSRefreshMax != 0 && (pc.JWKSRefreshMax < 5*time.Minute || pc.JWKSRefreshMax > 24*time.Hour) {
-		p.add(path+".jwks_refresh_max", "must be between 5m and 24h, got %s", pc.JWKSRefreshMax)
-	}
-}
-
-// validateProviderType checks the keys that depend on the provider's type
-// and reads client_secret_file.
-func validateProviderType(p *Problems, path string, pc *ProviderConfig) {
-	set := map[string]bool{
-		"allowed_domains": len(pc.AllowedDomains) > 0, "issuer": pc.Issuer != "",
-		"authority": pc.Authority != "", "tenant": pc.Tenant != "", "allowed_tenants": len(pc.AllowedTenants) > 0,
-		"api_url": pc.APIURL != "", "token_url": pc.TokenURL != "", "tokeninfo_url": pc.TokenInfoURL != "",
-		"userinfo_url": pc.UserInfoURL != "", "introspection_url": pc.IntrospectionURL != "",
-		"max_age": pc.MaxAge != 0, "require_nonce": pc.RequireNonce, "jwks_refresh_max": pc.JWKSRefreshMax != 0,
-	}
-	for _, key := range sortedKeys(providerKeys) {
-		if set[key] && !slices.Contains(providerKeys[key], pc.Type) {
-			p.add(path+"."+key, "applies to type %s only", strings.Join(providerKeys[key], ", "))
-		}
-	}
-	for key, v := range map[string]string{
-		"issuer": pc.Issuer, "authority": pc.Authority, "api_url": pc.APIURL, "token_url": pc.TokenURL,
-		"tokeninfo_url": pc.TokenInfoURL, "userinfo_url": pc.UserInfoURL, "introspection_url": pc.IntrospectionURL,
-	} {
-		u, err := url.Parse(v)
-		switch {
-		case v == "":
-		case key != "issuer" && (err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == ""):
-			p.add(path+"."+key, "must be an absolute http(s) URL, got %q", v)
-		case err == nil && u.Scheme == "http" && !loopbackHost(u.Hostname()):
-			// Keys and userinfo fetched over plain http can be swapped by
-			// anyone on the path, and every token would then verify.
-			p.add(path+"."+key, "must use https (plain http only for a loopback host), got %q", v)
-		}
-	}
-
-	switch {
-	case pc.ClientSecret != "" && pc.ClientSecretFile != "":
-		p.add(path+".client_secret_file", "set client_secret or client_secret_file, not both")
-	case pc.ClientSecretFile != "":
-		b, err := os.ReadFile(pc.ClientSecretFile)
-		switch {
-		case err != nil:
-			p.add(path+".client_secret_file", "cannot be read: %v", errors.Unwrap(err))
-		case strings.TrimSpace(string(b)) == "":
-			p.add(path+".client_secret_file", "is empty")
-		default:
-			pc.ClientSecret = Secret(strings.TrimSpace(string(b)))
-		}
-	}
-
-	validateCodeExchange(p, path, pc)
-
-	switch pc.Type {
-	case "microsoft":
-		if len(pc.AllowedTenants) == 0 {
-			p.add(path+".allowed_tenants", `is required with type microsoft: the tenant ids allowed to sign in, or [ "*" ] for any`)
-		}
-		for i, t := range pc.AllowedTenants {
-			if strings.TrimSpace(t) == "" || strings.ContainsAny(t, "/?#{} ") {
-				p.add(fmt.Sprintf("%s.allowed_tenants[%d]", path, i), `must be a tenant id or "*", got %q`, t)
-			}
-		}
-		if strings.ContainsAny(pc.Tenant, "/?#{} ") {
-			p.add(path+".tenant", "must be common, organizations, consumers or a tenant id, got %q", pc.Tenant)
-		}
-	case "github":
-		if len(pc.ClientIDs) > 1 {
-			p.add(path+".client_ids", "github takes exactly one client id: the OAuth app whose secret is client_secret")
-		}
-		if pc.ClientSecret == "" && pc.ClientSecretFile == "" {
-			p.add(path+".client_secret", "is required with type github: it proves a token was issued to our app")
-		}
-	case "oauth2":
-		if pc.UserInfoURL == "" {
-			p.add(path+".userinfo_url", "is required with type oauth2")
-		}
-		switch {
-		case pc.IntrospectionURL == "" && pc.TokenInfoURL == "":
-			p.add(path+".introspection_url", "type oauth2 needs a way to bind access tokens to our client: introspection_url or tokeninfo_url (without one, any app's token would sign its holder in)")
-		case pc.IntrospectionURL != "" && pc.TokenInfoURL != "":
-			p.add(path+".tokeninfo_url", "set introspection_url or tokeninfo_url, not both")
-		case pc.IntrospectionURL != "" && pc.ClientSecret == "" && pc.ClientSecretFile == "":
-			p.add(path+".client_secret", "is required with introspection_url (RFC 7662 introspection is client-authenticated)")
-		}
-	}
-}
-
 // parseNet accepts "10.0.0.0/8", "2001:db8::/32" or a single address.
 func parseNet(s string) (*net.IPNet, error) {
 	if _, n, err := net.ParseCIDR(s); err == nil {
@@ -867,92 +604,6 @@ func (c *Config) exchangeClients() []exchange.ClientConfig {
 		out = append(out, exchange.ClientConfig{ID: cl.ID, Secret: string(cl.Secret), Public: cl.Public, Providers: cl.Providers})
 	}
 	return out
-}
-
-// validatePassword checks the password provider and fills its defaults.
-func validatePassword(p *Problems, name string, pc ProviderConfig) ProviderConfig {
-	path := "providers." + name
-	if name != exchange.PasswordProvider {
-		p.add(path+".type", "type password must be configured under the key %q", exchange.PasswordProvider)
-	}
-	if pc.Type != "password" {
-		p.add(path+".type", "the key %q is reserved for type password, got %q", exchange.PasswordProvider, pc.Type)
-	}
-	if pc.Issuer != "" || len(pc.ClientIDs) > 0 || len(pc.AllowedDomains) > 0 || pc.LinkByEmail != "" || pc.TrustEmail != nil || pc.Leeway != 0 ||
-		pc.ClientSecret != "" || pc.ClientSecretFile != "" || pc.Authority != "" || pc.Tenant != "" || len(pc.AllowedTenants) > 0 ||
-		pc.APIURL != "" || pc.TokenURL != "" || pc.TokenInfoURL != "" || pc.UserInfoURL != "" || pc.IntrospectionURL != "" ||
-		len(pc.RedirectURIs) > 0 || pc.MaxAge != 0 || pc.RequireNonce || pc.JWKSRefreshMax != 0 {
-		p.add(path, "only memory, iterations, parallelism, min_length, allow_signup, throttle, reauth_window, hash_concurrency and hash_wait apply to type password")
-	}
-	d := defaultPassword
-	if pc.Memory == 0 {
-		pc.Memory = d.Memory
-	}
-	if pc.Iterations == 0 {
-		pc.Iterations = d.Iterations
-	}
-	if pc.Parallelism == 0 {
-		pc.Parallelism = d.Parallelism
-	}
-	if pc.MinLength == 0 {
-		pc.MinLength = d.MinLength
-	}
-	if pc.Throttle.PerAccount == 0 {
-		pc.Throttle.PerAccount = d.Throttle.PerAccount
-	}
-	if pc.Throttle.PerIP == 0 {
-		pc.Throttle.PerIP = d.Throttle.PerIP
-	}
-	if pc.Throttle.Window == 0 {
-		pc.Throttle.Window = d.Throttle.Window
-	}
-	if pc.Throttle.RegisterPerIP == 0 {
-		pc.Throttle.RegisterPerIP = d.Throttle.RegisterPerIP
-	}
-	if pc.ReauthWindow == 0 {
-		pc.ReauthWindow = d.ReauthWindow
-	}
-	if pc.HashWait == 0 {
-		pc.HashWait = d.HashWait
-	}
-	// Each login holds memory KiB while it hashes: bound what a burst of
-	// logins can take.
-	if pc.Memory < 1024 || pc.Memory > 1<<20 {
-		p.add(path+".memory", "must be between 1024 and 1048576 (KiB), got %d", pc.Memory)
-	}
-	if pc.Iterations > 20 {
-		p.add(path+".iterations", "must be between 1 and 20, got %d", pc.Iterations)
-	}
-	if pc.Parallelism > 16 {
-		p.add(path+".parallelism", "must be between 1 and 16, got %d", pc.Parallelism)
-	}
-	if pc.MinLength < 8 || pc.MinLength > 128 {
-		p.add(path+".min_length", "must be between 8 and 128, got %d", pc.MinLength)
-	}
-	if pc.Throttle.PerAccount < 0 {
-		p.add(path+".throttle.per_account", "must be positive, got %d", pc.Throttle.PerAccount)
-	}
-	if pc.Throttle.PerIP < 0 {
-		p.add(path+".throttle.per_ip", "must be positive, got %d", pc.Throttle.PerIP)
-	}
-	if pc.Throttle.RegisterPerIP < 0 {
-		p.add(path+".throttle.register_per_ip", "must be positive, got %d", pc.Throttle.RegisterPerIP)
-	}
-	if pc.ReauthWindow < 30*time.Second || pc.ReauthWindow > time.Hour {
-		p.add(path+".reauth_window", "must be between 30s and 1h, got %s", pc.ReauthWindow)
-	}
-	if pc.HashConcurrency < 0 || pc.HashConcurrency > 1024 {
-		p.add(path+".hash_concurrency", "must be between 0 (twice GOMAXPROCS) and 1024, got %d", pc.HashConcurrency)
-	}
-	// Below web.RequestTimeout (15s), so a wait ends as busy, not as a
-	// cancelled request.
-	if pc.HashWait < time.Millisecond || pc.HashWait > 10*time.Second {
-		p.add(path+".hash_wait", "must be between 1ms and 10s, got %s", pc.HashWait)
-	}
-	if pc.Throttle.Window < time.Second || pc.Throttle.Window > 24*time.Hour {
-		p.add(path+".throttle.window", "must be between 1s and 24h, got %s", pc.Throttle.Window)
-	}
-	return pc
 }
 
 // validateCompat checks the compatibility profiles: known, not repeated,

@@ -100,7 +100,7 @@ func devMode(cfg *Config, log *slog.Logger) (*emulator.Emulator, error) {
 	if cfg.Providers == nil {
 		cfg.Providers = map[string]ProviderConfig{}
 	}
-	cfg.Providers[devProvider] = ProviderConfig{Type: "oidc", Issuer: em.Issuer(), ClientIDs: em.ClientIDs(), LinkByEmail: "confirm"}
+	cfg.Providers[devProvider] = oidcProvider(em.Issuer(), em.ClientIDs(), "confirm")
 	log.Warn("DEVELOPMENT MODE (--dev): the authex emulator is mounted at " + em.Issuer() +
 		" and registered as provider \"dev\"; anyone who reaches this server can sign in as anyone. Never use --dev in production.")
 	return em, nil

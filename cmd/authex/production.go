@@ -5,6 +5,8 @@ import (
 	"net"
 	"net/url"
 	"strings"
+
+	"github.com/authex/authex/providers"
 )
 
 // productionProblems lists what docs/security.md ("Production checklist")
@@ -47,17 +49,17 @@ func (c *Config) productionProblems() Problems {
 	}
 	for _, name := range sortedKeys(c.Providers) {
 		pc := c.Providers[name]
-		for _, key := range []struct{ name, value string }{
-			{"issuer", pc.Issuer}, {"token_url", pc.TokenURL}, {"tokeninfo_url", pc.TokenInfoURL},
-			{"userinfo_url", pc.UserInfoURL}, {"introspection_url", pc.IntrospectionURL}, {"api_url", pc.APIURL},
-			{"authority", pc.Authority},
-		} {
-			if u, err := url.Parse(key.value); err == nil && u.Scheme == "http" {
-				p.add("providers."+name+"."+key.name, "is plain http on loopback: a development provider, not one for production")
+		if pc.Spec == nil {
+			continue
+		}
+		urls := pc.Spec.URLs()
+		for _, key := range sortedKeys(urls) {
+			if u, err := url.Parse(urls[key]); err == nil && u.Scheme == "http" {
+				p.add("providers."+name+"."+key, "is plain http on loopback: a development provider, not one for production")
 			}
 		}
-		if pc.Type == "microsoft" {
-			for i, t := range pc.AllowedTenants {
+		if ms, ok := pc.Spec.(*providers.MicrosoftConfig); ok {
+			for i, t := range ms.AllowedTenants {
 				if t == "*" {
 					p.add(fmt.Sprintf("providers.%s.allowed_tenants[%d]", name, i),
 						"\"*\" lets any Azure AD tenant sign in, and a tenant admin can assert any email")

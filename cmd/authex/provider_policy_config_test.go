@@ -5,6 +5,8 @@ import (
 	"slices"
 	"testing"
 	"time"
+
+	"github.com/authex/authex/providers"
 )
 
 // TestConfigProviderPolicy: redirect_uris (required where codes are
@@ -30,7 +32,7 @@ providers:
 	if err != nil {
 		t.Fatalf("good config: %v", err)
 	}
-	c := cfg.Providers["corp"]
+	c := cfg.Providers["corp"].Spec.(*providers.OIDCConfig)
 	if !slices.Equal(c.RedirectURIs, []string{"https://app.example.com/api/auth/callback/corp", "com.example.app:/oauth2redirect"}) ||
 		c.MaxAge != 10*time.Minute || !c.RequireNonce || c.JWKSRefreshMax != 30*time.Minute {
 		t.Fatalf("corp = %+v", c)

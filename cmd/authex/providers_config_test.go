@@ -9,6 +9,7 @@ import (
 	"testing"
 
 	"github.com/authex/authex/exchange"
+	"github.com/authex/authex/providers"
 	"github.com/authex/authex/providers/providertest"
 )
 
@@ -45,11 +46,11 @@ providers:
 		"apple": exchange.LinkAuto, "ms": exchange.LinkConfirm, "github": exchange.LinkConfirm,
 		"acme": exchange.LinkConfirm, "corp": exchange.LinkAuto,
 	} {
-		if got := cfg.Providers[name].LinkByEmail; got != want {
+		if got := cfg.Providers[name].Spec.Shared().LinkByEmail; got != want {
 			t.Errorf("providers.%s.link_by_email = %q, want %q", name, got, want)
 		}
 	}
-	if cfg.Providers["github"].ClientSecret != "from-the-file" || cfg.Providers["acme"].ClientSecret != "from-env" {
+	if cfg.Providers["github"].Spec.Shared().ClientSecret != "from-the-file" || cfg.Providers["acme"].Spec.Shared().ClientSecret != "from-env" {
 		t.Fatal("client_secret_file or ${ACME_SECRET} not read")
 	}
 
@@ -133,4 +134,59 @@ func postRaw(t *testing.T, url, body string) (int, string) {
 	defer res.Body.Close()
 	raw, _ := io.ReadAll(res.Body)
 	return res.StatusCode, string(raw)
+}
+
+// TestConfigProviderKeysByType: each provider decodes into its type's own
+// struct, so a key of another type, or of none, is refused with its key
+// path, a malformed value is reported without dropping the provider, and
+// the type itself may come from the environment.
+func TestConfigProviderKeysByType(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "bad.yaml")
+	writeFile(t, path, `
+providers:
+  gh:   { type: github, client_ids: [ "a" ], client_secret: "s3cr3t-value", issuer: "https://x.example", colour: blue }
+  corp:
+    type: oidc
+    issuer: "https://x.example"
+    client_ids: [ "x" ]
+    max_age: soon
+    tenant: common
+  env:  { type: "${PTYPE}", client_ids: [ "g" ], allowed_domains: [ "example.com" ] }
+clients:
+  - { id: web, public: true, providers: [ corp ] }
+`)
+	env := func(k string) string {
+		if k == "PTYPE" {
+			return "google"
+		}
+		return ""
+	}
+	out, err := checkConfigFile(t, path, env)
+	if err == nil {
+		t.Fatal("config check accepted keys of other types")
+	}
+	outputHas(t, out,
+		"providers.gh.issuer: applies to type apple, google, oauth2, oidc only",
+		"providers.gh.colour: unknown key (known: allow_signup, api_url, client_ids,",
+		"providers.corp.max_age: cannot unmarshal",
+		"providers.corp.tenant: applies to type microsoft only",
+		"4 problem(s)",
+	)
+	if strings.Contains(out, "clients[0]") || strings.Contains(out, "providers.env") {
+		t.Fatalf("a provider was dropped or the env type not read:\n%s", out)
+	}
+
+	// Defaults live with the type: google's issuer reaches the exchange.
+	good := filepath.Join(t.TempDir(), "good.yaml")
+	writeFile(t, good, "providers:\n  g: { type: google, client_ids: [ \"g\" ] }\n  ms: { type: microsoft, client_ids: [ \"m\" ], allowed_tenants: [ \"*\" ] }\n")
+	cfg, err := loadConfig(good, noEnv)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if iss := cfg.Providers["g"].Spec.IdentityIssuer(); iss != "https://accounts.google.com" {
+		t.Fatalf("google issuer = %q", iss)
+	}
+	if ms := cfg.Providers["ms"].Spec.(*providers.MicrosoftConfig); ms.Authority != "https://login.microsoftonline.com" || ms.Tenant != "common" {
+		t.Fatalf("microsoft defaults: %+v", ms)
+	}
 }

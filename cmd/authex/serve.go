@@ -14,7 +14,6 @@ import (
 	"time"
 
 	"github.com/authex/authex/exchange"
-	"github.com/authex/authex/providers"
 	"github.com/authex/authex/storage"
 	"github.com/authex/authex/storage/bolt"
 	"github.com/authex/authex/storage/observed"
@@ -81,32 +80,9 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 	// Providers discover in the background; they live as long as the service.
 	provCtx, cancelProviders := context.WithCancel(context.Background())
 	defer cancelProviders()
-	provs := map[string]exchange.Provider{}
-	var password *exchange.PasswordConfig
-	for name, pc := range cfg.Providers {
-		if pc.Type == "password" {
-			pw := pc.PasswordConfig()
-			password = &pw
-			continue
-		}
-		v, err := providers.New(provCtx, providers.Config{
-			Name: name, Type: pc.Type, Issuer: pc.Issuer, ClientIDs: pc.ClientIDs,
-			AllowedDomains: pc.AllowedDomains, Leeway: pc.Leeway, Logger: log,
-			ClientSecret: string(pc.ClientSecret), Authority: pc.Authority, Tenant: pc.Tenant, AllowedTenants: pc.AllowedTenants,
-			APIURL: pc.APIURL, TokenURL: pc.TokenURL, TokenInfoURL: pc.TokenInfoURL, UserInfoURL: pc.UserInfoURL,
-			IntrospectionURL: pc.IntrospectionURL,
-			RedirectURIs:     pc.RedirectURIs, MaxAge: pc.MaxAge, RequireNonce: pc.RequireNonce, JWKSRefreshMax: pc.JWKSRefreshMax,
-			KeyFetched: metrics.KeyFetched(name),
-		})
-		if err != nil {
-			return fmt.Errorf("providers.%s: %w", name, err)
-		}
-		issuer := pc.Issuer
-		if issuer == "" && pc.Type == "google" {
-			issuer = "https://accounts.google.com"
-		}
-		provs[name] = exchange.Provider{Verifier: v, LinkByEmail: pc.LinkByEmail, AllowSignup: pc.AllowSignup == nil || *pc.AllowSignup,
-			Issuer: issuer, TrustEmail: pc.TrustEmail != nil && *pc.TrustEmail}
+	provs, password, err := buildProviders(provCtx, cfg.Providers, log, metrics.KeyFetched)
+	if err != nil {
+		return err
 	}
 
 	svc, err := exchange.New(ctx, exchange.Config{

@@ -30,10 +30,10 @@ providers:
 	if err != nil {
 		t.Fatalf("good config: %v", err)
 	}
-	if tr := cfg.Providers["corp"].TrustEmail; tr == nil || !*tr {
+	if tr := cfg.Providers["corp"].Spec.Shared().TrustEmail; tr == nil || !*tr {
 		t.Errorf("providers.corp.trust_email not read")
 	}
-	if cfg.Providers["weak"].TrustEmail != nil {
+	if cfg.Providers["weak"].Spec.Shared().TrustEmail != nil {
 		t.Errorf("providers.weak.trust_email set without the key")
 	}
 	bad := filepath.Join(dir, "bad.yaml")
@@ -50,7 +50,7 @@ providers:
 	outputHas(t, out,
 		"providers.google.trust_email: a link_by_email auto provider is trusted for email",
 		"providers.corp.trust_email: a link_by_email auto provider is trusted for email",
-		"providers.password: only memory",
+		"providers.password.trust_email: applies to type apple, github, google, microsoft, oauth2, oidc only",
 	)
 }
 
