@@ -7,7 +7,6 @@ import (
 	"crypto/ed25519"
 	"crypto/elliptic"
 	"crypto/rsa"
-	"crypto/sha256"
 	"crypto/x509"
 	"encoding/base64"
 	"encoding/pem"
@@ -15,6 +14,7 @@ import (
 	"fmt"
 	"strings"
 
+	"github.com/go-jose/go-jose/v4"
 	"github.com/golang-jwt/jwt/v5"
 
 	"github.com/authex/authex/envelope"
@@ -155,24 +155,14 @@ func SealKeyMaterial(ctx context.Context, store storage.Store, s *envelope.Seale
 // base64url): the kid of every key made since, so the same public key
 // always has the same kid, derived from nothing secret.
 func thumbprint(pub crypto.PublicKey) (string, error) {
-	j, err := publicJWK(pub)
+	if err := supportedPublicKey(pub); err != nil {
+		return "", err
+	}
+	sum, err := (&jose.JSONWebKey{Key: pub}).Thumbprint(crypto.SHA256)
 	if err != nil {
 		return "", err
 	}
-	// The required members only, in lexicographic order, no whitespace
-	// (RFC 7638 §3.2). Their values are base64url or fixed names: nothing
-	// to escape.
-	var canon string
-	switch j.Kty {
-	case "EC":
-		canon = `{"crv":"` + j.Crv + `","kty":"EC","x":"` + j.X + `","y":"` + j.Y + `"}`
-	case "OKP":
-		canon = `{"crv":"` + j.Crv + `","kty":"OKP","x":"` + j.X + `"}`
-	case "RSA":
-		canon = `{"e":"` + j.E + `","kty":"RSA","n":"` + j.N + `"}`
-	}
-	sum := sha256.Sum256([]byte(canon))
-	return base64.RawURLEncoding.EncodeToString(sum[:]), nil
+	return base64.RawURLEncoding.EncodeToString(sum), nil
 }
 
 // PEMKey is a signing key read from a PEM file (tokens.signing_key_files).

@@ -12,7 +12,6 @@ import (
 	"crypto/sha256"
 	"crypto/x509"
 	"encoding/asn1"
-	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -22,6 +21,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/go-jose/go-jose/v4"
 	"github.com/golang-jwt/jwt/v5"
 
 	"github.com/authex/authex/envelope"
@@ -391,58 +391,33 @@ func parseSigningKey(rec storage.SigningKey) (*signingKey, error) {
 	return sk, nil
 }
 
-type jwk struct {
-	Kty string `json:"kty"`
-	Use string `json:"use"`
-	Alg string `json:"alg"`
-	Kid string `json:"kid"`
-	Crv string `json:"crv,omitempty"`
-	X   string `json:"x,omitempty"`
-	Y   string `json:"y,omitempty"`
-	N   string `json:"n,omitempty"`
-	E   string `json:"e,omitempty"`
-}
-
 func buildJWKS(keys []*signingKey) ([]byte, error) {
 	// Stable: PEM keys share a zero CreatedAt and keep the config's order.
 	sort.SliceStable(keys, func(i, j int) bool { return keys[i].record.CreatedAt.After(keys[j].record.CreatedAt) })
-	set := struct {
-		Keys []jwk `json:"keys"`
-	}{Keys: []jwk{}}
+	set := jose.JSONWebKeySet{Keys: []jose.JSONWebKey{}}
 	for _, sk := range keys {
-		j, err := publicJWK(sk.signer.Public())
-		if err != nil {
+		pub := sk.signer.Public()
+		if err := supportedPublicKey(pub); err != nil {
 			return nil, err
 		}
-		j.Use, j.Alg, j.Kid = "sig", sk.record.Algorithm, sk.record.ID
-		set.Keys = append(set.Keys, j)
+		set.Keys = append(set.Keys, jose.JSONWebKey{Key: pub, KeyID: sk.record.ID, Algorithm: sk.record.Algorithm, Use: "sig"})
 	}
 	return json.Marshal(set)
 }
 
-// publicJWK is the public key's members (kty, crv, x, y, n, e).
-func publicJWK(pub crypto.PublicKey) (jwk, error) {
-	b64 := base64.RawURLEncoding.EncodeToString
-	var j jwk
+// supportedPublicKey refuses what our algorithms cannot publish: go-jose
+// would write a P-384 or P-521 key too, but ES256 is P-256 only.
+func supportedPublicKey(pub crypto.PublicKey) error {
 	switch p := pub.(type) {
 	case *ecdsa.PublicKey:
-		ecdh, err := p.ECDH()
-		if err != nil {
-			return j, err
+		if p.Curve != elliptic.P256() {
+			return errors.New("only P-256 EC keys are supported")
 		}
-		raw := ecdh.Bytes() // 0x04 || X || Y, fixed width
-		if len(raw) != 65 {
-			return j, errors.New("only P-256 EC keys are supported")
-		}
-		j.Kty, j.Crv, j.X, j.Y = "EC", "P-256", b64(raw[1:33]), b64(raw[33:])
-	case ed25519.PublicKey:
-		j.Kty, j.Crv, j.X = "OKP", "Ed25519", b64(p)
-	case *rsa.PublicKey:
-		j.Kty, j.N, j.E = "RSA", b64(p.N.Bytes()), b64(big.NewInt(int64(p.E)).Bytes())
+	case ed25519.PublicKey, *rsa.PublicKey:
 	default:
-		return j, fmt.Errorf("unsupported public key type %T", pub)
+		return fmt.Errorf("unsupported public key type %T", pub)
 	}
-	return j, nil
+	return nil
 }
 
 // deterministicES256 is golang-jwt's ES256 with RFC 6979 signatures.
