@@ -16,6 +16,7 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/authex/authex/envelope"
+	"github.com/authex/authex/exchange/keyring"
 	"github.com/authex/authex/providers"
 	"github.com/authex/authex/storage"
 )
@@ -157,15 +158,12 @@ func New(ctx context.Context, cfg Config, store storage.Store, provs map[string]
 			s.log.Info("key material sealed with the key-encryption key", "records", n, "kek_id", opts.Sealer.KEKID())
 		}
 	}
-	files := make([]*signingKey, 0, len(cfg.SigningKeys))
-	for _, pk := range cfg.SigningKeys {
-		files = append(files, pk.signingKey())
-	}
-	s.keys = newKeyring(store, cfg.Algorithm, s.now, opts.Sealer, files)
-	if err := s.keys.ensureFirstMACSecret(ctx); err != nil {
+	s.keys = keyring.New(keyring.Config{Store: store, Algorithm: cfg.Algorithm, Now: s.now, Sealer: opts.Sealer,
+		Files: cfg.SigningKeys, LinkTokenTTL: LinkTokenTTL})
+	if err := s.keys.EnsureFirstMACSecret(ctx); err != nil {
 		return nil, fmt.Errorf("load refresh secret: %w", err)
 	}
-	if err := s.keys.ensure(ctx); err != nil {
+	if err := s.keys.Ensure(ctx); err != nil {
 		return nil, fmt.Errorf("load signing keys: %w", err)
 	}
 	return s, nil

@@ -274,7 +274,7 @@ func (s *Service) startSession(ctx context.Context, user storage.User, created b
 
 func (s *Service) result(sess storage.Session, user storage.User) (*Result, error) {
 	claims := s.accessClaims(sess, user)
-	at, err := s.keys.sign(typAccess, claims)
+	at, err := s.keys.Sign(typAccess, claims)
 	if err != nil {
 		return nil, newError(KindServer, "", "internal error", err)
 	}
