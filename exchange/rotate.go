@@ -132,39 +132,15 @@ func (a *Admin) RevokeKey(ctx context.Context, kid, actor string) (KeyInfo, *Key
 	}
 	wasSigning := s.keys.SigningKID() == kid
 	// Does any other key sign now? If not, one is made below.
-	others := false
-	for _, r := range recs {
-		if r.ID != kid && !keyring.Revoked(r) && !now.Before(r.NotBefore) && (r.RetiredAt.IsZero() || now.Before(r.RetiredAt)) &&
-			(r.ExpiresAt.IsZero() || now.Before(r.ExpiresAt)) {
-			others = true
-		}
-	}
-	rec.RevokedAt = now
-	if rec.RetiredAt.IsZero() || rec.RetiredAt.After(now) {
-		rec.RetiredAt = now
-	}
-	rec.ExpiresAt = now // maintenance deletes it a day later
-	if err := s.store.UpdateSigningKey(ctx, rec); err != nil {
-		if errors.Is(err, storage.ErrNotFound) {
-			return KeyInfo{}, nil, newError(KindNotFound, ReasonNotFound, "no such signing key", nil)
-		}
-		return KeyInfo{}, nil, storeError(err)
+	others := otherKeySigns(recs, kid, now)
+	if rec, err = s.storeRevocation(ctx, rec, now); err != nil {
+		return KeyInfo{}, nil, err
 	}
 	var fresh storage.SigningKey
 	replace := wasSigning || !others
 	if replace {
-		fresh, err = s.keys.Create(ctx, 0)
-		if err != nil {
-			return KeyInfo{}, nil, storeError(err)
-		}
-		// Keys already waiting to sign would take over from the fresh one
-		// only to be retired by maintenance; retire them now instead.
-		for _, r := range recs {
-			if r.ID != kid && !keyring.Revoked(r) && r.RetiredAt.IsZero() {
-				if err := s.keys.Retire(ctx, r, now, s.keyRetention()); err != nil {
-					return KeyInfo{}, nil, storeError(err)
-				}
-			}
+		if fresh, err = s.replaceRevokedKey(ctx, recs, kid, now); err != nil {
+			return KeyInfo{}, nil, err
 		}
 	}
 	if err := s.keys.Reload(ctx); err != nil {
@@ -182,4 +158,51 @@ func (a *Admin) RevokeKey(ctx context.Context, kid, actor string) (KeyInfo, *Key
 	s.audit(ctx, storage.AuditEvent{Type: "key.revoked", Detail: detail})
 	s.log.WarnContext(ctx, "signing key revoked", "kid", kid, "by", actor)
 	return keyInfo(rec, now, ""), repl, nil
+}
+
+// otherKeySigns reports whether a key other than kid signs at now.
+func otherKeySigns(recs []storage.SigningKey, kid string, now time.Time) bool {
+	others := false
+	for _, r := range recs {
+		if r.ID != kid && !keyring.Revoked(r) && !now.Before(r.NotBefore) && (r.RetiredAt.IsZero() || now.Before(r.RetiredAt)) &&
+			(r.ExpiresAt.IsZero() || now.Before(r.ExpiresAt)) {
+			others = true
+		}
+	}
+	return others
+}
+
+// storeRevocation stores rec as revoked, retired and expired at now.
+func (s *Service) storeRevocation(ctx context.Context, rec storage.SigningKey, now time.Time) (storage.SigningKey, error) {
+	rec.RevokedAt = now
+	if rec.RetiredAt.IsZero() || rec.RetiredAt.After(now) {
+		rec.RetiredAt = now
+	}
+	rec.ExpiresAt = now // maintenance deletes it a day later
+	if err := s.store.UpdateSigningKey(ctx, rec); err != nil {
+		if errors.Is(err, storage.ErrNotFound) {
+			return rec, newError(KindNotFound, ReasonNotFound, "no such signing key", nil)
+		}
+		return rec, storeError(err)
+	}
+	return rec, nil
+}
+
+// replaceRevokedKey makes a key that signs at once in place of the
+// revoked kid.
+func (s *Service) replaceRevokedKey(ctx context.Context, recs []storage.SigningKey, kid string, now time.Time) (storage.SigningKey, error) {
+	fresh, err := s.keys.Create(ctx, 0)
+	if err != nil {
+		return fresh, storeError(err)
+	}
+	// Keys already waiting to sign would take over from the fresh one
+	// only to be retired by maintenance; retire them now instead.
+	for _, r := range recs {
+		if r.ID != kid && !keyring.Revoked(r) && r.RetiredAt.IsZero() {
+			if err := s.keys.Retire(ctx, r, now, s.keyRetention()); err != nil {
+				return fresh, storeError(err)
+			}
+		}
+	}
+	return fresh, nil
 }
