@@ -88,6 +88,13 @@ func (s *Service) Exchange(ctx context.Context, req ExchangeRequest) (res *Resul
 	if err != nil {
 		return nil, err
 	}
+	return s.identityStillOurs(ctx, id, user, res)
+}
+
+// identityStillOurs answers res once the identity that signed in is, read
+// after the session was written, still the user's; otherwise it gives the
+// session up.
+func (s *Service) identityStillOurs(ctx context.Context, id providers.Identity, user storage.User, res *Result) (*Result, error) {
 	// Check after write: the identity was looked up before the session
 	// was written, and may have been unlinked meanwhile (a takeover by a
 	// verified identity unlinks, then revokes every session: see
