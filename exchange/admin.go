@@ -9,6 +9,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/authex/authex/exchange/keyring"
 	"github.com/authex/authex/storage"
 )
 
@@ -207,10 +208,10 @@ type KeyInfo struct {
 
 // ListKeys lists the signing keys, oldest first, with their state now.
 func (a *Admin) ListKeys(ctx context.Context) ([]KeyInfo, error) {
-	if files := a.s.keys.files; len(files) > 0 {
+	if files := a.s.keys.Files(); len(files) > 0 {
 		out := make([]KeyInfo, 0, len(files))
 		for i, f := range files {
-			k := KeyInfo{ID: f.record.ID, Algorithm: f.record.Algorithm, State: "published", FromFile: true}
+			k := KeyInfo{ID: f.ID, Algorithm: f.Algorithm, State: "published", FromFile: true}
 			if i == 0 {
 				k.State = "active"
 			}
@@ -223,7 +224,7 @@ func (a *Admin) ListKeys(ctx context.Context) ([]KeyInfo, error) {
 		return nil, storeError(err)
 	}
 	now := a.s.now()
-	signing, _ := a.s.keys.signer()
+	signing := a.s.keys.SigningKID()
 	out := make([]KeyInfo, 0, len(recs))
 	for _, r := range recs {
 		out = append(out, keyInfo(r, now, signing))
@@ -237,21 +238,20 @@ func (a *Admin) RotateKey(ctx context.Context, actor string) (KeyInfo, error) {
 	if err != nil {
 		return KeyInfo{}, err
 	}
-	signing, _ := a.s.keys.signer()
-	return keyInfo(rec, a.s.now(), signing), nil
+	return keyInfo(rec, a.s.now(), a.s.keys.SigningKID()), nil
 }
 
-func keyInfo(r storage.SigningKey, now time.Time, signing *signingKey) KeyInfo {
+func keyInfo(r storage.SigningKey, now time.Time, signingKID string) KeyInfo {
 	k := KeyInfo{ID: r.ID, Algorithm: r.Algorithm, CreatedAt: r.CreatedAt, NotBefore: r.NotBefore,
 		RetiredAt: r.RetiredAt, ExpiresAt: r.ExpiresAt, RevokedAt: r.RevokedAt}
 	switch {
-	case revoked(r):
+	case keyring.Revoked(r):
 		k.State = "revoked"
 	case !r.ExpiresAt.IsZero() && !now.Before(r.ExpiresAt):
 		k.State = "expired"
 	case now.Before(r.NotBefore):
 		k.State = "pending"
-	case signing != nil && signing.record.ID == r.ID:
+	case signingKID != "" && signingKID == r.ID:
 		k.State = "active"
 	default:
 		k.State = "retiring"

@@ -43,7 +43,7 @@ func BenchmarkSignAccessToken(b *testing.B) {
 			sess, user := benchRecords()
 			b.ReportAllocs()
 			for b.Loop() {
-				if _, err := svc.keys.sign(typAccess, svc.accessClaims(sess, user)); err != nil {
+				if _, err := svc.keys.Sign(typAccess, svc.accessClaims(sess, user)); err != nil {
 					b.Fatal(err)
 				}
 			}
@@ -57,7 +57,7 @@ func BenchmarkSignAccessToken(b *testing.B) {
 func BenchmarkVerifyAccessToken(b *testing.B) {
 	svc := benchService(b, AlgES256)
 	sess, user := benchRecords()
-	at, err := svc.keys.sign(typAccess, svc.accessClaims(sess, user))
+	at, err := svc.keys.Sign(typAccess, svc.accessClaims(sess, user))
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -1,476 +1,52 @@
 package exchange
 
 import (
-	"bytes"
 	"context"
-	"crypto"
-	"crypto/ecdsa"
-	"crypto/ed25519"
-	"crypto/elliptic"
-	"crypto/rand"
-	"crypto/rsa"
-	"crypto/sha256"
-	"crypto/x509"
-	"encoding/asn1"
-	"encoding/base64"
-	"encoding/json"
-	"errors"
-	"fmt"
-	"math/big"
-	"sort"
-	"strings"
-	"sync"
-	"time"
-
-	"github.com/golang-jwt/jwt/v5"
 
 	"github.com/authex/authex/envelope"
+	"github.com/authex/authex/exchange/keyring"
 	"github.com/authex/authex/storage"
 )
 
+// Our signing keys and refresh MAC secrets live in package keyring. These
+// names keep exchange's API (used by web and cmd/authex) as it was.
+
 // Supported algorithms for our own tokens.
 const (
-	AlgES256 = "ES256"
-	AlgEdDSA = "EdDSA"
-	AlgRS256 = "RS256"
+	AlgES256 = keyring.AlgES256
+	AlgEdDSA = keyring.AlgEdDSA
+	AlgRS256 = keyring.AlgRS256
 )
 
 // ValidAlgorithm reports whether alg can sign our tokens.
-func ValidAlgorithm(alg string) bool {
-	return alg == AlgES256 || alg == AlgEdDSA || alg == AlgRS256
+func ValidAlgorithm(alg string) bool { return keyring.ValidAlgorithm(alg) }
+
+// Keyring holds our signing keys and refresh MAC secrets (keyring.Ring).
+type Keyring = keyring.Ring
+
+// KeyReloadInterval is how often key maintenance runs (serve.go).
+const KeyReloadInterval = keyring.ReloadInterval
+
+// KeyPollInterval is how often Keyring.Watch rereads the keys and MAC
+// secrets by default.
+const KeyPollInterval = keyring.PollInterval
+
+// Errors New returns when the stored key material cannot be opened. They
+// name no key and no secret.
+var (
+	ErrWrongKEK           = keyring.ErrWrongKEK
+	ErrKeyMaterialAltered = keyring.ErrKeyMaterialAltered
+	ErrNoKEK              = keyring.ErrNoKEK
+)
+
+// SealKeyMaterial seals every signing key and refresh MAC secret that is
+// plaintext or sealed with a previous KEK (keyring.SealKeyMaterial).
+func SealKeyMaterial(ctx context.Context, store storage.Store, s *envelope.Sealer) (int, error) {
+	return keyring.SealKeyMaterial(ctx, store, s)
 }
 
-type signingKey struct {
-	record storage.SigningKey
-	signer crypto.Signer
-	method jwt.SigningMethod
-}
+// PEMKey is a signing key read from a PEM file (tokens.signing_key_files).
+type PEMKey = keyring.PEMKey
 
-// Keyring holds our signing keys as loaded from the store, with the JWKS
-// document prepared once per change rather than per request.
-//
-// A key's times (NotBefore, RetiredAt, ExpiresAt) take effect at those
-// instants without a reload: the keyring remembers the next time any of
-// them falls due and recomputes the signing key and the JWKS from the keys
-// it holds when that time has passed. Reload (run periodically by
-// Watch) only picks up keys another instance wrote.
-type Keyring struct {
-	store     storage.Store
-	algorithm string
-	now       func() time.Time
-	// sealer seals and opens the key material in the store (nil: legacy
-	// plaintext, tests only). files are the keys read from PEM files
-	// (tokens.signing_key_files): never stored, the first signs.
-	sealer *envelope.Sealer
-	files  []*signingKey
-
-	// reloadMu serialises Reload, which owns parsed: the keys parsed at the
-	// last reload by kid, reused while their stored bytes are unchanged, so
-	// a reload every second costs a query, not a decryption and a parse.
-	reloadMu sync.Mutex
-	parsed   map[string]parsedKey
-
-	mu         sync.RWMutex
-	all        []*signingKey          // every key read from the store, not yet expired at reload
-	keys       map[string]*signingKey // by kid: every key that still verifies something
-	published  map[string]bool        // kids in the JWKS: the only keys our access tokens may be signed by
-	current    *signingKey            // the key that signs now
-	jwks       []byte
-	nextChange time.Time // zero: no key time is pending
-	macs       *macRing  // the refresh-token MAC secrets (macsecrets.go)
-
-	// unknownMu and lastUnknown rate-limit the reloads that an unknown kid
-	// triggers (see keysync.go).
-	unknownMu   sync.Mutex
-	lastUnknown time.Time
-}
-
-// parsedKey is a stored key as parsed at a reload, with the stored bytes
-// it came from.
-type parsedKey struct {
-	raw []byte
-	sk  *signingKey
-}
-
-func newKeyring(store storage.Store, algorithm string, now func() time.Time, sealer *envelope.Sealer, files []*signingKey) *Keyring {
-	return &Keyring{store: store, algorithm: algorithm, now: now, sealer: sealer, files: files}
-}
-
-// ensure loads the keys, creating the first one when the store has none, so
-// that tokens signed before a restart still verify after it.
-func (k *Keyring) ensure(ctx context.Context) error {
-	if err := k.Reload(ctx); err != nil {
-		return err
-	}
-	if len(k.files) > 0 {
-		return nil // keys from PEM files: nothing to create
-	}
-	k.mu.RLock()
-	ok, none := k.current != nil, len(k.keys) == 0
-	k.mu.RUnlock()
-	if ok {
-		return nil
-	}
-	if none {
-		return k.bootstrap(ctx)
-	}
-	if _, err := k.Create(ctx, 0); err != nil {
-		return err
-	}
-	return k.Reload(ctx)
-}
-
-// Create generates a key of the configured algorithm that is published at
-// once and signs from now+publishDelay, and stores it.
-func (k *Keyring) Create(ctx context.Context, publishDelay time.Duration) (storage.SigningKey, error) {
-	rec, err := k.newRecord(publishDelay)
-	if err != nil {
-		return storage.SigningKey{}, err
-	}
-	if err := k.store.CreateSigningKey(ctx, rec); err != nil {
-		return storage.SigningKey{}, err
-	}
-	return rec, nil
-}
-
-func (k *Keyring) newRecord(publishDelay time.Duration) (storage.SigningKey, error) {
-	der, err := generateKey(k.algorithm)
-	if err != nil {
-		return storage.SigningKey{}, err
-	}
-	sk, err := parseSigningKey(storage.SigningKey{Algorithm: k.algorithm, PrivateKey: der})
-	if err != nil {
-		return storage.SigningKey{}, err
-	}
-	kid, err := thumbprint(sk.signer.Public())
-	if err != nil {
-		return storage.SigningKey{}, err
-	}
-	material, err := k.seal(signingKeyAAD(kid), der)
-	if err != nil {
-		return storage.SigningKey{}, err
-	}
-	now := k.now().UTC()
-	return storage.SigningKey{
-		ID:         kid,
-		Algorithm:  k.algorithm,
-		PrivateKey: material,
-		CreatedAt:  now,
-		NotBefore:  now.Add(publishDelay),
-	}, nil
-}
-
-// Reload reads the keys from the store and picks the one that signs: the
-// newest whose NotBefore has passed and that is not retired. Several
-// instances sharing a store pick the same key because the choice depends on
-// the records alone.
-func (k *Keyring) Reload(ctx context.Context) error {
-	k.reloadMu.Lock()
-	defer k.reloadMu.Unlock()
-	all, parsed := k.files, k.parsed
-	if len(k.files) == 0 {
-		recs, err := k.store.ListSigningKeys(ctx)
-		if err != nil {
-			return err
-		}
-		now := k.now()
-		all = make([]*signingKey, 0, len(recs))
-		parsed = make(map[string]parsedKey, len(recs))
-		for _, rec := range recs {
-			if revoked(rec) || (!rec.ExpiresAt.IsZero() && !now.Before(verifiesUntil(rec))) {
-				continue
-			}
-			p, ok := k.parsed[rec.ID]
-			if !ok || !bytes.Equal(p.raw, rec.PrivateKey) {
-				sk, err := k.openKey(rec)
-				if err != nil {
-					return fmt.Errorf("signing key %s: %w", rec.ID, err)
-				}
-				p = parsedKey{raw: rec.PrivateKey, sk: sk}
-			}
-			parsed[rec.ID] = p
-			sk := *p.sk
-			sk.record = rec // its times may have changed
-			sk.record.PrivateKey = nil
-			all = append(all, &sk)
-		}
-	}
-	macs, err := k.loadMACs(ctx)
-	if err != nil {
-		return err
-	}
-	k.parsed = parsed
-	k.mu.Lock()
-	defer k.mu.Unlock()
-	k.all, k.macs = all, macs
-	return k.recomputeLocked(k.now())
-}
-
-// revoked reports whether a key was revoked (RevokeKey): it verifies
-// nothing from then on, whatever its other times say.
-func revoked(rec storage.SigningKey) bool { return !rec.RevokedAt.IsZero() }
-
-// verifiesUntil is when a retired key stops verifying our own tokens. It
-// leaves the JWKS at ExpiresAt, once every access token it signed has
-// expired; a link_token lives longer (LinkTokenTTL), and a user redeeming
-// one across a rotation must not be sent back to sign in again.
-func verifiesUntil(rec storage.SigningKey) time.Time { return rec.ExpiresAt.Add(LinkTokenTTL) }
-
-// recomputeLocked derives the published keys, the signing key, the JWKS
-// and the next due time from k.all at now. k.mu must be held for writing.
-func (k *Keyring) recomputeLocked(now time.Time) error {
-	keys := make(map[string]*signingKey, len(k.all))
-	pub := make(map[string]bool, len(k.all))
-	var current *signingKey
-	var published []*signingKey
-	var next time.Time
-	due := func(t time.Time) {
-		if !t.IsZero() && now.Before(t) && (next.IsZero() || t.Before(next)) {
-			next = t
-		}
-	}
-	for _, sk := range k.all {
-		rec := sk.record
-		due(rec.NotBefore)
-		due(rec.RetiredAt)
-		due(rec.ExpiresAt)
-		if !rec.ExpiresAt.IsZero() {
-			due(verifiesUntil(rec))
-			if !now.Before(verifiesUntil(rec)) {
-				continue
-			}
-		}
-		keys[rec.ID] = sk
-		if !rec.ExpiresAt.IsZero() && !now.Before(rec.ExpiresAt) {
-			continue // still verifies our own link_tokens; no longer published
-		}
-		pub[rec.ID] = true
-		published = append(published, sk)
-		signs := !now.Before(rec.NotBefore) && (rec.RetiredAt.IsZero() || now.Before(rec.RetiredAt))
-		if signs && (current == nil || rec.CreatedAt.After(current.record.CreatedAt) ||
-			(rec.CreatedAt.Equal(current.record.CreatedAt) && rec.ID > current.record.ID)) {
-			current = sk
-		}
-	}
-	if len(k.files) > 0 {
-		current = k.files[0] // PEM keys: the first signs, always
-	}
-	jwks, err := buildJWKS(published)
-	if err != nil {
-		return err
-	}
-	k.keys, k.published, k.current, k.jwks, k.nextChange = keys, pub, current, jwks, next
-	return nil
-}
-
-// state runs fn with the keyring's state as of now, recomputing it first
-// when a key's time has fallen due since the last computation.
-func (k *Keyring) state(fn func()) {
-	now := k.now()
-	k.mu.RLock()
-	stale := !k.nextChange.IsZero() && !now.Before(k.nextChange)
-	if !stale {
-		defer k.mu.RUnlock()
-		fn()
-		return
-	}
-	k.mu.RUnlock()
-	k.mu.Lock()
-	defer k.mu.Unlock()
-	if !k.nextChange.IsZero() && !now.Before(k.nextChange) {
-		// The keys were parsed at reload; building the JWKS cannot fail
-		// for them, and if it did the previous state stays.
-		_ = k.recomputeLocked(now)
-	}
-	fn()
-}
-
-// JWKS returns the prepared public key set document.
-func (k *Keyring) JWKS() []byte {
-	var out []byte
-	k.state(func() { out = k.jwks })
-	return out
-}
-
-func (k *Keyring) signer() (*signingKey, error) {
-	var sk *signingKey
-	k.state(func() { sk = k.current })
-	if sk == nil {
-		return nil, errors.New("no signing key is active")
-	}
-	return sk, nil
-}
-
-// lookup finds a key that may verify a token of type typ: any key still
-// kept for link_tokens, but for every other type only a key in the JWKS,
-// so that /v1/me and introspection never accept an access token that APIs
-// verifying offline would refuse.
-func (k *Keyring) lookup(kid, typ string) (*signingKey, bool) {
-	var sk *signingKey
-	var ok bool
-	k.state(func() {
-		sk, ok = k.keys[kid]
-		if ok && !strings.EqualFold(typ, typLink) {
-			ok = k.published[kid]
-		}
-	})
-	return sk, ok
-}
-
-// sign encodes claims as a JWT with the given typ header. Signatures are
-// deterministic (RFC 6979 for ECDSA; EdDSA and RSA PKCS#1 v1.5 are by
-// nature), so the same claims give the same token: that is what lets the
-// refresh reuse grace answer concurrent refreshes with identical pairs
-// without storing any token.
-func (k *Keyring) sign(typ string, claims jwt.Claims) (string, error) {
-	sk, err := k.signer()
-	if err != nil {
-		return "", err
-	}
-	t := jwt.NewWithClaims(sk.method, claims)
-	t.Header["typ"] = typ
-	t.Header["kid"] = sk.record.ID
-	return t.SignedString(sk.signer)
-}
-
-// keyfunc resolves a token's kid for golang-jwt.
-func (k *Keyring) keyfunc(t *jwt.Token) (any, error) {
-	kid, _ := t.Header["kid"].(string)
-	typ, _ := t.Header["typ"].(string)
-	sk, ok := k.lookup(kid, typ)
-	if !ok && k.reloadForUnknown(kid) {
-		sk, ok = k.lookup(kid, typ)
-	}
-	if !ok {
-		return nil, errors.New("unknown key")
-	}
-	if t.Method.Alg() != sk.method.Alg() {
-		return nil, errors.New("algorithm does not match the key")
-	}
-	return sk.signer.Public(), nil
-}
-
-func generateKey(alg string) ([]byte, error) {
-	var priv any
-	var err error
-	switch alg {
-	case AlgES256:
-		priv, err = ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	case AlgEdDSA:
-		_, priv, err = ed25519.GenerateKey(rand.Reader)
-	case AlgRS256:
-		priv, err = rsa.GenerateKey(rand.Reader, 2048)
-	default:
-		return nil, fmt.Errorf("unsupported signing algorithm %q", alg)
-	}
-	if err != nil {
-		return nil, err
-	}
-	return x509.MarshalPKCS8PrivateKey(priv)
-}
-
-func parseSigningKey(rec storage.SigningKey) (*signingKey, error) {
-	priv, err := x509.ParsePKCS8PrivateKey(rec.PrivateKey)
-	if err != nil {
-		return nil, err
-	}
-	sk := &signingKey{record: rec}
-	switch p := priv.(type) {
-	case *ecdsa.PrivateKey:
-		if rec.Algorithm != AlgES256 {
-			return nil, fmt.Errorf("ECDSA key stored as %s", rec.Algorithm)
-		}
-		sk.signer, sk.method = p, deterministicES256{}
-	case ed25519.PrivateKey:
-		sk.signer, sk.method = p, jwt.SigningMethodEdDSA
-	case *rsa.PrivateKey:
-		sk.signer, sk.method = p, jwt.SigningMethodRS256
-	default:
-		return nil, fmt.Errorf("unsupported key type %T", priv)
-	}
-	return sk, nil
-}
-
-type jwk struct {
-	Kty string `json:"kty"`
-	Use string `json:"use"`
-	Alg string `json:"alg"`
-	Kid string `json:"kid"`
-	Crv string `json:"crv,omitempty"`
-	X   string `json:"x,omitempty"`
-	Y   string `json:"y,omitempty"`
-	N   string `json:"n,omitempty"`
-	E   string `json:"e,omitempty"`
-}
-
-func buildJWKS(keys []*signingKey) ([]byte, error) {
-	// Stable: PEM keys share a zero CreatedAt and keep the config's order.
-	sort.SliceStable(keys, func(i, j int) bool { return keys[i].record.CreatedAt.After(keys[j].record.CreatedAt) })
-	set := struct {
-		Keys []jwk `json:"keys"`
-	}{Keys: []jwk{}}
-	for _, sk := range keys {
-		j, err := publicJWK(sk.signer.Public())
-		if err != nil {
-			return nil, err
-		}
-		j.Use, j.Alg, j.Kid = "sig", sk.record.Algorithm, sk.record.ID
-		set.Keys = append(set.Keys, j)
-	}
-	return json.Marshal(set)
-}
-
-// publicJWK is the public key's members (kty, crv, x, y, n, e).
-func publicJWK(pub crypto.PublicKey) (jwk, error) {
-	b64 := base64.RawURLEncoding.EncodeToString
-	var j jwk
-	switch p := pub.(type) {
-	case *ecdsa.PublicKey:
-		ecdh, err := p.ECDH()
-		if err != nil {
-			return j, err
-		}
-		raw := ecdh.Bytes() // 0x04 || X || Y, fixed width
-		if len(raw) != 65 {
-			return j, errors.New("only P-256 EC keys are supported")
-		}
-		j.Kty, j.Crv, j.X, j.Y = "EC", "P-256", b64(raw[1:33]), b64(raw[33:])
-	case ed25519.PublicKey:
-		j.Kty, j.Crv, j.X = "OKP", "Ed25519", b64(p)
-	case *rsa.PublicKey:
-		j.Kty, j.N, j.E = "RSA", b64(p.N.Bytes()), b64(big.NewInt(int64(p.E)).Bytes())
-	default:
-		return j, fmt.Errorf("unsupported public key type %T", pub)
-	}
-	return j, nil
-}
-
-// deterministicES256 is golang-jwt's ES256 with RFC 6979 signatures.
-type deterministicES256 struct{}
-
-func (deterministicES256) Alg() string { return AlgES256 }
-
-func (deterministicES256) Verify(signingString string, sig []byte, key any) error {
-	return jwt.SigningMethodES256.Verify(signingString, sig, key)
-}
-
-func (deterministicES256) Sign(signingString string, key any) ([]byte, error) {
-	priv, ok := key.(*ecdsa.PrivateKey)
-	if !ok {
-		return nil, jwt.ErrInvalidKeyType
-	}
-	digest := sha256.Sum256([]byte(signingString))
-	// A nil random source selects RFC 6979 deterministic signing.
-	der, err := priv.Sign(nil, digest[:], crypto.SHA256)
-	if err != nil {
-		return nil, err
-	}
-	var parsed struct{ R, S *big.Int }
-	if _, err := asn1.Unmarshal(der, &parsed); err != nil {
-		return nil, err
-	}
-	out := make([]byte, 64)
-	parsed.R.FillBytes(out[:32])
-	parsed.S.FillBytes(out[32:])
-	return out, nil
-}
+// ParsePEMKey reads one private key from PEM (keyring.ParsePEMKey).
+func ParsePEMKey(data []byte) (PEMKey, error) { return keyring.ParsePEMKey(data) }

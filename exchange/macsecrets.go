@@ -3,17 +3,14 @@ package exchange
 import (
 	"context"
 	"crypto/hmac"
-	"crypto/rand"
 	"crypto/sha256"
 	"encoding/base64"
-	"encoding/binary"
 	"errors"
-	"fmt"
-	"slices"
 	"strconv"
 	"strings"
 	"time"
 
+	"github.com/authex/authex/exchange/keyring"
 	"github.com/authex/authex/storage"
 )
 
@@ -28,15 +25,10 @@ import (
 // made before secret ids existed (session_id.generation.MAC) were made
 // with the first secret, id "0", and keep refreshing.
 //
-// The store holds each secret sealed under the name refresh-mac (the first
-// one, id "0", 32 bytes) or refresh-mac/ID (8 bytes of activation time,
-// Unix nanoseconds big-endian, then 32 bytes of key).
+// The secrets themselves, how the store holds them and their reload are
+// the keyring's (keyring/macs.go).
 
 const (
-	macSecretName   = "refresh-mac"
-	macSecretPrefix = macSecretName + "/"
-	legacyMACID     = "0"
-	macKeySize      = 32
 	// MACActivationDelay is how long a rotated-in MAC secret is known
 	// before it signs, so that every instance (polling the keys every
 	// KeyPollInterval) holds it first: the reuse grace answers concurrent
@@ -47,86 +39,9 @@ const (
 	maxRefreshTokenLen = 256
 )
 
-func isMACSecretName(name string) bool {
-	return name == macSecretName || strings.HasPrefix(name, macSecretPrefix)
-}
-
-type macSecret struct {
-	id         string
-	name       string
-	activeFrom time.Time // zero for the first secret
-	key        []byte
-}
-
-// macRing is the MAC secrets as read at one reload; never modified after.
-type macRing struct {
-	list []*macSecret // by activeFrom, then id
-	byID map[string]*macSecret
-}
-
-// at is the secret that signs a session's token rotated at t: the newest
-// active at t (the oldest when none is yet, which cannot happen for a
-// session rotated after the first secret existed).
-func (r *macRing) at(t time.Time) *macSecret {
-	if r == nil || len(r.list) == 0 {
-		return nil
-	}
-	cur := r.list[0]
-	for _, s := range r.list[1:] {
-		if s.activeFrom.After(t) {
-			break
-		}
-		cur = s
-	}
-	return cur
-}
-
-// loadMACs reads and opens the MAC secrets.
-func (k *Keyring) loadMACs(ctx context.Context) (*macRing, error) {
-	km := k.store
-	secrets, err := km.ListSecrets(ctx)
-	if err != nil {
-		return nil, err
-	}
-	r := &macRing{byID: map[string]*macSecret{}}
-	for _, sec := range secrets {
-		if !isMACSecretName(sec.Name) {
-			continue
-		}
-		plain, err := k.open(secretAAD(sec.Name), sec.Value)
-		if err != nil {
-			return nil, fmt.Errorf("refresh MAC secrets: %w", err)
-		}
-		m := &macSecret{name: sec.Name, id: legacyMACID, key: plain}
-		if sec.Name != macSecretName {
-			if len(plain) != 8+macKeySize {
-				return nil, errors.New("refresh MAC secrets: a stored secret has the wrong size")
-			}
-			m.id = strings.TrimPrefix(sec.Name, macSecretPrefix)
-			m.activeFrom = time.Unix(0, int64(binary.BigEndian.Uint64(plain))).UTC()
-			m.key = plain[8:]
-		}
-		r.list = append(r.list, m)
-		r.byID[m.id] = m
-	}
-	slices.SortFunc(r.list, func(a, b *macSecret) int {
-		if c := a.activeFrom.Compare(b.activeFrom); c != 0 {
-			return c
-		}
-		return strings.Compare(a.id, b.id)
-	})
-	return r, nil
-}
-
-func (k *Keyring) macRing() *macRing {
-	k.mu.RLock()
-	defer k.mu.RUnlock()
-	return k.macs
-}
-
 // macSecretFor is the secret of a session's current tokens.
-func (s *Service) macSecretFor(sess storage.Session) *macSecret {
-	return s.keys.macRing().at(sess.RotatedAt)
+func (s *Service) macSecretFor(sess storage.Session) *keyring.MACSecret {
+	return s.keys.MACs().At(sess.RotatedAt)
 }
 
 func macWith(key []byte, purpose, sessionID string, generation uint64) string {
@@ -145,8 +60,8 @@ func macWith(key []byte, purpose, sessionID string, generation uint64) string {
 // the same record always gives the same token (the reuse grace relies on it).
 func (s *Service) refreshToken(sess storage.Session) string {
 	sec := s.macSecretFor(sess)
-	return sess.ID + "." + strconv.FormatUint(sess.Generation, 10) + "." + sec.id + "." +
-		macWith(sec.key, "refresh", sess.ID, sess.Generation)
+	return sess.ID + "." + strconv.FormatUint(sess.Generation, 10) + "." + sec.ID + "." +
+		macWith(sec.Key, "refresh", sess.ID, sess.Generation)
 }
 
 var errBadRefreshToken = errors.New("refresh token is not one of ours")
@@ -162,14 +77,14 @@ func (s *Service) parseRefreshToken(token string) (sessionID string, generation 
 	if !ok {
 		return "", 0, errBadRefreshToken
 	}
-	sec, ok := s.keys.macRing().byID[secretID]
-	if !ok && s.keys.reloadForUnknownSecret(secretID) {
-		sec, ok = s.keys.macRing().byID[secretID]
+	sec, ok := s.keys.MACs().ByID[secretID]
+	if !ok && s.keys.ReloadForUnknownSecret(secretID) {
+		sec, ok = s.keys.MACs().ByID[secretID]
 	}
 	if !ok {
 		return "", 0, errBadRefreshToken
 	}
-	if !hmac.Equal([]byte(macWith(sec.key, "refresh", sessionID, generation)), []byte(mac)) {
+	if !hmac.Equal([]byte(macWith(sec.Key, "refresh", sessionID, generation)), []byte(mac)) {
 		return "", 0, errBadRefreshToken
 	}
 	return sessionID, generation, nil
@@ -184,7 +99,7 @@ func splitRefreshToken(token string) (sessionID, generation, secretID, mac strin
 	parts := strings.Split(token, ".")
 	switch len(parts) {
 	case 3:
-		sessionID, generation, secretID, mac = parts[0], parts[1], legacyMACID, parts[2]
+		sessionID, generation, secretID, mac = parts[0], parts[1], keyring.LegacyMACID, parts[2]
 	case 4:
 		sessionID, generation, secretID, mac = parts[0], parts[1], parts[2], parts[3]
 	default:
@@ -205,30 +120,6 @@ func parseGeneration(v string) (uint64, bool) {
 	return n, true
 }
 
-// newMACSecretID is 8 base64url characters: never "0", never a dot.
-func newMACSecretID() (string, error) {
-	b := make([]byte, 6)
-	if _, err := rand.Read(b); err != nil {
-		return "", err
-	}
-	return base64.RawURLEncoding.EncodeToString(b), nil
-}
-
-// ensureFirstMACSecret creates secret "0" when the store has none: the
-// first writer wins across instances.
-func (k *Keyring) ensureFirstMACSecret(ctx context.Context) error {
-	fresh := make([]byte, macKeySize)
-	if _, err := rand.Read(fresh); err != nil {
-		return err
-	}
-	sealed, err := k.seal(secretAAD(macSecretName), fresh)
-	if err != nil {
-		return err
-	}
-	_, err = k.store.EnsureSecret(ctx, macSecretName, sealed)
-	return err
-}
-
 // RefreshSecretInfo describes a refresh MAC secret, never its value.
 type RefreshSecretInfo struct {
 	ID         string
@@ -246,23 +137,23 @@ func (a *Admin) RefreshSecrets(ctx context.Context) ([]RefreshSecretInfo, error)
 	if err := a.s.keys.Reload(ctx); err != nil {
 		return nil, storeError(err)
 	}
-	return a.s.refreshSecretInfos(a.s.keys.macRing()), nil
+	return a.s.refreshSecretInfos(a.s.keys.MACs()), nil
 }
 
-func (s *Service) refreshSecretInfos(r *macRing) []RefreshSecretInfo {
+func (s *Service) refreshSecretInfos(r *keyring.MACRing) []RefreshSecretInfo {
 	now := s.now()
-	signing := r.at(now)
-	out := make([]RefreshSecretInfo, 0, len(r.list))
-	for i, m := range r.list {
-		info := RefreshSecretInfo{ID: m.id, ActiveFrom: m.activeFrom, State: "verifying"}
+	signing := r.At(now)
+	out := make([]RefreshSecretInfo, 0, len(r.List))
+	for i, m := range r.List {
+		info := RefreshSecretInfo{ID: m.ID, ActiveFrom: m.ActiveFrom, State: "verifying"}
 		switch {
-		case m.activeFrom.After(now):
+		case m.ActiveFrom.After(now):
 			info.State = "pending"
 		case m == signing:
 			info.State = "signing"
 		}
-		if info.State == "verifying" && i+1 < len(r.list) && s.cfg.SessionMax > 0 {
-			info.RetiresAt = r.list[i+1].activeFrom.Add(s.cfg.SessionMax)
+		if info.State == "verifying" && i+1 < len(r.List) && s.cfg.SessionMax > 0 {
+			info.RetiresAt = r.List[i+1].ActiveFrom.Add(s.cfg.SessionMax)
 		}
 		out = append(out, info)
 	}
@@ -275,18 +166,8 @@ func (s *Service) refreshSecretInfos(r *macRing) []RefreshSecretInfo {
 // each session's next token is made with the new one.
 func (a *Admin) RotateRefreshSecret(ctx context.Context, actor string) (RefreshSecretInfo, error) {
 	s := a.s
-	id, err := newMACSecretID()
-	if err != nil {
-		return RefreshSecretInfo{}, err
-	}
 	activeFrom := s.now().Add(MACActivationDelay).UTC()
-	plain := make([]byte, 8+macKeySize)
-	binary.BigEndian.PutUint64(plain, uint64(activeFrom.UnixNano()))
-	if _, err := rand.Read(plain[8:]); err != nil {
-		return RefreshSecretInfo{}, err
-	}
-	name := macSecretPrefix + id
-	sealed, err := s.keys.seal(secretAAD(name), plain)
+	id, name, sealed, err := s.keys.NewMACSecret(activeFrom)
 	if err != nil {
 		return RefreshSecretInfo{}, err
 	}
@@ -296,7 +177,7 @@ func (a *Admin) RotateRefreshSecret(ctx context.Context, actor string) (RefreshS
 	if err := s.keys.Reload(ctx); err != nil {
 		return RefreshSecretInfo{}, storeError(err)
 	}
-	s.audit(ctx, storage.AuditEvent{Type: "refresh_secret.rotated", Detail: "secret " + id + " by " + actor})
+	s.audit(ctx, storage.AuditEvent{Type: EventRefreshSecretRotated, Detail: "secret " + id + " by " + actor})
 	s.log.InfoContext(ctx, "refresh MAC secret rotated", "secret_id", id, "signs_from", activeFrom, "by", actor)
 	return RefreshSecretInfo{ID: id, ActiveFrom: activeFrom, State: "pending"}, nil
 }
@@ -310,23 +191,23 @@ func (a *Admin) RetireRefreshSecret(ctx context.Context, id, actor string) error
 	if err := s.keys.Reload(ctx); err != nil {
 		return storeError(err)
 	}
-	r := s.keys.macRing()
-	m, ok := r.byID[id]
+	r := s.keys.MACs()
+	m, ok := r.ByID[id]
 	if !ok {
 		return newError(KindNotFound, ReasonNotFound, "no such refresh secret", nil)
 	}
-	if m == r.at(s.now()) {
+	if m == r.At(s.now()) {
 		return newError(KindConflict, ReasonSecretInUse,
 			"this refresh secret signs the current tokens; rotate the refresh secret first", nil)
 	}
 	km := s.store
-	if err := km.DeleteSecret(ctx, m.name); err != nil && !errors.Is(err, storage.ErrNotFound) {
+	if err := km.DeleteSecret(ctx, m.Name); err != nil && !errors.Is(err, storage.ErrNotFound) {
 		return storeError(err)
 	}
 	if err := s.keys.Reload(ctx); err != nil {
 		return storeError(err)
 	}
-	s.audit(ctx, storage.AuditEvent{Type: "refresh_secret.retired", Detail: "secret " + id + " by " + actor})
+	s.audit(ctx, storage.AuditEvent{Type: EventRefreshSecretRetired, Detail: "secret " + id + " by " + actor})
 	s.log.WarnContext(ctx, "refresh MAC secret retired: sessions holding its tokens must sign in again", "secret_id", id, "by", actor)
 	return nil
 }
@@ -337,18 +218,18 @@ func (s *Service) pruneMACSecrets(ctx context.Context) error {
 	if s.cfg.SessionMax <= 0 {
 		return nil
 	}
-	r := s.keys.macRing()
+	r := s.keys.MACs()
 	if r == nil {
 		return nil
 	}
 	now := s.now()
 	km := s.store
 	pruned := false
-	for i, m := range r.list[:max(len(r.list)-1, 0)] {
-		if now.Before(r.list[i+1].activeFrom.Add(s.cfg.SessionMax)) {
+	for i, m := range r.List[:max(len(r.List)-1, 0)] {
+		if now.Before(r.List[i+1].ActiveFrom.Add(s.cfg.SessionMax)) {
 			continue
 		}
-		if err := km.DeleteSecret(ctx, m.name); err != nil && !errors.Is(err, storage.ErrNotFound) {
+		if err := km.DeleteSecret(ctx, m.Name); err != nil && !errors.Is(err, storage.ErrNotFound) {
 			return err
 		}
 		pruned = true

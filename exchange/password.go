@@ -252,7 +252,7 @@ func (s *Service) Register(ctx context.Context, req RegisterRequest) (res *Resul
 		}
 		return nil, storeError(err)
 	}
-	s.audit(ctx, storage.AuditEvent{Type: "user.created", UserID: user.ID, Provider: PasswordProvider})
+	s.audit(ctx, storage.AuditEvent{Type: EventUserCreated, UserID: user.ID, Provider: PasswordProvider})
 	if req.NoSession {
 		return &Result{User: user, Created: true}, nil
 	}
@@ -493,7 +493,7 @@ func (s *Service) SetPassword(ctx context.Context, p *Principal, req SetPassword
 	}
 	if user.PasswordHash != "" {
 		if req.Current == "" {
-			return 0, newError(KindInvalidRequest, "missing_current_password", "current_password is required", nil)
+			return 0, newError(KindInvalidRequest, ReasonMissingCurrentPassword, "current_password is required", nil)
 		}
 		owner, err := s.checkCredentials(ctx, user.Email, req.Current, req.IP)
 		if err != nil {
@@ -543,11 +543,11 @@ func (s *Service) SetPassword(ctx context.Context, p *Principal, req SetPassword
 			}
 		}
 	}
-	n, err := s.store.RevokeUserSessions(ctx, user.ID, p.Claims.SessionID, now, "password_changed")
+	n, err := s.store.RevokeUserSessions(ctx, user.ID, p.Claims.SessionID, now, RevokeReasonPasswordChanged)
 	if err != nil {
 		return 0, storeError(err)
 	}
-	s.audit(ctx, storage.AuditEvent{Type: "user.password_changed", UserID: user.ID, SessionID: p.Claims.SessionID,
+	s.audit(ctx, storage.AuditEvent{Type: EventUserPasswordChanged, UserID: user.ID, SessionID: p.Claims.SessionID,
 		Provider: PasswordProvider, Detail: fmt.Sprintf("%d other sessions revoked", n)})
 	return n, nil
 }
@@ -656,7 +656,7 @@ func (s *Service) claimPasswordAccount(ctx context.Context, id providers.Identit
 		}
 		removed++
 	}
-	revoked, err := s.store.RevokeUserSessions(ctx, user.ID, "", now, "claimed_by_verified_identity")
+	revoked, err := s.store.RevokeUserSessions(ctx, user.ID, "", now, RevokeReasonClaimedByVerifiedIdentity)
 	if err != nil {
 		return storage.User{}, false, storeError(err)
 	}
@@ -664,7 +664,7 @@ func (s *Service) claimPasswordAccount(ctx context.Context, id providers.Identit
 	if err := s.store.AddIdentity(ctx, ident); err != nil {
 		return storage.User{}, false, conflictOrStoreError(err)
 	}
-	s.audit(ctx, storage.AuditEvent{Type: "user.claimed", UserID: user.ID, Provider: id.Provider,
+	s.audit(ctx, storage.AuditEvent{Type: EventUserClaimed, UserID: user.ID, Provider: id.Provider,
 		Detail: fmt.Sprintf("unverified password account taken by a verified identity: password wiped, %d sessions revoked, %d identities unlinked", revoked, removed)})
 	s.log.WarnContext(ctx, "unverified password account claimed by a verified identity", "user_id", user.ID, "provider", id.Provider)
 	return user, true, nil
@@ -686,7 +686,7 @@ func (s *Service) removePassword(ctx context.Context, user storage.User, idents 
 	if err := s.store.DeleteIdentity(ctx, user.ID, target.ID); err != nil && !errors.Is(err, storage.ErrNotFound) {
 		return storeError(err)
 	}
-	s.audit(ctx, storage.AuditEvent{Type: "identity.unlinked", UserID: user.ID, Provider: PasswordProvider,
+	s.audit(ctx, storage.AuditEvent{Type: EventIdentityUnlinked, UserID: user.ID, Provider: PasswordProvider,
 		Detail: "password removed with identity " + target.ID})
 	return nil
 }

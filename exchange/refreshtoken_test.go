@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/authex/authex/envelope"
+	"github.com/authex/authex/exchange/keyring"
 	"github.com/authex/authex/storage"
 	"github.com/authex/authex/storage/bolt"
 )
@@ -130,7 +131,7 @@ func TestMACSecretsPrunedAfterSessionMax(t *testing.T) {
 func countMAC(secrets []storage.Secret) int {
 	n := 0
 	for _, s := range secrets {
-		if isMACSecretName(s.Name) {
+		if keyring.IsMACSecretName(s.Name) {
 			n++
 		}
 	}

@@ -6,6 +6,7 @@ import (
 	"slices"
 	"time"
 
+	"github.com/authex/authex/exchange/keyring"
 	"github.com/authex/authex/storage"
 )
 
@@ -13,42 +14,6 @@ import (
 // JWKS) before maintenance deletes it, so `authex keys list` shows a
 // rotation's whole history for a day.
 const expiredKeyKeep = 24 * time.Hour
-
-// Rotate makes a new signing key that is published in the JWKS at once and
-// signs from now+publishDelay. Every key that has not been retired yet is
-// retired at that instant (it keeps signing until then, so signing never
-// stops) and leaves the JWKS a duration retain after that, when every token it signed has
-// expired. No session is touched: nobody is signed out.
-func (k *Keyring) Rotate(ctx context.Context, publishDelay, retain time.Duration) (storage.SigningKey, error) {
-	prev, err := k.store.ListSigningKeys(ctx)
-	if err != nil {
-		return storage.SigningKey{}, err
-	}
-	rec, err := k.Create(ctx, publishDelay)
-	if err != nil {
-		return storage.SigningKey{}, err
-	}
-	for _, old := range prev {
-		if !old.RetiredAt.IsZero() || revoked(old) {
-			continue
-		}
-		if err := k.retire(ctx, old, rec.NotBefore, retain); err != nil {
-			return rec, err
-		}
-	}
-	return rec, k.Reload(ctx)
-}
-
-// retire stores that rec stops signing at and leaves the JWKS retain
-// later. A key deleted meanwhile needs no retiring.
-func (k *Keyring) retire(ctx context.Context, rec storage.SigningKey, at time.Time, retain time.Duration) error {
-	rec.RetiredAt = at
-	rec.ExpiresAt = at.Add(retain)
-	if err := k.store.UpdateSigningKey(ctx, rec); err != nil && !errors.Is(err, storage.ErrNotFound) {
-		return err
-	}
-	return nil
-}
 
 // keyRetention is how long a retired key stays published: the longest an
 // access token it signed can live, plus the leeway parseJWT allows, so the
@@ -58,14 +23,14 @@ func (s *Service) keyRetention() time.Duration { return s.cfg.AccessTTL + access
 // RotateKeys rotates the signing key with the configured publish delay and
 // records who asked in the audit log.
 func (s *Service) RotateKeys(ctx context.Context, actor string) (storage.SigningKey, error) {
-	if len(s.keys.files) > 0 {
+	if s.keys.FromFiles() {
 		return storage.SigningKey{}, errKeysFromFiles()
 	}
 	rec, err := s.keys.Rotate(ctx, s.cfg.KeyPublishDelay, s.keyRetention())
 	if err != nil {
 		return rec, storeError(err)
 	}
-	s.audit(ctx, storage.AuditEvent{Type: "key.rotated", Detail: "kid " + rec.ID + " by " + actor})
+	s.audit(ctx, storage.AuditEvent{Type: EventKeyRotated, Detail: "kid " + rec.ID + " by " + actor})
 	s.log.InfoContext(ctx, "signing key rotated", "kid", rec.ID, "signs_from", rec.NotBefore, "by", actor)
 	return rec, nil
 }
@@ -73,7 +38,7 @@ func (s *Service) RotateKeys(ctx context.Context, actor string) (storage.Signing
 // MaintainKeys runs until ctx ends. Every interval it rotates when the
 // newest key is older than Config.KeyRotation (when set), finishes a
 // rotation that a crash interrupted, and deletes keys that left the JWKS
-// more than a day ago. (Keyring.Watch reloads keys other instances wrote.)
+// more than a day ago. (keyring.Ring.Watch reloads keys other instances wrote.)
 func (s *Service) MaintainKeys(ctx context.Context, interval time.Duration) {
 	t := time.NewTicker(interval)
 	defer t.Stop()
@@ -93,7 +58,7 @@ func (s *Service) maintainKeys(ctx context.Context) error {
 	if err := s.pruneMACSecrets(ctx); err != nil {
 		return err
 	}
-	if len(s.keys.files) > 0 {
+	if s.keys.FromFiles() {
 		return nil // keys from PEM files: the operator rotates them
 	}
 	recs, err := s.store.ListSigningKeys(ctx)
@@ -103,7 +68,7 @@ func (s *Service) maintainKeys(ctx context.Context) error {
 	now := s.now()
 	var newest storage.SigningKey
 	for _, rec := range recs {
-		if rec.CreatedAt.After(newest.CreatedAt) && !revoked(rec) {
+		if rec.CreatedAt.After(newest.CreatedAt) && !keyring.Revoked(rec) {
 			newest = rec
 		}
 		if !rec.ExpiresAt.IsZero() && now.Sub(rec.ExpiresAt) > expiredKeyKeep {
@@ -116,8 +81,8 @@ func (s *Service) maintainKeys(ctx context.Context) error {
 	// retiring the old ones (a crash): every key but the newest retires.
 	changed := false
 	for _, rec := range recs {
-		if rec.ID != newest.ID && rec.RetiredAt.IsZero() && !revoked(rec) && now.Sub(newest.CreatedAt) > time.Minute {
-			if err := s.keys.retire(ctx, rec, newest.NotBefore, s.keyRetention()); err != nil {
+		if rec.ID != newest.ID && rec.RetiredAt.IsZero() && !keyring.Revoked(rec) && now.Sub(newest.CreatedAt) > time.Minute {
+			if err := s.keys.Retire(ctx, rec, newest.NotBefore, s.keyRetention()); err != nil {
 				return err
 			}
 			changed = true
@@ -149,7 +114,7 @@ func errKeysFromFiles() error {
 // Revoking a revoked key is a no-op.
 func (a *Admin) RevokeKey(ctx context.Context, kid, actor string) (KeyInfo, *KeyInfo, error) {
 	s := a.s
-	if len(s.keys.files) > 0 {
+	if s.keys.FromFiles() {
 		return KeyInfo{}, nil, errKeysFromFiles()
 	}
 	recs, err := s.store.ListSigningKeys(ctx)
@@ -162,45 +127,20 @@ func (a *Admin) RevokeKey(ctx context.Context, kid, actor string) (KeyInfo, *Key
 	}
 	rec := recs[i]
 	now := s.now().UTC()
-	if revoked(rec) {
-		return keyInfo(rec, now, nil), nil, nil
+	if keyring.Revoked(rec) {
+		return keyInfo(rec, now, ""), nil, nil
 	}
-	signing, _ := s.keys.signer()
-	wasSigning := signing != nil && signing.record.ID == kid
+	wasSigning := s.keys.SigningKID() == kid
 	// Does any other key sign now? If not, one is made below.
-	others := false
-	for _, r := range recs {
-		if r.ID != kid && !revoked(r) && !now.Before(r.NotBefore) && (r.RetiredAt.IsZero() || now.Before(r.RetiredAt)) &&
-			(r.ExpiresAt.IsZero() || now.Before(r.ExpiresAt)) {
-			others = true
-		}
-	}
-	rec.RevokedAt = now
-	if rec.RetiredAt.IsZero() || rec.RetiredAt.After(now) {
-		rec.RetiredAt = now
-	}
-	rec.ExpiresAt = now // maintenance deletes it a day later
-	if err := s.store.UpdateSigningKey(ctx, rec); err != nil {
-		if errors.Is(err, storage.ErrNotFound) {
-			return KeyInfo{}, nil, newError(KindNotFound, ReasonNotFound, "no such signing key", nil)
-		}
-		return KeyInfo{}, nil, storeError(err)
+	others := otherKeySigns(recs, kid, now)
+	if rec, err = s.storeRevocation(ctx, rec, now); err != nil {
+		return KeyInfo{}, nil, err
 	}
 	var fresh storage.SigningKey
 	replace := wasSigning || !others
 	if replace {
-		fresh, err = s.keys.Create(ctx, 0)
-		if err != nil {
-			return KeyInfo{}, nil, storeError(err)
-		}
-		// Keys already waiting to sign would take over from the fresh one
-		// only to be retired by maintenance; retire them now instead.
-		for _, r := range recs {
-			if r.ID != kid && !revoked(r) && r.RetiredAt.IsZero() {
-				if err := s.keys.retire(ctx, r, now, s.keyRetention()); err != nil {
-					return KeyInfo{}, nil, storeError(err)
-				}
-			}
+		if fresh, err = s.replaceRevokedKey(ctx, recs, kid, now); err != nil {
+			return KeyInfo{}, nil, err
 		}
 	}
 	if err := s.keys.Reload(ctx); err != nil {
@@ -208,15 +148,61 @@ func (a *Admin) RevokeKey(ctx context.Context, kid, actor string) (KeyInfo, *Key
 	}
 	var repl *KeyInfo
 	if replace {
-		signing, _ := s.keys.signer()
-		info := keyInfo(fresh, s.now(), signing)
+		info := keyInfo(fresh, s.now(), s.keys.SigningKID())
 		repl = &info
 	}
 	detail := "kid " + kid + " by " + actor
 	if repl != nil {
 		detail += "; replaced by " + repl.ID
 	}
-	s.audit(ctx, storage.AuditEvent{Type: "key.revoked", Detail: detail})
+	s.audit(ctx, storage.AuditEvent{Type: EventKeyRevoked, Detail: detail})
 	s.log.WarnContext(ctx, "signing key revoked", "kid", kid, "by", actor)
-	return keyInfo(rec, now, nil), repl, nil
+	return keyInfo(rec, now, ""), repl, nil
+}
+
+// otherKeySigns reports whether a key other than kid signs at now.
+func otherKeySigns(recs []storage.SigningKey, kid string, now time.Time) bool {
+	others := false
+	for _, r := range recs {
+		if r.ID != kid && !keyring.Revoked(r) && !now.Before(r.NotBefore) && (r.RetiredAt.IsZero() || now.Before(r.RetiredAt)) &&
+			(r.ExpiresAt.IsZero() || now.Before(r.ExpiresAt)) {
+			others = true
+		}
+	}
+	return others
+}
+
+// storeRevocation stores rec as revoked, retired and expired at now.
+func (s *Service) storeRevocation(ctx context.Context, rec storage.SigningKey, now time.Time) (storage.SigningKey, error) {
+	rec.RevokedAt = now
+	if rec.RetiredAt.IsZero() || rec.RetiredAt.After(now) {
+		rec.RetiredAt = now
+	}
+	rec.ExpiresAt = now // maintenance deletes it a day later
+	if err := s.store.UpdateSigningKey(ctx, rec); err != nil {
+		if errors.Is(err, storage.ErrNotFound) {
+			return rec, newError(KindNotFound, ReasonNotFound, "no such signing key", nil)
+		}
+		return rec, storeError(err)
+	}
+	return rec, nil
+}
+
+// replaceRevokedKey makes a key that signs at once in place of the
+// revoked kid.
+func (s *Service) replaceRevokedKey(ctx context.Context, recs []storage.SigningKey, kid string, now time.Time) (storage.SigningKey, error) {
+	fresh, err := s.keys.Create(ctx, 0)
+	if err != nil {
+		return fresh, storeError(err)
+	}
+	// Keys already waiting to sign would take over from the fresh one
+	// only to be retired by maintenance; retire them now instead.
+	for _, r := range recs {
+		if r.ID != kid && !keyring.Revoked(r) && r.RetiredAt.IsZero() {
+			if err := s.keys.Retire(ctx, r, now, s.keyRetention()); err != nil {
+				return fresh, storeError(err)
+			}
+		}
+	}
+	return fresh, nil
 }

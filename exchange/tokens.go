@@ -71,7 +71,7 @@ func (s *Service) accessClaims(sess storage.Session, u storage.User) AccessClaim
 }
 
 func (s *Service) mac(purpose string, sess storage.Session) string {
-	return macWith(s.macSecretFor(sess).key, purpose, sess.ID, sess.Generation)
+	return macWith(s.macSecretFor(sess).Key, purpose, sess.ID, sess.Generation)
 }
 
 // A link_token (409 account_exists) carries a verified identity that is
@@ -100,10 +100,6 @@ type linkClaims struct {
 	ExpiresAt     int64  `json:"exp"`
 }
 
-// typLink was the JWT typ of the former link_token; keys.go still keeps
-// retired keys verifying for it, which a sealed token no longer needs.
-const typLink = "link+jwt"
-
 // LinkTokenTTL is how long a link_token stays valid.
 const LinkTokenTTL = 10 * time.Minute
 
@@ -123,15 +119,15 @@ var (
 // linkOwner is the Owner claim of a link_token meant for userID, made
 // with the MAC secret that signs now.
 func (s *Service) linkOwner(userID string) string {
-	return macWith(s.keys.macRing().at(s.now()).key, "link-owner", userID, 0)
+	return macWith(s.keys.MACs().At(s.now()).Key, "link-owner", userID, 0)
 }
 
 // isLinkOwner checks an Owner claim against every MAC secret held, in
 // constant time each, so a rotation does not void a pending link_token.
 func (s *Service) isLinkOwner(owner, userID string) bool {
 	ok := false
-	for _, m := range s.keys.macRing().list {
-		if hmac.Equal([]byte(owner), []byte(macWith(m.key, "link-owner", userID, 0))) {
+	for _, m := range s.keys.MACs().List {
+		if hmac.Equal([]byte(owner), []byte(macWith(m.Key, "link-owner", userID, 0))) {
 			ok = true
 		}
 	}
@@ -152,8 +148,8 @@ func linkKey(macSecret []byte) []byte {
 // openLinkTokenAnyKey opens raw under the link key of each MAC secret held.
 func (s *Service) openLinkTokenAnyKey(raw string) (*linkClaims, error) {
 	err := errLinkForged
-	for _, m := range s.keys.macRing().list {
-		claims, oerr := openLinkToken(linkKey(m.key), s.cfg.Issuer, raw, s.now())
+	for _, m := range s.keys.MACs().List {
+		claims, oerr := openLinkToken(linkKey(m.Key), s.cfg.Issuer, raw, s.now())
 		if oerr == nil {
 			return claims, nil
 		}
@@ -174,7 +170,7 @@ func (s *Service) linkToken(id providers.Identity, ownerID string) (string, erro
 		EmailVerified: id.EmailVerified,
 		ExpiresAt:     s.now().Add(LinkTokenTTL).Unix(),
 	}
-	return sealLinkToken(linkKey(s.keys.macRing().at(s.now()).key), s.cfg.Issuer, claims)
+	return sealLinkToken(linkKey(s.keys.MACs().At(s.now()).Key), s.cfg.Issuer, claims)
 }
 
 func linkAEAD(key []byte) (cipher.AEAD, error) {
@@ -248,7 +244,7 @@ func (s *Service) parseJWT(raw, typ string, claims jwt.Claims, opts ...jwt.Parse
 		jwt.WithTimeFunc(s.now),
 		jwt.WithExpirationRequired(),
 	)
-	t, err := jwt.ParseWithClaims(raw, claims, s.keys.keyfunc, opts...)
+	t, err := jwt.ParseWithClaims(raw, claims, s.keys.Keyfunc, opts...)
 	if err != nil {
 		return err
 	}

@@ -38,7 +38,12 @@ type verifiedEntry struct {
 	kid    string
 }
 
-func (c *verifiedCache) get(raw string, now time.Time, keys *Keyring) (*AccessClaims, bool) {
+// publishedKeys is what the cache asks of the keyring (keyring.Ring).
+type publishedKeys interface {
+	Published(kid string) bool
+}
+
+func (c *verifiedCache) get(raw string, now time.Time, keys publishedKeys) (*AccessClaims, bool) {
 	k := sha256.Sum256([]byte(raw))
 	c.mu.Lock()
 	e, ok := c.cur[k]
@@ -51,7 +56,7 @@ func (c *verifiedCache) get(raw string, now time.Time, keys *Keyring) (*AccessCl
 	if !ok || e.claims.ExpiresAt == nil || !now.Before(e.claims.ExpiresAt.Add(accessLeeway)) {
 		return nil, false // expired tokens take the full path and its error
 	}
-	if _, published := keys.lookup(e.kid, typAccess); !published {
+	if !keys.Published(e.kid) {
 		return nil, false
 	}
 	claims := e.claims

@@ -1,4 +1,4 @@
-package exchange
+package keyring
 
 import (
 	"context"
@@ -7,7 +7,6 @@ import (
 	"crypto/ed25519"
 	"crypto/elliptic"
 	"crypto/rsa"
-	"crypto/sha256"
 	"crypto/x509"
 	"encoding/base64"
 	"encoding/pem"
@@ -15,6 +14,7 @@ import (
 	"fmt"
 	"strings"
 
+	"github.com/go-jose/go-jose/v4"
 	"github.com/golang-jwt/jwt/v5"
 
 	"github.com/authex/authex/envelope"
@@ -27,8 +27,8 @@ import (
 // key. Each record's identity is its additional data: a sealed key moved
 // under another kid, or a secret under another name, does not open.
 
-// Errors New returns when the stored key material cannot be opened. They
-// name no key and no secret.
+// Errors Reload (and so exchange.New) returns when the stored key material
+// cannot be opened. They name no key and no secret.
 var (
 	ErrWrongKEK = errors.New("the stored key material was sealed with another key-encryption key: " +
 		"configure that key (secrets.kek or secrets.kek_file), or list it in secrets.previous_keks to reseal under the new one")
@@ -41,7 +41,7 @@ func secretAAD(name string) string    { return "secret:" + name }
 
 // seal seals plain for the record aad names; without a sealer (tests) the
 // record stays plaintext.
-func (k *Keyring) seal(aad string, plain []byte) ([]byte, error) {
+func (k *Ring) seal(aad string, plain []byte) ([]byte, error) {
 	if k.sealer == nil {
 		return plain, nil
 	}
@@ -50,7 +50,7 @@ func (k *Keyring) seal(aad string, plain []byte) ([]byte, error) {
 
 // open returns the plaintext of a stored record: a sealed one opened, a
 // legacy plaintext one as it is (SealKeyMaterial seals it at start).
-func (k *Keyring) open(aad string, rec []byte) ([]byte, error) {
+func (k *Ring) open(aad string, rec []byte) ([]byte, error) {
 	return openRecord(k.sealer, aad, rec)
 }
 
@@ -72,7 +72,7 @@ func openRecord(s *envelope.Sealer, aad string, rec []byte) ([]byte, error) {
 }
 
 // openKey opens and parses a stored signing key.
-func (k *Keyring) openKey(rec storage.SigningKey) (*signingKey, error) {
+func (k *Ring) openKey(rec storage.SigningKey) (*signingKey, error) {
 	der, err := k.open(signingKeyAAD(rec.ID), rec.PrivateKey)
 	if err != nil {
 		return nil, err
@@ -131,7 +131,7 @@ func SealKeyMaterial(ctx context.Context, store storage.Store, s *envelope.Seale
 		return n, err
 	}
 	for _, sec := range secrets {
-		if !isMACSecretName(sec.Name) {
+		if !IsMACSecretName(sec.Name) {
 			continue
 		}
 		sealed, ok, err := reseal(secretAAD(sec.Name), sec.Value)
@@ -155,24 +155,14 @@ func SealKeyMaterial(ctx context.Context, store storage.Store, s *envelope.Seale
 // base64url): the kid of every key made since, so the same public key
 // always has the same kid, derived from nothing secret.
 func thumbprint(pub crypto.PublicKey) (string, error) {
-	j, err := publicJWK(pub)
+	if err := supportedPublicKey(pub); err != nil {
+		return "", err
+	}
+	sum, err := (&jose.JSONWebKey{Key: pub}).Thumbprint(crypto.SHA256)
 	if err != nil {
 		return "", err
 	}
-	// The required members only, in lexicographic order, no whitespace
-	// (RFC 7638 §3.2). Their values are base64url or fixed names: nothing
-	// to escape.
-	var canon string
-	switch j.Kty {
-	case "EC":
-		canon = `{"crv":"` + j.Crv + `","kty":"EC","x":"` + j.X + `","y":"` + j.Y + `"}`
-	case "OKP":
-		canon = `{"crv":"` + j.Crv + `","kty":"OKP","x":"` + j.X + `"}`
-	case "RSA":
-		canon = `{"e":"` + j.E + `","kty":"RSA","n":"` + j.N + `"}`
-	}
-	sum := sha256.Sum256([]byte(canon))
-	return base64.RawURLEncoding.EncodeToString(sum[:]), nil
+	return base64.RawURLEncoding.EncodeToString(sum), nil
 }
 
 // PEMKey is a signing key read from a PEM file (tokens.signing_key_files).

@@ -1,4 +1,4 @@
-package exchange
+package keyring
 
 import (
 	"context"
@@ -26,6 +26,14 @@ func openBolt(tb testing.TB, opts bolt.Options) *bolt.Store {
 	return s
 }
 
+// newRing is a ring of ES256 keys on store, without PEM keys or sealing.
+func newRing(store storage.Store) *Ring {
+	return New(Config{Store: store, Algorithm: AlgES256, Now: time.Now})
+}
+
+// typAccess is the typ of exchange's access tokens.
+const typAccess = "at+jwt"
+
 // Two keyrings on one store stand for two instances.
 func sharedStore(t *testing.T) storage.Store {
 	t.Helper()
@@ -36,15 +44,15 @@ func sharedStore(t *testing.T) storage.Store {
 func TestKeyringBootstrapOneKey(t *testing.T) {
 	store := sharedStore(t)
 	const n = 8
-	rings := make([]*Keyring, n)
+	rings := make([]*Ring, n)
 	errs := make([]error, n)
 	var wg sync.WaitGroup
 	for i := range n {
-		rings[i] = newKeyring(store, AlgES256, time.Now, nil, nil)
+		rings[i] = newRing(store)
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			errs[i] = rings[i].ensure(t.Context())
+			errs[i] = rings[i].Ensure(t.Context())
 		}()
 	}
 	wg.Wait()
@@ -73,11 +81,11 @@ func TestKeyringBootstrapOneKey(t *testing.T) {
 // and by the periodic reload otherwise.
 func TestKeyringPicksUpAnotherInstancesKey(t *testing.T) {
 	store := sharedStore(t)
-	a, b := newKeyring(store, AlgES256, time.Now, nil, nil), newKeyring(store, AlgES256, time.Now, nil, nil)
-	if err := a.ensure(t.Context()); err != nil {
+	a, b := newRing(store), newRing(store)
+	if err := a.Ensure(t.Context()); err != nil {
 		t.Fatal(err)
 	}
-	if err := b.ensure(t.Context()); err != nil {
+	if err := b.Ensure(t.Context()); err != nil {
 		t.Fatal(err)
 	}
 	fresh, err := a.Create(t.Context(), 0)
@@ -90,11 +98,11 @@ func TestKeyringPicksUpAnotherInstancesKey(t *testing.T) {
 	if _, ok := b.lookup(fresh.ID, typAccess); ok {
 		t.Fatal("b knows the new key before any reload")
 	}
-	token, err := a.sign(typAccess, jwt.RegisteredClaims{Subject: "u", ExpiresAt: jwt.NewNumericDate(time.Now().Add(time.Minute))})
+	token, err := a.Sign(typAccess, jwt.RegisteredClaims{Subject: "u", ExpiresAt: jwt.NewNumericDate(time.Now().Add(time.Minute))})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := jwt.Parse(token, b.keyfunc); err != nil {
+	if _, err := jwt.Parse(token, b.Keyfunc); err != nil {
 		t.Fatalf("b verifying a token signed with a's new key: %v", err)
 	}
 	if _, ok := b.lookup(fresh.ID, typAccess); !ok {
@@ -104,8 +112,8 @@ func TestKeyringPicksUpAnotherInstancesKey(t *testing.T) {
 	// Tokens with unknown kids (anyone can send them) cause at most one
 	// reload per cooldown.
 	counting := &countingStore{Store: store}
-	c := newKeyring(counting, AlgES256, time.Now, nil, nil)
-	if err := c.ensure(t.Context()); err != nil {
+	c := newRing(counting)
+	if err := c.Ensure(t.Context()); err != nil {
 		t.Fatal(err)
 	}
 	before := counting.lists.Load()
@@ -113,7 +121,7 @@ func TestKeyringPicksUpAnotherInstancesKey(t *testing.T) {
 	forged.Header["kid"] = "nobody"
 	raw, _ := forged.SignedString([]byte("x"))
 	for range 20 {
-		if _, err := jwt.Parse(raw, c.keyfunc); err == nil {
+		if _, err := jwt.Parse(raw, c.Keyfunc); err == nil {
 			t.Fatal("a token with an unknown kid verified")
 		}
 	}

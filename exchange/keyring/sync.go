@@ -1,4 +1,4 @@
-package exchange
+package keyring
 
 import (
 	"bytes"
@@ -9,23 +9,23 @@ import (
 )
 
 // Keeping several instances' keyrings in step. Every instance reads the
-// keys from the shared store: at start, every KeyReloadInterval (Watch),
+// keys from the shared store: at start, every ReloadInterval (Watch),
 // and when a token names a kid it does not know (another instance created
 // a key since the last reload). The key that signs is chosen from the
 // records and the clock alone, so instances that have read the same
 // records sign with the same key; a rotated key is published at once and
-// signs only from its NotBefore, which should exceed KeyReloadInterval so
+// signs only from its NotBefore, which should exceed ReloadInterval so
 // that every instance's JWKS shows it before any token carries it.
 
-// KeyReloadInterval is how often key maintenance runs (serve.go).
-const KeyReloadInterval = 30 * time.Second
+// ReloadInterval is how often key maintenance runs (cmd/authex serve.go).
+const ReloadInterval = 30 * time.Second
 
-// KeyPollInterval is how often Watch rereads the keys and MAC secrets by
+// PollInterval is how often Watch rereads the keys and MAC secrets by
 // default: an emergency revocation (RevokeKey) made on one instance stops
 // every other from accepting the key within about this long. A reload is
 // one or two small queries; keys whose stored bytes did not change are not
 // opened or parsed again.
-const KeyPollInterval = time.Second
+const PollInterval = time.Second
 
 const (
 	// unknownKidCooldown bounds the reloads that tokens with unknown kids
@@ -40,9 +40,9 @@ const (
 
 // Watch reloads the keys every interval until ctx ends. A failed reload
 // (the store is away) keeps the keys already loaded.
-func (k *Keyring) Watch(ctx context.Context, interval time.Duration, log *slog.Logger) {
+func (k *Ring) Watch(ctx context.Context, interval time.Duration, log *slog.Logger) {
 	if interval <= 0 {
-		interval = KeyPollInterval
+		interval = PollInterval
 	}
 	if log == nil {
 		log = slog.Default()
@@ -66,7 +66,7 @@ func (k *Keyring) Watch(ctx context.Context, interval time.Duration, log *slog.L
 
 // reloadForUnknown rereads the keys when a token names a kid we do not
 // know, at most once per unknownKidCooldown, and reports whether it did.
-func (k *Keyring) reloadForUnknown(kid string) bool {
+func (k *Ring) reloadForUnknown(kid string) bool {
 	if kid == "" {
 		return false
 	}
@@ -78,15 +78,15 @@ func (k *Keyring) reloadForUnknown(kid string) bool {
 	return k.reloadLimited()
 }
 
-// reloadForUnknownSecret is reloadForUnknown for a refresh token's MAC
+// ReloadForUnknownSecret is reloadForUnknown for a refresh token's MAC
 // secret id (another instance rotated the secret since our last reload).
-func (k *Keyring) reloadForUnknownSecret(id string) bool {
+func (k *Ring) ReloadForUnknownSecret(id string) bool {
 	if id == "" || len(id) > 16 {
 		return false
 	}
 	k.unknownMu.Lock()
 	defer k.unknownMu.Unlock()
-	if _, ok := k.macRing().byID[id]; ok {
+	if _, ok := k.MACs().ByID[id]; ok {
 		return true
 	}
 	return k.reloadLimited()
@@ -94,7 +94,7 @@ func (k *Keyring) reloadForUnknownSecret(id string) bool {
 
 // reloadLimited reloads unless one ran within unknownKidCooldown.
 // k.unknownMu must be held.
-func (k *Keyring) reloadLimited() bool {
+func (k *Ring) reloadLimited() bool {
 	now := time.Now()
 	if now.Sub(k.lastUnknown) < unknownKidCooldown {
 		return false
@@ -109,7 +109,7 @@ func (k *Keyring) reloadLimited() bool {
 // together on one store must not each sign with a key of their own, so the
 // first to claim bootstrapSecret (first writer wins, in the store) creates
 // its key and the others wait until they can load it.
-func (k *Keyring) bootstrap(ctx context.Context) error {
+func (k *Ring) bootstrap(ctx context.Context) error {
 	rec, err := k.newRecord(0)
 	if err != nil {
 		return err

@@ -1,0 +1,91 @@
+package exchange
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/authex/authex/storage"
+)
+
+// Refresh rotates a refresh token. The previous generation presented within
+// the reuse grace gets the current pair back (concurrent refreshes from one
+// browser all succeed alike); any older generation, or the previous one
+// after the grace, is reuse and revokes the whole session.
+func (s *Service) Refresh(ctx context.Context, token string) (res *Result, err error) {
+	outcome := OutcomeRotated
+	defer func() {
+		if err != nil {
+			outcome = errorOutcome(err)
+		}
+		s.observe.Refreshed(outcome)
+	}()
+	sid, gen, err := s.parseRefreshToken(token)
+	if err != nil {
+		return nil, newError(KindInvalidGrant, ReasonMalformed, "refresh token is malformed or not issued here", nil)
+	}
+	sess, err := s.store.GetSession(ctx, sid)
+	if errors.Is(err, storage.ErrNotFound) {
+		return nil, newError(KindInvalidGrant, ReasonRevoked, "refresh token's session no longer exists", nil)
+	}
+	if err != nil {
+		return nil, storeError(err)
+	}
+	for attempt := 0; ; attempt++ {
+		now := s.now()
+		if err := checkSession(sess, now); err != nil {
+			return nil, err
+		}
+		user, err := s.store.GetUser(ctx, sess.UserID)
+		if err != nil {
+			if errors.Is(err, storage.ErrNotFound) {
+				return nil, newError(KindInvalidGrant, ReasonRevoked, "the session's user no longer exists", nil)
+			}
+			return nil, storeError(err)
+		}
+		if user.Disabled {
+			return nil, disabledError()
+		}
+		switch {
+		case gen == sess.Generation:
+			idle := minTime(now.Add(s.cfg.RefreshTTL), sess.ExpiresAt)
+			rotated, err := s.store.RotateSession(ctx, sid, gen, now.UTC(), idle)
+			if errors.Is(err, storage.ErrStale) && attempt == 0 {
+				sess = rotated // a concurrent refresh won; answer as the grace does
+				continue
+			}
+			if err != nil {
+				return nil, storeError(err)
+			}
+			return s.result(rotated, user)
+		case s.inGrace(sess, gen, now):
+			outcome = OutcomeGrace
+			return s.result(sess, user)
+		default:
+			if err := s.store.RevokeSession(ctx, sid, now.UTC(), ReasonReused); err != nil {
+				return nil, storeError(err)
+			}
+			s.audit(ctx, storage.AuditEvent{Type: EventSessionReused, UserID: sess.UserID, SessionID: sid,
+				Detail: fmt.Sprintf("generation %d presented, current %d", gen, sess.Generation)})
+			s.log.WarnContext(ctx, "refresh token reuse: session revoked", "session_id", sid, "user_id", sess.UserID)
+			return nil, newError(KindInvalidGrant, ReasonReused, "refresh token was already used; the session is revoked", nil)
+		}
+	}
+}
+
+// inGrace reports whether gen is the session's previous generation,
+// presented within the reuse grace of its rotation: not yet reuse.
+func (s *Service) inGrace(sess storage.Session, gen uint64, now time.Time) bool {
+	return gen+1 == sess.Generation && now.Sub(sess.RotatedAt) <= s.cfg.ReuseGrace
+}
+
+func checkSession(sess storage.Session, now time.Time) error {
+	if sess.Revoked() {
+		return newError(KindInvalidGrant, ReasonRevoked, "the session is revoked", nil)
+	}
+	if sess.Expired(now) {
+		return newError(KindInvalidGrant, ReasonExpired, "the session has expired; sign in again", nil)
+	}
+	return nil
+}

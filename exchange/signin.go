@@ -1,0 +1,288 @@
+package exchange
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/authex/authex/providers"
+	"github.com/authex/authex/storage"
+)
+
+// Client describes the caller of a request, for the session record.
+type Client struct {
+	ID        string
+	UserAgent string
+	IP        string
+}
+
+// ExchangeRequest is a provider credential to trade for our tokens.
+type ExchangeRequest struct {
+	Provider   string
+	Credential providers.Credential
+	// ProfileName is used only when the user is created (Apple sends the
+	// name once, outside the id_token).
+	ProfileName string
+	Client      Client
+}
+
+// Result is what an exchange or a refresh answers.
+type Result struct {
+	AccessToken      string
+	ExpiresAt        time.Time
+	RefreshToken     string
+	RefreshExpiresAt time.Time
+	SessionID        string
+	Created          bool
+	User             storage.User
+	Identities       []storage.Identity // nil on refresh
+}
+
+// Exchange verifies a provider credential and signs the user in.
+func (s *Service) Exchange(ctx context.Context, req ExchangeRequest) (res *Result, err error) {
+	p, ok := s.providers[req.Provider]
+	defer func() {
+		provider, outcome := req.Provider, OutcomeOK
+		if !ok {
+			provider = "unknown"
+		}
+		switch {
+		case err != nil:
+			outcome = errorOutcome(err)
+		case res.Created:
+			outcome = OutcomeCreated
+		}
+		s.observe.Exchanged(provider, outcome)
+	}()
+	if !ok {
+		if req.Provider == "" {
+			return nil, newError(KindInvalidRequest, ReasonMissingProvider, "provider is required", nil)
+		}
+		return nil, newError(KindUnsupportedProvider, ReasonProviderMissing, "no provider of that name is configured", nil)
+	}
+	if err := s.clientAllows(req.Client.ID, req.Provider); err != nil {
+		return nil, err
+	}
+	c := req.Credential
+	if c.IDToken == "" && c.AccessToken == "" && c.Code == "" {
+		return nil, newError(KindInvalidRequest, ReasonMissingCredential, "one of id_token, access_token or code is required", nil)
+	}
+	id, err := s.verify(ctx, p, req.Provider, c)
+	if err != nil {
+		return nil, err
+	}
+	if err := s.spendCredential(ctx, id); err != nil {
+		return nil, err
+	}
+	user, created, err := s.findOrCreateUser(ctx, p, id, req.ProfileName)
+	if err != nil {
+		return nil, err
+	}
+	var events []storage.AuditEvent
+	if created {
+		events = append(events, storage.AuditEvent{Type: EventUserCreated, UserID: user.ID, Provider: req.Provider})
+	}
+	res, err = s.startSession(ctx, user, created, req.Provider, req.Client, events...)
+	if err != nil {
+		return nil, err
+	}
+	return s.identityStillOurs(ctx, id, user, res)
+}
+
+// identityStillOurs answers res once the identity that signed in is, read
+// after the session was written, still the user's; otherwise it gives the
+// session up.
+func (s *Service) identityStillOurs(ctx context.Context, id providers.Identity, user storage.User, res *Result) (*Result, error) {
+	// Check after write: the identity was looked up before the session
+	// was written, and may have been unlinked meanwhile (a takeover by a
+	// verified identity unlinks, then revokes every session: see
+	// claimPasswordAccount). Read after our write, an identity still ours
+	// means any later revocation reaches this session too. If it is gone
+	// or now someone else's, the session is given up and the caller is
+	// told so (401 revoked); a retry signs in afresh and resolves the
+	// identity as it now stands. A retry here would do the same, but
+	// would hide a takeover from the client that raced it.
+	ident, err := s.store.GetIdentity(ctx, id.Issuer, id.Subject)
+	switch {
+	case err == nil && ident.UserID == user.ID:
+		return res, nil
+	case err == nil || errors.Is(err, storage.ErrNotFound):
+		err = newError(KindInvalidToken, ReasonRevoked, "the identity was unlinked while signing in; sign in again", nil)
+	default:
+		err = storeError(err)
+	}
+	if rerr := s.abandonSession(ctx, res.SessionID, user.ID); rerr != nil {
+		return nil, rerr
+	}
+	return nil, err
+}
+
+// capSessions revokes the user's oldest live sessions beyond the cap, never
+// the one just made (keep). It runs after the new session is written, so
+// concurrent sign-ins each see the others' sessions; a failure is logged,
+// not answered: the sign-in itself succeeded.
+func (s *Service) capSessions(ctx context.Context, userID, keep string) {
+	limit := s.cfg.MaxSessionsPerUser
+	if limit <= 0 {
+		return
+	}
+	sessions, err := s.store.ListSessions(ctx, userID) // newest first
+	if err != nil {
+		s.log.WarnContext(ctx, "session cap: list sessions", "user_id", userID, "err", err)
+		return
+	}
+	now := s.now()
+	live := 0
+	for _, sess := range sessions {
+		if sess.Revoked() || sess.Expired(now) {
+			continue
+		}
+		live++
+		if live <= limit || sess.ID == keep {
+			continue
+		}
+		if err := s.store.RevokeSession(ctx, sess.ID, now.UTC(), RevokeReasonSessionLimit); err != nil {
+			if !errors.Is(err, storage.ErrNotFound) {
+				s.log.WarnContext(ctx, "session cap: revoke", "session_id", sess.ID, "err", err)
+			}
+			continue
+		}
+		s.audit(ctx, storage.AuditEvent{Type: EventSessionRevoked, UserID: userID, SessionID: sess.ID,
+			Detail: fmt.Sprintf("%s: more than %d live sessions", RevokeReasonSessionLimit, limit)})
+	}
+}
+
+// abandonSession revokes a session just written by a sign-in that found,
+// checking after the write, that what it signed in with changed meanwhile.
+func (s *Service) abandonSession(ctx context.Context, sessionID, userID string) error {
+	// ErrNotFound: the user was deleted meanwhile, and the session with it.
+	if err := s.store.RevokeSession(ctx, sessionID, s.now().UTC(), ReasonRacedCredentialChange); err != nil && !errors.Is(err, storage.ErrNotFound) {
+		return storeError(err)
+	}
+	s.audit(ctx, storage.AuditEvent{Type: EventSessionAbandoned, UserID: userID, SessionID: sessionID,
+		Detail: "credential changed while signing in"})
+	s.log.WarnContext(ctx, "sign-in raced a credential change: its session is revoked", "session_id", sessionID, "user_id", userID)
+	return nil
+}
+
+func (s *Service) verify(ctx context.Context, p Provider, name string, c providers.Credential) (providers.Identity, error) {
+	id, err := p.Verifier.Verify(ctx, c)
+	if err == nil {
+		id.Provider = name
+		return id, nil
+	}
+	var perr *providers.Error
+	switch {
+	case errors.As(err, &perr):
+		kind := KindInvalidToken
+		if providers.IsRequestReason(perr.Reason) {
+			kind = KindInvalidRequest // a parameter missing or not allowed, not a bad token
+		}
+		return id, newError(kind, perr.Reason, perr.Error(), err)
+	case errors.Is(err, providers.ErrUnavailable):
+		return id, newError(KindProviderUnavailable, ReasonProviderUnavailable, "the provider cannot be reached right now; try again shortly", err)
+	case ctx.Err() != nil:
+		return id, newError(KindProviderUnavailable, ReasonProviderUnavailable, "the provider did not answer in time", err)
+	default:
+		return id, newError(KindProviderUnavailable, ReasonProviderUnavailable, "the provider cannot be reached right now; try again shortly", err)
+	}
+}
+
+// maxCredentialRecord bounds how long a credential without an expiry is
+// remembered (providers require exp; this is a guard, not a policy).
+const maxCredentialRecord = 24 * time.Hour
+
+// spendCredential refuses a second use of one provider credential: a
+// verified id_token is recorded (by its TokenKey: issuer and jti, or a
+// hash) until it stops verifying, and a second presentation, here or on
+// another instance of the same store, is refused with replayed, writing
+// nothing. It runs after verification and before any user or session
+// write, so a credential is spent once verified, whatever the sign-in
+// then answers (account_exists, signup_disabled, ...): the client signs in
+// with the provider again. Credentials that cannot be presented twice (a
+// code the provider redeems once) have no TokenKey.
+func (s *Service) spendCredential(ctx context.Context, id providers.Identity) error {
+	if id.TokenKey == "" {
+		return nil
+	}
+	now := s.now()
+	exp := id.TokenExpiresAt
+	if exp.IsZero() {
+		exp = now.Add(maxCredentialRecord)
+	}
+	err := s.store.RecordCredential(ctx, id.TokenKey, exp, now)
+	switch {
+	case err == nil:
+		return nil
+	case errors.Is(err, storage.ErrConflict):
+		s.log.WarnContext(ctx, "provider token replayed: refused", "provider", id.Provider, "issuer", id.Issuer)
+		return newError(KindInvalidToken, ReasonReplayed,
+			"this provider token was already used; sign in with the provider again for a new one", nil)
+	default:
+		return storeError(err)
+	}
+}
+
+// startSession creates a session and answers with its tokens. The audit
+// events, if any, are appended in the same group commit as the session.
+func (s *Service) startSession(ctx context.Context, user storage.User, created bool, provider string, c Client, events ...storage.AuditEvent) (*Result, error) {
+	now := s.now().UTC()
+	sess := storage.Session{
+		ID: newID(), UserID: user.ID, Provider: provider, ClientID: c.ID, Generation: 1,
+		RotatedAt: now, CreatedAt: now, ExpiresAt: now.Add(s.cfg.SessionMax),
+		UserAgent: truncate(c.UserAgent, 256), IP: c.IP,
+	}
+	sess.IdleExpiresAt = minTime(now.Add(s.cfg.RefreshTTL), sess.ExpiresAt)
+	// Every write goes through DB.Batch: started together, the session and
+	// the audit records share one group commit instead of waiting for
+	// each in turn. The access token depends only on the records, not on
+	// the write, so it is signed while the commit waits (and never inside
+	// a transaction).
+	var wg sync.WaitGroup
+	var sessErr error
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		sessErr = s.store.CreateSession(ctx, sess)
+	}()
+	for _, e := range events {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			s.audit(ctx, e)
+		}()
+	}
+	res, signErr := s.result(sess, user)
+	wg.Wait()
+	if sessErr != nil {
+		return nil, storeError(sessErr)
+	}
+	if signErr != nil {
+		return nil, signErr
+	}
+	s.capSessions(ctx, user.ID, sess.ID)
+	idents, err := s.store.ListIdentities(ctx, user.ID)
+	if err != nil {
+		return nil, storeError(err)
+	}
+	res.Created, res.Identities = created, idents
+	return res, nil
+}
+
+func (s *Service) result(sess storage.Session, user storage.User) (*Result, error) {
+	claims := s.accessClaims(sess, user)
+	at, err := s.keys.Sign(typAccess, claims)
+	if err != nil {
+		return nil, newError(KindServer, "", "internal error", err)
+	}
+	return &Result{
+		AccessToken:      at,
+		ExpiresAt:        claims.ExpiresAt.Time,
+		RefreshToken:     s.refreshToken(sess),
+		RefreshExpiresAt: sess.IdleExpiresAt,
+		SessionID:        sess.ID,
+		User:             user,
+	}, nil
+}
