@@ -165,6 +165,9 @@ type Options struct {
 type Store struct {
 	db  *bolt.DB
 	log *slog.Logger
+	// tx is set in a view (InTx): every method runs in it instead of a
+	// transaction of its own.
+	tx *bolt.Tx
 
 	cancel    context.CancelFunc // stops the sweeper
 	swept     chan struct{}      // closed when the sweeper has returned
@@ -269,6 +272,9 @@ func initSchema(tx *bolt.Tx, log *slog.Logger) error {
 // Close stops the sweeper, waits for it, and closes the file. Calling it
 // again returns the first result.
 func (s *Store) Close() error {
+	if s.tx != nil {
+		return nil // a view closes nothing: the file belongs to the Store it came from
+	}
 	s.closeOnce.Do(func() {
 		s.cancel()
 		<-s.swept
@@ -323,16 +329,33 @@ func (c ctxWriter) Write(p []byte) (int, error) {
 }
 
 // view, update and batch run fn in a transaction and translate bbolt's
-// "closed" into storage.ErrUnavailable.
-func (s *Store) view(fn func(*bolt.Tx) error) error   { return translate(s.db.View(fn)) }
-func (s *Store) update(fn func(*bolt.Tx) error) error { return translate(s.db.Update(fn)) }
+// "closed" into storage.ErrUnavailable. In a view (InTx) they run fn in
+// the view's transaction.
+func (s *Store) view(fn func(*bolt.Tx) error) error {
+	if s.tx != nil {
+		return fn(s.tx)
+	}
+	return translate(s.db.View(fn))
+}
+
+func (s *Store) update(fn func(*bolt.Tx) error) error {
+	if s.tx != nil {
+		return fn(s.tx)
+	}
+	return translate(s.db.Update(fn))
+}
 
 // batch runs fn through DB.Batch. fn may run more than once (and in the same
 // transaction as other callers' functions), so it must reset whatever it
 // captures on every call and report business outcomes (ErrStale, a
 // conflict, ...) through a captured variable, returning nil: an error from
 // fn rolls back the whole batch and re-runs fn alone.
-func (s *Store) batch(fn func(*bolt.Tx) error) error { return translate(s.db.Batch(fn)) }
+func (s *Store) batch(fn func(*bolt.Tx) error) error {
+	if s.tx != nil {
+		return fn(s.tx)
+	}
+	return translate(s.db.Batch(fn))
+}
 
 func translate(err error) error {
 	if errors.Is(err, berrors.ErrDatabaseNotOpen) {

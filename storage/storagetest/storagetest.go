@@ -80,6 +80,7 @@ func Run(t *testing.T, open func(t *testing.T) storage.Store) {
 		{"Credentials", testCredentials}, // credentials.go
 		{"EmailVerifiedBy", testEmailVerifiedBy},
 		{"EmailKeyIndexes", testEmailKeyIndexes},
+		{"InTxCommits", testInTxCommits}, {"InTxRollsBack", testInTxRollsBack}, // tx.go
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) { tt.test(t, open(t)) })
