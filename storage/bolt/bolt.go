@@ -136,8 +136,6 @@ const (
 	// openTimeout bounds the wait for bbolt's file lock: a second process
 	// gets a clear error instead of hanging.
 	openTimeout = time.Second
-	// defaultSweepInterval is how often expired sessions are removed.
-	defaultSweepInterval = 10 * time.Minute
 	// sweepChunk is how many sessions one sweep transaction deletes, so a
 	// large sweep never holds the writer lock for long.
 	sweepChunk = 1000
@@ -155,7 +153,8 @@ type Options struct {
 	// NoSync skips fsync on commit. Tests only: a crash loses acknowledged writes.
 	NoSync bool
 	// SweepInterval is how often a background goroutine deletes expired and
-	// revoked sessions: 0 means every 10 minutes, a negative value turns it off.
+	// revoked sessions: 0 means every 10 minutes (storage.DefaultSweepInterval),
+	// a negative value turns it off.
 	SweepInterval time.Duration
 	// Logger receives the sweeper's reports; nil means slog.Default().
 	Logger *slog.Logger
@@ -169,8 +168,7 @@ type Store struct {
 	// transaction of its own.
 	tx *bolt.Tx
 
-	cancel    context.CancelFunc // stops the sweeper
-	swept     chan struct{}      // closed when the sweeper has returned
+	sweeper   *storage.Sweeper
 	closeOnce sync.Once
 	closeErr  error
 }
@@ -212,17 +210,8 @@ func Open(path string, opts Options) (*Store, error) {
 		return nil, fmt.Errorf("bolt: open %s: %w", path, err)
 	}
 
-	ctx, cancel := context.WithCancel(context.Background())
-	s := &Store{db: db, log: log, cancel: cancel, swept: make(chan struct{})}
-	interval := opts.SweepInterval
-	if interval == 0 {
-		interval = defaultSweepInterval
-	}
-	if interval > 0 {
-		go storage.SweepExpiredSessions(ctx, s, interval, s.log, s.swept)
-	} else {
-		close(s.swept)
-	}
+	s := &Store{db: db, log: log}
+	s.sweeper = storage.StartSweeper(s, opts.SweepInterval, log)
 	return s, nil
 }
 
@@ -276,8 +265,7 @@ func (s *Store) Close() error {
 		return nil // a view closes nothing: the file belongs to the Store it came from
 	}
 	s.closeOnce.Do(func() {
-		s.cancel()
-		<-s.swept
+		s.sweeper.Stop()
 		s.closeErr = s.db.Close()
 	})
 	return s.closeErr
@@ -396,4 +384,4 @@ func errNotFound(what, id string) error {
 	return fmt.Errorf("bolt: %s %q: %w", what, id, storage.ErrNotFound)
 }
 
-func errEmpty(what string) error { return fmt.Errorf("bolt: %s is empty", what) }
+func errEmpty(what string) error { return fmt.Errorf("bolt: %w", storage.EmptyArg(what)) }
