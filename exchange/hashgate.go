@@ -4,6 +4,8 @@ import (
 	"context"
 	"runtime"
 	"time"
+
+	"golang.org/x/sync/semaphore"
 )
 
 // Bounds of the password hashing work.
@@ -19,7 +21,7 @@ const (
 // hashing takes at most slots x memory, and a request that cannot get a
 // slot within wait is refused at once rather than queued without end.
 type hashGate struct {
-	slots chan struct{}
+	slots *semaphore.Weighted
 	wait  time.Duration
 }
 
@@ -30,7 +32,7 @@ func newHashGate(n int, wait time.Duration) *hashGate {
 	if wait <= 0 {
 		wait = DefaultHashWait
 	}
-	return &hashGate{slots: make(chan struct{}, n), wait: wait}
+	return &hashGate{slots: semaphore.NewWeighted(int64(n)), wait: wait}
 }
 
 // busyError refuses a hash that found no slot; cause is for the log only.
@@ -42,26 +44,23 @@ func busyError(cause error) error {
 
 // acquire takes a slot, waiting at most g.wait; the caller must release it.
 func (g *hashGate) acquire(ctx context.Context) error {
-	select {
-	case g.slots <- struct{}{}:
+	if g.slots.TryAcquire(1) {
 		return nil
-	default:
 	}
-	t := time.NewTimer(g.wait)
-	defer t.Stop()
-	select {
-	case g.slots <- struct{}{}:
-		return nil
-	case <-t.C:
+	wctx, cancel := context.WithTimeout(ctx, g.wait)
+	defer cancel()
+	if err := g.slots.Acquire(wctx, 1); err != nil {
+		if ctx.Err() != nil {
+			// The request's time ran out (or its client left) while every
+			// slot was taken: overload, not a server fault.
+			return busyError(ctx.Err())
+		}
 		return busyError(nil)
-	case <-ctx.Done():
-		// The request's time ran out (or its client left) while every slot
-		// was taken: overload, not a server fault.
-		return busyError(ctx.Err())
 	}
+	return nil
 }
 
-func (g *hashGate) release() { <-g.slots }
+func (g *hashGate) release() { g.slots.Release(1) }
 
 // hash is hashPassword inside a slot of the gate.
 func (p *passwords) hash(ctx context.Context, password string) (string, error) {

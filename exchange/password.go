@@ -581,31 +581,79 @@ func (s *Service) recentSignIn(p *Principal) error {
 // Called only for providers that link automatically and vouch for their
 // emails (Provider.autoLinks), and never for a non-canonical address.
 // ok is false when no password account holds the email.
+//
+// The claim is one transaction (storage.Transactor, which both backends
+// offer): a sign-in racing it sees the account wholly before or wholly
+// after. A login that checked the password before the commit re-reads the
+// hash after writing its session and gives the session up (Login); a
+// sign-in through an unlinked identity checks its identity after writing
+// (Exchange); on PostgreSQL a session insert for the user waits on the
+// claim's row lock (its foreign key), so it lands after the commit and
+// meets those checks, or before the revocation and is revoked.
 func (s *Service) claimPasswordAccount(ctx context.Context, id providers.Identity, ident storage.Identity) (storage.User, bool, error) {
 	if _, canonical := storage.EmailKey(id.Email); !canonical {
 		return storage.User{}, false, nil // an exact-match key never captures an account
 	}
-	user, err := s.store.GetUserByPasswordEmail(ctx, id.Email)
-	if errors.Is(err, storage.ErrNotFound) {
+	var c claim
+	err := s.inTx(ctx, func(tx storage.Store) error {
+		var err error
+		c, err = s.claimIn(ctx, tx, id, ident)
+		return err
+	})
+	if err != nil {
+		return storage.User{}, false, conflictOrStoreError(err)
+	}
+	if !c.ok {
 		return storage.User{}, false, nil
 	}
+	s.audit(ctx, storage.AuditEvent{Type: EventUserClaimed, UserID: c.user.ID, Provider: id.Provider,
+		Detail: fmt.Sprintf("unverified password account taken by a verified identity: password wiped, %d sessions revoked, %d identities unlinked", c.revoked, c.removed)})
+	s.log.WarnContext(ctx, "unverified password account claimed by a verified identity", "user_id", c.user.ID, "provider", id.Provider)
+	return c.user, true, nil
+}
+
+// claim is what claimIn did, for the audit event.
+type claim struct {
+	ok               bool
+	user             storage.User
+	revoked, removed int
+}
+
+// inTx runs fn in one transaction of the store (storage.Transactor).
+// Decorators that hide the capability (test stores that interleave
+// requests) get fn run on the store itself, one committed step at a time:
+// claimIn orders its steps so that this is safe too.
+func (s *Service) inTx(ctx context.Context, fn func(tx storage.Store) error) error {
+	if tr, ok := storage.As[storage.Transactor](s.store); ok {
+		return tr.InTx(ctx, fn)
+	}
+	return fn(s.store)
+}
+
+// claimIn is the claim's reads and writes on tx. Only store calls: on
+// bbolt it holds the one writer lock. The steps keep the order that makes
+// the claim safe even when they commit one by one (inTx): the password
+// first (the write re-checks what the read found: an admin may have
+// disabled the account meanwhile, or a concurrent claim taken it), then
+// the other identities, and only then the sessions, so that a sign-in
+// through one of those identities either wrote its session before the
+// revocation or finds its identity gone when it checks after writing.
+func (s *Service) claimIn(ctx context.Context, tx storage.Store, id providers.Identity, ident storage.Identity) (claim, error) {
+	user, err := tx.GetUserByPasswordEmail(ctx, id.Email)
+	if errors.Is(err, storage.ErrNotFound) {
+		return claim{}, nil
+	}
 	if err != nil {
-		return storage.User{}, false, storeError(err)
+		return claim{}, storeError(err)
 	}
 	if user.EmailVerified {
-		return storage.User{}, false, nil // a verified owner is in the verified index: not ours to settle
+		return claim{}, nil // a verified owner is in the verified index: not ours to settle
 	}
 	if user.Disabled {
-		return storage.User{}, false, disabledError()
+		return claim{}, disabledError()
 	}
 	now := s.now().UTC()
-	// The password goes first: from this write on, it opens nothing (a
-	// login that checked it before re-reads the hash after writing its
-	// session, and gives the session up: Login). The
-	// write re-checks, on the record as it is now, what the read above
-	// found: an admin may have disabled the account meanwhile, and that
-	// must neither be undone nor ignored.
-	user, err = s.store.ModifyUser(ctx, user.ID, func(u *storage.User) error {
+	user, err = tx.ModifyUser(ctx, user.ID, func(u *storage.User) error {
 		switch {
 		case u.Disabled:
 			return errDisabled
@@ -624,50 +672,39 @@ func (s *Service) claimPasswordAccount(ctx context.Context, id providers.Identit
 	})
 	switch {
 	case errors.Is(err, errDisabled):
-		return storage.User{}, false, disabledError()
+		return claim{}, disabledError()
 	case errors.Is(err, errNotClaimable):
 		// Changed since the read (a concurrent claim, a new email):
 		// find-or-create reads everything again.
-		return storage.User{}, false, fmt.Errorf("%w: password account changed meanwhile", storage.ErrConflict)
+		return claim{}, fmt.Errorf("%w: password account changed meanwhile", storage.ErrConflict)
 	case errors.Is(err, storage.ErrConflict):
-		return storage.User{}, false, err // a concurrent sign-in took the address: read again
+		return claim{}, err // a concurrent sign-in took the address: read again
 	case err != nil:
-		return storage.User{}, false, storeError(err)
+		return claim{}, storeError(err)
 	}
-	// Then every other way in, and only then the sessions: a sign-in
-	// through one of those identities that got past its lookup before the
-	// unlinking either wrote its session before the revocation below (and
-	// loses it) or finds its identity gone when it checks after writing
-	// (Exchange). Revoking first would leave a window for a session the
-	// revocation never sees. The unlinking comes after the write above,
-	// not before it: the write is what re-checks that the account is still
-	// ours to take, and nothing is removed from an account we did not take.
-	idents, err := s.store.ListIdentities(ctx, user.ID)
+	idents, err := tx.ListIdentities(ctx, user.ID)
 	if err != nil {
-		return storage.User{}, false, storeError(err)
+		return claim{}, storeError(err)
 	}
-	removed := 0
+	c := claim{ok: true, user: user}
 	for _, old := range idents {
 		if old.Issuer == ident.Issuer && old.Subject == ident.Subject {
 			continue // a concurrent sign-in of this same identity got here first
 		}
-		if err := s.store.DeleteIdentity(ctx, user.ID, old.ID); err != nil && !errors.Is(err, storage.ErrNotFound) {
-			return storage.User{}, false, storeError(err)
+		if err := tx.DeleteIdentity(ctx, user.ID, old.ID); err != nil && !errors.Is(err, storage.ErrNotFound) {
+			return claim{}, storeError(err)
 		}
-		removed++
+		c.removed++
 	}
-	revoked, err := s.store.RevokeUserSessions(ctx, user.ID, "", now, RevokeReasonClaimedByVerifiedIdentity)
+	c.revoked, err = tx.RevokeUserSessions(ctx, user.ID, "", now, RevokeReasonClaimedByVerifiedIdentity)
 	if err != nil {
-		return storage.User{}, false, storeError(err)
+		return claim{}, storeError(err)
 	}
 	ident.UserID = user.ID
-	if err := s.store.AddIdentity(ctx, ident); err != nil {
-		return storage.User{}, false, conflictOrStoreError(err)
+	if err := tx.AddIdentity(ctx, ident); err != nil {
+		return claim{}, conflictOrStoreError(err)
 	}
-	s.audit(ctx, storage.AuditEvent{Type: EventUserClaimed, UserID: user.ID, Provider: id.Provider,
-		Detail: fmt.Sprintf("unverified password account taken by a verified identity: password wiped, %d sessions revoked, %d identities unlinked", revoked, removed)})
-	s.log.WarnContext(ctx, "unverified password account claimed by a verified identity", "user_id", user.ID, "provider", id.Provider)
-	return user, true, nil
+	return c, nil
 }
 
 // removePassword is the unlinking of a password identity: the password goes

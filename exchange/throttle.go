@@ -114,7 +114,12 @@ func (l *storeLimiter) refund(ctx context.Context, key string, now time.Time) {
 // is an attempt that got past the client's own budget (see passwords).
 //
 // golang.org/x/time/rate cannot do this: its reservations can be cancelled
-// only before they take effect, never refunded afterwards.
+// only before they take effect, never refunded afterwards. Nor is this an
+// LRU (hashicorp/golang-lru and kin): an LRU evicts the least recently
+// used entry when full, which here would be the bucket an attacker spent
+// longest ago and hand its guesses back; this table evicts only buckets
+// that have refilled (ordered by when they are full, not by use) and
+// refuses new keys instead. So it stays hand-written.
 type throttle struct {
 	rate    float64 // tokens per second
 	burst   float64

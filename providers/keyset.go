@@ -20,6 +20,7 @@ import (
 
 	"github.com/coreos/go-oidc/v3/oidc"
 	jose "github.com/go-jose/go-jose/v4"
+	"golang.org/x/sync/singleflight"
 )
 
 // maxDocumentSize bounds what we read from a discovery or JWKS endpoint.
@@ -69,19 +70,18 @@ type keySet struct {
 	minTTL time.Duration // shortest scheduled refresh interval
 	maxTTL time.Duration // longest, and the default
 
+	// fetches shares one JWKS request among every caller that wants one
+	// while it is under way (misses and scheduled refreshes alike).
+	fetches singleflight.Group
+
 	mu          sync.Mutex
-	inflight    *fetchCall // the refetch under way, shared by every miss
-	lastRefetch time.Time  // start of the last refetch a miss triggered
-	due         time.Time  // when the keys must be fetched again
-	failures    int        // scheduled refreshes failed in a row
+	fetching    bool      // a shared fetch is under way: misses join it despite the cooldown
+	lastRefetch time.Time // start of the last refetch a miss triggered
+	due         time.Time // when the keys must be fetched again
+	failures    int       // scheduled refreshes failed in a row
 }
 
 var _ oidc.KeySet = (*keySet)(nil)
-
-type fetchCall struct {
-	done chan struct{}
-	err  error // valid once done is closed
-}
 
 // sigOutcome is the per-call slot described on keySet.
 type sigOutcome struct{ err error }
@@ -170,17 +170,21 @@ func (k *keySet) maintain(ctx context.Context) {
 // it; the unknown-kid cooldown does not apply.
 func (k *keySet) refresh(ctx context.Context) {
 	k.mu.Lock()
-	call := k.inflight
-	if call == nil {
-		call = &fetchCall{done: make(chan struct{})}
-		k.inflight = call
-		go k.runFetch(call)
-	}
+	ch := k.startFetch()
 	k.mu.Unlock()
 	select {
-	case <-call.done:
+	case <-ch:
 	case <-ctx.Done():
 	}
+}
+
+// startFetch joins the fetch under way or starts one; k.mu must be held,
+// so that fetching and the shared call change together. The fetch runs on
+// its own goroutine (singleflight's DoChan) so that one caller giving up
+// does not fail the others waiting on it; fetchTimeout bounds it.
+func (k *keySet) startFetch() <-chan singleflight.Result {
+	k.fetching = true
+	return k.fetches.DoChan("jwks", func() (any, error) { return nil, k.runFetch() })
 }
 
 // report tells Config.KeyFetched about one fetch.
@@ -325,30 +329,25 @@ func keyFits(key *jose.JSONWebKey, alg string) bool {
 // fetch failed or was suppressed). Concurrent callers share one fetch.
 func (k *keySet) refetch(ctx context.Context) (*jose.JSONWebKeySet, error) {
 	k.mu.Lock()
-	call := k.inflight
-	if call == nil {
+	if !k.fetching {
 		if !k.lastRefetch.IsZero() && time.Since(k.lastRefetch) < k.cooldown {
 			k.mu.Unlock()
 			return k.current(), errCooldown
 		}
-		call = &fetchCall{done: make(chan struct{})}
-		k.inflight = call
 		k.lastRefetch = time.Now()
-		// The fetch runs on its own so that one caller giving up does not
-		// fail the others waiting on it; fetchTimeout bounds it.
-		go k.runFetch(call)
 	}
+	ch := k.startFetch()
 	k.mu.Unlock()
 
 	select {
-	case <-call.done:
-		return k.current(), call.err
+	case r := <-ch:
+		return k.current(), r.Err
 	case <-ctx.Done():
 		return k.current(), ctx.Err()
 	}
 }
 
-func (k *keySet) runFetch(call *fetchCall) {
+func (k *keySet) runFetch() error {
 	set, ttl, err := fetchJWKS(context.Background(), k.client, k.url)
 	k.report(err)
 	if err == nil {
@@ -358,11 +357,15 @@ func (k *keySet) runFetch(call *fetchCall) {
 		k.failed()
 		k.log.Warn("provider keys refetch failed; keeping the last good keys", "err", err)
 	}
+	// Forget the call under k.mu with fetching, so that a caller arriving
+	// from now on starts a new fetch (or meets the cooldown) instead of
+	// joining this finished one: fetching is true exactly while a call is
+	// registered in the group.
 	k.mu.Lock()
-	k.inflight = nil
+	k.fetching = false
+	k.fetches.Forget("jwks")
 	k.mu.Unlock()
-	call.err = err
-	close(call.done)
+	return err
 }
 
 // fetchJWKS GETs a JWK set and keeps the keys that can verify signatures:

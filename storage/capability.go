@@ -50,6 +50,10 @@ func As[T any](s Store) (T, bool) {
 // none does when it returns an error or the transaction cannot commit (a
 // lost connection). The view serves one goroutine and must not be used
 // after fn returns. `authex import` writes a whole export this way.
+// Both backends offer it. fn must return the error a method of the view
+// gave it rather than carry on: bbolt has no savepoints, so a failed
+// method may have written part of its work. On bbolt fn holds the one
+// writer lock: no network I/O, no hashing, no use of the outer store.
 type Transactor interface {
 	InTx(ctx context.Context, fn func(tx Store) error) error
 }

@@ -6,6 +6,40 @@ import (
 	"time"
 )
 
+// DefaultSweepInterval is how often a backend's sweeper runs when its
+// options leave the interval at 0.
+const DefaultSweepInterval = 10 * time.Minute
+
+// Sweeper is a backend's background sweep (SweepExpiredSessions), started
+// by StartSweeper when the backend opens and stopped by its Close.
+type Sweeper struct {
+	cancel context.CancelFunc
+	done   chan struct{}
+}
+
+// StartSweeper starts sweeping s every interval: 0 means
+// DefaultSweepInterval, a negative interval starts nothing (Stop is then
+// a no-op).
+func StartSweeper(s Store, interval time.Duration, log *slog.Logger) *Sweeper {
+	if interval == 0 {
+		interval = DefaultSweepInterval
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	w := &Sweeper{cancel: cancel, done: make(chan struct{})}
+	if interval > 0 {
+		go SweepExpiredSessions(ctx, s, interval, log, w.done)
+	} else {
+		close(w.done)
+	}
+	return w
+}
+
+// Stop stops the sweep and waits until it has returned.
+func (w *Sweeper) Stop() {
+	w.cancel()
+	<-w.done
+}
+
 // SweepExpiredSessions deletes expired and revoked sessions from s every
 // interval until ctx ends, then closes done. Backends run it in the
 // background so the store does not grow with sessions nobody can use.

@@ -136,8 +136,6 @@ const (
 	// openTimeout bounds the wait for bbolt's file lock: a second process
 	// gets a clear error instead of hanging.
 	openTimeout = time.Second
-	// defaultSweepInterval is how often expired sessions are removed.
-	defaultSweepInterval = 10 * time.Minute
 	// sweepChunk is how many sessions one sweep transaction deletes, so a
 	// large sweep never holds the writer lock for long.
 	sweepChunk = 1000
@@ -155,7 +153,8 @@ type Options struct {
 	// NoSync skips fsync on commit. Tests only: a crash loses acknowledged writes.
 	NoSync bool
 	// SweepInterval is how often a background goroutine deletes expired and
-	// revoked sessions: 0 means every 10 minutes, a negative value turns it off.
+	// revoked sessions: 0 means every 10 minutes (storage.DefaultSweepInterval),
+	// a negative value turns it off.
 	SweepInterval time.Duration
 	// Logger receives the sweeper's reports; nil means slog.Default().
 	Logger *slog.Logger
@@ -165,9 +164,11 @@ type Options struct {
 type Store struct {
 	db  *bolt.DB
 	log *slog.Logger
+	// tx is set in a view (InTx): every method runs in it instead of a
+	// transaction of its own.
+	tx *bolt.Tx
 
-	cancel    context.CancelFunc // stops the sweeper
-	swept     chan struct{}      // closed when the sweeper has returned
+	sweeper   *storage.Sweeper
 	closeOnce sync.Once
 	closeErr  error
 }
@@ -209,17 +210,8 @@ func Open(path string, opts Options) (*Store, error) {
 		return nil, fmt.Errorf("bolt: open %s: %w", path, err)
 	}
 
-	ctx, cancel := context.WithCancel(context.Background())
-	s := &Store{db: db, log: log, cancel: cancel, swept: make(chan struct{})}
-	interval := opts.SweepInterval
-	if interval == 0 {
-		interval = defaultSweepInterval
-	}
-	if interval > 0 {
-		go storage.SweepExpiredSessions(ctx, s, interval, s.log, s.swept)
-	} else {
-		close(s.swept)
-	}
+	s := &Store{db: db, log: log}
+	s.sweeper = storage.StartSweeper(s, opts.SweepInterval, log)
 	return s, nil
 }
 
@@ -269,9 +261,11 @@ func initSchema(tx *bolt.Tx, log *slog.Logger) error {
 // Close stops the sweeper, waits for it, and closes the file. Calling it
 // again returns the first result.
 func (s *Store) Close() error {
+	if s.tx != nil {
+		return nil // a view closes nothing: the file belongs to the Store it came from
+	}
 	s.closeOnce.Do(func() {
-		s.cancel()
-		<-s.swept
+		s.sweeper.Stop()
 		s.closeErr = s.db.Close()
 	})
 	return s.closeErr
@@ -323,16 +317,33 @@ func (c ctxWriter) Write(p []byte) (int, error) {
 }
 
 // view, update and batch run fn in a transaction and translate bbolt's
-// "closed" into storage.ErrUnavailable.
-func (s *Store) view(fn func(*bolt.Tx) error) error   { return translate(s.db.View(fn)) }
-func (s *Store) update(fn func(*bolt.Tx) error) error { return translate(s.db.Update(fn)) }
+// "closed" into storage.ErrUnavailable. In a view (InTx) they run fn in
+// the view's transaction.
+func (s *Store) view(fn func(*bolt.Tx) error) error {
+	if s.tx != nil {
+		return fn(s.tx)
+	}
+	return translate(s.db.View(fn))
+}
+
+func (s *Store) update(fn func(*bolt.Tx) error) error {
+	if s.tx != nil {
+		return fn(s.tx)
+	}
+	return translate(s.db.Update(fn))
+}
 
 // batch runs fn through DB.Batch. fn may run more than once (and in the same
 // transaction as other callers' functions), so it must reset whatever it
 // captures on every call and report business outcomes (ErrStale, a
 // conflict, ...) through a captured variable, returning nil: an error from
 // fn rolls back the whole batch and re-runs fn alone.
-func (s *Store) batch(fn func(*bolt.Tx) error) error { return translate(s.db.Batch(fn)) }
+func (s *Store) batch(fn func(*bolt.Tx) error) error {
+	if s.tx != nil {
+		return fn(s.tx)
+	}
+	return translate(s.db.Batch(fn))
+}
 
 func translate(err error) error {
 	if errors.Is(err, berrors.ErrDatabaseNotOpen) {
@@ -373,4 +384,4 @@ func errNotFound(what, id string) error {
 	return fmt.Errorf("bolt: %s %q: %w", what, id, storage.ErrNotFound)
 }
 
-func errEmpty(what string) error { return fmt.Errorf("bolt: %s is empty", what) }
+func errEmpty(what string) error { return fmt.Errorf("bolt: %w", storage.EmptyArg(what)) }

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"crypto/sha256"
-	"errors"
 	"fmt"
 	"time"
 
@@ -62,53 +61,17 @@ func (s *Store) RecordCredential(ctx context.Context, key string, expiresAt, now
 // DeleteExpiredCredentials walks credential_sweep up to now, sweepChunk
 // entries per write transaction.
 func (s *Store) DeleteExpiredCredentials(ctx context.Context, now time.Time) (int, error) {
-	limit := timeKey(now.UTC())
-	deleted := 0
-	for {
-		if err := ctx.Err(); err != nil {
-			return deleted, err
+	return s.sweepDue(ctx, bucketKeyCredentialSweep, timeKey(now.UTC()), "credentials", func(tx *bolt.Tx, k []byte) (bool, error) {
+		if err := tx.Bucket(bucketKeyCredentialSweep).Delete(k); err != nil {
+			return false, err
 		}
-		var seen, n int
-		err := s.update(func(tx *bolt.Tx) error {
-			seen, n = 0, 0
-			recs, sweep := tx.Bucket(bucketKeyCredentials), tx.Bucket(bucketKeyCredentialSweep)
-			var keys [][]byte
-			c := sweep.Cursor()
-			for k, _ := c.First(); k != nil && len(keys) < sweepChunk; k, _ = c.Next() {
-				if len(k) < timeKeyLen || bytes.Compare(k[:timeKeyLen], limit) > 0 {
-					break
-				}
-				keys = append(keys, bytes.Clone(k))
-			}
-			seen = len(keys)
-			if seen == 0 {
-				return errNothingDue
-			}
-			for _, k := range keys {
-				if err := sweep.Delete(k); err != nil {
-					return err
-				}
-				id := k[timeKeyLen:]
-				// Only the record this entry names: a newer record of the
-				// key has its own entry.
-				if v := recs.Get(id); v != nil && bytes.Equal(v, k[:timeKeyLen]) {
-					if err := recs.Delete(id); err != nil {
-						return err
-					}
-					n++
-				}
-			}
-			return nil
-		})
-		if errors.Is(err, errNothingDue) {
-			return deleted, nil
+		id := k[timeKeyLen:]
+		// Only the record this entry names: a newer record of the key has
+		// its own entry.
+		recs := tx.Bucket(bucketKeyCredentials)
+		if v := recs.Get(id); v == nil || !bytes.Equal(v, k[:timeKeyLen]) {
+			return false, nil
 		}
-		if err != nil {
-			return deleted, fmt.Errorf("bolt: delete expired credentials: %w", err)
-		}
-		deleted += n
-		if seen < sweepChunk {
-			return deleted, nil
-		}
-	}
+		return true, recs.Delete(id)
+	})
 }

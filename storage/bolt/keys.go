@@ -95,11 +95,8 @@ func (s *Store) EnsureSecret(ctx context.Context, name string, value []byte) ([]
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
-	switch {
-	case name == "":
-		return nil, errEmpty("secret name")
-	case len(value) == 0:
-		return nil, errEmpty("secret value")
+	if err := storage.CheckSecret(name, value); err != nil {
+		return nil, fmt.Errorf("bolt: %w", err)
 	}
 	var stored []byte
 	err := s.update(func(tx *bolt.Tx) error {

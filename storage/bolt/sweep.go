@@ -76,7 +76,18 @@ var errNothingDue = errors.New("bolt: no session due for the sweep")
 // record (which the writes never leave) is repaired rather than trusted,
 // so every entry the walk reaches is gone afterwards and the walk ends.
 func (s *Store) DeleteExpiredSessions(ctx context.Context, now time.Time) (int, error) {
-	limit := timeKey(now)
+	return s.sweepDue(ctx, bucketKeySessionSweep, timeKey(now), "sessions", func(tx *bolt.Tx, k []byte) (bool, error) {
+		return sweepEntry(tx, k, now)
+	})
+}
+
+// sweepDue walks index, a bucket keyed by time key then id, from its first
+// key up to limit, sweepChunk entries per write transaction (so the writer
+// lock is never held for a whole sweep), and calls each on every entry
+// (copied out of the transaction). each removes the entry and what it
+// names, and reports whether a record went; sweepDue returns how many did.
+// what names the records in errors.
+func (s *Store) sweepDue(ctx context.Context, index, limit []byte, what string, each func(tx *bolt.Tx, k []byte) (bool, error)) (int, error) {
 	deleted := 0
 	for {
 		if err := ctx.Err(); err != nil {
@@ -86,7 +97,7 @@ func (s *Store) DeleteExpiredSessions(ctx context.Context, now time.Time) (int, 
 		err := s.update(func(tx *bolt.Tx) error {
 			n, seen = 0, 0
 			var keys [][]byte
-			c := tx.Bucket(bucketKeySessionSweep).Cursor()
+			c := tx.Bucket(index).Cursor()
 			for k, _ := c.First(); k != nil && len(keys) < sweepChunk; k, _ = c.Next() {
 				if len(k) < timeKeyLen || bytes.Compare(k[:timeKeyLen], limit) > 0 {
 					break
@@ -98,7 +109,7 @@ func (s *Store) DeleteExpiredSessions(ctx context.Context, now time.Time) (int, 
 				return errNothingDue // roll back: an empty commit still writes and fsyncs
 			}
 			for _, k := range keys {
-				removed, err := sweepEntry(tx, k, now)
+				removed, err := each(tx, k)
 				if err != nil {
 					return err
 				}
@@ -112,7 +123,7 @@ func (s *Store) DeleteExpiredSessions(ctx context.Context, now time.Time) (int, 
 			return deleted, nil
 		}
 		if err != nil {
-			return deleted, fmt.Errorf("bolt: delete expired sessions: %w", err)
+			return deleted, fmt.Errorf("bolt: delete expired %s: %w", what, err)
 		}
 		deleted += n
 		if seen < sweepChunk {

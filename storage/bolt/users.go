@@ -20,15 +20,9 @@ func (s *Store) CreateUser(ctx context.Context, u storage.User, first storage.Id
 	if err := ctx.Err(); err != nil {
 		return err
 	}
-	switch {
-	case u.ID == "":
-		return errEmpty("user id")
-	case first.ID == "":
-		return errEmpty("identity id")
-	case first.UserID == "":
-		first.UserID = u.ID
-	case first.UserID != u.ID:
-		return fmt.Errorf("bolt: create user %q: first identity belongs to user %q", u.ID, first.UserID)
+	first, err := storage.CheckNewUser(u, first)
+	if err != nil {
+		return fmt.Errorf("bolt: %w", err)
 	}
 	// Encode before the transaction: the writer lock is held for less.
 	userID, userRec := []byte(u.ID), encodeUser(u)
@@ -38,7 +32,7 @@ func (s *Store) CreateUser(ctx context.Context, u storage.User, first storage.Id
 	pkey := passwordEmailKey(u)
 
 	var outcome error
-	err := s.batch(func(tx *bolt.Tx) error {
+	err = s.batch(func(tx *bolt.Tx) error {
 		outcome = nil
 		users := tx.Bucket(bucketKeyUsers)
 		identities := tx.Bucket(bucketKeyIdentities)

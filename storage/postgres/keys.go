@@ -67,11 +67,8 @@ func (s *Store) DeleteSigningKey(ctx context.Context, id string) error {
 // ON CONFLICT DO NOTHING waits for a concurrent insert of the same name to
 // commit, so the SELECT after it sees the first writer's value.
 func (s *Store) EnsureSecret(ctx context.Context, name string, value []byte) ([]byte, error) {
-	switch {
-	case name == "":
-		return nil, errEmpty("secret name")
-	case len(value) == 0:
-		return nil, errEmpty("secret value")
+	if err := storage.CheckSecret(name, value); err != nil {
+		return nil, fmt.Errorf("postgres: %w", err)
 	}
 	var stored []byte
 	err := s.do(ctx, func() error {

@@ -65,7 +65,6 @@ const (
 const (
 	defaultMaxConns       = 10
 	defaultConnectTimeout = 5 * time.Second
-	defaultSweepInterval  = 10 * time.Minute
 	// maxAttempts bounds the retries of a serialization failure, a
 	// deadlock, or a statement that never reached a dead connection.
 	maxAttempts = 5
@@ -107,8 +106,7 @@ type Store struct {
 	log     *slog.Logger
 	version int
 
-	cancel    context.CancelFunc
-	swept     chan struct{}
+	sweeper   *storage.Sweeper
 	closeOnce sync.Once
 }
 
@@ -168,17 +166,7 @@ func Open(ctx context.Context, dsn string, opts Options) (*Store, error) {
 		return nil, fmt.Errorf("postgres: open: %w", err)
 	}
 
-	sweepCtx, cancel := context.WithCancel(context.Background())
-	s.cancel, s.swept = cancel, make(chan struct{})
-	interval := opts.SweepInterval
-	if interval == 0 {
-		interval = defaultSweepInterval
-	}
-	if interval > 0 {
-		go storage.SweepExpiredSessions(sweepCtx, s, interval, s.log, s.swept)
-	} else {
-		close(s.swept)
-	}
+	s.sweeper = storage.StartSweeper(s, opts.SweepInterval, s.log)
 	return s, nil
 }
 
@@ -191,8 +179,7 @@ func (s *Store) Close() error {
 		return nil // a view: the store it came from owns the pool
 	}
 	s.closeOnce.Do(func() {
-		s.cancel()
-		<-s.swept
+		s.sweeper.Stop()
 		s.pool.Close()
 	})
 	return nil
@@ -447,7 +434,7 @@ func errNotFound(what, id string) error {
 	return fmt.Errorf("postgres: %s %q: %w", what, id, storage.ErrNotFound)
 }
 
-func errEmpty(what string) error { return fmt.Errorf("postgres: %s is empty", what) }
+func errEmpty(what string) error { return fmt.Errorf("postgres: %w", storage.EmptyArg(what)) }
 
 // Times: UTC, microseconds (the server's precision), and a zero time.Time
 // is NULL, so every record reads back equal to what was written.

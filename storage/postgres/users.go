@@ -49,17 +49,11 @@ func insertIdentity(ctx context.Context, tx pgx.Tx, id storage.Identity) error {
 // The unique constraints decide a race between instances: the loser gets
 // ErrIdentityTaken or ErrEmailTaken and nothing of it is written.
 func (s *Store) CreateUser(ctx context.Context, u storage.User, first storage.Identity) error {
-	switch {
-	case u.ID == "":
-		return errEmpty("user id")
-	case first.ID == "":
-		return errEmpty("identity id")
-	case first.UserID == "":
-		first.UserID = u.ID
-	case first.UserID != u.ID:
-		return fmt.Errorf("postgres: create user %q: first identity belongs to user %q", u.ID, first.UserID)
+	first, err := storage.CheckNewUser(u, first)
+	if err != nil {
+		return fmt.Errorf("postgres: %w", err)
 	}
-	err := s.tx(ctx, func(tx pgx.Tx) error {
+	err = s.tx(ctx, func(tx pgx.Tx) error {
 		_, err := tx.Exec(ctx, `INSERT INTO users (id, email, email_lower, email_verified, name, picture, roles, disabled, password_hash, created_at, updated_at, email_verified_by)
 			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)`,
 			u.ID, u.Email, emailKey(u.Email), u.EmailVerified, u.Name, u.Picture, roles(u.Roles), u.Disabled, u.PasswordHash, ts(u.CreatedAt), ts(u.UpdatedAt), u.EmailVerifiedBy)

@@ -19,6 +19,8 @@ import (
 	"testing"
 	"time"
 
+	gocmp "github.com/google/go-cmp/cmp"
+	"github.com/google/go-cmp/cmp/cmpopts"
 	"github.com/google/uuid"
 
 	"github.com/authex/authex/storage"
@@ -78,6 +80,7 @@ func Run(t *testing.T, open func(t *testing.T) storage.Store) {
 		{"Credentials", testCredentials}, // credentials.go
 		{"EmailVerifiedBy", testEmailVerifiedBy},
 		{"EmailKeyIndexes", testEmailKeyIndexes},
+		{"InTxCommits", testInTxCommits}, {"InTxRollsBack", testInTxRollsBack}, // tx.go
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) { tt.test(t, open(t)) })
@@ -327,49 +330,41 @@ func sortedIDs(us ...storage.User) []string {
 	return ids
 }
 
-// check compares records (or slices of them) field by field: times with
+// check compares records (or slices of them) with go-cmp: times with
 // Equal and required to be in UTC, nil and empty slices alike, everything
-// else with reflect.DeepEqual.
+// else field by field.
 func check(tb testing.TB, what string, got, want any) {
 	tb.Helper()
-	var diffs []string
-	diff(&diffs, "", reflect.ValueOf(got), reflect.ValueOf(want))
-	for _, d := range diffs {
-		tb.Errorf("%s: %s", what, d)
+	utc := &utcReporter{}
+	if !gocmp.Equal(want, got, recordOpts, gocmp.Reporter(utc)) {
+		tb.Errorf("%s (-want +got):\n%s", what, gocmp.Diff(want, got, recordOpts))
 	}
+	for _, p := range utc.bad {
+		tb.Errorf("%s: %s: location not UTC", what, p)
+	}
+}
+
+var recordOpts = gocmp.Options{
+	cmpopts.EquateEmpty(),
+	gocmp.Comparer(func(a, b time.Time) bool { return a.Equal(b) }),
 }
 
 var timeType = reflect.TypeFor[time.Time]()
 
-func diff(out *[]string, path string, got, want reflect.Value) {
-	if got.Type() != want.Type() {
-		*out = append(*out, fmt.Sprintf("%s: type %s, want %s", path, got.Type(), want.Type()))
-		return
-	}
-	switch {
-	case got.Type() == timeType:
-		g, w := got.Interface().(time.Time), want.Interface().(time.Time)
-		if g.Location() != time.UTC {
-			*out = append(*out, fmt.Sprintf("%s: location %s, want UTC", path, g.Location()))
-		}
-		if !g.Equal(w) {
-			*out = append(*out, fmt.Sprintf("%s = %s, want %s", path, g.UTC().Format(time.RFC3339Nano), w.UTC().Format(time.RFC3339Nano)))
-		}
-	case got.Kind() == reflect.Struct:
-		for i := range got.NumField() {
-			diff(out, path+"."+got.Type().Field(i).Name, got.Field(i), want.Field(i))
-		}
-	case got.Kind() == reflect.Slice:
-		if got.Len() != want.Len() {
-			*out = append(*out, fmt.Sprintf("%s: %d elements, want %d (got %v, want %v)", path, got.Len(), want.Len(), got.Interface(), want.Interface()))
-			return
-		}
-		for i := range got.Len() {
-			diff(out, fmt.Sprintf("%s[%d]", path, i), got.Index(i), want.Index(i))
-		}
-	default:
-		if !reflect.DeepEqual(got.Interface(), want.Interface()) {
-			*out = append(*out, fmt.Sprintf("%s = %#v, want %#v", path, got.Interface(), want.Interface()))
+// utcReporter notes every time on the got side (cmp's y) that is not in
+// UTC; a Comparer must be symmetric, so the location is checked here.
+type utcReporter struct {
+	path gocmp.Path
+	bad  []string
+}
+
+func (r *utcReporter) PushStep(ps gocmp.PathStep) { r.path = append(r.path, ps) }
+func (r *utcReporter) PopStep()                   { r.path = r.path[:len(r.path)-1] }
+func (r *utcReporter) Report(gocmp.Result) {
+	_, got := r.path.Last().Values()
+	if got.IsValid() && got.Type() == timeType && got.CanInterface() {
+		if got.Interface().(time.Time).Location() != time.UTC {
+			r.bad = append(r.bad, r.path.String())
 		}
 	}
 }
