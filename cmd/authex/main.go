@@ -24,16 +24,25 @@ func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	err := run(ctx, os.Args[1:], os.Getenv, os.Stdout, os.Stderr)
 	stop()
-	if err != nil {
-		var p Problems
-		if !errors.As(err, &p) && !errors.Is(err, flag.ErrHelp) {
-			fmt.Fprintln(os.Stderr, "authex:", err)
-		}
-		if errors.Is(err, flag.ErrHelp) {
-			os.Exit(2)
-		}
-		os.Exit(1)
+	if code := exitCode(err, os.Stderr); code != 0 {
+		os.Exit(code)
 	}
+}
+
+// exitCode reports err on stderr (unless run already did: config problems,
+// usage) and answers the exit status: 0, 2 for usage, 1 otherwise.
+func exitCode(err error, stderr io.Writer) int {
+	if err == nil {
+		return 0
+	}
+	var p Problems
+	if !errors.As(err, &p) && !errors.Is(err, flag.ErrHelp) {
+		fmt.Fprintln(stderr, "authex:", err)
+	}
+	if errors.Is(err, flag.ErrHelp) {
+		return 2
+	}
+	return 1
 }
 
 const usage = `authex: social-login token exchange
