@@ -17,6 +17,7 @@ import (
 // CLI's client honours for hosts that are not loopback) shows what would
 // have left the machine.
 func TestAdminCLIServerURL(t *testing.T) {
+	t.Parallel() // waits on timers; runs beside the other waiting tests
 	const token = "cli-test-admin-token-7c41e2"
 	var mu sync.Mutex
 	var seen []string // Authorization headers that reached the proxy

@@ -172,10 +172,15 @@ func writeFile(t *testing.T, path, content string) {
 	}
 }
 
-var builtBinary string
+var (
+	buildMu     sync.Mutex
+	builtBinary string
+)
 
 func buildBinary(t *testing.T) string {
 	t.Helper()
+	buildMu.Lock()
+	defer buildMu.Unlock()
 	if builtBinary != "" {
 		return builtBinary
 	}

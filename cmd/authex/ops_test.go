@@ -418,6 +418,7 @@ func TestBackupUnderLoadRestoresAndServes(t *testing.T) {
 // signs after the delay, the old key leaves after its tokens expired, and
 // the session refreshes throughout.
 func TestKeyRotationWithShortDurations(t *testing.T) {
+	t.Parallel() // waits on timers; runs beside the other waiting tests
 	iss := providertest.NewIssuer(t)
 	s := startOps(t, iss, t.TempDir(), opsOptions{tokens: ", access_ttl: 2s, key_publish_delay: 1s"})
 	defer s.stop(t)
