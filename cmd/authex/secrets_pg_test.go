@@ -51,7 +51,9 @@ func TestKeyRevocationOnTwoInstances(t *testing.T) {
 		}
 	}
 
-	out, code := cli(a, "keys", "revoke", kid)
+	// "--": a kid is base64url and may start with '-', which the flag
+	// parser would take for a flag.
+	out, code := cli(a, "keys", "revoke", "--", kid)
 	revokedAt := time.Now()
 	if code != 0 || !strings.Contains(out, "revoked") || !strings.Contains(out, "new key") {
 		t.Fatalf("keys revoke: exit %d\n%s", code, out)
