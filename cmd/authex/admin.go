@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/authex/authex/storage/bolt"
+	"github.com/authex/authex/web"
 )
 
 // The admin subcommands talk to a running authex over /admin/v1 (bbolt's
@@ -60,6 +61,7 @@ type adminClient struct {
 	json   bool
 	http   *http.Client
 	stdout io.Writer
+	stderr io.Writer
 }
 
 // adminFlags registers the flags every admin command shares.
@@ -110,6 +112,114 @@ func parseInterspersed(fs *flag.FlagSet, args []string) ([]string, error) {
 	}
 }
 
+// adminOpts holds every admin command's own flags; a command registers
+// the ones it reads.
+type adminOpts struct {
+	email, provider, subject, after, typ, user, since, until string
+	limit                                                    int
+	clear, force                                             bool
+}
+
+// adminCommand is one admin command.
+type adminCommand struct {
+	args  int                                     // positional arguments it takes; -1: check says
+	check func(o *adminOpts, pos []string) string // for args -1: the usage problem, or ""
+	flags func(fs *flag.FlagSet, o *adminOpts)
+	run   func(ctx context.Context, c *adminClient, o *adminOpts, pos []string) error
+}
+
+// apiGet and apiPost make a command that calls one admin endpoint; path
+// builds the endpoint's path from the positional arguments.
+func apiGet(path func(pos []string) string, print func(io.Writer, []byte) error) func(context.Context, *adminClient, *adminOpts, []string) error {
+	return apiCall(http.MethodGet, path, print)
+}
+
+func apiPost(path func(pos []string) string, print func(io.Writer, []byte) error) func(context.Context, *adminClient, *adminOpts, []string) error {
+	return apiCall(http.MethodPost, path, print)
+}
+
+func apiCall(method string, path func(pos []string) string, print func(io.Writer, []byte) error) func(context.Context, *adminClient, *adminOpts, []string) error {
+	return func(ctx context.Context, c *adminClient, _ *adminOpts, pos []string) error {
+		return c.call(ctx, method, path(pos), nil, print)
+	}
+}
+
+// at answers a path builder: "/admin/v1" + prefix + the escaped first
+// argument + suffix (no argument: prefix alone).
+func at(prefix, suffix string) func(pos []string) string {
+	return func(pos []string) string {
+		if len(pos) == 0 {
+			return "/admin/v1" + prefix
+		}
+		return "/admin/v1" + prefix + url.PathEscape(pos[0]) + suffix
+	}
+}
+
+// adminCommands maps "group verb" (or the group alone) to its command.
+var adminCommands = map[string]adminCommand{
+	"users list": {args: 0, flags: func(fs *flag.FlagSet, o *adminOpts) {
+		fs.StringVar(&o.email, "email", "", "exact email (case-insensitive)")
+		fs.StringVar(&o.provider, "provider", "", "users with an identity at this provider")
+		fs.StringVar(&o.subject, "subject", "", "users with an identity of this subject")
+		fs.StringVar(&o.after, "after", "", "start after this user id (paging)")
+		fs.IntVar(&o.limit, "limit", 50, "page size (1..1000)")
+	}, run: runUsersList},
+	"users get":     {args: 1, run: apiGet(at("/users/", ""), printUser)},
+	"users disable": {args: 1, run: apiPost(at("/users/", "/disable"), printDisabled)},
+	"users enable":  {args: 1, run: apiPost(at("/users/", "/enable"), printDisabled)},
+	"users delete": {args: 1, run: func(ctx context.Context, c *adminClient, _ *adminOpts, pos []string) error {
+		return c.call(ctx, http.MethodDelete, at("/users/", "")(pos), nil, func(w io.Writer, raw []byte) error {
+			fmt.Fprintf(w, "deleted user %s\n", pos[0])
+			return nil
+		})
+	}},
+	"users roles": {args: -1, check: func(_ *adminOpts, pos []string) string {
+		if len(pos) < 1 {
+			return "users roles needs a user id"
+		}
+		return ""
+	}, flags: func(fs *flag.FlagSet, o *adminOpts) {
+		fs.BoolVar(&o.clear, "clear", false, "remove every role")
+	}, run: runUsersRoles},
+	"sessions list": {args: 1, run: apiGet(at("/users/", "/sessions"), printSessions)},
+	"sessions revoke": {args: -1, check: func(o *adminOpts, pos []string) string {
+		if (len(pos) == 1) == (o.user != "") || len(pos) > 1 {
+			return "sessions revoke needs one SESSION_ID or --user USER_ID"
+		}
+		return ""
+	}, flags: func(fs *flag.FlagSet, o *adminOpts) {
+		fs.StringVar(&o.user, "user", "", "revoke every session of this user")
+	}, run: func(ctx context.Context, c *adminClient, o *adminOpts, pos []string) error {
+		if o.user != "" {
+			return c.call(ctx, http.MethodDelete, at("/users/", "/sessions")([]string{o.user}), nil, printRevoked)
+		}
+		return c.call(ctx, http.MethodDelete, at("/sessions/", "")(pos), nil, printRevoked)
+	}},
+	"keys list":                  {args: 0, run: apiGet(at("/keys", ""), printKeys)},
+	"keys rotate":                {args: 0, run: apiPost(at("/keys/rotate", ""), printRotated)},
+	"keys revoke":                {args: 1, run: apiPost(at("/keys/", "/revoke"), printRevokedKey)},
+	"keys refresh-secrets":       {args: 0, run: apiGet(at("/secrets/refresh", ""), printRefreshSecrets)},
+	"keys rotate-refresh-secret": {args: 0, run: apiPost(at("/secrets/refresh/rotate", ""), printRotatedRefreshSecret)},
+	"keys retire-refresh-secret": {args: 1, run: func(ctx context.Context, c *adminClient, _ *adminOpts, pos []string) error {
+		return c.call(ctx, http.MethodPost, at("/secrets/refresh/", "/retire")(pos), nil, func(w io.Writer, raw []byte) error {
+			fmt.Fprintf(w, "refresh secret %s retired: sessions whose current token it made must sign in again\n", pos[0])
+			return nil
+		})
+	}},
+	"audit": {args: 0, flags: func(fs *flag.FlagSet, o *adminOpts) {
+		fs.StringVar(&o.user, "user", "", "events of this user id")
+		fs.StringVar(&o.typ, "type", "", "events of this type (user.disabled, key.rotated, ...)")
+		fs.StringVar(&o.since, "since", "", "from this time (RFC 3339) or this long ago (24h)")
+		fs.StringVar(&o.until, "until", "", "before this time (RFC 3339) or this long ago")
+		fs.IntVar(&o.limit, "limit", 100, "at most this many events")
+	}, run: runAudit},
+	"backup": {args: 1, flags: func(fs *flag.FlagSet, o *adminOpts) {
+		fs.BoolVar(&o.force, "force", false, "replace FILE if it exists")
+	}, run: func(ctx context.Context, c *adminClient, o *adminOpts, pos []string) error {
+		return c.backup(ctx, pos[0], o.force)
+	}},
+}
+
 // runAdmin runs one admin command: group is "users", "sessions", "keys",
 // "audit" or "backup".
 func runAdmin(ctx context.Context, group string, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
@@ -122,149 +232,94 @@ func runAdmin(ctx context.Context, group string, args []string, getenv func(stri
 		verb, args = args[0], args[1:]
 	}
 	name := strings.TrimSpace(group + " " + verb)
+	cmd, known := adminCommands[name]
 	fs := flag.NewFlagSet(name, flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	fs.Usage = func() { fmt.Fprint(stderr, adminUsage) }
 	server, asJSON, insecure := adminFlags(fs, getenv)
-	var (
-		email, provider, subject, after, typ, user, since, until *string
-		limit                                                    *int
-		clear, force                                             *bool
-	)
-	switch name {
-	case "users list":
-		email = fs.String("email", "", "exact email (case-insensitive)")
-		provider = fs.String("provider", "", "users with an identity at this provider")
-		subject = fs.String("subject", "", "users with an identity of this subject")
-		after = fs.String("after", "", "start after this user id (paging)")
-		limit = fs.Int("limit", 50, "page size (1..1000)")
-	case "users roles":
-		clear = fs.Bool("clear", false, "remove every role")
-	case "sessions revoke":
-		user = fs.String("user", "", "revoke every session of this user")
-	case "audit":
-		user = fs.String("user", "", "events of this user id")
-		typ = fs.String("type", "", "events of this type (user.disabled, key.rotated, ...)")
-		since = fs.String("since", "", "from this time (RFC 3339) or this long ago (24h)")
-		until = fs.String("until", "", "before this time (RFC 3339) or this long ago")
-		limit = fs.Int("limit", 100, "at most this many events")
-	case "backup":
-		force = fs.Bool("force", false, "replace FILE if it exists")
+	var o adminOpts
+	if cmd.flags != nil {
+		cmd.flags(fs, &o)
 	}
 	pos, err := parseInterspersed(fs, args)
 	if err != nil {
 		return err
 	}
-	want := map[string]int{
-		"users list": 0, "users get": 1, "users disable": 1, "users enable": 1, "users delete": 1,
-		"sessions list": 1, "keys list": 0, "keys rotate": 0, "audit": 0, "backup": 1,
-		"keys revoke": 1, "keys refresh-secrets": 0, "keys rotate-refresh-secret": 0, "keys retire-refresh-secret": 1,
-	}
-	n, fixed := want[name]
 	switch {
-	case name == "users roles":
-		if len(pos) < 1 {
-			return usageError(stderr, "users roles needs a user id")
-		}
-	case name == "sessions revoke":
-		if (len(pos) == 1) == (*user != "") || len(pos) > 1 {
-			return usageError(stderr, "sessions revoke needs one SESSION_ID or --user USER_ID")
-		}
-	case !fixed:
+	case !known:
 		fmt.Fprintf(stderr, "authex: unknown command %q\n\n", name)
 		return usageError(stderr, "")
-	case len(pos) != n:
-		return usageError(stderr, fmt.Sprintf("%s takes %d argument(s), got %d", name, n, len(pos)))
+	case cmd.args < 0:
+		if msg := cmd.check(&o, pos); msg != "" {
+			return usageError(stderr, msg)
+		}
+	case len(pos) != cmd.args:
+		return usageError(stderr, fmt.Sprintf("%s takes %d argument(s), got %d", name, cmd.args, len(pos)))
 	}
-
-	token := getenv("AUTHEX_ADMIN_TOKEN")
-	if token == "" {
-		return errors.New("AUTHEX_ADMIN_TOKEN is not set: export one of the server's admin.tokens")
-	}
-	base, shown, err := adminServer(*server, *insecure)
+	c, err := newAdminClient(getenv, *server, *insecure, *asJSON, stdout, stderr)
 	if err != nil {
 		return err
 	}
-	c := &adminClient{server: base, shown: shown, token: token, json: *asJSON,
-		http: &http.Client{Timeout: 30 * time.Second, CheckRedirect: refuseRedirect}, stdout: stdout}
-	esc := url.PathEscape
+	return cmd.run(ctx, c, &o, pos)
+}
 
-	switch name {
-	case "users list":
-		q := url.Values{}
-		for k, v := range map[string]string{"email": *email, "provider": *provider, "subject": *subject, "after": *after} {
-			if v != "" {
-				q.Set(k, v)
-			}
-		}
-		q.Set("limit", fmt.Sprint(*limit))
-		return c.call(ctx, http.MethodGet, "/admin/v1/users?"+q.Encode(), nil, printUsers)
-	case "users get":
-		return c.call(ctx, http.MethodGet, "/admin/v1/users/"+esc(pos[0]), nil, printUser)
-	case "users disable":
-		return c.call(ctx, http.MethodPost, "/admin/v1/users/"+esc(pos[0])+"/disable", nil, printDisabled)
-	case "users enable":
-		return c.call(ctx, http.MethodPost, "/admin/v1/users/"+esc(pos[0])+"/enable", nil, printDisabled)
-	case "users delete":
-		return c.call(ctx, http.MethodDelete, "/admin/v1/users/"+esc(pos[0]), nil, func(w io.Writer, raw []byte) error {
-			fmt.Fprintf(w, "deleted user %s\n", pos[0])
-			return nil
-		})
-	case "users roles":
-		if len(pos) == 1 && !*clear {
-			return c.call(ctx, http.MethodGet, "/admin/v1/users/"+esc(pos[0]), nil, printRoles)
-		}
-		if *clear && len(pos) > 1 {
-			return usageError(stderr, "users roles: give roles or --clear, not both")
-		}
-		roles := append([]string{}, pos[1:]...)
-		return c.call(ctx, http.MethodPut, "/admin/v1/users/"+esc(pos[0])+"/roles", map[string]any{"roles": roles}, printRoles)
-	case "sessions list":
-		return c.call(ctx, http.MethodGet, "/admin/v1/users/"+esc(pos[0])+"/sessions", nil, printSessions)
-	case "sessions revoke":
-		if *user != "" {
-			return c.call(ctx, http.MethodDelete, "/admin/v1/users/"+esc(*user)+"/sessions", nil, printRevoked)
-		}
-		return c.call(ctx, http.MethodDelete, "/admin/v1/sessions/"+esc(pos[0]), nil, printRevoked)
-	case "keys list":
-		return c.call(ctx, http.MethodGet, "/admin/v1/keys", nil, printKeys)
-	case "keys rotate":
-		return c.call(ctx, http.MethodPost, "/admin/v1/keys/rotate", nil, printRotated)
-	case "keys revoke":
-		return c.call(ctx, http.MethodPost, "/admin/v1/keys/"+esc(pos[0])+"/revoke", nil, printRevokedKey)
-	case "keys refresh-secrets":
-		return c.call(ctx, http.MethodGet, "/admin/v1/secrets/refresh", nil, printRefreshSecrets)
-	case "keys rotate-refresh-secret":
-		return c.call(ctx, http.MethodPost, "/admin/v1/secrets/refresh/rotate", nil, printRotatedRefreshSecret)
-	case "keys retire-refresh-secret":
-		return c.call(ctx, http.MethodPost, "/admin/v1/secrets/refresh/"+esc(pos[0])+"/retire", nil, func(w io.Writer, raw []byte) error {
-			fmt.Fprintf(w, "refresh secret %s retired: sessions whose current token it made must sign in again\n", pos[0])
-			return nil
-		})
-	case "audit":
-		q := url.Values{}
-		if *user != "" {
-			q.Set("user_id", *user)
-		}
-		if *typ != "" {
-			q.Set("type", *typ)
-		}
-		for k, v := range map[string]string{"since": *since, "until": *until} {
-			if v == "" {
-				continue
-			}
-			t, err := parseWhen(v, time.Now())
-			if err != nil {
-				return fmt.Errorf("--%s: %w", k, err)
-			}
-			q.Set(k, t.UTC().Format(time.RFC3339))
-		}
-		q.Set("limit", fmt.Sprint(*limit))
-		return c.call(ctx, http.MethodGet, "/admin/v1/audit?"+q.Encode(), nil, printAudit)
-	case "backup":
-		return c.backup(ctx, pos[0], *force)
+// newAdminClient reads the admin token and checks --server.
+func newAdminClient(getenv func(string) string, server string, insecure, asJSON bool, stdout, stderr io.Writer) (*adminClient, error) {
+	token := getenv("AUTHEX_ADMIN_TOKEN")
+	if token == "" {
+		return nil, errors.New("AUTHEX_ADMIN_TOKEN is not set: export one of the server's admin.tokens")
 	}
-	return nil
+	base, shown, err := adminServer(server, insecure)
+	if err != nil {
+		return nil, err
+	}
+	return &adminClient{server: base, shown: shown, token: token, json: asJSON,
+		http: &http.Client{Timeout: 30 * time.Second, CheckRedirect: refuseRedirect}, stdout: stdout, stderr: stderr}, nil
+}
+
+func runUsersList(ctx context.Context, c *adminClient, o *adminOpts, _ []string) error {
+	q := url.Values{}
+	for k, v := range map[string]string{"email": o.email, "provider": o.provider, "subject": o.subject, "after": o.after} {
+		if v != "" {
+			q.Set(k, v)
+		}
+	}
+	q.Set("limit", fmt.Sprint(o.limit))
+	return c.call(ctx, http.MethodGet, "/admin/v1/users?"+q.Encode(), nil, printUsers)
+}
+
+func runUsersRoles(ctx context.Context, c *adminClient, o *adminOpts, pos []string) error {
+	path := at("/users/", "")(pos)
+	if len(pos) == 1 && !o.clear {
+		return c.call(ctx, http.MethodGet, path, nil, printRoles)
+	}
+	if o.clear && len(pos) > 1 {
+		return usageError(c.stderr, "users roles: give roles or --clear, not both")
+	}
+	roles := append([]string{}, pos[1:]...)
+	return c.call(ctx, http.MethodPut, path+"/roles", map[string]any{"roles": roles}, printRoles)
+}
+
+func runAudit(ctx context.Context, c *adminClient, o *adminOpts, _ []string) error {
+	q := url.Values{}
+	if o.user != "" {
+		q.Set("user_id", o.user)
+	}
+	if o.typ != "" {
+		q.Set("type", o.typ)
+	}
+	for k, v := range map[string]string{"since": o.since, "until": o.until} {
+		if v == "" {
+			continue
+		}
+		t, err := parseWhen(v, time.Now())
+		if err != nil {
+			return fmt.Errorf("--%s: %w", k, err)
+		}
+		q.Set(k, t.UTC().Format(time.RFC3339))
+	}
+	q.Set("limit", fmt.Sprint(o.limit))
+	return c.call(ctx, http.MethodGet, "/admin/v1/audit?"+q.Encode(), nil, printAudit)
 }
 
 func usageError(stderr io.Writer, msg string) error {
@@ -285,14 +340,6 @@ func parseWhen(v string, now time.Time) (time.Time, error) {
 		return time.Time{}, fmt.Errorf("%q is neither an RFC 3339 time nor a duration like 24h", v)
 	}
 	return now.Add(-d), nil
-}
-
-// apiError is the server's one error shape.
-type apiError struct {
-	Error       string `json:"error"`
-	Description string `json:"error_description"`
-	Reason      string `json:"reason"`
-	RequestID   string `json:"request_id"`
 }
 
 // do sends one request and returns the response; it turns the failures
@@ -328,7 +375,7 @@ func (c *adminClient) do(ctx context.Context, method, path string, body any) (*h
 	}
 	defer res.Body.Close()
 	raw, _ := io.ReadAll(io.LimitReader(res.Body, 1<<20))
-	var e apiError
+	var e web.ErrorBody
 	if json.Unmarshal(raw, &e) != nil || e.Error == "" {
 		return nil, fmt.Errorf("%s %s: HTTP %d from %s (is it authex?)", method, path, res.StatusCode, c.shown)
 	}
@@ -422,23 +469,6 @@ func (c *adminClient) backup(ctx context.Context, file string, force bool) error
 	return nil
 }
 
-type cliIdentity struct {
-	Provider string `json:"provider"`
-	Subject  string `json:"subject"`
-	Email    string `json:"email"`
-}
-
-type cliUser struct {
-	ID            string        `json:"id"`
-	Email         string        `json:"email"`
-	EmailVerified bool          `json:"email_verified"`
-	Name          string        `json:"name"`
-	Roles         []string      `json:"roles"`
-	Disabled      bool          `json:"disabled"`
-	CreatedAt     time.Time     `json:"created_at"`
-	Identities    []cliIdentity `json:"identities"`
-}
-
 func table(w io.Writer, header string, rows [][]string) {
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 	fmt.Fprintln(tw, header)
@@ -469,10 +499,18 @@ func when(t time.Time) string {
 	return t.UTC().Format("2006-01-02 15:04:05Z")
 }
 
+// whenp is when for the times the API leaves out when unset.
+func whenp(t *time.Time) string {
+	if t == nil {
+		return "-"
+	}
+	return when(*t)
+}
+
 func printUsers(w io.Writer, raw []byte) error {
 	var out struct {
-		Users     []cliUser `json:"users"`
-		NextAfter string    `json:"next_after"`
+		Users     []web.AdminUser `json:"users"`
+		NextAfter string          `json:"next_after"`
 	}
 	if err := json.Unmarshal(raw, &out); err != nil {
 		return err
@@ -489,7 +527,7 @@ func printUsers(w io.Writer, raw []byte) error {
 }
 
 func printUser(w io.Writer, raw []byte) error {
-	var u cliUser
+	var u web.AdminUser
 	if err := json.Unmarshal(raw, &u); err != nil {
 		return err
 	}
@@ -501,10 +539,10 @@ func printUser(w io.Writer, raw []byte) error {
 	fmt.Fprintf(tw, "id:\t%s\nemail:\t%s%s\nname:\t%s\nstatus:\t%s\nroles:\t%s\ncreated:\t%s\n",
 		u.ID, dash(u.Email), verified, dash(u.Name), status(u.Disabled), dash(strings.Join(u.Roles, ",")), when(u.CreatedAt))
 	tw.Flush()
-	if len(u.Identities) > 0 {
+	if u.Identities != nil && len(*u.Identities) > 0 {
 		fmt.Fprintln(w)
-		rows := make([][]string, 0, len(u.Identities))
-		for _, id := range u.Identities {
+		rows := make([][]string, 0, len(*u.Identities))
+		for _, id := range *u.Identities {
 			rows = append(rows, []string{id.Provider, id.Subject, dash(id.Email)})
 		}
 		table(w, "PROVIDER\tSUBJECT\tEMAIL", rows)
@@ -514,8 +552,8 @@ func printUser(w io.Writer, raw []byte) error {
 
 func printDisabled(w io.Writer, raw []byte) error {
 	var out struct {
-		User    cliUser `json:"user"`
-		Revoked int     `json:"revoked_sessions"`
+		User    web.AdminUser `json:"user"`
+		Revoked int           `json:"revoked_sessions"`
 	}
 	if err := json.Unmarshal(raw, &out); err != nil {
 		return err
@@ -529,7 +567,7 @@ func printDisabled(w io.Writer, raw []byte) error {
 }
 
 func printRoles(w io.Writer, raw []byte) error {
-	var u cliUser
+	var u web.AdminUser
 	if err := json.Unmarshal(raw, &u); err != nil {
 		return err
 	}
@@ -539,16 +577,7 @@ func printRoles(w io.Writer, raw []byte) error {
 
 func printSessions(w io.Writer, raw []byte) error {
 	var out struct {
-		Sessions []struct {
-			ID            string    `json:"id"`
-			Provider      string    `json:"provider"`
-			Active        bool      `json:"active"`
-			CreatedAt     time.Time `json:"created_at"`
-			RotatedAt     time.Time `json:"rotated_at"`
-			RevokedReason string    `json:"revoked_reason"`
-			IP            string    `json:"ip"`
-			UserAgent     string    `json:"user_agent"`
-		} `json:"sessions"`
+		Sessions []web.AdminSession `json:"sessions"`
 	}
 	if err := json.Unmarshal(raw, &out); err != nil {
 		return err
@@ -583,26 +612,16 @@ func printRevoked(w io.Writer, raw []byte) error {
 	return nil
 }
 
-type cliKey struct {
-	ID        string    `json:"id"`
-	Algorithm string    `json:"algorithm"`
-	State     string    `json:"state"`
-	CreatedAt time.Time `json:"created_at"`
-	NotBefore time.Time `json:"not_before"`
-	RetiredAt time.Time `json:"retired_at"`
-	ExpiresAt time.Time `json:"expires_at"`
-}
-
 func printKeys(w io.Writer, raw []byte) error {
 	var out struct {
-		Keys []cliKey `json:"keys"`
+		Keys []web.AdminKey `json:"keys"`
 	}
 	if err := json.Unmarshal(raw, &out); err != nil {
 		return err
 	}
 	rows := [][]string{}
 	for _, k := range out.Keys {
-		rows = append(rows, []string{k.ID, k.Algorithm, k.State, when(k.CreatedAt), when(k.NotBefore), when(k.RetiredAt), when(k.ExpiresAt)})
+		rows = append(rows, []string{k.ID, k.Algorithm, k.State, when(k.CreatedAt), when(k.NotBefore), whenp(k.RetiredAt), whenp(k.ExpiresAt)})
 	}
 	table(w, "KID\tALG\tSTATE\tCREATED\tSIGNS FROM\tRETIRED\tLEAVES JWKS", rows)
 	return nil
@@ -610,7 +629,7 @@ func printKeys(w io.Writer, raw []byte) error {
 
 func printRotated(w io.Writer, raw []byte) error {
 	var out struct {
-		Key cliKey `json:"key"`
+		Key web.AdminKey `json:"key"`
 	}
 	if err := json.Unmarshal(raw, &out); err != nil {
 		return err
@@ -622,8 +641,8 @@ func printRotated(w io.Writer, raw []byte) error {
 
 func printRevokedKey(w io.Writer, raw []byte) error {
 	var out struct {
-		Key         cliKey  `json:"key"`
-		Replacement *cliKey `json:"replacement"`
+		Key         web.AdminKey  `json:"key"`
+		Replacement *web.AdminKey `json:"replacement"`
 	}
 	if err := json.Unmarshal(raw, &out); err != nil {
 		return err
@@ -635,23 +654,16 @@ func printRevokedKey(w io.Writer, raw []byte) error {
 	return nil
 }
 
-type cliRefreshSecret struct {
-	ID         string    `json:"id"`
-	State      string    `json:"state"`
-	ActiveFrom time.Time `json:"active_from"`
-	RetiresAt  time.Time `json:"retires_at"`
-}
-
 func printRefreshSecrets(w io.Writer, raw []byte) error {
 	var out struct {
-		Secrets []cliRefreshSecret `json:"secrets"`
+		Secrets []web.AdminRefreshSecret `json:"secrets"`
 	}
 	if err := json.Unmarshal(raw, &out); err != nil {
 		return err
 	}
 	rows := [][]string{}
 	for _, s := range out.Secrets {
-		rows = append(rows, []string{s.ID, s.State, when(s.ActiveFrom), when(s.RetiresAt)})
+		rows = append(rows, []string{s.ID, s.State, whenp(s.ActiveFrom), whenp(s.RetiresAt)})
 	}
 	table(w, "ID\tSTATE\tSIGNS FROM\tDELETED AT", rows)
 	return nil
@@ -659,25 +671,18 @@ func printRefreshSecrets(w io.Writer, raw []byte) error {
 
 func printRotatedRefreshSecret(w io.Writer, raw []byte) error {
 	var out struct {
-		Secret cliRefreshSecret `json:"secret"`
+		Secret web.AdminRefreshSecret `json:"secret"`
 	}
 	if err := json.Unmarshal(raw, &out); err != nil {
 		return err
 	}
-	fmt.Fprintf(w, "new refresh secret %s signs from %s; tokens of the older secrets keep refreshing\n", out.Secret.ID, when(out.Secret.ActiveFrom))
+	fmt.Fprintf(w, "new refresh secret %s signs from %s; tokens of the older secrets keep refreshing\n", out.Secret.ID, whenp(out.Secret.ActiveFrom))
 	return nil
 }
 
 func printAudit(w io.Writer, raw []byte) error {
 	var out struct {
-		Events []struct {
-			Time      time.Time `json:"time"`
-			Type      string    `json:"type"`
-			UserID    string    `json:"user_id"`
-			SessionID string    `json:"session_id"`
-			Provider  string    `json:"provider"`
-			Detail    string    `json:"detail"`
-		} `json:"events"`
+		Events []web.AdminAuditEvent `json:"events"`
 	}
 	if err := json.Unmarshal(raw, &out); err != nil {
 		return err

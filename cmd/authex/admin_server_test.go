@@ -17,6 +17,7 @@ import (
 // CLI's client honours for hosts that are not loopback) shows what would
 // have left the machine.
 func TestAdminCLIServerURL(t *testing.T) {
+	t.Parallel() // waits on timers; runs beside the other waiting tests
 	const token = "cli-test-admin-token-7c41e2"
 	var mu sync.Mutex
 	var seen []string // Authorization headers that reached the proxy
@@ -37,7 +38,7 @@ func TestAdminCLIServerURL(t *testing.T) {
 		}
 	}
 	run := func(args ...string) (string, int) {
-		_, errOut, code := (&opsServer{}).cli(t, env, args...)
+		_, errOut, code := cliBinary(t, env, args...)
 		return errOut, code
 	}
 	requests := func() []string {
@@ -104,7 +105,7 @@ func TestAdminCLIRefusesRedirects(t *testing.T) {
 		http.Redirect(w, r, target.URL+r.URL.Path, http.StatusFound)
 	}))
 	defer redirector.Close()
-	_, errOut, code := (&opsServer{}).cli(t, []string{"AUTHEX_ADMIN_TOKEN=" + token}, "users", "list", "--server", redirector.URL)
+	_, errOut, code := runCLI(t, []string{"AUTHEX_ADMIN_TOKEN=" + token}, "users", "list", "--server", redirector.URL)
 	if code != 1 || !strings.Contains(errOut, "redirected") || leaked.Load() {
 		t.Fatalf("redirect followed (leaked %v): exit %d %s", leaked.Load(), code, errOut)
 	}

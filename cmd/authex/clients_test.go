@@ -61,7 +61,6 @@ clients:
 // environment and one from a file: clients authenticate, the access token
 // records who asked, and no secret reaches the log.
 func TestClientsEndToEnd(t *testing.T) {
-	bin := buildBinary(t)
 	iss := providertest.NewIssuer(t)
 	dir := t.TempDir()
 	port := freePort(t)
@@ -78,7 +77,7 @@ clients:
 log: { format: json, level: debug }
 `, iss.URL(), filepath.Join(dir, "secret")))
 	t.Setenv("TEST_NEXTJS_SECRET", envSecret)
-	p := startBinary(t, bin, cfgPath, base)
+	p := startServe(t, cfgPath, base, nil)
 	defer p.stop(t)
 
 	form := func(id, secret string) (int, map[string]any) {

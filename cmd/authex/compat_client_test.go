@@ -55,7 +55,6 @@ clients:
 // TestCompatClientEndToEnd runs the real binary: with clients and
 // compat_client, the FastAPI tutorial's login signs in as compat_client.
 func TestCompatClientEndToEnd(t *testing.T) {
-	bin := buildBinary(t)
 	dir := t.TempDir()
 	port := freePort(t)
 	base := fmt.Sprintf("http://127.0.0.1:%d", port)
@@ -69,7 +68,7 @@ compat: [ fastapi ]
 compat_client: spa
 log: { format: json }
 `)
-	srv := startBinary(t, bin, cfgPath, base)
+	srv := startServe(t, cfgPath, base, nil)
 	defer srv.stop(t)
 
 	postJSON(t, base+"/v1/register", map[string]any{"email": "cc@example.com", "password": "end to end passphrase",

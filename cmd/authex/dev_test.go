@@ -17,7 +17,6 @@ import (
 // /emulator, provider dev becomes ready quickly (its discovery hits this
 // very server), and a token minted there is traded at /v1/exchange.
 func TestServeDev(t *testing.T) {
-	bin := buildBinary(t)
 	dir := t.TempDir()
 	port := freePort(t)
 	base := fmt.Sprintf("http://localhost:%d", port)
@@ -26,7 +25,7 @@ func TestServeDev(t *testing.T) {
 		port, base, filepath.Join(dir, "data", "authex.db")))
 
 	start := time.Now()
-	p := startBinary(t, bin, cfgPath, base, "--dev") // waits for /readyz 200: dev discovered
+	p := startServe(t, cfgPath, base, nil, "--dev") // waits for /readyz 200: dev discovered
 	if took := time.Since(start); took > 5*time.Second {
 		t.Errorf("provider dev took %s to become ready", took)
 	}

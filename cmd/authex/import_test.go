@@ -91,6 +91,7 @@ func badStreams(dump string) map[string][2]string {
 // target path and no temporary file next to it; a good one then puts the
 // whole store there; a second is refused and changes nothing.
 func TestImportBoltAllOrNothing(t *testing.T) {
+	t.Parallel() // waits on timers; runs beside the other waiting tests
 	_, dump := exportFixture(t)
 	dir := t.TempDir()
 	data := filepath.Join(dir, "data")

@@ -10,7 +10,6 @@ import (
 	"fmt"
 	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -67,7 +66,6 @@ func TestConfigCheckKEK(t *testing.T) {
 func TestWrongKEKAndKEKRotation(t *testing.T) {
 	iss := providertest.NewIssuer(t)
 	dir := t.TempDir()
-	bin := buildBinary(t)
 	port := freePort(t)
 	base := fmt.Sprintf("http://127.0.0.1:%d", port)
 	oldKEK, _ := envelope.NewKEK()
@@ -79,23 +77,22 @@ providers:
 secrets: %s
 `, iss.URL(), secrets))
 	}
-	p := startBinary(t, bin, cfg("old", fmt.Sprintf("{ kek: %q }", oldKEK)), base)
+	p := startServe(t, cfg("old", fmt.Sprintf("{ kek: %q }", oldKEK)), base, nil)
 	ex, _ := signIn(t, iss, base, "kek-user")
 	p.stop(t)
 
-	cmd := exec.Command(bin, "serve", "-config", cfg("wrong", fmt.Sprintf("{ kek: %q }", newKEK)))
+	wrong := launch(t, "", nil, "serve", "-config", cfg("wrong", fmt.Sprintf("{ kek: %q }", newKEK)))
 	var out bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &out, &out
-	done := make(chan error, 1)
-	go func() { done <- cmd.Run() }()
 	select {
-	case err := <-done:
-		if err == nil || !strings.Contains(out.String(), "sealed with another key-encryption key") {
-			t.Fatalf("start with the wrong KEK: %v\n%s", err, out.String())
+	case <-wrong.done:
+		out.WriteString(wrong.logs.String())
+		exitCode(wrong.err, &out) // what main prints
+		if wrong.err == nil || !strings.Contains(out.String(), "sealed with another key-encryption key") {
+			t.Fatalf("start with the wrong KEK: %v\n%s", wrong.err, out.String())
 		}
 	case <-time.After(10 * time.Second):
-		cmd.Process.Kill()
-		t.Fatalf("authex kept running with the wrong KEK\n%s", out.String())
+		wrong.kill()
+		t.Fatalf("authex kept running with the wrong KEK\n%s", wrong.logs.String())
 	}
 	for _, secret := range []string{oldKEK, newKEK} {
 		if strings.Contains(out.String(), secret) {
@@ -103,13 +100,13 @@ secrets: %s
 		}
 	}
 
-	p = startBinary(t, bin, cfg("rotating", fmt.Sprintf("{ kek: %q, previous_keks: [ %q ] }", newKEK, oldKEK)), base)
+	p = startServe(t, cfg("rotating", fmt.Sprintf("{ kek: %q, previous_keks: [ %q ] }", newKEK, oldKEK)), base, nil)
 	if st, body := request(t, "GET", base+"/v1/me", ex.AccessToken); st != http.StatusOK {
 		t.Fatalf("access token after the KEK rotation: %d %s", st, body)
 	}
 	p.stop(t)
 	// Everything is under the new KEK now: the old one can go.
-	p = startBinary(t, bin, cfg("new", fmt.Sprintf("{ kek: %q }", newKEK)), base)
+	p = startServe(t, cfg("new", fmt.Sprintf("{ kek: %q }", newKEK)), base, nil)
 	defer p.stop(t)
 	if _, st := refresh(t, base, ex.RefreshToken); st != http.StatusOK {
 		t.Fatalf("refresh token after the KEK rotation: %d", st)
@@ -154,7 +151,7 @@ providers:
   corp: { type: oidc, issuer: %q, client_ids: [ "web" ] }
 secrets: { kek: %q }
 `, iss.URL(), testKEK))
-	p := startBinary(t, buildBinary(t), cfg, base)
+	p := startServe(t, cfg, base, nil)
 	ex, _ := signIn(t, iss, base, "legacy-user")
 	if kid := jwtKid(t, ex.AccessToken); kid != legacyKid {
 		t.Fatalf("kid = %s, want the stored key's %s", kid, legacyKid)

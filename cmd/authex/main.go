@@ -24,16 +24,25 @@ func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	err := run(ctx, os.Args[1:], os.Getenv, os.Stdout, os.Stderr)
 	stop()
-	if err != nil {
-		var p Problems
-		if !errors.As(err, &p) && !errors.Is(err, flag.ErrHelp) {
-			fmt.Fprintln(os.Stderr, "authex:", err)
-		}
-		if errors.Is(err, flag.ErrHelp) {
-			os.Exit(2)
-		}
-		os.Exit(1)
+	if code := exitCode(err, os.Stderr); code != 0 {
+		os.Exit(code)
 	}
+}
+
+// exitCode reports err on stderr (unless run already did: config problems,
+// usage) and answers the exit status: 0, 2 for usage, 1 otherwise.
+func exitCode(err error, stderr io.Writer) int {
+	if err == nil {
+		return 0
+	}
+	var p Problems
+	if !errors.As(err, &p) && !errors.Is(err, flag.ErrHelp) {
+		fmt.Fprintln(stderr, "authex:", err)
+	}
+	if errors.Is(err, flag.ErrHelp) {
+		return 2
+	}
+	return 1
 }
 
 const usage = `authex: social-login token exchange
@@ -61,6 +70,30 @@ Usage:
 Run "authex COMMAND -h" for a command's flags.
 `
 
+// command is one top-level subcommand: args are the ones after its name.
+type command func(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error
+
+// commands maps each subcommand's name to the function that runs it.
+var commands = map[string]command{
+	"serve":     runServe,
+	"migrate":   runMigrate,
+	"export":    runExport,
+	"import":    runImport,
+	"emulator":  runEmulator,
+	"config":    runConfig,
+	"users":     adminGroup("users"),
+	"sessions":  adminGroup("sessions"),
+	"keys":      adminGroup("keys"),
+	"audit":     adminGroup("audit"),
+	"backup":    adminGroup("backup"),
+	"version":   runVersion,
+	"-version":  runVersion,
+	"--version": runVersion,
+	"help":      runHelp,
+	"-h":        runHelp,
+	"--help":    runHelp,
+}
+
 // run is the whole program, with its environment passed in, so tests run
 // the real thing.
 func run(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
@@ -68,35 +101,37 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		fmt.Fprint(stderr, usage)
 		return flag.ErrHelp
 	}
-	switch args[0] {
-	case "serve":
-		return runServe(ctx, args[1:], getenv, stdout, stderr)
-	case "migrate":
-		return runMigrate(ctx, args[1:], getenv, stdout, stderr)
-	case "export":
-		return runExport(ctx, args[1:], getenv, stdout, stderr)
-	case "import":
-		return runImport(ctx, args[1:], getenv, stdout, stderr)
-	case "emulator":
-		return runEmulator(ctx, args[1:], getenv, stdout, stderr)
-	case "config":
-		if len(args) < 2 || args[1] != "check" {
-			fmt.Fprint(stderr, usage)
-			return flag.ErrHelp
-		}
-		return runConfigCheck(args[2:], getenv, stdout, stderr)
-	case "users", "sessions", "keys", "audit", "backup":
-		return runAdmin(ctx, args[0], args[1:], getenv, stdout, stderr)
-	case "version", "-version", "--version":
-		fmt.Fprintln(stdout, "authex", version)
-		return nil
-	case "help", "-h", "--help":
-		fmt.Fprint(stdout, usage)
-		return nil
-	default:
+	cmd, ok := commands[args[0]]
+	if !ok {
 		fmt.Fprintf(stderr, "authex: unknown command %q\n\n%s", args[0], usage)
 		return flag.ErrHelp
 	}
+	return cmd(ctx, args[1:], getenv, stdout, stderr)
+}
+
+func adminGroup(group string) command {
+	return func(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
+		return runAdmin(ctx, group, args, getenv, stdout, stderr)
+	}
+}
+
+func runVersion(_ context.Context, _ []string, _ func(string) string, stdout, _ io.Writer) error {
+	fmt.Fprintln(stdout, "authex", version)
+	return nil
+}
+
+func runHelp(_ context.Context, _ []string, _ func(string) string, stdout, _ io.Writer) error {
+	fmt.Fprint(stdout, usage)
+	return nil
+}
+
+// runConfig is `authex config check`, the one config subcommand.
+func runConfig(_ context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
+	if len(args) < 1 || args[0] != "check" {
+		fmt.Fprint(stderr, usage)
+		return flag.ErrHelp
+	}
+	return runConfigCheck(args[1:], getenv, stdout, stderr)
 }
 
 // configFlag registers -config (Go's flag package accepts --config too).

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"encoding/json"
@@ -173,10 +172,15 @@ func writeFile(t *testing.T, path, content string) {
 	}
 }
 
-var builtBinary string
+var (
+	buildMu     sync.Mutex
+	builtBinary string
+)
 
 func buildBinary(t *testing.T) string {
 	t.Helper()
+	buildMu.Lock()
+	defer buildMu.Unlock()
 	if builtBinary != "" {
 		return builtBinary
 	}
@@ -208,66 +212,161 @@ func freePort(t *testing.T) int {
 	return ln.Addr().(*net.TCPAddr).Port
 }
 
+// process is one running authex: the built binary as a child process, or
+// run() in this process (what the tests use where the binary itself is
+// not the point).
 type process struct {
-	cmd    *exec.Cmd
-	logs   *bytes.Buffer
-	logsMu *sync.Mutex // guards logs where a test reads them while the process runs; may be nil
-	exited chan error
+	cmd    *exec.Cmd          // the binary; nil in process
+	cancel context.CancelFunc // in process: what SIGTERM is to the binary
+	logs   *logBuffer         // its standard error
+	done   chan struct{}      // closed when it has exited
+	err    error              // its exit, once done is closed
 }
 
-func startBinary(t *testing.T, bin, cfgPath, base string, extraArgs ...string) *process {
+// logBuffer is a process's standard error, safe to read while it runs.
+type logBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *logBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *logBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
+}
+
+// launch starts authex with args and env (added to this process's
+// environment): the binary bin, or run() in this process when bin is "".
+// It does not wait for anything.
+func launch(t *testing.T, bin string, env []string, args ...string) *process {
 	t.Helper()
-	cmd := exec.Command(bin, append([]string{"serve", "-config", cfgPath}, extraArgs...)...)
-	p := &process{cmd: cmd, logs: &bytes.Buffer{}, exited: make(chan error, 1)}
-	stderr, _ := cmd.StderrPipe()
-	if err := cmd.Start(); err != nil {
+	p := &process{logs: &logBuffer{}, done: make(chan struct{})}
+	if bin == "" {
+		ctx, cancel := context.WithCancel(context.Background())
+		p.cancel = cancel
+		getenv := envLookup(append(os.Environ(), env...))
+		go func() {
+			p.err = run(ctx, args, getenv, io.Discard, p.logs)
+			close(p.done)
+		}()
+		return p
+	}
+	p.cmd = exec.Command(bin, args...)
+	p.cmd.Env = append(os.Environ(), env...)
+	p.cmd.Stderr = p.logs
+	if err := p.cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
 	go func() {
-		sc := bufio.NewScanner(stderr)
-		for sc.Scan() {
-			p.logs.WriteString(sc.Text() + "\n")
-		}
-		p.exited <- cmd.Wait()
+		p.err = p.cmd.Wait()
+		close(p.done)
 	}()
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		res, err := http.Get(base + "/readyz")
-		if err == nil {
-			res.Body.Close()
-			if res.StatusCode == http.StatusOK {
-				return p
-			}
+	return p
+}
+
+// envLookup is getenv over env, a whole environment ("K=V" lines, the
+// last of a name wins, as exec.Cmd.Env).
+func envLookup(env []string) func(string) string {
+	m := map[string]string{}
+	for _, kv := range env {
+		if k, v, ok := strings.Cut(kv, "="); ok {
+			m[k] = v
 		}
-		if time.Now().After(deadline) {
-			cmd.Process.Kill()
-			t.Fatalf("authex did not become ready: %v\n%s", err, p.logs.String())
-		}
-		time.Sleep(20 * time.Millisecond)
+	}
+	return func(k string) string { return m[k] }
+}
+
+// exited reports whether the process has ended.
+func (p *process) exited() bool {
+	select {
+	case <-p.done:
+		return true
+	default:
+		return false
 	}
 }
 
-// stop sends SIGTERM and demands a clean exit 0.
+// kill ends the process at once (in process: as fast as a drain allows)
+// and waits for it.
+func (p *process) kill() {
+	if p.cmd != nil {
+		p.cmd.Process.Kill()
+	} else {
+		p.cancel()
+	}
+	<-p.done
+}
+
+// startServe runs `authex serve -config cfgPath` in process and waits
+// until base answers /readyz.
+func startServe(t *testing.T, cfgPath, base string, env []string, extraArgs ...string) *process {
+	t.Helper()
+	return startReady(t, "", cfgPath, base, env, extraArgs...)
+}
+
+// startBinary runs the binary bin as `serve -config cfgPath` and waits
+// until base answers /readyz.
+func startBinary(t *testing.T, bin, cfgPath, base string, extraArgs ...string) *process {
+	t.Helper()
+	return startReady(t, bin, cfgPath, base, nil, extraArgs...)
+}
+
+func startReady(t *testing.T, bin, cfgPath, base string, env []string, extraArgs ...string) *process {
+	t.Helper()
+	p := launch(t, bin, env, append([]string{"serve", "-config", cfgPath}, extraArgs...)...)
+	t.Cleanup(func() {
+		if !p.exited() {
+			p.kill()
+		}
+	})
+	if !waitReady(base, 10*time.Second) {
+		p.kill()
+		t.Fatalf("authex did not become ready: %v\n%s", p.err, p.logs.String())
+	}
+	return p
+}
+
+// stop sends SIGTERM (in process: ends run's context) and demands a clean
+// exit 0.
 func (p *process) stop(t *testing.T) {
 	t.Helper()
-	if p.cmd.ProcessState != nil {
+	if p.exited() {
 		return
 	}
-	if err := p.cmd.Process.Signal(syscall.SIGTERM); err != nil {
-		t.Fatal(err)
+	if p.cmd != nil {
+		if err := p.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+			t.Fatal(err)
+		}
+	} else {
+		p.cancel()
 	}
 	select {
-	case err := <-p.exited:
-		if err != nil {
-			t.Fatalf("authex exited with %v after SIGTERM\n%s", err, p.logs.String())
+	case <-p.done:
+		if p.err != nil {
+			t.Fatalf("authex exited with %v after SIGTERM\n%s", p.err, p.logs.String())
 		}
 		if !strings.Contains(p.logs.String(), `"msg":"stopped"`) {
 			t.Fatalf("no clean stop logged:\n%s", p.logs.String())
 		}
 	case <-time.After(15 * time.Second):
-		p.cmd.Process.Kill()
+		p.kill()
 		t.Fatal("authex did not stop within 15s of SIGTERM")
 	}
+}
+
+// runCLI runs one authex command in process, as main would, with env as
+// its whole environment, and answers its output and exit status.
+func runCLI(t *testing.T, env []string, args ...string) (stdout, stderr string, code int) {
+	t.Helper()
+	var out, errb bytes.Buffer
+	code = exitCode(run(context.Background(), args, envLookup(env), &out, &errb), &errb)
+	return out.String(), errb.String(), code
 }
 
 func postJSON(t *testing.T, url string, body any) map[string]any {

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bufio"
 	"bytes"
 	"encoding/base64"
 	"encoding/json"
@@ -40,7 +39,6 @@ type opsOptions struct {
 
 func startOps(t *testing.T, iss *providertest.Issuer, dir string, o opsOptions) *opsServer {
 	t.Helper()
-	bin := buildBinary(t)
 	port := o.port
 	if port == 0 {
 		port = freePort(t)
@@ -69,67 +67,28 @@ admin:
   tokens: [ "${AUTHEX_ADMIN_TOKEN}" ]
 log: { format: json }
 `, port, base, adminListen, db, o.tokens, iss.URL()))
-	env := append(os.Environ(), "AUTHEX_ADMIN_TOKEN="+testAdminToken, "AUTHEX_SERVER="+admin)
-	cmd := exec.Command(bin, "serve", "-config", cfgPath)
-	cmd.Env = env
-	p := &process{cmd: cmd, logs: &bytes.Buffer{}, exited: make(chan error, 1)}
-	var mu sync.Mutex
-	p.logsMu = &mu
-	stderr, _ := cmd.StderrPipe()
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	go func() {
-		sc := bufio.NewScanner(stderr)
-		sc.Buffer(make([]byte, 1<<20), 1<<20)
-		for sc.Scan() {
-			mu.Lock()
-			p.logs.WriteString(sc.Text() + "\n")
-			mu.Unlock()
-		}
-		p.exited <- cmd.Wait()
-	}()
-	s := &opsServer{process: p, base: base, admin: admin, env: env, cfgPath: cfgPath}
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		res, err := http.Get(base + "/readyz")
-		if err == nil {
-			res.Body.Close()
-			if res.StatusCode == http.StatusOK {
-				break
-			}
-		}
-		if time.Now().After(deadline) {
-			cmd.Process.Kill()
-			t.Fatalf("authex did not become ready: %v\n%s", err, s.logText())
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-	t.Cleanup(func() {
-		if p.cmd.ProcessState == nil {
-			p.cmd.Process.Kill()
-			<-p.exited
-		}
-	})
-	return s
+	extra := []string{"AUTHEX_ADMIN_TOKEN=" + testAdminToken, "AUTHEX_SERVER=" + admin}
+	p := startServe(t, cfgPath, base, extra)
+	return &opsServer{process: p, base: base, admin: admin, env: append(os.Environ(), extra...), cfgPath: cfgPath}
 }
 
-func (s *opsServer) logText() string {
-	if s.logsMu != nil {
-		s.logsMu.Lock()
-		defer s.logsMu.Unlock()
-	}
-	return s.logs.String()
-}
+func (s *opsServer) logText() string { return s.logs.String() }
 
-// cli runs the real binary as an admin client and returns its output and
-// exit code.
+// cli runs an admin command in process with env (nil: the server's) as
+// its whole environment, and returns its output and exit code.
 func (s *opsServer) cli(t *testing.T, env []string, args ...string) (stdout, stderr string, code int) {
 	t.Helper()
-	cmd := exec.Command(buildBinary(t), args...)
 	if env == nil {
 		env = s.env
 	}
+	return runCLI(t, env, args...)
+}
+
+// cliBinary is cli with the built binary: where the process environment
+// itself is the point (HTTP_PROXY).
+func cliBinary(t *testing.T, env []string, args ...string) (stdout, stderr string, code int) {
+	t.Helper()
+	cmd := exec.Command(buildBinary(t), args...)
 	cmd.Env = env
 	var out, errb bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &errb
@@ -459,6 +418,7 @@ func TestBackupUnderLoadRestoresAndServes(t *testing.T) {
 // signs after the delay, the old key leaves after its tokens expired, and
 // the session refreshes throughout.
 func TestKeyRotationWithShortDurations(t *testing.T) {
+	t.Parallel() // waits on timers; runs beside the other waiting tests
 	iss := providertest.NewIssuer(t)
 	s := startOps(t, iss, t.TempDir(), opsOptions{tokens: ", access_ttl: 2s, key_publish_delay: 1s"})
 	defer s.stop(t)

@@ -79,7 +79,6 @@ compat: [ djrestauth, simplejwt, fastapi, nope, fastapi ]
 // tutorial's route, read the user through dj-rest-auth's, and the same
 // account survives a restart.
 func TestPasswordAndCompatEndToEnd(t *testing.T) {
-	bin := buildBinary(t)
 	dir := t.TempDir()
 	port := freePort(t)
 	base := fmt.Sprintf("http://127.0.0.1:%d", port)
@@ -90,12 +89,12 @@ compat: [ djrestauth, fastapi ]
 log: { format: json }
 `)
 
-	first := startBinary(t, bin, cfgPath, base)
+	first := startServe(t, cfgPath, base, nil)
 	reg := postJSON(t, base+"/v1/register", map[string]any{"email": "e2e@example.com", "password": "end to end passphrase", "name": "E Two"})
 	id := reg["user"].(map[string]any)["id"]
 	first.stop(t)
 
-	second := startBinary(t, bin, cfgPath, base)
+	second := startServe(t, cfgPath, base, nil)
 	defer second.stop(t)
 	login := postJSON(t, base+"/users/login/", map[string]any{"username": "e2e@example.com", "password": "end to end passphrase"})
 	if login["token_type"] != "Bearer" || login["user"].(map[string]any)["id"] != id {

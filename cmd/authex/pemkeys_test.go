@@ -56,7 +56,7 @@ func TestSigningKeysFromPEMFiles(t *testing.T) {
 	if st, body := request(t, "GET", s.base+"/v1/me", ex.AccessToken); st != http.StatusOK {
 		t.Fatalf("/v1/me: %d %s", st, body)
 	}
-	for _, args := range [][]string{{"keys", "rotate"}, {"keys", "revoke", ecKid}} {
+	for _, args := range [][]string{{"keys", "rotate"}, {"keys", "revoke", "--", ecKid}} {
 		out, errOut, code := s.cli(t, nil, args...)
 		if code == 0 || !strings.Contains(out+errOut, "keys_from_files") {
 			t.Fatalf("authex %s with PEM keys: exit %d\n%s%s", strings.Join(args, " "), code, out, errOut)

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bufio"
 	"bytes"
 	"encoding/json"
 	"fmt"
@@ -58,27 +57,19 @@ func startAll(t *testing.T, bin string, cfgs, bases []string) []*process {
 	t.Helper()
 	var ps []*process
 	for _, cfg := range cfgs {
-		cmd := exec.Command(bin, "serve", "-config", cfg)
-		p := &process{cmd: cmd, logs: &bytes.Buffer{}, exited: make(chan error, 1)}
-		stderr, _ := cmd.StderrPipe()
-		if err := cmd.Start(); err != nil {
-			t.Fatal(err)
-		}
-		go func() {
-			sc := bufio.NewScanner(stderr)
-			for sc.Scan() {
-				p.logs.WriteString(sc.Text() + "\n")
+		p := launch(t, bin, nil, "serve", "-config", cfg)
+		t.Cleanup(func() {
+			if !p.exited() {
+				p.kill()
 			}
-			p.exited <- cmd.Wait()
-		}()
+		})
 		ps = append(ps, p)
 	}
 	for i, p := range ps {
 		if !waitReady(bases[i], 15*time.Second) {
 			for _, q := range ps {
-				q.cmd.Process.Kill()
+				q.kill()
 			}
-			<-p.exited
 			t.Fatalf("instance %d did not become ready:\n%s", i, p.logs.String())
 		}
 	}
@@ -321,11 +312,10 @@ func TestPostgresOutage(t *testing.T) {
 	dsn, schema := pgtest.Schema(t)
 	proxy, viaProxy := pgtest.NewProxy(t, dsn)
 	t.Setenv("AUTHEX_PG_DSN", viaProxy)
-	bin := buildBinary(t)
 	iss := providertest.NewIssuer(t)
 	port := freePort(t)
 	base := fmt.Sprintf("http://127.0.0.1:%d", port)
-	p := startBinary(t, bin, pgConfig(t, t.TempDir(), "a", port, schema, iss.URL()), base)
+	p := startServe(t, pgConfig(t, t.TempDir(), "a", port, schema, iss.URL()), base, nil)
 	defer p.stop(t)
 
 	before := postJSON(t, base+"/v1/exchange", map[string]any{"provider": "corp",
@@ -344,7 +334,7 @@ func TestPostgresOutage(t *testing.T) {
 	}
 	// Offline verification needs no database: the JWKS still serves.
 	getBody(t, base+"/.well-known/jwks.json", "")
-	if p.cmd.ProcessState != nil {
+	if p.exited() {
 		t.Fatalf("authex exited during the outage:\n%s", p.logs.String())
 	}
 
@@ -380,7 +370,7 @@ secrets: { kek: %q }
 `, iss.URL(), testKEK))
 	pgCfg := pgConfig(t, dir, "pg", port, schema, iss.URL())
 
-	onBolt := startBinary(t, bin, boltCfg, base)
+	onBolt := startServe(t, boltCfg, base, nil)
 	ex := postJSON(t, base+"/v1/exchange", map[string]any{"provider": "corp",
 		"id_token": iss.Mint(t, map[string]any{"sub": "mover", "aud": "web", "email": "mover@example.com", "email_verified": true})})
 	user := ex["user"].(map[string]any)["id"].(string)
@@ -422,7 +412,7 @@ secrets: { kek: %q }
 		t.Fatalf("second import into the same store: %v\n%s", err, out)
 	}
 
-	onPG := startBinary(t, bin, pgCfg, base)
+	onPG := startServe(t, pgCfg, base, nil)
 	defer onPG.stop(t)
 	if got := getBody(t, base+"/.well-known/jwks.json", ""); got != jwks {
 		t.Fatalf("JWKS changed in the move:\n%s\n%s", jwks, got)

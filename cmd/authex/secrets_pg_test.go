@@ -1,11 +1,9 @@
 package main
 
 import (
-	"bytes"
 	"fmt"
 	"net/http"
 	"os"
-	"os/exec"
 	"strings"
 	"testing"
 	"time"
@@ -21,29 +19,19 @@ func pgPair(t *testing.T) (a, b string, iss *providertest.Issuer, cli func(serve
 	dsn, schema := pgtest.Schema(t)
 	t.Setenv("AUTHEX_PG_DSN", dsn)
 	t.Setenv("AUTHEX_ADMIN_TOKEN", testAdminToken)
-	bin := buildBinary(t)
 	iss = providertest.NewIssuer(t)
 	dir := t.TempDir()
 	portA, portB := freePort(t), freePort(t)
 	a, b = fmt.Sprintf("http://127.0.0.1:%d", portA), fmt.Sprintf("http://127.0.0.1:%d", portB)
 	admin := `admin: { tokens: [ "${AUTHEX_ADMIN_TOKEN}" ] }`
-	ps := startAll(t, bin, []string{
+	ps := startAll(t, "", []string{
 		pgConfig(t, dir, "a", portA, schema, iss.URL(), admin),
 		pgConfig(t, dir, "b", portB, schema, iss.URL(), admin),
 	}, []string{a, b})
 	cli = func(server string, args ...string) (string, int) {
 		t.Helper()
-		cmd := exec.Command(bin, args...)
-		cmd.Env = append(os.Environ(), "AUTHEX_SERVER="+server)
-		var out bytes.Buffer
-		cmd.Stdout, cmd.Stderr = &out, &out
-		err := cmd.Run()
-		if ee, ok := err.(*exec.ExitError); ok {
-			return out.String(), ee.ExitCode()
-		} else if err != nil {
-			t.Fatal(err)
-		}
-		return out.String(), 0
+		out, errOut, code := runCLI(t, append(os.Environ(), "AUTHEX_SERVER="+server), args...)
+		return out + errOut, code
 	}
 	return a, b, iss, cli, func() { ps[1].stop(t); ps[0].stop(t) }
 }
@@ -63,7 +51,9 @@ func TestKeyRevocationOnTwoInstances(t *testing.T) {
 		}
 	}
 
-	out, code := cli(a, "keys", "revoke", kid)
+	// "--": a kid is base64url and may start with '-', which the flag
+	// parser would take for a flag.
+	out, code := cli(a, "keys", "revoke", "--", kid)
 	revokedAt := time.Now()
 	if code != 0 || !strings.Contains(out, "revoked") || !strings.Contains(out, "new key") {
 		t.Fatalf("keys revoke: exit %d\n%s", code, out)

@@ -11,7 +11,6 @@ import (
 	"fmt"
 	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -118,16 +117,15 @@ func assertClean(t *testing.T, what string, data []byte, plain, sealed map[strin
 
 func b64(b []byte) []byte { return []byte(base64.StdEncoding.EncodeToString(b)) }
 
+// runBin runs one authex command in process with env added to this
+// process's environment, and demands exit 0.
 func runBin(t *testing.T, env []string, args ...string) (stdout, stderr []byte) {
 	t.Helper()
-	cmd := exec.Command(buildBinary(t), args...)
-	cmd.Env = append(os.Environ(), env...)
-	var out, errb bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &out, &errb
-	if err := cmd.Run(); err != nil {
-		t.Fatalf("authex %s: %v\n%s", strings.Join(args, " "), err, errb.String())
+	out, errOut, code := runCLI(t, append(os.Environ(), env...), args...)
+	if code != 0 {
+		t.Fatalf("authex %s: exit %d\n%s", strings.Join(args, " "), code, errOut)
 	}
-	return out.Bytes(), errb.Bytes()
+	return []byte(out), []byte(errOut)
 }
 
 // TestBackupAndExportCarryNoKeyMaterialBolt: with no KEK configured, bbolt
@@ -196,7 +194,7 @@ secrets: { kek_file: %q }
 	in := filepath.Join(dir2, "dump.jsonl")
 	writeFile(t, in, string(dump))
 	runBin(t, nil, "import", "-config", cfg2, "-in", in)
-	p := startBinary(t, buildBinary(t), cfg2, base)
+	p := startServe(t, cfg2, base, nil)
 	defer p.stop(t)
 	if st, body := request(t, "GET", base+"/v1/me", ex.AccessToken); st != http.StatusOK {
 		t.Fatalf("an access token from before the export, after the import: %d %s", st, body)
@@ -211,13 +209,12 @@ func TestExportCarriesNoKeyMaterialPostgres(t *testing.T) {
 	dsn, schema := pgtest.Schema(t)
 	t.Setenv("AUTHEX_PG_DSN", dsn)
 	t.Setenv("AUTHEX_ADMIN_TOKEN", testAdminToken)
-	bin := buildBinary(t)
 	iss := providertest.NewIssuer(t)
 	dir := t.TempDir()
 	port := freePort(t)
 	base := fmt.Sprintf("http://127.0.0.1:%d", port)
 	cfg := pgConfig(t, dir, "src", port, schema, iss.URL(), `admin: { tokens: [ "${AUTHEX_ADMIN_TOKEN}" ] }`)
-	p := startBinary(t, bin, cfg, base)
+	p := startServe(t, cfg, base, nil)
 	ex, _ := signIn(t, iss, base, "pg-export-user")
 	runBin(t, []string{"AUTHEX_SERVER=" + base}, "keys", "rotate-refresh-secret")
 	dump, _ := runBin(t, nil, "export", "-config", cfg)
@@ -245,7 +242,7 @@ func TestExportCarriesNoKeyMaterialPostgres(t *testing.T) {
 	in := filepath.Join(dir, "dump.jsonl")
 	writeFile(t, in, string(dump))
 	runBin(t, nil, "import", "-config", cfg2, "-in", in)
-	p2 := startBinary(t, bin, cfg2, base2)
+	p2 := startServe(t, cfg2, base2, nil)
 	defer p2.stop(t)
 	if st, body := request(t, "GET", base2+"/v1/me", ex.AccessToken); st != http.StatusOK {
 		t.Fatalf("an access token from before the export, after the import: %d %s", st, body)

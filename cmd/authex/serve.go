@@ -13,6 +13,7 @@ import (
 	"path/filepath"
 	"time"
 
+	"github.com/authex/authex/envelope"
 	"github.com/authex/authex/exchange"
 	"github.com/authex/authex/storage"
 	"github.com/authex/authex/storage/bolt"
@@ -25,53 +26,74 @@ import (
 // after SIGINT/SIGTERM.
 const shutdownGrace = 20 * time.Second
 
-func runServe(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
+// serveFlags are `authex serve`'s flags.
+type serveFlags struct {
+	config, pprof string
+	dev           bool
+}
+
+func parseServeFlags(args []string, getenv func(string) string, stderr io.Writer) (serveFlags, error) {
 	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	path := configFlag(fs, getenv)
 	pprofAddr := fs.String("pprof", "", "serve net/http/pprof on this loopback address (e.g. 127.0.0.1:6060); off when empty")
 	dev := fs.Bool("dev", false, "development mode: mount the authex emulator at /emulator as provider \"dev\" (loopback public_url and listen only)")
 	if err := fs.Parse(args); err != nil {
-		return err
+		return serveFlags{}, err
 	}
 	if *pprofAddr != "" {
 		if err := checkLoopback(*pprofAddr); err != nil {
-			return fmt.Errorf("-pprof: %w", err)
+			return serveFlags{}, fmt.Errorf("-pprof: %w", err)
 		}
 	}
-	cfg, err := loadConfigReporting(*path, getenv, stderr)
+	return serveFlags{config: *path, pprof: *pprofAddr, dev: *dev}, nil
+}
+
+// service is one `authex serve` as it is put together: each step below
+// fills in what the next needs.
+type service struct {
+	cfg       Config
+	log       *slog.Logger
+	mounts    map[string]http.Handler
+	metrics   *web.Metrics
+	store     storage.Store // observed: counts commits into metrics
+	sealer    *envelope.Sealer
+	password  *exchange.PasswordConfig
+	svc       *exchange.Service
+	servers   []*http.Server
+	listeners []net.Listener
+}
+
+func runServe(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
+	f, err := parseServeFlags(args, getenv, stderr)
 	if err != nil {
 		return err
 	}
-	log := newLogger(cfg.Log, stderr)
-	mounts := map[string]http.Handler{}
-	if *dev {
-		em, err := devMode(&cfg, log)
+	cfg, err := loadConfigReporting(f.config, getenv, stderr)
+	if err != nil {
+		return err
+	}
+	s := &service{cfg: cfg, log: newLogger(cfg.Log, stderr), mounts: map[string]http.Handler{}}
+	if f.dev {
+		em, err := devMode(&s.cfg, s.log)
 		if err != nil {
 			return err
 		}
-		mounts["/emulator"] = em
+		s.mounts["/emulator"] = em
 	}
-	raw, err := openStore(ctx, cfg.Storage, log)
+	closeStore, err := s.openStore(ctx)
 	if err != nil {
 		return err
 	}
-	defer func() {
-		if err := raw.Close(); err != nil {
-			log.Error("close store", "err", err)
-		}
-	}()
-	metrics := web.NewMetrics(raw)
-	store := observed.Wrap(raw, metrics.Committed)
-	sealer, err := newSealer(cfg, log, true)
-	if err != nil {
+	defer closeStore()
+	if s.sealer, err = newSealer(s.cfg, s.log, true); err != nil {
 		return err
 	}
 
 	// Listen before the providers start discovery: the dev provider
 	// discovers at this very server, and a connection waiting in the listen
 	// backlog is answered as soon as we serve, with no retry delay.
-	ln, err := net.Listen("tcp", cfg.Server.Listen)
+	ln, err := net.Listen("tcp", s.cfg.Server.Listen)
 	if err != nil {
 		return err
 	}
@@ -80,6 +102,43 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 	// Providers discover in the background; they live as long as the service.
 	provCtx, cancelProviders := context.WithCancel(context.Background())
 	defer cancelProviders()
+	if err := s.buildService(ctx, provCtx); err != nil {
+		return err
+	}
+	s.startMaintenance(provCtx)
+	if err := s.buildServers(ln); err != nil {
+		return err
+	}
+	if f.pprof != "" {
+		stopPprof, err := servePprof(f.pprof, s.log)
+		if err != nil {
+			return err
+		}
+		defer stopPprof()
+	}
+	return s.serve(ctx)
+}
+
+// openStore opens the configured store behind the metrics decorator and
+// answers the function that closes it.
+func (s *service) openStore(ctx context.Context) (func(), error) {
+	raw, err := openStore(ctx, s.cfg.Storage, s.log)
+	if err != nil {
+		return nil, err
+	}
+	s.metrics = web.NewMetrics(raw)
+	s.store = observed.Wrap(raw, s.metrics.Committed)
+	return func() {
+		if err := raw.Close(); err != nil {
+			s.log.Error("close store", "err", err)
+		}
+	}, nil
+}
+
+// buildService makes the providers (living as long as provCtx) and the
+// exchange service over them.
+func (s *service) buildService(ctx, provCtx context.Context) error {
+	cfg, log, metrics := s.cfg, s.log, s.metrics
 	provs, password, err := buildProviders(provCtx, cfg.Providers, log, metrics.KeyFetched)
 	if err != nil {
 		return err
@@ -91,78 +150,98 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 		SessionMax: cfg.Tokens.SessionMax, ReuseGrace: cfg.Tokens.RefreshReuseGrace,
 		KeyPublishDelay: cfg.Tokens.KeyPublishDelay, KeyRotation: cfg.Tokens.KeyRotation,
 		Clients: cfg.exchangeClients(), MaxSessionsPerUser: cfg.Tokens.MaxSessionsPerUser, SigningKeys: cfg.Tokens.signingKeys,
-	}, store, provs, exchange.Options{Logger: log, Observer: metrics, Password: password, Sealer: sealer})
+	}, s.store, provs, exchange.Options{Logger: log, Observer: metrics, Password: password, Sealer: s.sealer})
 	if err != nil {
 		return err
 	}
-	go svc.MaintainKeys(provCtx, keyMaintenanceInterval)
-	if len(cfg.Clients) == 0 {
-		log.Warn("no clients configured: /v1/exchange and /oauth/token accept any caller and /oauth/introspect is off; configure clients")
+	s.svc, s.password = svc, password
+	return nil
+}
+
+// startMaintenance starts key maintenance and the watch on the store (for
+// as long as ctx), and warns about what the config leaves open.
+func (s *service) startMaintenance(ctx context.Context) {
+	go s.svc.MaintainKeys(ctx, keyMaintenanceInterval)
+	if len(s.cfg.Clients) == 0 {
+		s.log.Warn("no clients configured: /v1/exchange and /oauth/token accept any caller and /oauth/introspect is off; configure clients")
 	} else {
-		log.Info("client authentication on", "clients", len(cfg.Clients))
+		s.log.Info("client authentication on", "clients", len(s.cfg.Clients))
 	}
-	if password != nil && len(cfg.Server.TrustedProxies) == 0 {
-		log.Warn("password accounts are on and server.trusted_proxies is empty: behind a proxy every client shares one per-IP throttle budget; list the proxy's addresses")
+	if s.password != nil && len(s.cfg.Server.TrustedProxies) == 0 {
+		s.log.Warn("password accounts are on and server.trusted_proxies is empty: behind a proxy every client shares one per-IP throttle budget; list the proxy's addresses")
 	}
 
 	// Several instances may share the store: pick up keys and MAC secrets
 	// another one made, and revocations, within a second.
-	go svc.Keys().Watch(provCtx, exchange.KeyPollInterval, log)
+	go s.svc.Keys().Watch(ctx, exchange.KeyPollInterval, s.log)
+}
 
+// buildServers makes the public server on ln and, with admin_listen, the
+// admin server on its own listener.
+func (s *service) buildServers(ln net.Listener) error {
+	cfg := s.cfg
 	deps := web.Deps{
-		Exchange: svc, Logger: log, Mounts: mounts, Compat: cfg.Compat, CompatClient: cfg.CompatClient, Metrics: metrics,
+		Exchange: s.svc, Logger: s.log, Mounts: s.mounts, Compat: cfg.Compat, CompatClient: cfg.CompatClient, Metrics: s.metrics,
 		AdminTokens: cfg.Admin.Tokens, AdminSeparate: cfg.Server.AdminListen != "", TrustedProxies: cfg.Server.trustedNets,
 	}
 	if len(cfg.Admin.Tokens) == 0 {
-		log.Warn("no admin token configured: the admin API refuses every request (admin.tokens)")
+		s.log.Warn("no admin token configured: the admin API refuses every request (admin.tokens)")
 	}
-	servers := []*http.Server{web.NewHTTPServer(cfg.Server.Listen, web.NewServer(deps), log)}
-	listeners := []net.Listener{ln}
+	s.servers = []*http.Server{web.NewHTTPServer(cfg.Server.Listen, web.NewServer(deps), s.log)}
+	s.listeners = []net.Listener{ln}
 	if cfg.Server.AdminListen != "" {
 		adminDeps := deps
 		adminDeps.Mounts, adminDeps.Compat = nil, nil
-		servers = append(servers, web.NewHTTPServer(cfg.Server.AdminListen, web.NewAdminServer(adminDeps), log))
+		s.servers = append(s.servers, web.NewHTTPServer(cfg.Server.AdminListen, web.NewAdminServer(adminDeps), s.log))
 		aln, err := net.Listen("tcp", cfg.Server.AdminListen)
 		if err != nil {
 			return err
 		}
-		listeners = append(listeners, aln)
+		s.listeners = append(s.listeners, aln)
 	}
-	log.Info("listening", "addr", listeners[0].Addr().String(), "public_url", cfg.Server.PublicURL,
+	s.log.Info("listening", "addr", s.listeners[0].Addr().String(), "public_url", cfg.Server.PublicURL,
 		"store", cfg.Storage.Driver, "version", version)
-	if len(listeners) > 1 {
-		log.Info("admin API listening", "addr", listeners[1].Addr().String())
+	if len(s.listeners) > 1 {
+		s.log.Info("admin API listening", "addr", s.listeners[1].Addr().String())
 	}
+	return nil
+}
 
-	if *pprofAddr != "" {
-		stopPprof, err := servePprof(*pprofAddr, log)
-		if err != nil {
-			return err
-		}
-		defer stopPprof()
-	}
-
-	served := make(chan error, len(servers))
-	for i, srv := range servers {
-		go func() { served <- srv.Serve(listeners[i]) }()
+// serve serves until ctx ends or a server fails, then drains.
+func (s *service) serve(ctx context.Context) error {
+	served := make(chan error, len(s.servers))
+	for i, srv := range s.servers {
+		go func() { served <- srv.Serve(s.listeners[i]) }()
 	}
 	var failed error
 	select {
 	case failed = <-served:
 	case <-ctx.Done():
 	}
-	log.Info("shutting down: finishing in-flight requests")
+	s.log.Info("shutting down: finishing in-flight requests")
+	failed = s.drain(served, failed)
+	if failed != nil && !errors.Is(failed, http.ErrServerClosed) {
+		return failed
+	}
+	s.log.Info("stopped")
+	return nil
+}
+
+// drain shuts every server down within shutdownGrace and collects what
+// their Serve calls answer; failed is the error of one that already
+// returned (nil if none did). It answers the first real failure.
+func (s *service) drain(served <-chan error, failed error) error {
 	shutCtx, cancel := context.WithTimeout(context.Background(), shutdownGrace)
 	defer cancel()
-	for _, srv := range servers {
+	for _, srv := range s.servers {
 		if err := srv.Shutdown(shutCtx); err != nil {
 			// Past the grace (a long backup transfer): cut the connections,
 			// so the store can close instead of waiting for the reader.
-			log.Error("shutdown: closing the connections still open", "err", err)
+			s.log.Error("shutdown: closing the connections still open", "err", err)
 			srv.Close()
 		}
 	}
-	waiting := len(servers)
+	waiting := len(s.servers)
 	if failed != nil {
 		waiting--
 	}
@@ -171,11 +250,7 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 			failed = err
 		}
 	}
-	if failed != nil && !errors.Is(failed, http.ErrServerClosed) {
-		return failed
-	}
-	log.Info("stopped")
-	return nil
+	return failed
 }
 
 // keyMaintenanceInterval is how often automatic rotation (tokens.key_rotation),

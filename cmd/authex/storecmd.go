@@ -6,11 +6,8 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"io/fs"
 	"log/slog"
 	"os"
-	"path/filepath"
-	"time"
 
 	"github.com/authex/authex/exchange"
 	"github.com/authex/authex/storage"
@@ -136,7 +133,7 @@ func runImport(ctx context.Context, args []string, getenv func(string) string, s
 	}
 	var c transfer.Counts
 	if cfg.Storage.Driver == "bolt" {
-		c, err = importBolt(ctx, cfg.Storage.Bolt.Path, r, log)
+		c, err = bolt.ImportFile(ctx, cfg.Storage.Bolt.Path, r, bolt.Options{Logger: log})
 	} else {
 		c, err = importStore(ctx, cfg.Storage, r, log)
 	}
@@ -177,96 +174,6 @@ func importStore(ctx context.Context, cfg StorageConfig, r io.Reader, log *slog.
 	}
 	defer st.Close()
 	return st.Import(ctx, store)
-}
-
-// boltLockHold outlasts storage/bolt's open timeout (1s).
-const boltLockHold = 2 * time.Second
-
-// importBolt imports into the bbolt file at path, which must not exist or
-// hold no record. The records go into a new file next to it (same
-// directory, so the rename is atomic), renamed over path once complete; on
-// any error that file is removed and path is as it was. An existing file
-// stays open (its lock held) throughout, so an instance cannot start on it
-// meanwhile, and a locked one (an instance running) is refused.
-func importBolt(ctx context.Context, path string, r io.Reader, log *slog.Logger) (_ transfer.Counts, err error) {
-	dir := filepath.Dir(path)
-	if err := os.MkdirAll(dir, 0o700); err != nil {
-		return transfer.Counts{}, err
-	}
-	existed := false
-	if _, err := os.Stat(path); err == nil {
-		existed = true
-		target, err := bolt.Open(path, bolt.Options{Logger: log, SweepInterval: -1})
-		if err != nil {
-			return transfer.Counts{}, fmt.Errorf("open store (bolt): %w", err)
-		}
-		defer func() {
-			if err == nil {
-				// An instance that started during the import opened the
-				// old file and waits (up to a second: bolt's open timeout)
-				// for its lock; hold the lock past that, so it fails
-				// ("locked") rather than serve the replaced, empty file.
-				time.Sleep(boltLockHold)
-			}
-			target.Close()
-		}()
-		empty, err := transfer.Empty(ctx, target)
-		if err != nil {
-			return transfer.Counts{}, err
-		}
-		if !empty {
-			return transfer.Counts{}, transfer.ErrNotEmpty
-		}
-	} else if !errors.Is(err, fs.ErrNotExist) {
-		return transfer.Counts{}, err
-	}
-	st, err := transfer.Read(r)
-	if err != nil {
-		return transfer.Counts{}, err
-	}
-	defer st.Close()
-
-	f, err := os.CreateTemp(dir, "."+filepath.Base(path)+".import-*")
-	if err != nil {
-		return transfer.Counts{}, fmt.Errorf("create the import file: %w", err)
-	}
-	tmp := f.Name()
-	f.Close()
-	defer func() {
-		if err != nil {
-			os.Remove(tmp)
-		}
-	}()
-	store, err := bolt.Open(tmp, bolt.Options{Logger: log, SweepInterval: -1})
-	if err != nil {
-		return transfer.Counts{}, fmt.Errorf("open the import file: %w", err)
-	}
-	c, err := st.Import(ctx, store)
-	if cerr := store.Close(); err == nil && cerr != nil {
-		err = fmt.Errorf("close the import file: %w", cerr)
-	}
-	if err != nil {
-		return transfer.Counts{}, err
-	}
-	if existed {
-		// We hold the old file's lock: nobody serves it meanwhile.
-		err = os.Rename(tmp, path)
-	} else {
-		// Link fails if the path appeared meanwhile (an instance started
-		// on it), where a rename would silently replace a file in use.
-		if err = os.Link(tmp, path); err == nil {
-			os.Remove(tmp)
-		}
-	}
-	if err != nil {
-		return transfer.Counts{}, fmt.Errorf("move the import file into place: %w", err)
-	}
-	// The rename is durable once the directory is synced.
-	if d, err := os.Open(dir); err == nil {
-		d.Sync()
-		d.Close()
-	}
-	return c, nil
 }
 
 func countsLine(c transfer.Counts) string {

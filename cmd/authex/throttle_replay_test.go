@@ -19,7 +19,6 @@ func twoOnPostgres(t *testing.T, perAccount int) (a, b string, iss *providertest
 	t.Helper()
 	dsn, schema := pgtest.Schema(t)
 	t.Setenv("AUTHEX_PG_DSN", dsn)
-	bin := buildBinary(t)
 	iss = providertest.NewIssuer(t)
 	dir := t.TempDir()
 	var cfgs, bases []string
@@ -39,7 +38,7 @@ secrets: { kek: %q }
 `, port, publicURL, schema, iss.URL(), perAccount, testKEK))
 		cfgs, bases = append(cfgs, path), append(bases, fmt.Sprintf("http://127.0.0.1:%d", port))
 	}
-	ps := startAll(t, bin, cfgs, bases)
+	ps := startAll(t, "", cfgs, bases)
 	t.Cleanup(func() {
 		ps[1].stop(t)
 		ps[0].stop(t)

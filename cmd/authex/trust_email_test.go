@@ -90,7 +90,6 @@ func pgState(t *testing.T, s storage.Store) []any {
 func TestTrustEmailOnPostgres(t *testing.T) {
 	dsn, schema := pgtest.Schema(t)
 	t.Setenv("AUTHEX_PG_DSN", dsn)
-	bin := buildBinary(t)
 	iss := providertest.NewIssuer(t)
 	dir := t.TempDir()
 	port := freePort(t)
@@ -107,7 +106,7 @@ providers:
 log: { format: json }
 secrets: { kek: %q }
 `, port, base, schema, iss.URL(), iss.URL(), testKEK))
-	p := startBinary(t, bin, cfg, base)
+	p := startServe(t, cfg, base, nil)
 	defer p.stop(t)
 	store, err := postgres.Open(t.Context(), dsn, postgres.Options{Schema: schema, SweepInterval: -1, Logger: slog.New(slog.DiscardHandler)})
 	if err != nil {
