@@ -7,14 +7,16 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	lru "github.com/hashicorp/golang-lru/v2"
 )
 
 // accessLeeway is the clock skew parseJWT allows; a cached token expires
 // exactly when a fresh parse would call it expired.
 const accessLeeway = 5 * time.Second
 
-// verifiedCacheSize bounds the verified-token cache: two generations of at
-// most half this many entries each (about 500 bytes an entry).
+// verifiedCacheSize bounds the verified-token cache (about 500 bytes an
+// entry).
 const verifiedCacheSize = 16384
 
 // verifiedCache remembers access tokens whose signature and claims this
@@ -28,9 +30,19 @@ const verifiedCacheSize = 16384
 // signing key is still in the JWKS; session and user state are never cached
 // (callers read them from the store on every request, so revocation and
 // disabling still bite at once).
+//
+// It is an LRU (hashicorp/golang-lru: bounded, safe for concurrent use),
+// made at first use so that the zero value works.
 type verifiedCache struct {
-	mu       sync.Mutex
-	cur, old map[[32]byte]verifiedEntry
+	once sync.Once
+	lru  *lru.Cache[[32]byte, verifiedEntry]
+}
+
+func (c *verifiedCache) entries() *lru.Cache[[32]byte, verifiedEntry] {
+	c.once.Do(func() {
+		c.lru, _ = lru.New[[32]byte, verifiedEntry](verifiedCacheSize) // only a size <= 0 fails
+	})
+	return c.lru
 }
 
 type verifiedEntry struct {
@@ -44,15 +56,7 @@ type publishedKeys interface {
 }
 
 func (c *verifiedCache) get(raw string, now time.Time, keys publishedKeys) (*AccessClaims, bool) {
-	k := sha256.Sum256([]byte(raw))
-	c.mu.Lock()
-	e, ok := c.cur[k]
-	if !ok {
-		if e, ok = c.old[k]; ok {
-			c.putLocked(k, e)
-		}
-	}
-	c.mu.Unlock()
+	e, ok := c.entries().Get(sha256.Sum256([]byte(raw)))
 	if !ok || e.claims.ExpiresAt == nil || !now.Before(e.claims.ExpiresAt.Add(accessLeeway)) {
 		return nil, false // expired tokens take the full path and its error
 	}
@@ -68,19 +72,7 @@ func (c *verifiedCache) put(raw string, claims *AccessClaims) {
 	if !ok {
 		return
 	}
-	k := sha256.Sum256([]byte(raw))
-	c.mu.Lock()
-	c.putLocked(k, verifiedEntry{claims: *claims, kid: kid})
-	c.mu.Unlock()
-}
-
-// putLocked adds to the current generation; a full generation becomes the
-// old one and the previous old one is dropped (an LRU, approximately).
-func (c *verifiedCache) putLocked(k [32]byte, e verifiedEntry) {
-	if len(c.cur) >= verifiedCacheSize/2 || c.cur == nil {
-		c.old, c.cur = c.cur, make(map[[32]byte]verifiedEntry, verifiedCacheSize/2)
-	}
-	c.cur[k] = e
+	c.entries().Add(sha256.Sum256([]byte(raw)), verifiedEntry{claims: *claims, kid: kid})
 }
 
 // headerKid reads the kid of a token that has just verified.

@@ -46,9 +46,7 @@ func signedAccess(t *testing.T, svc *Service, at time.Time) string {
 }
 
 func cached(svc *Service) int {
-	svc.verified.mu.Lock()
-	defer svc.verified.mu.Unlock()
-	return len(svc.verified.cur) + len(svc.verified.old)
+	return svc.verified.entries().Len()
 }
 
 func reasonOf(err error) string {
@@ -149,7 +147,7 @@ func TestVerifiedCacheIsBounded(t *testing.T) {
 	for i := range verifiedCacheSize * 3 {
 		c.put(tok+strings.Repeat("x", i%7)+string(rune('a'+i%26))+time.Duration(i).String(), claims)
 	}
-	if n := len(c.cur) + len(c.old); n > verifiedCacheSize {
+	if n := c.entries().Len(); n > verifiedCacheSize {
 		t.Fatalf("%d entries, bound %d", n, verifiedCacheSize)
 	}
 }

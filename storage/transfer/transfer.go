@@ -430,12 +430,13 @@ func (c Counts) String() string {
 // Import writes the stream into s, which must be empty (ErrNotEmpty
 // otherwise, before anything is written), and returns what it wrote.
 //
-// When s offers storage.Transactor (PostgreSQL) every record is written in
-// one transaction: a store error half way (a constraint, a lost
-// connection) leaves s as empty as it was. Otherwise (bbolt) the records
-// are written one by one and an error leaves part of them in s: write into
-// a new store and discard it on error (`authex import` does so: it writes
-// a temporary bbolt file and renames it into place only on success).
+// When s offers storage.Transactor (both backends do) every record is
+// written in one transaction: a store error half way (a constraint, a lost
+// connection) leaves s as empty as it was. A store without it gets the
+// records one by one, and an error leaves part of them in s: write into a
+// new store and discard it on error. (`authex import` on bbolt also writes
+// a temporary file and renames it into place only on success, so the
+// service never opens a file half imported: bolt.ImportFile.)
 func (st *Stream) Import(ctx context.Context, s storage.Store) (Counts, error) {
 	tr, ok := storage.As[storage.Transactor](s)
 	if !ok {
