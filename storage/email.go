@@ -98,3 +98,11 @@ func isASCII(s string) bool {
 	}
 	return true
 }
+
+// UsernameKey is the one normalisation of a username: the key of the
+// username index, of its lookups and of UserFilter.Username. It folds
+// ASCII letters only (Unicode case folding merges different strings:
+// U+212A KELVIN SIGN lower-cases to k); anything else is kept byte for
+// byte. The exchange admits only ASCII usernames, so for every username
+// it admits the key is the lower-cased name.
+func UsernameKey(name string) string { return asciiLower(name) }

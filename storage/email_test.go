@@ -116,3 +116,15 @@ func FuzzEmailKey(f *testing.F) {
 		}
 	})
 }
+
+func TestUsernameKey(t *testing.T) {
+	for in, want := range map[string]string{
+		"John": "john", "john.DOE-1_x": "john.doe-1_x", "": "",
+		"\u212Aelvin": "\u212Aelvin", // the Kelvin sign is not K
+		"\u00c9COLE":  "\u00c9cole",  // only ASCII letters fold
+	} {
+		if got := storage.UsernameKey(in); got != want {
+			t.Errorf("UsernameKey(%q) = %q, want %q", in, got, want)
+		}
+	}
+}

@@ -28,6 +28,8 @@ var (
 	ErrEmailTaken = fmt.Errorf("%w: verified email already belongs to a user", ErrConflict)
 	// ErrPasswordEmailTaken: another user with a password already has this email.
 	ErrPasswordEmailTaken = fmt.Errorf("%w: email already belongs to a password account", ErrConflict)
+	// ErrUsernameTaken: another user already has this username (UsernameKey).
+	ErrUsernameTaken = fmt.Errorf("%w: username already belongs to a user", ErrConflict)
 	// ErrStale: a compare-and-swap lost (the session's generation moved on).
 	ErrStale = errors.New("storage: stale generation")
 	// ErrUnavailable: the store cannot be reached right now; retrying later may work.
@@ -56,6 +58,15 @@ type User struct {
 	PasswordHash string
 	CreatedAt    time.Time
 	UpdatedAt    time.Time
+	// Username is an optional sign-in name beside Email, kept as given;
+	// unique by UsernameKey (ASCII case folded) among all users. "" is
+	// none. The exchange decides what a valid username is.
+	Username string
+	// GivenName and FamilyName are the name in two parts, for the
+	// profiles whose frontends show first_name and last_name; "" when
+	// only Name is known.
+	GivenName  string
+	FamilyName string
 }
 
 // Identity is one way to sign in: (Issuer, Subject) at a provider. It
@@ -136,6 +147,7 @@ type UserFilter struct {
 	// Provider and Subject match users with an identity that has both.
 	Provider string
 	Subject  string
+	Username string // same UsernameKey
 	After    string // user ID to start after (paging)
 	Limit    int    // <= 0: no limit
 }
@@ -173,7 +185,8 @@ type Store interface {
 	// UpdateUser replaces the user's mutable fields (all but ID and
 	// CreatedAt) and keeps both email indexes in step. ErrNotFound, or ErrEmailTaken when the new verified
 	// email belongs to someone else, or ErrPasswordEmailTaken when the user
-	// has a password and another user with a password has the new email.
+	// has a password and another user with a password has the new email,
+	// or ErrUsernameTaken when another user has the new username's key.
 	UpdateUser(ctx context.Context, u User) error
 	// ModifyUser is the read-modify-write of a user: in one transaction it
 	// reads the user, calls fn on that fresh copy, and writes what fn left
@@ -182,9 +195,12 @@ type Store interface {
 	// A concurrent change is never lost: fn sees it or runs again after it.
 	// fn may run more than once and must do no I/O (no hashing, no network:
 	// it holds the user's lock). An error from fn aborts, writes nothing and
-	// is returned unchanged. ErrNotFound, ErrEmailTaken and
-	// ErrPasswordEmailTaken as UpdateUser.
+	// is returned unchanged. ErrNotFound, ErrEmailTaken,
+	// ErrPasswordEmailTaken and ErrUsernameTaken as UpdateUser.
 	ModifyUser(ctx context.Context, id string, fn func(*User) error) (User, error)
+	// GetUserByUsername looks the username index up by UsernameKey.
+	// ErrNotFound when absent (and for "").
+	GetUserByUsername(ctx context.Context, username string) (User, error)
 	// DeleteUser erases the user, its identities, its sessions and their
 	// index entries. ErrNotFound when absent.
 	DeleteUser(ctx context.Context, id string) error

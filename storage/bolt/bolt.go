@@ -24,6 +24,7 @@
 //	audit                time key (12 bytes, sorts by time) event id -> audit event record
 //	credentials          SHA-256 of an accepted provider credential's key -> time key of its expiry
 //	credential_sweep     time key of the expiry, SHA-256 of the key -> empty
+//	usernames            storage.UsernameKey of a user's username -> user id   (unique)
 //
 // Records use the binary encoding described in codec.go; times are stored
 // in UTC with nanosecond precision. Unverified emails are never in emails;
@@ -37,7 +38,10 @@
 // instead of decoding every session (sweep.go). Schema version 3 keys both
 // email indexes by storage.EmailKey (they were strings.ToLower, which
 // merged different addresses) and writes users in userFormat2, with
-// EmailVerifiedBy (emailtrust.go).
+// EmailVerifiedBy (emailtrust.go). usernames came without a version bump:
+// files written before it hold no usernames; a user with a username (or a
+// given or family name) is written in userFormat3, any other still in
+// userFormat2, which older binaries read.
 //
 // Commits are fsynced (unless Options.NoSync, for tests only). Writes that
 // are safe to run more than once (CreateUser, CreateSession, RotateSession,
@@ -81,6 +85,7 @@ var (
 
 	bucketKeyCredentials     = []byte("credentials")      // credentials.go
 	bucketKeyCredentialSweep = []byte("credential_sweep") // credentials.go
+	bucketKeyUsernames       = []byte("usernames")        // users.go
 
 	metaKeyVersion = []byte("version")
 	metaKeyUsers   = []byte("users")
@@ -109,6 +114,7 @@ var allBuckets = [][]byte{
 var addedBuckets = [][]byte{
 	bucketKeyCredentials,
 	bucketKeyCredentialSweep,
+	bucketKeyUsernames,
 }
 
 // schemaVersion is the version Open leaves a file at.
@@ -366,6 +372,14 @@ func passwordEmailKey(u storage.User) []byte {
 		return nil
 	}
 	return emailKey(u.Email)
+}
+
+// usernameKey is the usernames key a user should have, or nil.
+func usernameKey(u storage.User) []byte {
+	if u.Username == "" {
+		return nil
+	}
+	return []byte(storage.UsernameKey(u.Username))
 }
 
 // childIDs returns the child IDs stored under userID in an owner index

@@ -212,8 +212,19 @@ func encodeUser(u storage.User) []byte {
 	e.time(u.UpdatedAt)
 	e.str(u.EmailVerifiedBy)
 	e.buf[0] = userFormat2
+	if u.Username == "" && u.GivenName == "" && u.FamilyName == "" {
+		return e.buf // readable by binaries older than userFormat3
+	}
+	e.str(u.Username)
+	e.str(u.GivenName)
+	e.str(u.FamilyName)
+	e.buf[0] = userFormat3
 	return e.buf
 }
+
+// userFormat3 is userFormat2 followed by Username, GivenName and
+// FamilyName; a user without any of them is still written in userFormat2.
+const userFormat3 = 3
 
 // userFormat2 is a user record with EmailVerifiedBy after UpdatedAt
 // (schema version 3 rewrites every format 1 user; a format 1 user still
@@ -222,8 +233,8 @@ const userFormat2 = 2
 
 func decodeUser(b []byte) (storage.User, error) {
 	format := byte(recordFormat1)
-	if len(b) > 0 && b[0] == userFormat2 {
-		format, b = userFormat2, b[1:]
+	if len(b) > 0 && (b[0] == userFormat2 || b[0] == userFormat3) {
+		format, b = b[0], b[1:]
 	}
 	d := &decoder{buf: b}
 	if format == recordFormat1 {
@@ -241,8 +252,11 @@ func decodeUser(b []byte) (storage.User, error) {
 		CreatedAt:     d.time(),
 		UpdatedAt:     d.time(),
 	}
-	if format == userFormat2 {
+	if format == userFormat2 || format == userFormat3 {
 		u.EmailVerifiedBy = d.str()
+	}
+	if format == userFormat3 {
+		u.Username, u.GivenName, u.FamilyName = d.str(), d.str(), d.str()
 	}
 	return u, d.done()
 }

@@ -134,6 +134,7 @@ func FuzzRecordCodec(f *testing.F) {
 	for _, b := range [][]byte{
 		encodeUser(storage.User{ID: "u1", Email: "a@example.com", EmailVerified: true, Name: "A", Roles: []string{"admin", ""},
 			PasswordHash: "$argon2id$v=19$m=1024,t=1,p=1$c2FsdHNhbHQ$aGFzaGhhc2hoYXNoaGFzaA", CreatedAt: at, UpdatedAt: at}),
+		encodeUser(storage.User{ID: "u2", Email: "j@example.com", Username: "John.Doe", GivenName: "Mary Ann", FamilyName: "Smith", CreatedAt: at}),
 		encodeIdentity(storage.Identity{ID: "i1", UserID: "u1", Provider: "google", Issuer: "https://accounts.google.com", Subject: "1", CreatedAt: at}),
 		encodeSession(storage.Session{ID: "s1", UserID: "u1", Generation: 1<<64 - 1, ExpiresAt: at, RevokedReason: "logout"}),
 		encodeSigningKey(storage.SigningKey{ID: "k1", Algorithm: "ES256", PrivateKey: []byte{0x30, 0x81, 0x87, 0}, NotBefore: at}),

@@ -30,6 +30,7 @@ func (s *Store) CreateUser(ctx context.Context, u storage.User, first storage.Id
 	ikey := identityKey(first.Issuer, first.Subject)
 	ekey := verifiedEmailKey(u)
 	pkey := passwordEmailKey(u)
+	ukey := usernameKey(u)
 
 	var outcome error
 	err = s.batch(func(tx *bolt.Tx) error {
@@ -52,6 +53,8 @@ func (s *Store) CreateUser(ctx context.Context, u storage.User, first storage.Id
 			outcome = fmt.Errorf("bolt: create user %q: %w", u.ID, storage.ErrEmailTaken)
 		case pkey != nil && passwordEmails.Get(pkey) != nil:
 			outcome = fmt.Errorf("bolt: create user %q: %w", u.ID, storage.ErrPasswordEmailTaken)
+		case ukey != nil && tx.Bucket(bucketKeyUsernames).Get(ukey) != nil:
+			outcome = fmt.Errorf("bolt: create user %q: %w", u.ID, storage.ErrUsernameTaken)
 		}
 		if outcome != nil {
 			return nil
@@ -66,6 +69,11 @@ func (s *Store) CreateUser(ctx context.Context, u storage.User, first storage.Id
 		}
 		if pkey != nil {
 			if err := passwordEmails.Put(pkey, userID); err != nil {
+				return err
+			}
+		}
+		if ukey != nil {
+			if err := tx.Bucket(bucketKeyUsernames).Put(ukey, userID); err != nil {
 				return err
 			}
 		}
@@ -131,6 +139,27 @@ func (s *Store) GetUserByVerifiedEmail(ctx context.Context, email string) (stora
 // GetUserByPasswordEmail looks the password_emails index up.
 func (s *Store) GetUserByPasswordEmail(ctx context.Context, email string) (storage.User, error) {
 	return s.getUserByEmail(ctx, bucketKeyPasswordEmails, "password email", email)
+}
+
+// GetUserByUsername looks the usernames index up.
+func (s *Store) GetUserByUsername(ctx context.Context, username string) (storage.User, error) {
+	if err := ctx.Err(); err != nil {
+		return storage.User{}, err
+	}
+	if username == "" {
+		return storage.User{}, errNotFound("username", username)
+	}
+	var u storage.User
+	err := s.view(func(tx *bolt.Tx) error {
+		id := tx.Bucket(bucketKeyUsernames).Get([]byte(storage.UsernameKey(username)))
+		if id == nil {
+			return errNotFound("username", username)
+		}
+		var err error
+		u, err = getUser(tx, string(id))
+		return err
+	})
+	return u, err
 }
 
 // getUserByEmail looks email up in the email index bucket, which ErrNotFound
@@ -226,6 +255,16 @@ func putUser(tx *bolt.Tx, old, u storage.User) ([]byte, error) {
 			return nil, fmt.Errorf("bolt: update user %q: %w", u.ID, storage.ErrPasswordEmailTaken)
 		}
 	}
+	usernames := tx.Bucket(bucketKeyUsernames)
+	oldUKey, newUKey := usernameKey(old), usernameKey(u)
+	if newUKey != nil {
+		if owner := usernames.Get(newUKey); owner != nil && string(owner) != u.ID {
+			return nil, fmt.Errorf("bolt: update user %q: %w", u.ID, storage.ErrUsernameTaken)
+		}
+	}
+	if err := moveIndexEntry(usernames, u.ID, oldUKey, newUKey); err != nil {
+		return nil, err
+	}
 	if err := moveIndexEntry(emails, u.ID, oldKey, newKey); err != nil {
 		return nil, err
 	}
@@ -285,6 +324,9 @@ func (s *Store) DeleteUser(ctx context.Context, id string) error {
 		if err := moveIndexEntry(tx.Bucket(bucketKeyPasswordEmails), id, passwordEmailKey(u), nil); err != nil {
 			return err
 		}
+		if err := moveIndexEntry(tx.Bucket(bucketKeyUsernames), id, usernameKey(u), nil); err != nil {
+			return err
+		}
 		if err := tx.Bucket(bucketKeyUsers).Delete([]byte(id)); err != nil {
 			return err
 		}
@@ -319,6 +361,9 @@ func (s *Store) ListUsers(ctx context.Context, f storage.UserFilter) ([]storage.
 				return fmt.Errorf("user %q: %w", k, err)
 			}
 			if f.Email != "" && !bytes.Equal(emailKey(u.Email), filterKey) {
+				continue
+			}
+			if f.Username != "" && storage.UsernameKey(u.Username) != storage.UsernameKey(f.Username) {
 				continue
 			}
 			if f.Provider != "" || f.Subject != "" {

@@ -60,6 +60,7 @@ const (
 	constraintVerifiedEmail   = "users_verified_email_key"
 	constraintPasswordEmail   = "users_password_email_key" // migrations/0002_password_emails.sql
 	constraintIdentitySubject = "identities_issuer_subject_key"
+	constraintUsername        = "users_username_key" // migrations/0007_usernames.sql
 )
 
 const (
@@ -392,6 +393,8 @@ func translate(err error) error {
 			return fmt.Errorf("%w (%s)", storage.ErrEmailTaken, pgErr.ConstraintName)
 		case pgErr.Code == "23505" && pgErr.ConstraintName == constraintPasswordEmail:
 			return fmt.Errorf("%w (%s)", storage.ErrPasswordEmailTaken, pgErr.ConstraintName)
+		case pgErr.Code == "23505" && pgErr.ConstraintName == constraintUsername:
+			return fmt.Errorf("%w (%s)", storage.ErrUsernameTaken, pgErr.ConstraintName)
 		case pgErr.Code == "23505" && pgErr.ConstraintName == constraintIdentitySubject:
 			return fmt.Errorf("%w (%s)", storage.ErrIdentityTaken, pgErr.ConstraintName)
 		case pgErr.Code == "23505":

@@ -12,12 +12,13 @@ import (
 	"github.com/authex/authex/storage"
 )
 
-const userColumns = `id, email, email_verified, name, picture, roles, disabled, password_hash, created_at, updated_at, email_verified_by`
+const userColumns = `id, email, email_verified, name, picture, roles, disabled, password_hash, created_at, updated_at, email_verified_by, username, given_name, family_name`
 
 func scanUser(row pgx.Row) (storage.User, error) {
 	var u storage.User
 	var created, updated pgtype.Timestamptz
-	err := row.Scan(&u.ID, &u.Email, &u.EmailVerified, &u.Name, &u.Picture, &u.Roles, &u.Disabled, &u.PasswordHash, &created, &updated, &u.EmailVerifiedBy)
+	err := row.Scan(&u.ID, &u.Email, &u.EmailVerified, &u.Name, &u.Picture, &u.Roles, &u.Disabled, &u.PasswordHash, &created, &updated, &u.EmailVerifiedBy,
+		&u.Username, &u.GivenName, &u.FamilyName)
 	u.CreatedAt, u.UpdatedAt = fromTS(created), fromTS(updated)
 	return u, err
 }
@@ -54,9 +55,11 @@ func (s *Store) CreateUser(ctx context.Context, u storage.User, first storage.Id
 		return fmt.Errorf("postgres: %w", err)
 	}
 	err = s.tx(ctx, func(tx pgx.Tx) error {
-		_, err := tx.Exec(ctx, `INSERT INTO users (id, email, email_lower, email_verified, name, picture, roles, disabled, password_hash, created_at, updated_at, email_verified_by)
-			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)`,
-			u.ID, u.Email, emailKey(u.Email), u.EmailVerified, u.Name, u.Picture, roles(u.Roles), u.Disabled, u.PasswordHash, ts(u.CreatedAt), ts(u.UpdatedAt), u.EmailVerifiedBy)
+		_, err := tx.Exec(ctx, `INSERT INTO users (id, email, email_lower, email_verified, name, picture, roles, disabled, password_hash, created_at, updated_at, email_verified_by,
+			                   username, username_key, given_name, family_name)
+			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)`,
+			u.ID, u.Email, emailKey(u.Email), u.EmailVerified, u.Name, u.Picture, roles(u.Roles), u.Disabled, u.PasswordHash, ts(u.CreatedAt), ts(u.UpdatedAt), u.EmailVerifiedBy,
+			u.Username, storage.UsernameKey(u.Username), u.GivenName, u.FamilyName)
 		if err != nil {
 			return err
 		}
@@ -89,6 +92,14 @@ func (s *Store) GetUserByPasswordEmail(ctx context.Context, email string) (stora
 	return s.getUserWhere(ctx, `email_lower = $1 AND password_hash <> '' AND email_lower <> ''`, emailKey(email), "password email", email)
 }
 
+// GetUserByUsername looks the username partial unique index up.
+func (s *Store) GetUserByUsername(ctx context.Context, username string) (storage.User, error) {
+	if username == "" {
+		return storage.User{}, errNotFound("username", username)
+	}
+	return s.getUserWhere(ctx, `username_key = $1 AND username_key <> ''`, storage.UsernameKey(username), "username", username)
+}
+
 // getUserWhere returns the user that cond, with arg as $1, selects, or
 // ErrNotFound naming what and key.
 func (s *Store) getUserWhere(ctx context.Context, cond string, arg any, what, key string) (storage.User, error) {
@@ -107,10 +118,12 @@ func (s *Store) getUserWhere(ctx context.Context, cond string, arg any, what, ke
 // updateUserSQL writes every field of a user but ID and CreatedAt, with
 // the arguments of updateUserArgs.
 const updateUserSQL = `UPDATE users SET email = $2, email_lower = $3, email_verified = $4, name = $5,
-	picture = $6, roles = $7, disabled = $8, password_hash = $9, updated_at = $10, email_verified_by = $11 WHERE id = $1`
+	picture = $6, roles = $7, disabled = $8, password_hash = $9, updated_at = $10, email_verified_by = $11,
+	username = $12, username_key = $13, given_name = $14, family_name = $15 WHERE id = $1`
 
 func updateUserArgs(id string, u storage.User) []any {
-	return []any{id, u.Email, emailKey(u.Email), u.EmailVerified, u.Name, u.Picture, roles(u.Roles), u.Disabled, u.PasswordHash, ts(u.UpdatedAt), u.EmailVerifiedBy}
+	return []any{id, u.Email, emailKey(u.Email), u.EmailVerified, u.Name, u.Picture, roles(u.Roles), u.Disabled, u.PasswordHash, ts(u.UpdatedAt), u.EmailVerifiedBy,
+		u.Username, storage.UsernameKey(u.Username), u.GivenName, u.FamilyName}
 }
 
 // UpdateUser replaces every field but ID and CreatedAt; the verified-email
@@ -165,8 +178,9 @@ func (s *Store) ListUsers(ctx context.Context, f storage.UserFilter) ([]storage.
 			  AND ($2 = '' OR u.email_lower = $2)
 			  AND (($3 = '' AND $4 = '') OR EXISTS (SELECT 1 FROM identities i WHERE i.user_id = u.id
 			       AND ($3 = '' OR i.provider = $3) AND ($4 = '' OR i.subject = $4)))
+			  AND ($6 = '' OR u.username_key = $6)
 			ORDER BY u.id LIMIT $5`,
-			f.After, emailKey(f.Email), f.Provider, f.Subject, limit(f.Limit))
+			f.After, emailKey(f.Email), f.Provider, f.Subject, limit(f.Limit), storage.UsernameKey(f.Username))
 		if err != nil {
 			return err
 		}

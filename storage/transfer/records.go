@@ -49,6 +49,11 @@ type user struct {
 	PasswordHash    string    `json:"password_hash,omitempty"`
 	CreatedAt       time.Time `json:"created_at,omitzero"`
 	UpdatedAt       time.Time `json:"updated_at,omitzero"`
+	// Username, GivenName, FamilyName: absent in older streams and for
+	// users without them.
+	Username   string `json:"username,omitempty"`
+	GivenName  string `json:"given_name,omitempty"`
+	FamilyName string `json:"family_name,omitempty"`
 }
 
 func fromUser(u storage.User) *user {
