@@ -186,7 +186,12 @@ type RegisterRequest struct {
 	Email    string
 	Password string
 	Name     string
-	Client   Client
+	// Username is optional (CheckUsername's rules); GivenName and
+	// FamilyName are the name in two parts, when the form asks for them.
+	Username   string
+	GivenName  string
+	FamilyName string
+	Client     Client
 	// NoSession creates the account without signing in (the Result then
 	// holds only User and Created).
 	NoSession bool
@@ -205,6 +210,12 @@ func (s *Service) Register(ctx context.Context, req RegisterRequest) (res *Resul
 	email, err := normalizeEmail(req.Email)
 	if err != nil {
 		return nil, err
+	}
+	username := strings.TrimSpace(req.Username)
+	if username != "" {
+		if err := CheckUsername(username); err != nil {
+			return nil, err
+		}
 	}
 	if req.Password == "" {
 		return nil, newError(KindInvalidRequest, ReasonMissingPassword, "password is required", nil)
@@ -237,6 +248,13 @@ func (s *Service) Register(ctx context.Context, req RegisterRequest) (res *Resul
 			return nil, storeError(err)
 		}
 	}
+	if username != "" {
+		if _, err := s.store.GetUserByUsername(ctx, username); err == nil {
+			return nil, usernameTaken()
+		} else if !errors.Is(err, storage.ErrNotFound) {
+			return nil, storeError(err)
+		}
+	}
 	hash, err := s.pw.hash(ctx, req.Password)
 	if err != nil {
 		// Busy or cancelled: no hashing happened, so it costs no token.
@@ -245,10 +263,11 @@ func (s *Service) Register(ctx context.Context, req RegisterRequest) (res *Resul
 	}
 	now := s.now().UTC()
 	user := storage.User{ID: newID(), Email: email, Name: strings.TrimSpace(req.Name), Roles: []string{},
-		PasswordHash: hash, CreatedAt: now, UpdatedAt: now}
+		PasswordHash: hash, CreatedAt: now, UpdatedAt: now, Username: username,
+		GivenName: strings.TrimSpace(req.GivenName), FamilyName: strings.TrimSpace(req.FamilyName)}
 	if err := s.store.CreateUser(ctx, user, s.passwordIdentity(user, now)); err != nil {
 		if errors.Is(err, storage.ErrConflict) {
-			return nil, emailTaken() // a concurrent registration won
+			return nil, registrationConflict(err) // a concurrent registration won
 		}
 		return nil, storeError(err)
 	}
@@ -281,16 +300,20 @@ func (s *Service) passwordIdentity(u storage.User, now time.Time) storage.Identi
 		Subject: u.ID, Email: u.Email, CreatedAt: now, LastLoginAt: now}
 }
 
-// LoginRequest signs a password account in.
+// LoginRequest signs a password account in. It names the account by
+// exactly one of Email, Username, or Identifier (an email when it
+// contains '@', a username otherwise).
 type LoginRequest struct {
-	Email    string
-	Password string
-	Client   Client
+	Email      string
+	Username   string
+	Identifier string
+	Password   string
+	Client     Client
 }
 
-// Login checks an email and password. Every failure is the one
-// invalid_credentials, and an unknown email costs the same hashing as a
-// wrong password. Failures are throttled per account and per client IP.
+// Login checks an email or username and a password. Every failure is the
+// one invalid_credentials, and an unknown name costs the same hashing as
+// a wrong password. Failures are throttled per account and per client IP.
 func (s *Service) Login(ctx context.Context, req LoginRequest) (res *Result, err error) {
 	defer func() { s.observeSignIn(PasswordProvider, res, err) }()
 	if s.pw == nil {
@@ -299,14 +322,14 @@ func (s *Service) Login(ctx context.Context, req LoginRequest) (res *Result, err
 	if err := s.clientAllows(req.Client.ID, PasswordProvider); err != nil {
 		return nil, err
 	}
-	email := strings.TrimSpace(req.Email)
-	if email == "" {
-		return nil, newError(KindInvalidRequest, ReasonMissingEmail, "email is required", nil)
+	name, err := loginName(req.Email, req.Username, req.Identifier)
+	if err != nil {
+		return nil, err
 	}
 	if req.Password == "" {
 		return nil, newError(KindInvalidRequest, ReasonMissingPassword, "password is required", nil)
 	}
-	user, err := s.checkCredentials(ctx, email, req.Password, req.Client.IP)
+	user, err := s.checkLogin(ctx, name, req.Password, req.Client.IP)
 	if err != nil {
 		return nil, err
 	}
@@ -376,8 +399,19 @@ func (s *Service) stillOpens(ctx context.Context, password, encoded string) bool
 // came from at least AccountTotalBurst/AccountBurst networks within a
 // window (docs/api.md, "Throttling").
 func (s *Service) checkCredentials(ctx context.Context, email, password, ip string) (storage.User, error) {
+	return s.checkLogin(ctx, signInName{email: email}, password, ip)
+}
+
+// checkLogin is checkCredentials for an account named by email or by
+// username. The account is looked up first (an index read, no hashing),
+// so that its budgets are the same whichever name it is signed in with.
+func (s *Service) checkLogin(ctx context.Context, name signInName, password, ip string) (storage.User, error) {
+	user, err := name.lookup(ctx, s.store)
+	if err != nil && !errors.Is(err, storage.ErrNotFound) {
+		return storage.User{}, storeError(err)
+	}
+	account := name.throttleKey(user, err)
 	now := s.now()
-	account, _ := storage.EmailKey(email)
 	budgets := []struct {
 		l   limiter
 		key string
@@ -403,14 +437,9 @@ func (s *Service) checkCredentials(ctx context.Context, email, password, ip stri
 		}
 	}
 	refundAll := func() { refund(len(budgets)) }
-	user, err := s.store.GetUserByPasswordEmail(ctx, email)
 	hash := user.PasswordHash
-	switch {
-	case errors.Is(err, storage.ErrNotFound):
+	if errors.Is(err, storage.ErrNotFound) {
 		hash = s.pw.dummy
-	case err != nil:
-		refundAll()
-		return storage.User{}, storeError(err)
 	}
 	ok, _, err := s.pw.check(ctx, password, hash)
 	var e *Error
@@ -662,6 +691,8 @@ func (s *Service) claimIn(ctx context.Context, tx storage.Store, id providers.Id
 		}
 		u.PasswordHash, u.EmailVerified, u.Email, u.UpdatedAt = "", true, id.Email, now
 		u.EmailVerifiedBy = id.Provider
+		// The username and name parts were the password holder's choice.
+		u.Username, u.GivenName, u.FamilyName = "", "", ""
 		if id.Name != "" {
 			u.Name = id.Name
 		}

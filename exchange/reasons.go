@@ -125,8 +125,15 @@ const (
 const (
 	ReasonMalformedForm    = "malformed_form"
 	ReasonMissingField     = "missing_field"
-	ReasonUsernameNotEmail = "username_not_email"
 	ReasonPasswordMismatch = "password_mismatch"
+)
+
+// Usernames (usernames.go).
+const (
+	ReasonInvalidUsername        = "invalid_username"        // not 3-30 of [A-Za-z0-9._-], starting with a letter or digit
+	ReasonUsernameIsEmail        = "username_is_email"       // contains '@': it could be someone's email
+	ReasonUsernameTaken          = "username_taken"          // another account has it (ASCII case-insensitive)
+	ReasonConflictingIdentifiers = "conflicting_identifiers" // login names more than one of email, username, identifier
 )
 
 // reasons are this package's client-visible reasons, in the order above.
@@ -156,7 +163,9 @@ var reasons = []string{
 	ReasonAdminToken, ReasonAdminDisabled, ReasonInvalidLimit, ReasonInvalidTime, ReasonInvalidRange,
 	ReasonInvalidRoles, ReasonMissingRoles, ReasonKeysFromFiles, ReasonSecretInUse, ReasonBackupUnsupported,
 
-	ReasonMalformedForm, ReasonMissingField, ReasonUsernameNotEmail, ReasonPasswordMismatch,
+	ReasonMalformedForm, ReasonMissingField, ReasonPasswordMismatch,
+
+	ReasonInvalidUsername, ReasonUsernameIsEmail, ReasonUsernameTaken, ReasonConflictingIdentifiers,
 }
 
 // Reasons returns every reason a client may see, this package's and the

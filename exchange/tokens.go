@@ -22,14 +22,17 @@ import (
 // AccessClaims are the claims of our access token (RFC 9068).
 type AccessClaims struct {
 	jwt.RegisteredClaims
-	ClientID      string   `json:"client_id,omitempty"`
-	SessionID     string   `json:"sid"`
-	Email         string   `json:"email,omitempty"`
-	EmailVerified bool     `json:"email_verified"`
-	Name          string   `json:"name,omitempty"`
-	Roles         []string `json:"roles"`
-	AMR           []string `json:"amr,omitempty"`
-	IDP           string   `json:"idp,omitempty"`
+	ClientID      string `json:"client_id,omitempty"`
+	SessionID     string `json:"sid"`
+	Email         string `json:"email,omitempty"`
+	EmailVerified bool   `json:"email_verified"`
+	Name          string `json:"name,omitempty"`
+	// PreferredUsername is the user's username (OIDC's claim name), when
+	// the account has one.
+	PreferredUsername string   `json:"preferred_username,omitempty"`
+	Roles             []string `json:"roles"`
+	AMR               []string `json:"amr,omitempty"`
+	IDP               string   `json:"idp,omitempty"`
 }
 
 const typAccess = "at+jwt"
@@ -59,14 +62,15 @@ func (s *Service) accessClaims(sess storage.Session, u storage.User) AccessClaim
 			IssuedAt:  jwt.NewNumericDate(iat),
 			ID:        s.mac("jti", sess)[:22],
 		},
-		ClientID:      sess.ClientID,
-		SessionID:     sess.ID,
-		Email:         u.Email,
-		EmailVerified: u.EmailVerified,
-		Name:          u.Name,
-		Roles:         roles,
-		AMR:           amr,
-		IDP:           sess.Provider,
+		ClientID:          sess.ClientID,
+		SessionID:         sess.ID,
+		Email:             u.Email,
+		EmailVerified:     u.EmailVerified,
+		Name:              u.Name,
+		PreferredUsername: u.Username,
+		Roles:             roles,
+		AMR:               amr,
+		IDP:               sess.Provider,
 	}
 }
 

@@ -78,6 +78,9 @@ type adminUserJSON struct {
 	CreatedAt     time.Time            `json:"created_at"`
 	UpdatedAt     time.Time            `json:"updated_at"`
 	Identities    *[]adminIdentityJSON `json:"identities,omitempty"`
+	Username      string               `json:"username,omitempty"`
+	GivenName     string               `json:"given_name,omitempty"`
+	FamilyName    string               `json:"family_name,omitempty"`
 }
 
 func toAdminUser(u storage.User, idents []storage.Identity) adminUserJSON {
@@ -87,6 +90,7 @@ func toAdminUser(u storage.User, idents []storage.Identity) adminUserJSON {
 	}
 	out := adminUserJSON{ID: u.ID, Email: u.Email, EmailVerified: u.EmailVerified, Name: u.Name,
 		Picture: u.Picture, Roles: roles, Disabled: u.Disabled, Password: u.PasswordHash != "",
+		Username: u.Username, GivenName: u.GivenName, FamilyName: u.FamilyName,
 		CreatedAt: u.CreatedAt.UTC(), UpdatedAt: u.UpdatedAt.UTC()}
 	if idents != nil {
 		list := make([]adminIdentityJSON, len(idents))
@@ -169,7 +173,7 @@ func queryLimit(c echo.Context) (int, error) {
 func (s *Server) handleAdminUsers(c echo.Context) error {
 	f := storage.UserFilter{
 		Email: c.QueryParam("email"), Provider: c.QueryParam("provider"), Subject: c.QueryParam("subject"),
-		After: c.QueryParam("after"),
+		After: c.QueryParam("after"), Username: c.QueryParam("username"),
 	}
 	limit, err := queryLimit(c)
 	if err != nil {

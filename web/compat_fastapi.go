@@ -38,7 +38,10 @@ type faTokenJSON struct {
 }
 
 func toFaUser(u storage.User, idents []storage.Identity) faUserJSON {
-	first, last := splitName(u.Name)
+	first, last := u.GivenName, u.FamilyName
+	if first == "" && last == "" {
+		first, last = splitName(u.Name)
+	}
 	return faUserJSON{ID: u.ID, Email: u.Email, FirstName: first, LastName: last, Name: u.Name,
 		IsStaff: slices.Contains(u.Roles, "staff"), IsActive: !u.Disabled, IsSuperuser: slices.Contains(u.Roles, "superuser"),
 		LastLogin: lastLogin(idents), DateJoined: u.CreatedAt.UTC()}

@@ -1,6 +1,7 @@
 package web
 
 import (
+	"cmp"
 	"net/http"
 	"strings"
 
@@ -14,9 +15,12 @@ import (
 // backend, whose axios AuthContext posts {username, password} to /login/,
 // keeps access and refresh, and reads /user/.
 //
-// Usernames are emails: authex signs password accounts in by email, so
-// `username` must be the account's email address (register refuses
-// anything else, on the username field the register page shows).
+// Usernames are the tutorial's: register takes a plain username beside
+// the email (exchange.CheckUsername's rules), and login takes that
+// username or the email. A username that is the account's own email (the
+// old way) is accepted too, and then the account simply has no username.
+// Every refusal of the username, and a taken email, is on the username
+// field the register page shows (err.response.data.username[0]).
 
 type sjUserJSON struct {
 	ID        string `json:"id"`
@@ -33,7 +37,8 @@ func sjField(reason string) string {
 		return "password"
 	case reason == exchange.ReasonInvalidEmail, reason == exchange.ReasonMissingEmail:
 		return "email"
-	case reason == exchange.ReasonEmailTaken:
+	case reason == exchange.ReasonEmailTaken, reason == exchange.ReasonUsernameTaken,
+		reason == exchange.ReasonInvalidUsername, reason == exchange.ReasonUsernameIsEmail:
 		return "username" // the page reads err.response.data.username[0]
 	}
 	return ""
@@ -54,8 +59,11 @@ func (s *Server) sjRegister(c echo.Context) error {
 		return s.compatError(c, viewDRF, err)
 	}
 	req.Username, req.Email = strings.TrimSpace(req.Username), strings.TrimSpace(req.Email)
-	if req.Email == "" {
-		req.Email = req.Username
+	req.FirstName, req.LastName = strings.TrimSpace(req.FirstName), strings.TrimSpace(req.LastName)
+	username := req.Username
+	if strings.Contains(username, "@") && (req.Email == "" || sameAddress(username, req.Email)) {
+		// The username is the email: an account without a username.
+		req.Email, username = cmp.Or(req.Email, username), ""
 	}
 	problems := map[string]any{}
 	reason := ""
@@ -74,8 +82,14 @@ func (s *Server) sjRegister(c echo.Context) error {
 			add(f.name, "This field is required.", exchange.ReasonMissingField)
 		}
 	}
-	if req.Username != "" && !sameAddress(req.Username, req.Email) {
-		add("username", "Use your email address as the username.", exchange.ReasonUsernameNotEmail)
+	if username != "" {
+		if err := exchange.CheckUsername(username); err != nil {
+			e := exchange.AsError(err)
+			add("username", e.Description, e.Reason)
+		}
+	}
+	if req.Email == "" && req.Username != "" {
+		add("email", "This field is required.", exchange.ReasonMissingField)
 	}
 	if req.Password != "" && req.Password2 != "" && req.Password != req.Password2 {
 		add("password", "Password fields didn't match.", exchange.ReasonPasswordMismatch)
@@ -100,18 +114,30 @@ func (s *Server) sjRegister(c echo.Context) error {
 	}
 	name := strings.TrimSpace(req.FirstName + " " + req.LastName)
 	res, err := s.svc.Register(c.Request().Context(), exchange.RegisterRequest{
-		Email: req.Email, Password: req.Password, Name: name, Client: who, NoSession: true,
+		Email: req.Email, Password: req.Password, Name: name, Username: username,
+		GivenName: req.FirstName, FamilyName: req.LastName, Client: who, NoSession: true,
 	})
 	if err != nil {
 		return s.compatError(c, viewDRFRegister, err)
 	}
-	first, last := splitName(res.User.Name)
+	u := toSJUser(res.User)
 	return c.JSON(http.StatusCreated, map[string]string{
-		"username": res.User.Email, "email": res.User.Email, "first_name": first, "last_name": last})
+		"username": u.Username, "email": u.Email, "first_name": u.FirstName, "last_name": u.LastName})
+}
+
+// toSJUser is the tutorial's UserSerializer: the username (the email for
+// an account without one), and first_name and last_name as registered
+// (split from the one name for accounts that came without them).
+func toSJUser(u storage.User) sjUserJSON {
+	first, last := u.GivenName, u.FamilyName
+	if first == "" && last == "" {
+		first, last = splitName(u.Name)
+	}
+	return sjUserJSON{ID: u.ID, Username: cmp.Or(u.Username, u.Email), Email: u.Email, FirstName: first, LastName: last}
 }
 
 // sjLogin is simplejwt's TokenObtainPairView: {username, password} ->
-// {access, refresh}.
+// {access, refresh}; username is the account's username or its email.
 func (s *Server) sjLogin(c echo.Context) error {
 	var req struct {
 		Username string `json:"username" form:"username"`
@@ -135,7 +161,7 @@ func (s *Server) sjLogin(c echo.Context) error {
 		return s.compatError(c, viewDRF, err)
 	}
 	res, err := s.svc.Login(c.Request().Context(), exchange.LoginRequest{
-		Email: req.Username, Password: req.Password, Client: who,
+		Identifier: req.Username, Password: req.Password, Client: who,
 	})
 	if err != nil {
 		return s.compatError(c, viewDRFLogin, err)
@@ -149,9 +175,7 @@ func (s *Server) sjUser(c echo.Context) error {
 	if p == nil {
 		return err
 	}
-	first, last := splitName(p.User.Name)
-	return c.JSON(http.StatusOK, sjUserJSON{ID: p.User.ID, Username: p.User.Email, Email: p.User.Email,
-		FirstName: first, LastName: last})
+	return c.JSON(http.StatusOK, toSJUser(p.User))
 }
 
 // sameAddress reports whether the username names the email: one

@@ -191,7 +191,10 @@ func TestCompatSimpleJWT(t *testing.T) {
 		field  string
 		reason string
 	}{
-		{"username is not the email", map[string]string{"username": "bob", "email": "bob@example.com", "password": goodPassword, "password2": goodPassword}, "username", "username_not_email"},
+		{"username is another email", map[string]string{"username": "alice@example.com", "email": "bob@example.com", "password": goodPassword, "password2": goodPassword}, "username", "username_is_email"},
+		{"username too short", map[string]string{"username": "bo", "email": "bob@example.com", "password": goodPassword, "password2": goodPassword}, "username", "invalid_username"},
+		{"username with a space", map[string]string{"username": "bob smith", "email": "bob@example.com", "password": goodPassword, "password2": goodPassword}, "username", "invalid_username"},
+		{"username without email", map[string]string{"username": "bob", "password": goodPassword, "password2": goodPassword}, "email", "missing_field"},
 		{"passwords differ", map[string]string{"username": "bob@example.com", "email": "bob@example.com", "password": goodPassword, "password2": goodPassword + "!"}, "password", "password_mismatch"},
 		{"common", map[string]string{"username": "bob@example.com", "email": "bob@example.com", "password": "qwertyuiop", "password2": "qwertyuiop"}, "password", "password_too_common"},
 		{"short", map[string]string{"username": "bob@example.com", "email": "bob@example.com", "password": "abc", "password2": "abc"}, "password", "password_too_short"},

@@ -60,6 +60,8 @@ type userJSON struct {
 	Roles         []string        `json:"roles"`
 	CreatedAt     time.Time       `json:"created_at"`
 	Identities    *[]identityJSON `json:"identities,omitempty"`
+	// PreferredUsername: the username, as the access token's claim.
+	PreferredUsername string `json:"preferred_username,omitempty"`
 }
 
 type tokenResponse struct {
@@ -80,7 +82,7 @@ func toUserJSON(u storage.User, idents []storage.Identity) userJSON {
 		roles = []string{}
 	}
 	out := userJSON{ID: u.ID, Email: u.Email, EmailVerified: u.EmailVerified, Name: u.Name,
-		Picture: u.Picture, Roles: roles, CreatedAt: u.CreatedAt.UTC()}
+		Picture: u.Picture, Roles: roles, CreatedAt: u.CreatedAt.UTC(), PreferredUsername: u.Username}
 	if idents != nil {
 		list := make([]identityJSON, len(idents))
 		for i, id := range idents {

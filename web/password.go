@@ -15,12 +15,15 @@ type registerRequest struct {
 	Email        string `json:"email"`
 	Password     string `json:"password"`
 	Name         string `json:"name"`
+	Username     string `json:"username"`
 	ClientID     string `json:"client_id"`
 	ClientSecret string `json:"client_secret"`
 }
 
 type loginRequest struct {
 	Email        string `json:"email"`
+	Username     string `json:"username"`
+	Identifier   string `json:"identifier"` // an email when it contains '@', else a username
 	Password     string `json:"password"`
 	ClientID     string `json:"client_id"`
 	ClientSecret string `json:"client_secret"`
@@ -36,7 +39,7 @@ func (s *Server) handleRegister(c echo.Context) error {
 		return err
 	}
 	res, err := s.svc.Register(c.Request().Context(), exchange.RegisterRequest{
-		Email: req.Email, Password: req.Password, Name: req.Name, Client: who,
+		Email: req.Email, Password: req.Password, Name: req.Name, Username: req.Username, Client: who,
 	})
 	if err != nil {
 		return err
@@ -54,7 +57,7 @@ func (s *Server) handleLogin(c echo.Context) error {
 		return err
 	}
 	res, err := s.svc.Login(c.Request().Context(), exchange.LoginRequest{
-		Email: req.Email, Password: req.Password, Client: who,
+		Email: req.Email, Username: req.Username, Identifier: req.Identifier, Password: req.Password, Client: who,
 	})
 	if err != nil {
 		return err

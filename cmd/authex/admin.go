@@ -26,7 +26,7 @@ import (
 // print tables for people and, with --json, the API's JSON for scripts.
 
 const adminUsage = `Admin commands (talk to a running authex; docs/admin.md):
-  authex users list [--email E] [--provider P] [--subject S] [--after ID] [--limit N]
+  authex users list [--email E] [--username U] [--provider P] [--subject S] [--after ID] [--limit N]
   authex users get ID
   authex users disable ID        disable and revoke every session
   authex users enable ID
@@ -116,6 +116,7 @@ func parseInterspersed(fs *flag.FlagSet, args []string) ([]string, error) {
 // the ones it reads.
 type adminOpts struct {
 	email, provider, subject, after, typ, user, since, until string
+	username                                                 string
 	limit                                                    int
 	clear, force                                             bool
 }
@@ -159,6 +160,7 @@ func at(prefix, suffix string) func(pos []string) string {
 var adminCommands = map[string]adminCommand{
 	"users list": {args: 0, flags: func(fs *flag.FlagSet, o *adminOpts) {
 		fs.StringVar(&o.email, "email", "", "exact email (case-insensitive)")
+		fs.StringVar(&o.username, "username", "", "exact username (ASCII case-insensitive)")
 		fs.StringVar(&o.provider, "provider", "", "users with an identity at this provider")
 		fs.StringVar(&o.subject, "subject", "", "users with an identity of this subject")
 		fs.StringVar(&o.after, "after", "", "start after this user id (paging)")
@@ -279,7 +281,7 @@ func newAdminClient(getenv func(string) string, server string, insecure, asJSON 
 
 func runUsersList(ctx context.Context, c *adminClient, o *adminOpts, _ []string) error {
 	q := url.Values{}
-	for k, v := range map[string]string{"email": o.email, "provider": o.provider, "subject": o.subject, "after": o.after} {
+	for k, v := range map[string]string{"email": o.email, "username": o.username, "provider": o.provider, "subject": o.subject, "after": o.after} {
 		if v != "" {
 			q.Set(k, v)
 		}
@@ -517,9 +519,9 @@ func printUsers(w io.Writer, raw []byte) error {
 	}
 	rows := make([][]string, 0, len(out.Users))
 	for _, u := range out.Users {
-		rows = append(rows, []string{u.ID, dash(u.Email), dash(u.Name), status(u.Disabled), dash(strings.Join(u.Roles, ",")), when(u.CreatedAt)})
+		rows = append(rows, []string{u.ID, dash(u.Email), dash(u.Username), dash(u.Name), status(u.Disabled), dash(strings.Join(u.Roles, ",")), when(u.CreatedAt)})
 	}
-	table(w, "ID\tEMAIL\tNAME\tSTATUS\tROLES\tCREATED", rows)
+	table(w, "ID\tEMAIL\tUSERNAME\tNAME\tSTATUS\tROLES\tCREATED", rows)
 	if out.NextAfter != "" {
 		fmt.Fprintf(w, "\nmore: --after %s\n", out.NextAfter)
 	}
@@ -536,8 +538,8 @@ func printUser(w io.Writer, raw []byte) error {
 	if u.EmailVerified {
 		verified = " (verified)"
 	}
-	fmt.Fprintf(tw, "id:\t%s\nemail:\t%s%s\nname:\t%s\nstatus:\t%s\nroles:\t%s\ncreated:\t%s\n",
-		u.ID, dash(u.Email), verified, dash(u.Name), status(u.Disabled), dash(strings.Join(u.Roles, ",")), when(u.CreatedAt))
+	fmt.Fprintf(tw, "id:\t%s\nemail:\t%s%s\nusername:\t%s\nname:\t%s\nstatus:\t%s\nroles:\t%s\ncreated:\t%s\n",
+		u.ID, dash(u.Email), verified, dash(u.Username), dash(u.Name), status(u.Disabled), dash(strings.Join(u.Roles, ",")), when(u.CreatedAt))
 	tw.Flush()
 	if u.Identities != nil && len(*u.Identities) > 0 {
 		fmt.Fprintln(w)
