@@ -50,6 +50,7 @@ func fill(t *testing.T, s storage.Store) {
 			Roles: []string{"member"}, CreatedAt: t0, UpdatedAt: t0.Add(time.Minute)}
 		if i == 2 {
 			u.PasswordHash, u.Disabled, u.Roles = "$argon2id$v=19$m=65536,t=3,p=2$c2FsdA$aGFzaA", true, nil
+			u.Username, u.GivenName, u.FamilyName = "Carol.C", "Carol", "C"
 		}
 		first := storage.Identity{ID: uuid.NewString(), UserID: u.ID, Provider: "google", Issuer: "https://accounts.google.com",
 			Subject: "g-" + email, Email: email, EmailVerified: true, CreatedAt: t0, LastLoginAt: t0.Add(time.Hour)}
@@ -161,6 +162,10 @@ func roundTrip(t *testing.T, from, to storage.Store) {
 	a, b := snap(t, from), snap(t, to)
 	if !reflect.DeepEqual(a, b) {
 		t.Fatalf("stores differ after the transfer:\nfrom %+v\nto   %+v", a, b)
+	}
+	// The username index is rebuilt by the import.
+	if u, err := to.GetUserByUsername(t.Context(), "carol.c"); err != nil || u.Email != "carol@example.com" || u.GivenName != "Carol" {
+		t.Fatalf("GetUserByUsername after import = %+v, %v", u, err)
 	}
 
 	// A second import is refused before it writes anything.
