@@ -150,6 +150,9 @@ type Introspection struct {
 	IssuedAt  int64
 	SessionID string
 	JTI       string
+	// Username is the user's username, read from the live record (RFC
+	// 7662's "username"); "" for an account without one.
+	Username string
 }
 
 // Introspect reports whether one of our tokens is active now: signed here,
@@ -167,18 +170,21 @@ func (s *Service) Introspect(ctx context.Context, token string) (*Introspection,
 		return &Introspection{
 			Active: true, TokenType: "refresh_token", Subject: user.ID, ClientID: sess.ClientID,
 			Issuer: s.cfg.Issuer, ExpiresAt: sess.IdleExpiresAt.Unix(), IssuedAt: sess.RotatedAt.Unix(), SessionID: sess.ID,
+			Username: user.Username,
 		}, nil
 	}
 	claims, err := s.verifyAccess(token)
 	if err != nil {
 		return inactive, nil
 	}
-	if _, _, ok, err := s.liveSession(ctx, claims.SessionID); err != nil || !ok {
+	_, user, ok, err := s.liveSession(ctx, claims.SessionID)
+	if err != nil || !ok {
 		return inactive, err
 	}
 	out := &Introspection{
 		Active: true, TokenType: "Bearer", Subject: claims.Subject, ClientID: claims.ClientID,
 		Issuer: claims.Issuer, Audience: claims.Audience, SessionID: claims.SessionID, JTI: claims.ID,
+		Username: user.Username,
 	}
 	if claims.ExpiresAt != nil {
 		out.ExpiresAt = claims.ExpiresAt.Unix()

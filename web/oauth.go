@@ -206,6 +206,7 @@ type introspectionResponse struct {
 	IssuedAt  int64    `json:"iat,omitempty"`
 	SessionID string   `json:"sid,omitempty"`
 	JTI       string   `json:"jti,omitempty"`
+	Username  string   `json:"username,omitempty"` // RFC 7662 §2.2
 }
 
 func (s *Server) handleOAuthIntrospect(c echo.Context) error {
@@ -234,6 +235,6 @@ func (s *Server) handleOAuthIntrospect(c echo.Context) error {
 	return c.JSON(http.StatusOK, introspectionResponse{
 		Active: in.Active, TokenType: in.TokenType, Subject: in.Subject, ClientID: in.ClientID,
 		Issuer: in.Issuer, Audience: in.Audience, ExpiresAt: in.ExpiresAt, IssuedAt: in.IssuedAt,
-		SessionID: in.SessionID, JTI: in.JTI,
+		SessionID: in.SessionID, JTI: in.JTI, Username: in.Username,
 	})
 }

@@ -5,6 +5,7 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"net/http"
+	"net/url"
 	"strconv"
 	"strings"
 	"sync"
@@ -283,4 +284,22 @@ func TestCompatSimpleJWTPlainUsername(t *testing.T) {
 		t.Fatalf("login refusal: %v", m)
 	}
 	h.assertUnchanged(before)
+}
+
+// TestUsernameIntrospection: /oauth/introspect answers RFC 7662's
+// username for an access or refresh token of an account with one.
+func TestUsernameIntrospection(t *testing.T) {
+	h := clientHarness(t, withPassword(passwordConfig()))
+	res := h.postJSON("/v1/register", map[string]string{"email": "intro@example.com", "password": goodPassword, "username": "Intro"},
+		basic("nextjs", nextjsSecret)...)
+	if res.status != http.StatusOK {
+		t.Fatalf("register: %d %s", res.status, res.body)
+	}
+	tk := decodeTokens(t, res)
+	for _, token := range []string{tk.AccessToken, tk.RefreshToken} {
+		res := h.postForm("/oauth/introspect", url.Values{"token": {token}}, basic("nextjs", nextjsSecret)...)
+		if m := res.json(t); res.status != http.StatusOK || m["active"] != true || m["username"] != "Intro" {
+			t.Fatalf("introspect: %d %s", res.status, res.body)
+		}
+	}
 }
