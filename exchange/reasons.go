@@ -219,3 +219,19 @@ const (
 	// ReasonRacedCredentialChange: a session that abandonSession gives up.
 	ReasonRacedCredentialChange = "raced_credential_change"
 )
+
+// Webhook event types (the `type` of a delivered event), listed in
+// docs/events.md. Append only: receivers switch on them.
+const (
+	WebhookUserCreated      = "user.created"
+	WebhookUserUpdated      = "user.updated"
+	WebhookUserDisabled     = "user.disabled"
+	WebhookUserDeleted      = "user.deleted"
+	WebhookIdentityLinked   = "identity.linked"
+	WebhookIdentityUnlinked = "identity.unlinked"
+	WebhookSessionRevoked   = "session.revoked"
+)
+
+// WebhookEvents is every webhook event type, for config validation.
+var WebhookEvents = []string{WebhookUserCreated, WebhookUserUpdated, WebhookUserDisabled, WebhookUserDeleted,
+	WebhookIdentityLinked, WebhookIdentityUnlinked, WebhookSessionRevoked}
