@@ -157,6 +157,8 @@ var reasons = []string{
 	ReasonInvalidRoles, ReasonMissingRoles, ReasonKeysFromFiles, ReasonSecretInUse, ReasonBackupUnsupported,
 
 	ReasonMalformedForm, ReasonMissingField, ReasonUsernameNotEmail, ReasonPasswordMismatch,
+
+	ReasonInvalidState,
 }
 
 // Reasons returns every reason a client may see, this package's and the
@@ -194,6 +196,7 @@ const (
 	EventRefreshSecretRotated = "refresh_secret.rotated"
 	EventRefreshSecretRetired = "refresh_secret.retired"
 	EventStoreBackup          = "store.backup"
+	EventWebhookReplayed      = "webhook.replayed"
 )
 
 // Session revocation reasons (storage.Session.RevokedReason, shown by the
@@ -219,6 +222,10 @@ const (
 	// ReasonRacedCredentialChange: a session that abandonSession gives up.
 	ReasonRacedCredentialChange = "raced_credential_change"
 )
+
+// ReasonInvalidState: /admin/v1/webhooks/deliveries?state= is neither
+// pending nor failed.
+const ReasonInvalidState = "invalid_state"
 
 // Webhook event types (the `type` of a delivered event), listed in
 // docs/events.md. Append only: receivers switch on them.

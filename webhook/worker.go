@@ -59,6 +59,10 @@ const (
 	DefaultBatch       = 32
 	DefaultTimeout     = 10 * time.Second
 	DefaultMaxAttempts = 20 // about 12 hours with the default backoff
+	// leaseMargin: a claim holds a record for the endpoint's timeout plus
+	// this, so the outcome is written before another instance may take it.
+	// An instance killed mid-attempt delays that record by as much.
+	leaseMargin = 10 * time.Second
 	// maxBodyRead: what is read of a receiver's answer (for the log).
 	maxBodyRead = 512
 )
@@ -125,10 +129,10 @@ func New(o Options) (*Worker, error) {
 		w.endpoints[e.Name] = e
 		// The lease outlasts the longest attempt, so a record is never
 		// handed to a second instance while the first still waits for it.
-		w.lease = max(w.lease, e.Timeout+30*time.Second)
+		w.lease = max(w.lease, e.Timeout+leaseMargin)
 	}
 	if w.lease == 0 {
-		w.lease = DefaultTimeout + 30*time.Second
+		w.lease = DefaultTimeout + leaseMargin
 	}
 	return w, nil
 }
