@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/authex/authex/providers/providertest"
+	"github.com/authex/authex/storage/postgres/pgtest"
 	"github.com/authex/authex/webhook"
 )
 
@@ -346,5 +347,57 @@ func TestWebhookLatency(t *testing.T) {
 		n, change[n/2], change[n*9/10], change[n-1], lat[n/2], lat[n*9/10], lat[n-1], after[n/2], after[n*9/10], after[n-1], signin[n/2])
 	if change[n/2] > 500*time.Millisecond {
 		t.Errorf("median latency %s: the worker is not woken by the commit", change[n/2])
+	}
+}
+
+// TestWebhooksTwoInstancesPostgres: two real instances on one PostgreSQL
+// schema, both delivering to the same receiver, changes made on both:
+// every event arrives exactly once (by webhook-id), each user's in order.
+func TestWebhooksTwoInstancesPostgres(t *testing.T) {
+	dsn, schema := pgtest.Schema(t)
+	t.Setenv("AUTHEX_PG_DSN", dsn)
+	t.Setenv("TEST_WEBHOOK_SECRET", testWebhookSecret)
+	bin := buildBinary(t)
+	iss := providertest.NewIssuer(t)
+	rcv := newHookReceiver(t)
+	dir := t.TempDir()
+	portA, portB := freePort(t), freePort(t)
+	a, b := fmt.Sprintf("http://127.0.0.1:%d", portA), fmt.Sprintf("http://127.0.0.1:%d", portB)
+	hooks := fmt.Sprintf(`webhooks: [ { name: app, url: %q, secret: "${TEST_WEBHOOK_SECRET}" } ]`, rcv.URL)
+	ps := startAll(t, bin, []string{
+		pgConfig(t, dir, "a", portA, schema, iss.URL(), hooks),
+		pgConfig(t, dir, "b", portB, schema, iss.URL(), hooks),
+	}, []string{a, b})
+	defer ps[1].stop(t)
+	defer ps[0].stop(t)
+	bases := []string{a, b}
+	const users = 20
+	for i := range users {
+		ex, _ := signIn(t, iss, bases[i%2], fmt.Sprint("pg", i))
+		if status, m := call(t, http.MethodPost, bases[(i+1)%2]+"/v1/logout", "", map[string]any{"refresh_token": ex.RefreshToken}); status != 200 {
+			t.Fatalf("logout: %d %v", status, m)
+		}
+	}
+	rcv.wait(t, 2*users, 20*time.Second)
+	time.Sleep(1500 * time.Millisecond) // past a poll of each instance: a duplicate would arrive now
+	got := rcv.got()
+	seen := map[string]bool{}
+	created := map[string]bool{}
+	for _, e := range got {
+		if seen[e.ID] {
+			t.Errorf("%s (%s) delivered twice", e.ID, e.Type)
+		}
+		seen[e.ID] = true
+		switch e.Type {
+		case "user.created":
+			created[e.Data["user"].(map[string]any)["id"].(string)] = true
+		case "session.revoked":
+			if u := e.Data["user_id"].(string); !created[u] {
+				t.Errorf("user %s: session.revoked before user.created", u)
+			}
+		}
+	}
+	if len(got) != 2*users {
+		t.Fatalf("%d deliveries, want %d: %v", len(got), 2*users, types(got))
 	}
 }
