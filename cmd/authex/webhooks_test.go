@@ -205,9 +205,9 @@ func TestWebhookEveryEventType(t *testing.T) {
 
 	want := []string{"user.created", "identity.linked", "identity.unlinked", "user.updated", "session.revoked",
 		"user.disabled", "session.revoked", "user.deleted"}
-	got := rcv.wait(t, len(want), 10*time.Second)
+	rcv.wait(t, len(want), 10*time.Second)
 	time.Sleep(100 * time.Millisecond) // anything more would arrive now
-	got = rcv.got()
+	got := rcv.got()
 	if fmt.Sprint(types(got)) != fmt.Sprint(want) {
 		t.Fatalf("events %v, want %v", types(got), want)
 	}
@@ -277,6 +277,9 @@ func TestWebhookEveryEventType(t *testing.T) {
 	}
 	if status, m := call(t, http.MethodGet, base+"/admin/v1/webhooks/deliveries?state=lost", testAdminToken, nil); status != 400 || m["reason"] != "invalid_state" {
 		t.Fatalf("bad state: %d %v", status, m)
+	}
+	if status, m := call(t, http.MethodGet, base+"/admin/v1/webhooks/deliveries?limit=5000", testAdminToken, nil); status != 400 || m["reason"] != "invalid_limit" {
+		t.Fatalf("bad limit: %d %v", status, m)
 	}
 	if status, m := call(t, http.MethodGet, base+"/admin/v1/webhooks/deliveries", "", nil); status != 401 {
 		t.Fatalf("no admin token: %d %v", status, m)

@@ -1,10 +1,8 @@
 package bolt
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"time"
 
@@ -77,45 +75,36 @@ func (s *Store) AppendOutbox(ctx context.Context, r storage.OutboxRecord) error 
 }
 
 // ClaimOutbox implements storage.Outbox: one scan in key order, keeping
-// the first pending record of each (Endpoint, UserID).
+// the first pending record of each (Endpoint, UserID). The scan runs in a
+// read transaction first, so a poll that finds nothing due takes neither
+// the writer lock nor an fsync.
 func (s *Store) ClaimOutbox(ctx context.Context, owner string, now time.Time, lease time.Duration, limit int) ([]storage.OutboxRecord, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
+	var due []storage.OutboxRecord
+	err := s.view(func(tx *bolt.Tx) error {
+		var err error
+		due, err = dueOutbox(tx.Bucket(bucketKeyOutbox), now, 1)
+		return err
+	})
+	if err != nil || len(due) == 0 {
+		return nil, err
+	}
 	var out []storage.OutboxRecord
-	err := s.update(func(tx *bolt.Tx) error {
-		out = nil
+	err = s.update(func(tx *bolt.Tx) error {
 		b := tx.Bucket(bucketKeyOutbox)
-		seen := map[string]bool{}
-		type put struct{ k, v []byte }
-		var puts []put
-		c := b.Cursor()
-		for k, v := c.First(); k != nil && (limit <= 0 || len(out) < limit); k, v = c.Next() {
-			r, err := decodeOutbox(v)
-			if err != nil {
-				return err
-			}
-			if r.Failed() {
-				continue
-			}
-			head := r.Endpoint + "\x00" + r.UserID
-			if seen[head] {
-				continue
-			}
-			seen[head] = true
-			if r.NextAttemptAt.After(now) || r.LeaseUntil.After(now) {
-				continue
-			}
-			r.LeaseOwner, r.LeaseUntil = owner, now.Add(lease).UTC()
-			rec, err := encodeOutbox(r)
-			if err != nil {
-				return err
-			}
-			puts = append(puts, put{bytes.Clone(k), rec})
-			out = append(out, r)
+		var err error
+		if out, err = dueOutbox(b, now, limit); err != nil {
+			return err
 		}
-		for _, p := range puts {
-			if err := b.Put(p.k, p.v); err != nil {
+		for i := range out {
+			out[i].LeaseOwner, out[i].LeaseUntil = owner, now.Add(lease).UTC()
+			rec, err := encodeOutbox(out[i])
+			if err != nil {
+				return err
+			}
+			if err := b.Put(outboxKey(out[i].Endpoint, out[i].ID), rec); err != nil {
 				return err
 			}
 		}
@@ -123,6 +112,34 @@ func (s *Store) ClaimOutbox(ctx context.Context, owner string, now time.Time, le
 	})
 	if err != nil {
 		return nil, fmt.Errorf("bolt: claim outbox: %w", err)
+	}
+	return out, nil
+}
+
+// dueOutbox scans b in key order for the heads (the first pending record
+// of each (Endpoint, UserID)) that are due and unleased at now, at most
+// limit of them (<= 0: all).
+func dueOutbox(b *bolt.Bucket, now time.Time, limit int) ([]storage.OutboxRecord, error) {
+	var out []storage.OutboxRecord
+	seen := map[string]bool{}
+	c := b.Cursor()
+	for k, v := c.First(); k != nil && (limit <= 0 || len(out) < limit); k, v = c.Next() {
+		r, err := decodeOutbox(v)
+		if err != nil {
+			return nil, err
+		}
+		if r.Failed() {
+			continue
+		}
+		head := r.Endpoint + "\x00" + r.UserID
+		if seen[head] {
+			continue
+		}
+		seen[head] = true
+		if r.NextAttemptAt.After(now) || r.LeaseUntil.After(now) {
+			continue
+		}
+		out = append(out, r)
 	}
 	return out, nil
 }
@@ -219,8 +236,8 @@ func (s *Store) ReplayOutbox(ctx context.Context, endpoint, id string, now time.
 		out = *r
 		return true
 	})
-	if errors.Is(err, storage.ErrNotFound) {
+	if err != nil {
 		return storage.OutboxRecord{}, err
 	}
-	return out, err
+	return out, nil
 }
