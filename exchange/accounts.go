@@ -109,7 +109,14 @@ func (s *Service) newIdentity(ctx context.Context, p Provider, id providers.Iden
 		}
 	}
 	ident.UserID = user.ID
-	if err := s.store.CreateUser(ctx, user, ident); err != nil {
+	err := s.WriteWithEvents(ctx, func(tx storage.Store, emit Emit) error {
+		if err := tx.CreateUser(ctx, user, ident); err != nil {
+			return err
+		}
+		first := eventIdentity(ident)
+		return emit(WebhookUserCreated, user.ID, UserData{User: eventUser(user), Identity: &first})
+	})
+	if err != nil {
 		return storage.User{}, false, conflictOrStoreError(err)
 	}
 	// Exchange has startSession write the user.created audit record, in
@@ -148,7 +155,13 @@ func (s *Service) linkByEmail(ctx context.Context, p Provider, id providers.Iden
 		return storage.User{}, false, disabledError()
 	}
 	ident.UserID = owner.ID
-	if err := s.store.AddIdentity(ctx, ident); err != nil {
+	err := s.WriteWithEvents(ctx, func(tx storage.Store, emit Emit) error {
+		if err := tx.AddIdentity(ctx, ident); err != nil {
+			return err
+		}
+		return emit(WebhookIdentityLinked, owner.ID, IdentityData{UserID: owner.ID, Identity: eventIdentity(ident)})
+	})
+	if err != nil {
 		return storage.User{}, false, conflictOrStoreError(err)
 	}
 	s.audit(ctx, storage.AuditEvent{Type: EventIdentityLinked, UserID: owner.ID, Provider: id.Provider, Detail: "by verified email"})

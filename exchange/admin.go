@@ -69,23 +69,43 @@ func (a *Admin) GetUser(ctx context.Context, id string) (storage.User, []storage
 // exchange nor refresh, and its access tokens stop authenticating here.
 func (a *Admin) SetDisabled(ctx context.Context, id string, disabled bool, actor string) (storage.User, int, error) {
 	now := a.s.now().UTC()
-	u, err := a.s.store.ModifyUser(ctx, id, func(u *storage.User) error {
-		if u.Disabled != disabled {
-			u.Disabled, u.UpdatedAt = disabled, now
+	var u storage.User
+	revoked := 0
+	err := a.s.WriteWithEvents(ctx, func(tx storage.Store, emit Emit) error {
+		changed := false
+		var err error
+		u, err = tx.ModifyUser(ctx, id, func(u *storage.User) error {
+			changed = u.Disabled != disabled
+			if changed {
+				u.Disabled, u.UpdatedAt = disabled, now
+			}
+			return nil
+		})
+		if err != nil {
+			return err
+		}
+		if changed {
+			typ := WebhookUserUpdated // enabled again
+			if disabled {
+				typ = WebhookUserDisabled
+			}
+			if err := emit(typ, id, UserData{User: eventUser(u)}); err != nil {
+				return err
+			}
+		}
+		revoked = 0
+		if disabled {
+			// Revoked even when the user was already disabled: a retry after a
+			// failure half-way must finish the job.
+			revoked, err = revokeUserSessionsIn(ctx, tx, emit, id, "", now, RevokeReasonUserDisabled)
+			if err != nil {
+				return storeError(err)
+			}
 		}
 		return nil
 	})
 	if err != nil {
 		return u, 0, notFound(err, "no user with this id")
-	}
-	revoked := 0
-	if disabled {
-		// Revoked even when the user was already disabled: a retry after a
-		// failure half-way must finish the job.
-		revoked, err = a.s.store.RevokeUserSessions(ctx, id, "", now, RevokeReasonUserDisabled)
-		if err != nil {
-			return u, 0, storeError(err)
-		}
 	}
 	typ := EventUserEnabled
 	detail := "by " + actor
@@ -99,7 +119,13 @@ func (a *Admin) SetDisabled(ctx context.Context, id string, disabled bool, actor
 
 // DeleteUser erases the user, its identities, sessions and index entries.
 func (a *Admin) DeleteUser(ctx context.Context, id, actor string) error {
-	if err := a.s.store.DeleteUser(ctx, id); err != nil {
+	err := a.s.WriteWithEvents(ctx, func(tx storage.Store, emit Emit) error {
+		if err := tx.DeleteUser(ctx, id); err != nil {
+			return err
+		}
+		return emit(WebhookUserDeleted, id, UserDeletedData{UserID: id})
+	})
+	if err != nil {
 		return notFound(err, "no user with this id")
 	}
 	a.s.audit(ctx, storage.AuditEvent{Type: EventUserDeleted, UserID: id, Detail: "by " + actor})
@@ -114,9 +140,17 @@ func (a *Admin) SetRoles(ctx context.Context, id string, roles []string, actor s
 		return storage.User{}, err
 	}
 	now := a.s.now().UTC()
-	u, err := a.s.store.ModifyUser(ctx, id, func(u *storage.User) error {
-		u.Roles, u.UpdatedAt = clean, now
-		return nil
+	var u storage.User
+	err = a.s.WriteWithEvents(ctx, func(tx storage.Store, emit Emit) error {
+		var err error
+		u, err = tx.ModifyUser(ctx, id, func(u *storage.User) error {
+			u.Roles, u.UpdatedAt = clean, now
+			return nil
+		})
+		if err != nil {
+			return err
+		}
+		return emit(WebhookUserUpdated, id, UserData{User: eventUser(u)})
 	})
 	if err != nil {
 		return u, notFound(err, "no user with this id")
@@ -166,7 +200,10 @@ func (a *Admin) RevokeSession(ctx context.Context, sessionID, actor string) erro
 	if err != nil {
 		return notFound(err, "no session with this id")
 	}
-	if err := a.s.store.RevokeSession(ctx, sessionID, a.s.now().UTC(), RevokeReasonAdmin); err != nil {
+	err = a.s.WriteWithEvents(ctx, func(tx storage.Store, emit Emit) error {
+		return revokeSessionIn(ctx, tx, emit, sessionID, a.s.now().UTC(), RevokeReasonAdmin)
+	})
+	if err != nil {
 		return notFound(err, "no session with this id")
 	}
 	a.s.audit(ctx, storage.AuditEvent{Type: EventSessionRevoked, UserID: sess.UserID, SessionID: sessionID, Detail: "by " + actor})
@@ -178,7 +215,12 @@ func (a *Admin) RevokeUserSessions(ctx context.Context, userID, actor string) (i
 	if _, err := a.s.store.GetUser(ctx, userID); err != nil {
 		return 0, notFound(err, "no user with this id")
 	}
-	n, err := a.s.store.RevokeUserSessions(ctx, userID, "", a.s.now().UTC(), RevokeReasonAdmin)
+	var n int
+	err := a.s.WriteWithEvents(ctx, func(tx storage.Store, emit Emit) error {
+		var err error
+		n, err = revokeUserSessionsIn(ctx, tx, emit, userID, "", a.s.now().UTC(), RevokeReasonAdmin)
+		return err
+	})
 	if err != nil {
 		return 0, storeError(err)
 	}

@@ -95,7 +95,12 @@ func (s *Service) link(ctx context.Context, userID string, id providers.Identity
 			return nil, storeError(err)
 		}
 		ident := identityRecord(id, userID, s.now().UTC())
-		err = s.store.AddIdentity(ctx, ident)
+		err = s.WriteWithEvents(ctx, func(tx storage.Store, emit Emit) error {
+			if err := tx.AddIdentity(ctx, ident); err != nil {
+				return err
+			}
+			return emit(WebhookIdentityLinked, userID, IdentityData{UserID: userID, Identity: eventIdentity(ident)})
+		})
 		if errors.Is(err, storage.ErrIdentityTaken) {
 			continue // a concurrent sign-in or link took it; the stored owner decides
 		}
@@ -155,7 +160,13 @@ func (s *Service) UnlinkIdentity(ctx context.Context, userID, identityID string)
 	if signInMethods(user, len(idents)) <= 1 {
 		return lastIdentityError()
 	}
-	if err := s.store.DeleteIdentity(ctx, userID, identityID); err != nil {
+	err = s.WriteWithEvents(ctx, func(tx storage.Store, emit Emit) error {
+		if err := tx.DeleteIdentity(ctx, userID, identityID); err != nil {
+			return err
+		}
+		return emit(WebhookIdentityUnlinked, userID, IdentityData{UserID: userID, Identity: eventIdentity(*target)})
+	})
+	if err != nil {
 		if errors.Is(err, storage.ErrNotFound) {
 			return newError(KindNotFound, ReasonNotFound, "no identity of yours has that id", nil)
 		}
@@ -164,7 +175,13 @@ func (s *Service) UnlinkIdentity(ctx context.Context, userID, identityID string)
 	// Another instance may have unlinked a different identity at the same
 	// moment; if that left the user with no way in, put this one back.
 	if left, err := s.store.ListIdentities(ctx, userID); err == nil && signInMethods(user, len(left)) == 0 {
-		if err := s.store.AddIdentity(ctx, *target); err != nil {
+		err := s.WriteWithEvents(ctx, func(tx storage.Store, emit Emit) error {
+			if err := tx.AddIdentity(ctx, *target); err != nil {
+				return err
+			}
+			return emit(WebhookIdentityLinked, userID, IdentityData{UserID: userID, Identity: eventIdentity(*target)})
+		})
+		if err != nil {
 			s.log.ErrorContext(ctx, "unlink: could not restore the last identity", "user_id", userID, "err", err)
 			return storeError(err)
 		}

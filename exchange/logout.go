@@ -118,7 +118,7 @@ func (s *Service) refuseSpentLogout(ctx context.Context, sess storage.Session, g
 	if current || sess.Revoked() {
 		return nil
 	}
-	if err := s.store.RevokeSession(ctx, sess.ID, now.UTC(), ReasonReused); err != nil {
+	if err := s.revokeSession(ctx, sess.ID, now.UTC(), ReasonReused); err != nil {
 		return storeError(err)
 	}
 	s.audit(ctx, storage.AuditEvent{Type: EventSessionReused, UserID: sess.UserID, SessionID: sess.ID,
@@ -157,7 +157,7 @@ func (s *Service) revokeForLogout(ctx context.Context, scope string, t logoutTar
 	now := s.now().UTC()
 	n := 0
 	if scope == ScopeLocal || scope == ScopeGlobal {
-		err := s.store.RevokeSession(ctx, t.sessionID, now, RevokeReasonLogout)
+		err := s.revokeSession(ctx, t.sessionID, now, RevokeReasonLogout)
 		if err != nil && !errors.Is(err, storage.ErrNotFound) {
 			return 0, storeError(err)
 		}
@@ -170,7 +170,7 @@ func (s *Service) revokeForLogout(ctx context.Context, scope string, t logoutTar
 		if scope == ScopeGlobal {
 			reason = RevokeReasonLogoutGlobal
 		}
-		m, err := s.store.RevokeUserSessions(ctx, t.userID, t.sessionID, now, reason)
+		m, err := s.revokeUserSessions(ctx, t.userID, t.sessionID, now, reason)
 		if err != nil {
 			return n, storeError(err)
 		}

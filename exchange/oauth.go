@@ -128,7 +128,7 @@ func (s *Service) Revoke(ctx context.Context, token string, client *Authenticate
 	if sess.Revoked() || (client != nil && sess.ClientID != "" && sess.ClientID != client.ID) {
 		return nil
 	}
-	if err := s.store.RevokeSession(ctx, sid, s.now().UTC(), RevokeReasonOAuthRevoke); err != nil {
+	if err := s.revokeSession(ctx, sid, s.now().UTC(), RevokeReasonOAuthRevoke); err != nil {
 		if errors.Is(err, storage.ErrNotFound) {
 			return nil
 		}

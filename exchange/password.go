@@ -265,7 +265,15 @@ func (s *Service) Register(ctx context.Context, req RegisterRequest) (res *Resul
 	user := storage.User{ID: newID(), Email: email, Name: strings.TrimSpace(req.Name), Roles: []string{},
 		PasswordHash: hash, CreatedAt: now, UpdatedAt: now, Username: username,
 		GivenName: strings.TrimSpace(req.GivenName), FamilyName: strings.TrimSpace(req.FamilyName)}
-	if err := s.store.CreateUser(ctx, user, s.passwordIdentity(user, now)); err != nil {
+	err = s.WriteWithEvents(ctx, func(tx storage.Store, emit Emit) error {
+		first := s.passwordIdentity(user, now)
+		if err := tx.CreateUser(ctx, user, first); err != nil {
+			return err
+		}
+		ei := eventIdentity(first)
+		return emit(WebhookUserCreated, user.ID, UserData{User: eventUser(user), Identity: &ei})
+	})
+	if err != nil {
 		if errors.Is(err, storage.ErrConflict) {
 			return nil, registrationConflict(err) // a concurrent registration won
 		}
@@ -572,7 +580,7 @@ func (s *Service) SetPassword(ctx context.Context, p *Principal, req SetPassword
 			}
 		}
 	}
-	n, err := s.store.RevokeUserSessions(ctx, user.ID, p.Claims.SessionID, now, RevokeReasonPasswordChanged)
+	n, err := s.revokeUserSessions(ctx, user.ID, p.Claims.SessionID, now, RevokeReasonPasswordChanged)
 	if err != nil {
 		return 0, storeError(err)
 	}
@@ -624,9 +632,9 @@ func (s *Service) claimPasswordAccount(ctx context.Context, id providers.Identit
 		return storage.User{}, false, nil // an exact-match key never captures an account
 	}
 	var c claim
-	err := s.inTx(ctx, func(tx storage.Store) error {
+	err := s.inTxWithEvents(ctx, func(tx storage.Store, emit Emit) error {
 		var err error
-		c, err = s.claimIn(ctx, tx, id, ident)
+		c, err = s.claimIn(ctx, tx, emit, id, ident)
 		return err
 	})
 	if err != nil {
@@ -667,7 +675,7 @@ func (s *Service) inTx(ctx context.Context, fn func(tx storage.Store) error) err
 // the other identities, and only then the sessions, so that a sign-in
 // through one of those identities either wrote its session before the
 // revocation or finds its identity gone when it checks after writing.
-func (s *Service) claimIn(ctx context.Context, tx storage.Store, id providers.Identity, ident storage.Identity) (claim, error) {
+func (s *Service) claimIn(ctx context.Context, tx storage.Store, emit Emit, id providers.Identity, ident storage.Identity) (claim, error) {
 	user, err := tx.GetUserByPasswordEmail(ctx, id.Email)
 	if errors.Is(err, storage.ErrNotFound) {
 		return claim{}, nil
@@ -725,15 +733,24 @@ func (s *Service) claimIn(ctx context.Context, tx storage.Store, id providers.Id
 		if err := tx.DeleteIdentity(ctx, user.ID, old.ID); err != nil && !errors.Is(err, storage.ErrNotFound) {
 			return claim{}, storeError(err)
 		}
+		if err := emit(WebhookIdentityUnlinked, user.ID, IdentityData{UserID: user.ID, Identity: eventIdentity(old)}); err != nil {
+			return claim{}, err
+		}
 		c.removed++
 	}
-	c.revoked, err = tx.RevokeUserSessions(ctx, user.ID, "", now, RevokeReasonClaimedByVerifiedIdentity)
+	if err := emit(WebhookUserUpdated, user.ID, UserData{User: eventUser(user)}); err != nil {
+		return claim{}, err
+	}
+	c.revoked, err = revokeUserSessionsIn(ctx, tx, emit, user.ID, "", now, RevokeReasonClaimedByVerifiedIdentity)
 	if err != nil {
 		return claim{}, storeError(err)
 	}
 	ident.UserID = user.ID
 	if err := tx.AddIdentity(ctx, ident); err != nil {
 		return claim{}, conflictOrStoreError(err)
+	}
+	if err := emit(WebhookIdentityLinked, user.ID, IdentityData{UserID: user.ID, Identity: eventIdentity(ident)}); err != nil {
+		return claim{}, err
 	}
 	return c, nil
 }
@@ -745,13 +762,23 @@ func (s *Service) removePassword(ctx context.Context, user storage.User, idents 
 	if len(idents) < 2 {
 		return lastIdentityError()
 	}
-	if _, err := s.store.ModifyUser(ctx, user.ID, func(u *storage.User) error {
-		u.PasswordHash, u.UpdatedAt = "", s.now().UTC()
-		return nil
-	}); err != nil {
-		return storeError(err)
-	}
-	if err := s.store.DeleteIdentity(ctx, user.ID, target.ID); err != nil && !errors.Is(err, storage.ErrNotFound) {
+	err := s.WriteWithEvents(ctx, func(tx storage.Store, emit Emit) error {
+		u, err := tx.ModifyUser(ctx, user.ID, func(u *storage.User) error {
+			u.PasswordHash, u.UpdatedAt = "", s.now().UTC()
+			return nil
+		})
+		if err != nil {
+			return err
+		}
+		if err := tx.DeleteIdentity(ctx, user.ID, target.ID); err != nil && !errors.Is(err, storage.ErrNotFound) {
+			return err
+		}
+		if err := emit(WebhookIdentityUnlinked, user.ID, IdentityData{UserID: user.ID, Identity: eventIdentity(target)}); err != nil {
+			return err
+		}
+		return emit(WebhookUserUpdated, user.ID, UserData{User: eventUser(u)})
+	})
+	if err != nil {
 		return storeError(err)
 	}
 	s.audit(ctx, storage.AuditEvent{Type: EventIdentityUnlinked, UserID: user.ID, Provider: PasswordProvider,

@@ -166,6 +166,8 @@ var reasons = []string{
 	ReasonMalformedForm, ReasonMissingField, ReasonPasswordMismatch,
 
 	ReasonInvalidUsername, ReasonUsernameIsEmail, ReasonUsernameTaken, ReasonConflictingIdentifiers,
+
+	ReasonInvalidState,
 }
 
 // Reasons returns every reason a client may see, this package's and the
@@ -203,6 +205,7 @@ const (
 	EventRefreshSecretRotated = "refresh_secret.rotated"
 	EventRefreshSecretRetired = "refresh_secret.retired"
 	EventStoreBackup          = "store.backup"
+	EventWebhookReplayed      = "webhook.replayed"
 )
 
 // Session revocation reasons (storage.Session.RevokedReason, shown by the
@@ -228,3 +231,23 @@ const (
 	// ReasonRacedCredentialChange: a session that abandonSession gives up.
 	ReasonRacedCredentialChange = "raced_credential_change"
 )
+
+// ReasonInvalidState: /admin/v1/webhooks/deliveries?state= is neither
+// pending nor failed.
+const ReasonInvalidState = "invalid_state"
+
+// Webhook event types (the `type` of a delivered event), listed in
+// docs/events.md. Append only: receivers switch on them.
+const (
+	WebhookUserCreated      = "user.created"
+	WebhookUserUpdated      = "user.updated"
+	WebhookUserDisabled     = "user.disabled"
+	WebhookUserDeleted      = "user.deleted"
+	WebhookIdentityLinked   = "identity.linked"
+	WebhookIdentityUnlinked = "identity.unlinked"
+	WebhookSessionRevoked   = "session.revoked"
+)
+
+// WebhookEvents is every webhook event type, for config validation.
+var WebhookEvents = []string{WebhookUserCreated, WebhookUserUpdated, WebhookUserDisabled, WebhookUserDeleted,
+	WebhookIdentityLinked, WebhookIdentityUnlinked, WebhookSessionRevoked}

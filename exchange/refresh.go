@@ -63,7 +63,7 @@ func (s *Service) Refresh(ctx context.Context, token string) (res *Result, err e
 			outcome = OutcomeGrace
 			return s.result(sess, user)
 		default:
-			if err := s.store.RevokeSession(ctx, sid, now.UTC(), ReasonReused); err != nil {
+			if err := s.revokeSession(ctx, sid, now.UTC(), ReasonReused); err != nil {
 				return nil, storeError(err)
 			}
 			s.audit(ctx, storage.AuditEvent{Type: EventSessionReused, UserID: sess.UserID, SessionID: sid,

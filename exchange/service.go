@@ -108,6 +108,10 @@ type Service struct {
 	linkMu sync.Mutex
 	// verified caches access tokens already verified here (verified.go).
 	verified verifiedCache
+	// webhooks are the endpoints events are written for (events.go);
+	// webhookNotify wakes the delivery worker after a commit.
+	webhooks      []WebhookTarget
+	webhookNotify func()
 }
 
 // Options are the optional dependencies of New.
@@ -121,6 +125,11 @@ type Options struct {
 	// Sealer seals the key material in the store with the key-encryption
 	// key. nil keeps it in clear: tests only (cmd/authex always sets one).
 	Sealer *envelope.Sealer
+	// Webhooks: the endpoints events are written to the outbox for
+	// (events.go); WebhookNotify, when set, is called after a commit that
+	// wrote events (the delivery worker's wake-up).
+	Webhooks      []WebhookTarget
+	WebhookNotify func()
 }
 
 // New loads (or at first start creates) the signing key and the refresh
@@ -129,7 +138,13 @@ func New(ctx context.Context, cfg Config, store storage.Store, provs map[string]
 	if !ValidAlgorithm(cfg.Algorithm) {
 		return nil, fmt.Errorf("unsupported signing algorithm %q", cfg.Algorithm)
 	}
-	s := &Service{cfg: cfg, store: store, providers: provs, log: opts.Logger, now: opts.Now, observe: opts.Observer}
+	s := &Service{cfg: cfg, store: store, providers: provs, log: opts.Logger, now: opts.Now, observe: opts.Observer,
+		webhooks: opts.Webhooks, webhookNotify: opts.WebhookNotify}
+	if len(s.webhooks) > 0 {
+		if _, ok := storage.As[storage.Outbox](store); !ok {
+			return nil, fmt.Errorf("webhooks are configured but the store keeps no outbox")
+		}
+	}
 	if s.observe == nil {
 		s.observe = nopObserver{}
 	}

@@ -38,7 +38,7 @@ func (s *Service) RevokeOwnSession(ctx context.Context, userID, sessionID string
 	if sess.Revoked() {
 		return nil
 	}
-	if err := s.store.RevokeSession(ctx, sessionID, s.now().UTC(), RevokeReasonUserRevoked); err != nil {
+	if err := s.revokeSession(ctx, sessionID, s.now().UTC(), RevokeReasonUserRevoked); err != nil {
 		return storeError(err)
 	}
 	s.audit(ctx, storage.AuditEvent{Type: EventSessionRevoked, UserID: userID, SessionID: sessionID, Detail: "by the user"})

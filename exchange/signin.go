@@ -143,7 +143,7 @@ func (s *Service) capSessions(ctx context.Context, userID, keep string) {
 		if live <= limit || sess.ID == keep {
 			continue
 		}
-		if err := s.store.RevokeSession(ctx, sess.ID, now.UTC(), RevokeReasonSessionLimit); err != nil {
+		if err := s.revokeSession(ctx, sess.ID, now.UTC(), RevokeReasonSessionLimit); err != nil {
 			if !errors.Is(err, storage.ErrNotFound) {
 				s.log.WarnContext(ctx, "session cap: revoke", "session_id", sess.ID, "err", err)
 			}

@@ -83,3 +83,73 @@ type RateLimiter interface {
 	// changes nothing a take answers) and returns how many it removed.
 	DeleteFullBuckets(ctx context.Context, now time.Time) (int, error)
 }
+
+// OutboxRecord is one webhook delivery waiting in the outbox: one event
+// for one configured endpoint. It is written in the same transaction as
+// the change it describes (through a Transactor view), so a change that
+// committed has its deliveries and one that did not has none.
+type OutboxRecord struct {
+	// ID is the event's id (a UUIDv7, the webhook-id header): records list
+	// in ID order, which is the order their changes were written in.
+	ID       string
+	Endpoint string // the endpoint's name in the config
+	// UserID orders deliveries: of the pending records of one (Endpoint,
+	// UserID) only the oldest is ever handed out.
+	UserID    string
+	Type      string // user.created, session.revoked, ...
+	Payload   []byte // the exact body delivered, fixed when written
+	CreatedAt time.Time
+	Attempts  int
+	// NextAttemptAt: not handed out before this time.
+	NextAttemptAt time.Time
+	// LeaseOwner holds the record until LeaseUntil (ClaimOutbox).
+	LeaseOwner string
+	LeaseUntil time.Time
+	LastError  string
+	// FailedAt is when delivery was given up (zero: pending). A failed
+	// record no longer holds back its user's later records.
+	FailedAt time.Time
+}
+
+// Failed reports whether delivery was given up.
+func (r OutboxRecord) Failed() bool { return !r.FailedAt.IsZero() }
+
+// OutboxFilter narrows ListOutbox.
+type OutboxFilter struct {
+	Failed bool // true: only failed records; false: only pending ones
+	Limit  int  // <= 0: no limit
+}
+
+// Outbox is the durable queue of webhook deliveries (both backends offer
+// it). Every instance may claim from it: a lease keeps a record with one
+// instance at a time.
+type Outbox interface {
+	// AppendOutbox writes a pending record (Attempts 0, no lease, not
+	// failed, whatever r says of those). Called on a Transactor view, it
+	// commits or rolls back with the view. ErrConflict, writing nothing,
+	// when the (ID, Endpoint) pair exists.
+	AppendOutbox(ctx context.Context, r OutboxRecord) error
+	// ClaimOutbox hands out at most limit pending records, oldest first,
+	// each the oldest pending record of its (Endpoint, UserID), whose
+	// NextAttemptAt is at or before now and whose lease (if any) ended at
+	// or before now; it leases each to owner until now+lease and returns
+	// them as written. Atomic across instances: a record is never leased
+	// to two owners at once, and while one owner holds a record no later
+	// record of its (Endpoint, UserID) is handed out.
+	ClaimOutbox(ctx context.Context, owner string, now time.Time, lease time.Duration, limit int) ([]OutboxRecord, error)
+	// FinishOutbox removes a delivered record. ErrNotFound when absent;
+	// ErrStale, writing nothing, when owner no longer holds its lease at
+	// now (another instance may be delivering it).
+	FinishOutbox(ctx context.Context, endpoint, id, owner string, now time.Time) error
+	// RetryOutbox records a failed attempt of a record owner holds:
+	// Attempts+1, LastError, the lease released; when failed, FailedAt =
+	// now, otherwise NextAttemptAt = next. ErrNotFound and ErrStale as
+	// FinishOutbox.
+	RetryOutbox(ctx context.Context, endpoint, id, owner string, now, next time.Time, lastErr string, failed bool) error
+	// ListOutbox lists pending or failed records, oldest first.
+	ListOutbox(ctx context.Context, f OutboxFilter) ([]OutboxRecord, error)
+	// ReplayOutbox makes a record pending and due at now again (Attempts
+	// 0, FailedAt and lease cleared) and returns it. ErrNotFound when
+	// absent.
+	ReplayOutbox(ctx context.Context, endpoint, id string, now time.Time) (OutboxRecord, error)
+}

@@ -18,3 +18,6 @@ type (
 	// AdminAuditEvent is an audit event as the admin API shows it.
 	AdminAuditEvent = adminAuditJSON
 )
+
+// AdminDelivery is one webhook delivery in GET /admin/v1/webhooks/deliveries.
+type AdminDelivery = adminDeliveryJSON

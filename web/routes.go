@@ -76,4 +76,6 @@ func (s *Server) adminRoutes(adminListener bool) {
 	a.POST("/secrets/refresh/:id/retire", s.handleAdminRetireRefreshSecret)
 	a.GET("/audit", s.handleAdminAudit)
 	a.GET("/backup", s.handleAdminBackup)
+	a.GET("/webhooks/deliveries", s.handleAdminDeliveries)
+	a.POST("/webhooks/deliveries/:endpoint/:id/replay", s.handleAdminReplayDelivery)
 }

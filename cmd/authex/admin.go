@@ -46,6 +46,10 @@ const adminUsage = `Admin commands (talk to a running authex; docs/admin.md):
   authex audit [--user ID] [--type T] [--since T] [--until T] [--limit N]
                                  T: RFC 3339 time or a duration ago (24h)
   authex backup FILE [--force]   stream a consistent copy of the store
+  authex webhooks list [--failed] [--limit N]
+                                 pending (or failed) webhook deliveries
+  authex webhooks replay ENDPOINT ID
+                                 deliver one again (docs/events.md)
 
 Every admin command takes --server URL (env AUTHEX_SERVER, default
 http://127.0.0.1:8080) and --json, and reads the admin token from
@@ -119,6 +123,7 @@ type adminOpts struct {
 	username                                                 string
 	limit                                                    int
 	clear, force                                             bool
+	failed                                                   bool // webhooks list
 }
 
 // adminCommand is one admin command.
@@ -220,13 +225,24 @@ var adminCommands = map[string]adminCommand{
 	}, run: func(ctx context.Context, c *adminClient, o *adminOpts, pos []string) error {
 		return c.backup(ctx, pos[0], o.force)
 	}},
+	"webhooks list": {args: 0, flags: func(fs *flag.FlagSet, o *adminOpts) {
+		fs.BoolVar(&o.failed, "failed", false, "list the deliveries given up instead of the pending ones")
+		fs.IntVar(&o.limit, "limit", 50, "at most this many (1..1000)")
+	}, run: runWebhooksList},
+	"webhooks replay": {args: 2, run: func(ctx context.Context, c *adminClient, _ *adminOpts, pos []string) error {
+		path := "/admin/v1/webhooks/deliveries/" + url.PathEscape(pos[0]) + "/" + url.PathEscape(pos[1]) + "/replay"
+		return c.call(ctx, http.MethodPost, path, nil, func(w io.Writer, raw []byte) error {
+			fmt.Fprintf(w, "delivery %s to %s is due again\n", pos[1], pos[0])
+			return nil
+		})
+	}},
 }
 
 // runAdmin runs one admin command: group is "users", "sessions", "keys",
 // "audit" or "backup".
 func runAdmin(ctx context.Context, group string, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
 	verb := ""
-	if group == "users" || group == "sessions" || group == "keys" {
+	if group == "users" || group == "sessions" || group == "keys" || group == "webhooks" {
 		if len(args) == 0 || strings.HasPrefix(args[0], "-") {
 			fmt.Fprint(stderr, adminUsage)
 			return flag.ErrHelp

@@ -43,6 +43,9 @@ type Config struct {
 	// Secrets holds the key-encryption key that seals the key material in
 	// the store (kek.go).
 	Secrets SecretsConfig `yaml:"secrets"`
+	// Webhooks are the endpoints events are delivered to (webhooks.go,
+	// docs/events.md).
+	Webhooks []WebhookConfig `yaml:"webhooks"`
 }
 
 // SecretsConfig is the key-encryption key (KEK): 32 random bytes, base64,
@@ -431,6 +434,7 @@ func (c *Config) Validate() Problems {
 	c.validateCompat(&p)
 	c.validateSecrets(&p)
 	c.validateSigningKeyFiles(&p)
+	c.validateWebhooks(&p)
 	switch c.Log.Level {
 	case "debug", "info", "warn", "error":
 	default:

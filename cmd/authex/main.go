@@ -84,6 +84,7 @@ var commands = map[string]command{
 	"users":     adminGroup("users"),
 	"sessions":  adminGroup("sessions"),
 	"keys":      adminGroup("keys"),
+	"webhooks":  adminGroup("webhooks"),
 	"audit":     adminGroup("audit"),
 	"backup":    adminGroup("backup"),
 	"version":   runVersion,

@@ -20,6 +20,7 @@ import (
 	"github.com/authex/authex/storage/observed"
 	"github.com/authex/authex/storage/postgres"
 	"github.com/authex/authex/web"
+	"github.com/authex/authex/webhook"
 )
 
 // shutdownGrace bounds how long in-flight requests may take to finish
@@ -62,6 +63,7 @@ type service struct {
 	svc       *exchange.Service
 	servers   []*http.Server
 	listeners []net.Listener
+	webhooks  *webhook.Worker // nil: no endpoint configured (webhooks.go)
 }
 
 func runServe(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
@@ -106,6 +108,8 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 		return err
 	}
 	s.startMaintenance(provCtx)
+	stopWebhooks := s.startWebhooks()
+	defer stopWebhooks() // after the drain: the worker finishes its attempts in flight
 	if err := s.buildServers(ln); err != nil {
 		return err
 	}
@@ -150,7 +154,8 @@ func (s *service) buildService(ctx, provCtx context.Context) error {
 		SessionMax: cfg.Tokens.SessionMax, ReuseGrace: cfg.Tokens.RefreshReuseGrace,
 		KeyPublishDelay: cfg.Tokens.KeyPublishDelay, KeyRotation: cfg.Tokens.KeyRotation,
 		Clients: cfg.exchangeClients(), MaxSessionsPerUser: cfg.Tokens.MaxSessionsPerUser, SigningKeys: cfg.Tokens.signingKeys,
-	}, s.store, provs, exchange.Options{Logger: log, Observer: metrics, Password: password, Sealer: s.sealer})
+	}, s.store, provs, exchange.Options{Logger: log, Observer: metrics, Password: password, Sealer: s.sealer,
+		Webhooks: cfg.webhookTargets(), WebhookNotify: s.notifyWebhooks})
 	if err != nil {
 		return err
 	}

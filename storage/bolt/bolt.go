@@ -86,6 +86,7 @@ var (
 	bucketKeyCredentials     = []byte("credentials")      // credentials.go
 	bucketKeyCredentialSweep = []byte("credential_sweep") // credentials.go
 	bucketKeyUsernames       = []byte("usernames")        // users.go
+	bucketKeyOutbox          = []byte("outbox")           // outbox.go
 
 	metaKeyVersion = []byte("version")
 	metaKeyUsers   = []byte("users")
@@ -115,6 +116,7 @@ var addedBuckets = [][]byte{
 	bucketKeyCredentials,
 	bucketKeyCredentialSweep,
 	bucketKeyUsernames,
+	bucketKeyOutbox,
 }
 
 // schemaVersion is the version Open leaves a file at.
