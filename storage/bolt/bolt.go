@@ -81,6 +81,7 @@ var (
 
 	bucketKeyCredentials     = []byte("credentials")      // credentials.go
 	bucketKeyCredentialSweep = []byte("credential_sweep") // credentials.go
+	bucketKeyEmailTokens     = []byte("email_tokens")     // emailtokens.go
 
 	metaKeyVersion = []byte("version")
 	metaKeyUsers   = []byte("users")
@@ -109,6 +110,7 @@ var allBuckets = [][]byte{
 var addedBuckets = [][]byte{
 	bucketKeyCredentials,
 	bucketKeyCredentialSweep,
+	bucketKeyEmailTokens,
 }
 
 // schemaVersion is the version Open leaves a file at.
