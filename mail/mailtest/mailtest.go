@@ -250,5 +250,4 @@ func selfSigned(t testing.TB) (*tls.Config, *x509.CertPool) {
 	return &tls.Config{Certificates: []tls.Certificate{{Certificate: [][]byte{der}, PrivateKey: key}}, MinVersion: tls.VersionTLS12}, roots
 }
 
-
 func newQP(r io.Reader) io.Reader { return quotedprintable.NewReader(r) }
