@@ -129,6 +129,14 @@ const (
 	ReasonPasswordMismatch = "password_mismatch"
 )
 
+// Email verification and password reset (exchange/email.go).
+const (
+	ReasonEmailNotConfigured   = "email_not_configured"
+	ReasonInvalidEmailToken    = "invalid_email_token"
+	ReasonEmailAlreadyVerified = "email_already_verified"
+	ReasonEmailQueueFull       = "email_queue_full"
+)
+
 // reasons are this package's client-visible reasons, in the order above.
 var reasons = []string{
 	ReasonExpired, ReasonMalformed, ReasonSignature,
@@ -157,6 +165,7 @@ var reasons = []string{
 	ReasonInvalidRoles, ReasonMissingRoles, ReasonKeysFromFiles, ReasonSecretInUse, ReasonBackupUnsupported,
 
 	ReasonMalformedForm, ReasonMissingField, ReasonUsernameNotEmail, ReasonPasswordMismatch,
+	ReasonEmailNotConfigured, ReasonInvalidEmailToken, ReasonEmailAlreadyVerified, ReasonEmailQueueFull,
 }
 
 // Reasons returns every reason a client may see, this package's and the
@@ -194,6 +203,13 @@ const (
 	EventRefreshSecretRotated = "refresh_secret.rotated"
 	EventRefreshSecretRetired = "refresh_secret.retired"
 	EventStoreBackup          = "store.backup"
+	// Email (exchange/email.go). A send's events never hold the token.
+	EventUserEmailVerified = "user.email_verified"
+	EventUserPasswordReset = "user.password_reset"
+	EventEmailSent         = "email.sent"
+	EventEmailRetrying     = "email.retrying"
+	EventEmailFailed       = "email.failed"
+	EventEmailThrottled    = "email.throttled"
 )
 
 // Session revocation reasons (storage.Session.RevokedReason, shown by the
@@ -216,6 +232,9 @@ const (
 	// RevokeReasonSessionLimit: a session that a newer sign-in pushed past
 	// tokens.max_sessions_per_user.
 	RevokeReasonSessionLimit = "session_limit"
+	// RevokeReasonPasswordReset: every session, when a mailed reset link
+	// sets a new password.
+	RevokeReasonPasswordReset = "password_reset"
 	// ReasonRacedCredentialChange: a session that abandonSession gives up.
 	ReasonRacedCredentialChange = "raced_credential_change"
 )
