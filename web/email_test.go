@@ -36,8 +36,8 @@ func emailHarness(t *testing.T, mod ...func(*exchange.EmailConfig)) (*harness, *
 		t.Fatal(err)
 	}
 	cfg := exchange.EmailConfig{Sender: sender, Templates: tmpl,
-		VerifyURL: "https://app.example.com/verify-email?token={token}",
-		ResetURL:  "https://app.example.com/reset-password/{uid}/{token}",
+		VerifyURL:    "https://app.example.com/verify-email?token={token}",
+		ResetURL:     "https://app.example.com/reset-password/{uid}/{token}",
 		AddressBurst: 20, IPBurst: 50, Window: time.Hour,
 		Retry: mail.Retry{Attempts: 4, Initial: 20 * time.Millisecond, Max: 100 * time.Millisecond}}
 	for _, m := range mod {
