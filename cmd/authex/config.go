@@ -43,6 +43,8 @@ type Config struct {
 	// Secrets holds the key-encryption key that seals the key material in
 	// the store (kek.go).
 	Secrets SecretsConfig `yaml:"secrets"`
+	// Email is how authex sends mail (email.go); nil: it sends none.
+	Email *EmailConfig `yaml:"email"`
 }
 
 // SecretsConfig is the key-encryption key (KEK): 32 random bytes, base64,
@@ -431,6 +433,7 @@ func (c *Config) Validate() Problems {
 	c.validateCompat(&p)
 	c.validateSecrets(&p)
 	c.validateSigningKeyFiles(&p)
+	c.validateEmail(&p)
 	switch c.Log.Level {
 	case "debug", "info", "warn", "error":
 	default:
@@ -516,6 +519,7 @@ func (c *Config) Warnings() []string {
 	if u, err := url.Parse(c.Server.PublicURL); err == nil && u.Scheme == "http" && !loopbackHost(u.Hostname()) {
 		w = append(w, "server.public_url: is http on a non-loopback host: tokens and client secrets would cross the network in clear; use https")
 	}
+	w = append(w, c.emailWarnings()...)
 	return w
 }
 
