@@ -52,6 +52,22 @@ func emailHarness(t *testing.T, mod ...func(*exchange.EmailConfig)) (*harness, *
 	return h, srv
 }
 
+// waitMail waits for the message as waitFor does, then until every
+// delivered message's send is audited (the worker audits after the
+// relay's answer), so a snapshot taken next is stable.
+func waitMail(t *testing.T, h *harness, srv *mailtest.Server, to string, skip int) mailtest.Delivered {
+	t.Helper()
+	m := srv.WaitFor(t, to, skip)
+	deadline := time.Now().Add(5 * time.Second)
+	for len(auditOf(t, h, exchange.EventEmailSent)) < len(srv.Messages()) {
+		if time.Now().After(deadline) {
+			t.Fatal("a delivered message's send was never audited")
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	return m
+}
+
 var tokenInLink = regexp.MustCompile(`(?:token=|/)((?:ve|pr)\.[A-Za-z0-9_-]{43})`)
 
 // linkToken reads the token out of a delivered message's text part, and
@@ -80,7 +96,7 @@ func TestEmailVerification(t *testing.T) {
 	if tk.User.EmailVerified {
 		t.Fatal("a new password account is verified")
 	}
-	m := srv.WaitFor(t, "Pat@Example.com", 0)
+	m := waitMail(t, h, srv, "Pat@Example.com", 0)
 	if m.Header.Get("Subject") != "Confirm your email address" || m.From != "no-reply@example.com" {
 		t.Fatalf("message %v from %s", m.Header, m.From)
 	}
@@ -120,12 +136,12 @@ func TestEmailVerification(t *testing.T) {
 func TestEmailVerificationOnRequest(t *testing.T) {
 	h, srv := emailHarness(t)
 	tk := h.register("kim@example.com", goodPassword, "")
-	srv.WaitFor(t, "kim@example.com", 0)
+	waitMail(t, h, srv, "kim@example.com", 0)
 	res := h.postJSON("/v1/email/verify/send", map[string]string{}, "Authorization", "Bearer "+tk.AccessToken)
 	if res.status != http.StatusAccepted {
 		t.Fatalf("send: %d %s", res.status, res.body)
 	}
-	token := linkToken(t, srv.WaitFor(t, "kim@example.com", 1))
+	token := linkToken(t, waitMail(t, h, srv, "kim@example.com", 1))
 	// Expired: refused, nothing written.
 	h.clock.Advance(exchange.DefaultVerifyTTL + time.Second)
 	before := h.snapshot()
@@ -140,7 +156,7 @@ func TestEmailVerificationOnRequest(t *testing.T) {
 func TestVerifiedPasswordEmailNeverAutoLinks(t *testing.T) {
 	h, srv := emailHarness(t)
 	tk := h.register("sam@example.com", goodPassword, "")
-	token := linkToken(t, srv.WaitFor(t, "sam@example.com", 0))
+	token := linkToken(t, waitMail(t, h, srv, "sam@example.com", 0))
 	if res := h.postJSON("/v1/email/verify", map[string]string{"token": token}); res.status != http.StatusOK {
 		t.Fatalf("verify: %d %s", res.status, res.body)
 	}
@@ -168,7 +184,7 @@ func TestPasswordResetFlow(t *testing.T) {
 	if res.status != http.StatusAccepted {
 		t.Fatalf("forgot: %d %s", res.status, res.body)
 	}
-	m := srv.WaitFor(t, "lee@example.com", 1) // 0 is the verification mail
+	m := waitMail(t, h, srv, "lee@example.com", 1) // 0 is the verification mail
 	if m.Header.Get("Subject") != "Reset your password" {
 		t.Fatalf("subject %q", m.Header.Get("Subject"))
 	}
@@ -210,11 +226,11 @@ func TestPasswordResetFlow(t *testing.T) {
 func TestPasswordResetTokenRefusals(t *testing.T) {
 	h, srv := emailHarness(t)
 	tk := h.register("ann@example.com", goodPassword, "")
-	verifyTok := linkToken(t, srv.WaitFor(t, "ann@example.com", 0))
+	verifyTok := linkToken(t, waitMail(t, h, srv, "ann@example.com", 0))
 	h.postJSON("/v1/password/forgot", map[string]string{"email": "ann@example.com"})
-	resetTok := linkToken(t, srv.WaitFor(t, "ann@example.com", 1))
+	resetTok := linkToken(t, waitMail(t, h, srv, "ann@example.com", 1))
 	h.postJSON("/v1/password/forgot", map[string]string{"email": "ann@example.com"})
-	changedTok := linkToken(t, srv.WaitFor(t, "ann@example.com", 2))
+	changedTok := linkToken(t, waitMail(t, h, srv, "ann@example.com", 2))
 
 	forged := "pr." + strings.Repeat("A", 42) + "E"
 	for name, tok := range map[string]string{
@@ -253,7 +269,7 @@ func TestPasswordResetTokenRefusals(t *testing.T) {
 func TestForgotPasswordNoEnumeration(t *testing.T) {
 	h, srv := emailHarness(t)
 	h.register("bo@example.com", goodPassword, "")
-	srv.WaitFor(t, "bo@example.com", 0)
+	waitMail(t, h, srv, "bo@example.com", 0)
 	known := h.postJSON("/v1/password/forgot", map[string]string{"email": "bo@example.com"})
 	unknown := h.postJSON("/v1/password/forgot", map[string]string{"email": "nobody@example.com"})
 	if known.status != http.StatusAccepted || known.status != unknown.status || string(known.body) != string(unknown.body) {
@@ -264,7 +280,7 @@ func TestForgotPasswordNoEnumeration(t *testing.T) {
 			t.Fatalf("header %s differs: %q vs %q", k, known.header.Get(k), unknown.header.Get(k))
 		}
 	}
-	srv.WaitFor(t, "bo@example.com", 1)
+	waitMail(t, h, srv, "bo@example.com", 1)
 	time.Sleep(100 * time.Millisecond)
 	for _, m := range srv.Messages() {
 		if m.To == "nobody@example.com" {
@@ -282,7 +298,7 @@ func TestEmailRetriedWhenSMTPDown(t *testing.T) {
 	h, srv := emailHarness(t)
 	srv.FailNext(2)
 	tk := h.register("dee@example.com", goodPassword, "")
-	token := linkToken(t, srv.WaitFor(t, "dee@example.com", 0))
+	token := linkToken(t, waitMail(t, h, srv, "dee@example.com", 0))
 	if srv.Attempts() != 3 {
 		t.Fatalf("%d attempts, want 3", srv.Attempts())
 	}
@@ -322,13 +338,13 @@ func TestEmailGivenUpIsAudited(t *testing.T) {
 func TestEmailThrottles(t *testing.T) {
 	h, srv := emailHarness(t, func(c *exchange.EmailConfig) { c.AddressBurst = 2; c.IPBurst = 4 })
 	h.register("fay@example.com", goodPassword, "") // mail 1 of fay's 2
-	srv.WaitFor(t, "fay@example.com", 0)
+	waitMail(t, h, srv, "fay@example.com", 0)
 	for range 3 {
 		if res := h.postJSON("/v1/password/forgot", map[string]string{"email": "fay@example.com"}); res.status != http.StatusAccepted {
 			t.Fatalf("forgot: %d %s", res.status, res.body)
 		}
 	}
-	srv.WaitFor(t, "fay@example.com", 1)
+	waitMail(t, h, srv, "fay@example.com", 1)
 	deadline := time.Now().Add(5 * time.Second)
 	for len(auditOf(t, h, exchange.EventEmailThrottled)) < 2 && time.Now().Before(deadline) {
 		time.Sleep(10 * time.Millisecond)
