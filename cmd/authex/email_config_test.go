@@ -82,3 +82,27 @@ func mustRead(t *testing.T, path string) string {
 	}
 	return string(b)
 }
+
+// config check -production refuses the log transport, a clear-text relay
+// and http links (the example config, a development one, has all three
+// but the relay).
+func TestConfigCheckProductionEmail(t *testing.T) {
+	_, out, err := checkProduction(t, readFile(t, "../../config.example.yaml"), noEnv)
+	if err == nil {
+		t.Fatal("config.example.yaml passed -production")
+	}
+	outputHas(t, out, "email.transport: log writes live", "email.links.verify_email: must be https", "email.links.reset_password: must be https")
+	_, out, _ = checkProduction(t, `
+server: { listen: ":8080", public_url: "https://auth.example.com" }
+providers: { password: { type: password } }
+email:
+  transport: smtp
+  from: "no-reply@example.com"
+  smtp: { host: 127.0.0.1, port: 25, tls: none }
+  links: { verify_email: "https://app.example.com/v?token={token}", reset_password: "https://app.example.com/r?token={token}" }
+`, noEnv)
+	outputHas(t, out, "email.smtp.tls: none: mail")
+	if strings.Contains(out, "email.links") || strings.Contains(out, "email.transport") {
+		t.Fatalf("a good email section refused:\n%s", out)
+	}
+}
