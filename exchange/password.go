@@ -280,6 +280,7 @@ func (s *Service) Register(ctx context.Context, req RegisterRequest) (res *Resul
 		return nil, storeError(err)
 	}
 	s.audit(ctx, storage.AuditEvent{Type: EventUserCreated, UserID: user.ID, Provider: PasswordProvider})
+	s.sendVerificationAfterRegister(ctx, user)
 	if req.NoSession {
 		return &Result{User: user, Created: true}, nil
 	}

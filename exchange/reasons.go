@@ -136,6 +136,14 @@ const (
 	ReasonConflictingIdentifiers = "conflicting_identifiers" // login names more than one of email, username, identifier
 )
 
+// Email verification and password reset (exchange/email.go).
+const (
+	ReasonEmailNotConfigured   = "email_not_configured"
+	ReasonInvalidEmailToken    = "invalid_email_token"
+	ReasonEmailAlreadyVerified = "email_already_verified"
+	ReasonEmailQueueFull       = "email_queue_full"
+)
+
 // reasons are this package's client-visible reasons, in the order above.
 var reasons = []string{
 	ReasonExpired, ReasonMalformed, ReasonSignature,
@@ -168,6 +176,7 @@ var reasons = []string{
 	ReasonInvalidUsername, ReasonUsernameIsEmail, ReasonUsernameTaken, ReasonConflictingIdentifiers,
 
 	ReasonInvalidState,
+	ReasonEmailNotConfigured, ReasonInvalidEmailToken, ReasonEmailAlreadyVerified, ReasonEmailQueueFull,
 }
 
 // Reasons returns every reason a client may see, this package's and the
@@ -206,6 +215,13 @@ const (
 	EventRefreshSecretRetired = "refresh_secret.retired"
 	EventStoreBackup          = "store.backup"
 	EventWebhookReplayed      = "webhook.replayed"
+	// Email (exchange/email.go). A send's events never hold the token.
+	EventUserEmailVerified = "user.email_verified"
+	EventUserPasswordReset = "user.password_reset"
+	EventEmailSent         = "email.sent"
+	EventEmailRetrying     = "email.retrying"
+	EventEmailFailed       = "email.failed"
+	EventEmailThrottled    = "email.throttled"
 )
 
 // Session revocation reasons (storage.Session.RevokedReason, shown by the
@@ -228,6 +244,9 @@ const (
 	// RevokeReasonSessionLimit: a session that a newer sign-in pushed past
 	// tokens.max_sessions_per_user.
 	RevokeReasonSessionLimit = "session_limit"
+	// RevokeReasonPasswordReset: every session, when a mailed reset link
+	// sets a new password.
+	RevokeReasonPasswordReset = "password_reset"
 	// ReasonRacedCredentialChange: a session that abandonSession gives up.
 	ReasonRacedCredentialChange = "raced_credential_change"
 )

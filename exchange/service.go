@@ -98,6 +98,7 @@ type Service struct {
 	providers map[string]Provider
 	keys      *Keyring
 	pw        *passwords // nil unless the password provider is configured
+	email     *emailer   // nil unless the email section is configured
 	log       *slog.Logger
 	now       func() time.Time
 	observe   Observer
@@ -130,6 +131,9 @@ type Options struct {
 	// wrote events (the delivery worker's wake-up).
 	Webhooks      []WebhookTarget
 	WebhookNotify func()
+	// Email enables email verification and password reset; nil: the
+	// features that need mail answer email_not_configured.
+	Email *EmailConfig
 }
 
 // New loads (or at first start creates) the signing key and the refresh
@@ -180,6 +184,12 @@ func New(ctx context.Context, cfg Config, store storage.Store, provs map[string]
 	}
 	if err := s.keys.Ensure(ctx); err != nil {
 		return nil, fmt.Errorf("load signing keys: %w", err)
+	}
+	// Last: the mail queue starts goroutines.
+	if opts.Email != nil {
+		if s.email, err = s.newEmailer(*opts.Email); err != nil {
+			return nil, err
+		}
 	}
 	return s, nil
 }

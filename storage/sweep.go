@@ -84,4 +84,9 @@ func sweepOthers(ctx context.Context, s Store, log *slog.Logger) {
 			log.Error("rate-limit bucket sweep failed", "deleted", n, "err", err)
 		}
 	}
+	if et, ok := As[EmailTokens](s); ok {
+		if n, err := et.DeleteExpiredEmailTokens(ctx, now); err != nil && ctx.Err() == nil {
+			log.Error("email token sweep failed", "deleted", n, "err", err)
+		}
+	}
 }

@@ -39,6 +39,9 @@ var compatProfiles = map[string]compatProfile{
 		{http.MethodPost, "/api/auth/logout/", (*Server).djLogout},
 		{http.MethodGet, "/api/auth/user/", (*Server).djUser},
 		{http.MethodPost, "/api/auth/:provider/", (*Server).djSocialLogin},
+		{http.MethodPost, "/api/auth/password/reset/", (*Server).djPasswordReset}, // compat_djpassword.go
+		{http.MethodPost, "/api/auth/password/reset/confirm/", (*Server).djPasswordResetConfirm},
+		{http.MethodPost, "/api/auth/password/change/", (*Server).djPasswordChange},
 	}},
 	"simplejwt": {needsPassword: true, routes: []compatRoute{
 		{http.MethodPost, "/api/auth/register/", (*Server).sjRegister},

@@ -148,13 +148,14 @@ func httpErrorCode(code int) string {
 type compatView string
 
 const (
-	viewFastAPI       compatView = "fastapi"            // FastAPI's HTTPException (every fastapi route)
-	viewDRF           compatView = "drf"                // a plain DRF view
-	viewDRFRegister   compatView = "simplejwt_register" // the simplejwt tutorial's RegisterView
-	viewDRFLogin      compatView = "simplejwt_login"    // simplejwt's TokenObtainPairView
-	viewAllauthSocial compatView = "allauth_social"     // dj-rest-auth's SocialLoginView
-	viewDRFToken      compatView = "simplejwt_token"    // simplejwt's refresh, verify and blacklist views
-	viewDRFAuth       compatView = "simplejwt_auth"     // simplejwt's JWTAuthentication on a DRF view
+	viewFastAPI       compatView = "fastapi"             // FastAPI's HTTPException (every fastapi route)
+	viewDRF           compatView = "drf"                 // a plain DRF view
+	viewDRFRegister   compatView = "simplejwt_register"  // the simplejwt tutorial's RegisterView
+	viewDRFLogin      compatView = "simplejwt_login"     // simplejwt's TokenObtainPairView
+	viewAllauthSocial compatView = "allauth_social"      // dj-rest-auth's SocialLoginView
+	viewDRFToken      compatView = "simplejwt_token"     // simplejwt's refresh, verify and blacklist views
+	viewDRFAuth       compatView = "simplejwt_auth"      // simplejwt's JWTAuthentication on a DRF view
+	viewDJPassword    compatView = "djrestauth_password" // dj-rest-auth's password reset, confirm and change views
 )
 
 // compatBody is a framework's error body shape.
@@ -219,6 +220,12 @@ var compatErrors = map[compatView]compatRule{
 		detail: "Token is invalid or expired", drfCode: "token_not_valid", wwwAuth: `Bearer realm="api"`}},
 	viewDRFAuth: {body: bodyDRF, status: drfNotToken, others: &compatStatus{code: http.StatusUnauthorized,
 		detail: "Given token not valid for any token type", drfCode: "token_not_valid", wwwAuth: `Bearer realm="api"`}},
+	// dj-rest-auth's password views answer a form's validation errors:
+	// a wrong old password is a 400 on old_password, not a 401.
+	viewDJPassword: {body: bodyDRF, field: djPasswordField, status: map[exchange.Kind]compatStatus{
+		exchange.KindInvalidCredentials: {code: http.StatusBadRequest,
+			detail: "Your old password was entered incorrectly. Please enter it again."},
+	}},
 }
 
 // drfNotToken: the kinds the simplejwt token views answer as statusOf does

@@ -70,6 +70,7 @@ type harnessConfig struct {
 	web       web.Deps                          // Exchange and Metrics are filled in
 	wrap      func(storage.Store) storage.Store // decorates the store the service uses
 	metrics   bool
+	email     *exchange.EmailConfig // email_test.go
 }
 
 type providerSpec struct {
@@ -173,7 +174,7 @@ func newHarness(t testing.TB, opts ...harnessOption) *harness {
 	if metrics != nil {
 		svcStore = observed.Wrap(svcStore, metrics.Committed)
 	}
-	svc, err := exchange.New(ctx, hc.exchange, svcStore, provs, exchange.Options{Now: clk.Now, Observer: observer, Password: hc.password, Sealer: testSealer(t)})
+	svc, err := exchange.New(ctx, hc.exchange, svcStore, provs, exchange.Options{Now: clk.Now, Observer: observer, Password: hc.password, Sealer: testSealer(t), Email: hc.email})
 	if err != nil {
 		t.Fatal(err)
 	}

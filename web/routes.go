@@ -21,6 +21,10 @@ func (s *Server) routes(mounts map[string]http.Handler, compat []string) {
 	e.DELETE("/v1/me/identities/:id", s.handleUnlinkIdentity, s.requireBearer)
 	e.GET("/v1/me/sessions", s.handleListSessions, s.requireBearer)
 	e.DELETE("/v1/me/sessions/:id", s.handleRevokeSession, s.requireBearer)
+	e.POST("/v1/email/verify/send", s.handleSendVerification, s.requireBearer) // web/email.go
+	e.POST("/v1/email/verify", s.handleVerifyEmail)
+	e.POST("/v1/password/forgot", s.handleForgotPassword)
+	e.POST("/v1/password/reset", s.handleResetPassword)
 
 	e.POST("/oauth/token", s.handleOAuthToken)
 	e.POST("/oauth/revoke", s.handleOAuthRevoke)

@@ -46,6 +46,8 @@ type Config struct {
 	// Webhooks are the endpoints events are delivered to (webhooks.go,
 	// docs/events.md).
 	Webhooks []WebhookConfig `yaml:"webhooks"`
+	// Email is how authex sends mail (email.go); nil: it sends none.
+	Email *EmailConfig `yaml:"email"`
 }
 
 // SecretsConfig is the key-encryption key (KEK): 32 random bytes, base64,
@@ -435,6 +437,7 @@ func (c *Config) Validate() Problems {
 	c.validateSecrets(&p)
 	c.validateSigningKeyFiles(&p)
 	c.validateWebhooks(&p)
+	c.validateEmail(&p)
 	switch c.Log.Level {
 	case "debug", "info", "warn", "error":
 	default:
@@ -520,6 +523,7 @@ func (c *Config) Warnings() []string {
 	if u, err := url.Parse(c.Server.PublicURL); err == nil && u.Scheme == "http" && !loopbackHost(u.Hostname()) {
 		w = append(w, "server.public_url: is http on a non-loopback host: tokens and client secrets would cross the network in clear; use https")
 	}
+	w = append(w, c.emailWarnings()...)
 	return w
 }
 

@@ -67,6 +67,19 @@ func (c *Config) productionProblems() Problems {
 			}
 		}
 	}
+	if e := c.Email; e != nil {
+		if e.Transport == "log" {
+			p.add("email.transport", "log writes live verification and reset links to the log instead of mailing them: use smtp")
+		}
+		if e.Transport == "smtp" && e.SMTP.TLS == "none" {
+			p.add("email.smtp.tls", "none: mail (and the links in it) crosses to the relay in clear; use starttls or implicit")
+		}
+		for _, l := range []struct{ key, v string }{{"email.links.verify_email", e.Links.VerifyEmail}, {"email.links.reset_password", e.Links.ResetPassword}} {
+			if !strings.HasPrefix(l.v, "https://") {
+				p.add(l.key, "must be https in production: the link carries a live token")
+			}
+		}
+	}
 	return p
 }
 

@@ -148,6 +148,10 @@ func (s *service) buildService(ctx, provCtx context.Context) error {
 		return err
 	}
 
+	email, err := cfg.exchangeEmail(log)
+	if err != nil {
+		return err
+	}
 	svc, err := exchange.New(ctx, exchange.Config{
 		Issuer: cfg.Server.PublicURL, Audience: cfg.Tokens.Audience, Algorithm: cfg.Tokens.Algorithm,
 		AccessTTL: cfg.Tokens.AccessTTL, RefreshTTL: cfg.Tokens.RefreshTTL,
@@ -155,7 +159,7 @@ func (s *service) buildService(ctx, provCtx context.Context) error {
 		KeyPublishDelay: cfg.Tokens.KeyPublishDelay, KeyRotation: cfg.Tokens.KeyRotation,
 		Clients: cfg.exchangeClients(), MaxSessionsPerUser: cfg.Tokens.MaxSessionsPerUser, SigningKeys: cfg.Tokens.signingKeys,
 	}, s.store, provs, exchange.Options{Logger: log, Observer: metrics, Password: password, Sealer: s.sealer,
-		Webhooks: cfg.webhookTargets(), WebhookNotify: s.notifyWebhooks})
+		Webhooks: cfg.webhookTargets(), WebhookNotify: s.notifyWebhooks, Email: email})
 	if err != nil {
 		return err
 	}
@@ -245,6 +249,10 @@ func (s *service) drain(served <-chan error, failed error) error {
 			s.log.Error("shutdown: closing the connections still open", "err", err)
 			srv.Close()
 		}
+	}
+	// The mail queue gets what is left of the grace to send what waits.
+	if err := s.svc.CloseEmail(shutCtx); err != nil {
+		s.log.Warn("shutdown: mail still queued was dropped", "err", err)
 	}
 	waiting := len(s.servers)
 	if failed != nil {

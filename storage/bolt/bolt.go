@@ -87,6 +87,7 @@ var (
 	bucketKeyCredentialSweep = []byte("credential_sweep") // credentials.go
 	bucketKeyUsernames       = []byte("usernames")        // users.go
 	bucketKeyOutbox          = []byte("outbox")           // outbox.go
+	bucketKeyEmailTokens     = []byte("email_tokens")     // emailtokens.go
 
 	metaKeyVersion = []byte("version")
 	metaKeyUsers   = []byte("users")
@@ -117,6 +118,7 @@ var addedBuckets = [][]byte{
 	bucketKeyCredentialSweep,
 	bucketKeyUsernames,
 	bucketKeyOutbox,
+	bucketKeyEmailTokens,
 }
 
 // schemaVersion is the version Open leaves a file at.
