@@ -129,6 +129,15 @@ const (
 	ReasonPasswordMismatch = "password_mismatch"
 )
 
+// Security signals (POST /v1/signals): the RFC 8935 error codes, answered
+// as {"err": code, "description": ...}.
+const (
+	ReasonSETInvalidRequest  = "invalid_request"
+	ReasonSETInvalidKey      = "invalid_key"
+	ReasonSETInvalidIssuer   = "invalid_issuer"
+	ReasonSETInvalidAudience = "invalid_audience"
+)
+
 // reasons are this package's client-visible reasons, in the order above.
 var reasons = []string{
 	ReasonExpired, ReasonMalformed, ReasonSignature,
@@ -157,6 +166,8 @@ var reasons = []string{
 	ReasonInvalidRoles, ReasonMissingRoles, ReasonKeysFromFiles, ReasonSecretInUse, ReasonBackupUnsupported,
 
 	ReasonMalformedForm, ReasonMissingField, ReasonUsernameNotEmail, ReasonPasswordMismatch,
+
+	ReasonSETInvalidRequest, ReasonSETInvalidKey, ReasonSETInvalidIssuer, ReasonSETInvalidAudience,
 }
 
 // Reasons returns every reason a client may see, this package's and the
@@ -194,6 +205,9 @@ const (
 	EventRefreshSecretRotated = "refresh_secret.rotated"
 	EventRefreshSecretRetired = "refresh_secret.retired"
 	EventStoreBackup          = "store.backup"
+	// EventSignalIdentifierChanged: an upstream identifier-changed signal
+	// for one of our users (recorded; the identity is not changed).
+	EventSignalIdentifierChanged = "signal.identifier_changed"
 )
 
 // Session revocation reasons (storage.Session.RevokedReason, shown by the
@@ -218,4 +232,7 @@ const (
 	RevokeReasonSessionLimit = "session_limit"
 	// ReasonRacedCredentialChange: a session that abandonSession gives up.
 	ReasonRacedCredentialChange = "raced_credential_change"
+	// RevokeReasonUpstreamSignal: a security event from the provider
+	// (POST /v1/signals) ended the user's sessions.
+	RevokeReasonUpstreamSignal = "upstream_signal"
 )

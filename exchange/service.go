@@ -108,6 +108,8 @@ type Service struct {
 	linkMu sync.Mutex
 	// verified caches access tokens already verified here (verified.go).
 	verified verifiedCache
+	// signals are the upstream transmitters by issuer (signals.go).
+	signals map[string]SignalReceiver
 }
 
 // Options are the optional dependencies of New.
@@ -121,6 +123,8 @@ type Options struct {
 	// Sealer seals the key material in the store with the key-encryption
 	// key. nil keeps it in clear: tests only (cmd/authex always sets one).
 	Sealer *envelope.Sealer
+	// Signals are the upstream security event transmitters (signals.go).
+	Signals []SignalReceiver
 }
 
 // New loads (or at first start creates) the signing key and the refresh
@@ -138,6 +142,13 @@ func New(ctx context.Context, cfg Config, store storage.Store, provs map[string]
 		return nil, err
 	}
 	s.clients = clients
+	s.signals = map[string]SignalReceiver{}
+	for _, r := range opts.Signals {
+		if _, dup := s.signals[r.Verifier.Issuer()]; dup {
+			return nil, fmt.Errorf("two signal transmitters with issuer %q", r.Verifier.Issuer())
+		}
+		s.signals[r.Verifier.Issuer()] = r
+	}
 	if s.log == nil {
 		s.log = slog.Default()
 	}

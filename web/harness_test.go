@@ -70,6 +70,8 @@ type harnessConfig struct {
 	web       web.Deps                          // Exchange and Metrics are filled in
 	wrap      func(storage.Store) storage.Store // decorates the store the service uses
 	metrics   bool
+	// signals builds the upstream security event transmitters.
+	signals func(iss *providertest.Issuer) []exchange.SignalReceiver
 }
 
 type providerSpec struct {
@@ -173,7 +175,12 @@ func newHarness(t testing.TB, opts ...harnessOption) *harness {
 	if metrics != nil {
 		svcStore = observed.Wrap(svcStore, metrics.Committed)
 	}
-	svc, err := exchange.New(ctx, hc.exchange, svcStore, provs, exchange.Options{Now: clk.Now, Observer: observer, Password: hc.password, Sealer: testSealer(t)})
+	var signals []exchange.SignalReceiver
+	if hc.signals != nil {
+		signals = hc.signals(iss)
+	}
+	svc, err := exchange.New(ctx, hc.exchange, svcStore, provs, exchange.Options{Now: clk.Now, Observer: observer, Password: hc.password, Sealer: testSealer(t),
+		Signals: signals})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -26,6 +26,8 @@ func (s *Server) routes(mounts map[string]http.Handler, compat []string) {
 	e.POST("/oauth/revoke", s.handleOAuthRevoke)
 	e.POST("/oauth/introspect", s.handleOAuthIntrospect)
 
+	e.POST("/v1/signals", s.handleSignal) // upstream security events (RFC 8935 push)
+
 	e.GET("/.well-known/openid-configuration", s.handleDiscovery())
 	e.GET("/.well-known/jwks.json", s.handleJWKS)
 	e.GET("/healthz", s.handleHealthz)
