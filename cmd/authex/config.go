@@ -43,6 +43,8 @@ type Config struct {
 	// Secrets holds the key-encryption key that seals the key material in
 	// the store (kek.go).
 	Secrets SecretsConfig `yaml:"secrets"`
+	// Signals are the upstream security event transmitters (signals.go).
+	Signals []SignalConfig `yaml:"signals"`
 }
 
 // SecretsConfig is the key-encryption key (KEK): 32 random bytes, base64,
@@ -431,6 +433,7 @@ func (c *Config) Validate() Problems {
 	c.validateCompat(&p)
 	c.validateSecrets(&p)
 	c.validateSigningKeyFiles(&p)
+	c.validateSignals(&p)
 	switch c.Log.Level {
 	case "debug", "info", "warn", "error":
 	default:

@@ -143,6 +143,10 @@ func (s *service) buildService(ctx, provCtx context.Context) error {
 	if err != nil {
 		return err
 	}
+	signals, err := buildSignals(cfg, log)
+	if err != nil {
+		return err
+	}
 
 	svc, err := exchange.New(ctx, exchange.Config{
 		Issuer: cfg.Server.PublicURL, Audience: cfg.Tokens.Audience, Algorithm: cfg.Tokens.Algorithm,
@@ -150,7 +154,8 @@ func (s *service) buildService(ctx, provCtx context.Context) error {
 		SessionMax: cfg.Tokens.SessionMax, ReuseGrace: cfg.Tokens.RefreshReuseGrace,
 		KeyPublishDelay: cfg.Tokens.KeyPublishDelay, KeyRotation: cfg.Tokens.KeyRotation,
 		Clients: cfg.exchangeClients(), MaxSessionsPerUser: cfg.Tokens.MaxSessionsPerUser, SigningKeys: cfg.Tokens.signingKeys,
-	}, s.store, provs, exchange.Options{Logger: log, Observer: metrics, Password: password, Sealer: s.sealer})
+	}, s.store, provs, exchange.Options{Logger: log, Observer: metrics, Password: password, Sealer: s.sealer,
+		Signals: signals})
 	if err != nil {
 		return err
 	}
