@@ -206,7 +206,8 @@ const (
 	EventRefreshSecretRetired = "refresh_secret.retired"
 	EventStoreBackup          = "store.backup"
 	// EventSignalIdentifierChanged: an upstream identifier-changed signal
-	// for one of our users (recorded; the identity is not changed).
+	// for one of our users (the identity's email set to its new-value,
+	// unverified).
 	EventSignalIdentifierChanged = "signal.identifier_changed"
 )
 

@@ -217,7 +217,19 @@ func (s *Service) actOnSignal(ctx context.Context, r SignalReceiver, set provide
 		}
 		s.emitSignalEvent(ctx, EventUserEnabled, ident, detail)
 	case actIdentifierChanged:
-		// The store has no identity update yet: recorded for the operator.
+		// The identity records the new address, unverified: the user's
+		// own email, and the verified-email index that linking trusts,
+		// change only at the next sign-in with the provider's id_token.
+		setter, ok := storage.As[storage.IdentityEmailSetter](s.store)
+		email := ev.NewValue
+		if ok && validNewEmail(email) {
+			if err := setter.SetIdentityEmail(ctx, ident.ID, email, false); err != nil {
+				return err
+			}
+			detail += "; identity email changed (unverified)"
+		} else {
+			detail += "; no usable new-value, identity unchanged"
+		}
 		s.emitSignalEvent(ctx, EventSignalIdentifierChanged, ident, detail)
 	}
 	return nil
@@ -253,4 +265,11 @@ func clipDetail(s string) string {
 		s = string(r[:64])
 	}
 	return s
+}
+
+// validNewEmail accepts an identifier-changed new-value as an identity's
+// email: an address of sane length without spaces or control characters.
+func validNewEmail(e string) bool {
+	return len(e) >= 3 && len(e) <= 320 && strings.Count(e, "@") == 1 &&
+		!strings.ContainsFunc(e, func(r rune) bool { return r <= ' ' || r == 0x7f })
 }

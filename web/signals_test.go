@@ -184,3 +184,30 @@ func TestSignalAccountDisabledEnabled(t *testing.T) {
 }
 
 func jsonNow() string { return strconv.FormatInt(time.Now().Unix(), 10) }
+
+func TestSignalIdentifierChanged(t *testing.T) {
+	h := newHarness(t, withSignals())
+	alice := h.exchangeOK("corp", h.idToken("alice", nil))
+	set := h.set(providertest.MintOptions{}, exchange.SETIdentifierChanged, "alice", map[string]any{"events": map[string]any{
+		exchange.SETIdentifierChanged: map[string]any{
+			"subject":   map[string]any{"subject_type": "iss-sub", "iss": h.iss.URL(), "sub": "alice"},
+			"new-value": "alice.new@example.com",
+		}}})
+	if res := h.postSET(set); res.status != http.StatusAccepted {
+		t.Fatalf("SET: %d %s", res.status, res.body)
+	}
+	ident, err := h.store.GetIdentity(context.Background(), h.iss.URL(), "alice")
+	if err != nil || ident.Email != "alice.new@example.com" || ident.EmailVerified {
+		t.Fatalf("identity %+v %v", ident, err)
+	}
+	u, _ := h.store.GetUser(context.Background(), alice.User.ID)
+	if u.Email != "alice@example.com" {
+		t.Fatalf("the user's email changed: %q", u.Email)
+	}
+	ev, _ := h.store.ListAudit(context.Background(), storage.AuditFilter{UserID: alice.User.ID, Type: exchange.EventSignalIdentifierChanged})
+	if len(ev) != 1 {
+		t.Fatalf("audit: %+v", ev)
+	}
+	// Its sessions live on.
+	h.refreshOK(alice.RefreshToken)
+}

@@ -81,6 +81,7 @@ func Run(t *testing.T, open func(t *testing.T) storage.Store) {
 		{"EmailVerifiedBy", testEmailVerifiedBy},
 		{"EmailKeyIndexes", testEmailKeyIndexes},
 		{"InTxCommits", testInTxCommits}, {"InTxRollsBack", testInTxRollsBack}, // tx.go
+		{"SetIdentityEmail", testSetIdentityEmail}, // identityemail.go
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) { tt.test(t, open(t)) })
