@@ -138,6 +138,13 @@ const (
 	ReasonSETInvalidAudience = "invalid_audience"
 )
 
+// The claims hook (hooks.claims).
+const (
+	// ReasonClaimsHookFailed: the hook failed (error, timeout, bad answer
+	// or a reserved claim) and on_failure is deny.
+	ReasonClaimsHookFailed = "claims_hook_failed"
+)
+
 // reasons are this package's client-visible reasons, in the order above.
 var reasons = []string{
 	ReasonExpired, ReasonMalformed, ReasonSignature,
@@ -168,6 +175,8 @@ var reasons = []string{
 	ReasonMalformedForm, ReasonMissingField, ReasonUsernameNotEmail, ReasonPasswordMismatch,
 
 	ReasonSETInvalidRequest, ReasonSETInvalidKey, ReasonSETInvalidIssuer, ReasonSETInvalidAudience,
+
+	ReasonClaimsHookFailed,
 }
 
 // Reasons returns every reason a client may see, this package's and the

@@ -110,6 +110,8 @@ type Service struct {
 	verified verifiedCache
 	// signals are the upstream transmitters by issuer (signals.go).
 	signals map[string]SignalReceiver
+	// hook is the claims hook, nil when none is configured (claimshook.go).
+	hook *claimsHook
 }
 
 // Options are the optional dependencies of New.
@@ -125,6 +127,8 @@ type Options struct {
 	Sealer *envelope.Sealer
 	// Signals are the upstream security event transmitters (signals.go).
 	Signals []SignalReceiver
+	// ClaimsHook, when set, asks the app for extra access token claims.
+	ClaimsHook *ClaimsHookConfig
 }
 
 // New loads (or at first start creates) the signing key and the refresh
@@ -142,6 +146,9 @@ func New(ctx context.Context, cfg Config, store storage.Store, provs map[string]
 		return nil, err
 	}
 	s.clients = clients
+	if opts.ClaimsHook != nil {
+		s.hook = newClaimsHook(*opts.ClaimsHook)
+	}
 	s.signals = map[string]SignalReceiver{}
 	for _, r := range opts.Signals {
 		if _, dup := s.signals[r.Verifier.Issuer()]; dup {

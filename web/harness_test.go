@@ -72,6 +72,8 @@ type harnessConfig struct {
 	metrics   bool
 	// signals builds the upstream security event transmitters.
 	signals func(iss *providertest.Issuer) []exchange.SignalReceiver
+	// claimsHook, when set, configures the claims hook.
+	claimsHook *exchange.ClaimsHookConfig
 }
 
 type providerSpec struct {
@@ -180,7 +182,7 @@ func newHarness(t testing.TB, opts ...harnessOption) *harness {
 		signals = hc.signals(iss)
 	}
 	svc, err := exchange.New(ctx, hc.exchange, svcStore, provs, exchange.Options{Now: clk.Now, Observer: observer, Password: hc.password, Sealer: testSealer(t),
-		Signals: signals})
+		Signals: signals, ClaimsHook: hc.claimsHook})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -45,6 +45,8 @@ type Config struct {
 	Secrets SecretsConfig `yaml:"secrets"`
 	// Signals are the upstream security event transmitters (signals.go).
 	Signals []SignalConfig `yaml:"signals"`
+	// Hooks are calls to the app (hooks.go).
+	Hooks HooksConfig `yaml:"hooks"`
 }
 
 // SecretsConfig is the key-encryption key (KEK): 32 random bytes, base64,
@@ -434,6 +436,7 @@ func (c *Config) Validate() Problems {
 	c.validateSecrets(&p)
 	c.validateSigningKeyFiles(&p)
 	c.validateSignals(&p)
+	c.validateHooks(&p)
 	switch c.Log.Level {
 	case "debug", "info", "warn", "error":
 	default:

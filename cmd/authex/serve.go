@@ -155,7 +155,7 @@ func (s *service) buildService(ctx, provCtx context.Context) error {
 		KeyPublishDelay: cfg.Tokens.KeyPublishDelay, KeyRotation: cfg.Tokens.KeyRotation,
 		Clients: cfg.exchangeClients(), MaxSessionsPerUser: cfg.Tokens.MaxSessionsPerUser, SigningKeys: cfg.Tokens.signingKeys,
 	}, s.store, provs, exchange.Options{Logger: log, Observer: metrics, Password: password, Sealer: s.sealer,
-		Signals: signals})
+		Signals: signals, ClaimsHook: cfg.claimsHook()})
 	if err != nil {
 		return err
 	}
