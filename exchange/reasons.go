@@ -145,6 +145,11 @@ const (
 	ReasonClaimsHookFailed = "claims_hook_failed"
 )
 
+// Anonymous users (POST /v1/anonymous).
+const (
+	ReasonAnonymousDisabled = "anonymous_disabled"
+)
+
 // reasons are this package's client-visible reasons, in the order above.
 var reasons = []string{
 	ReasonExpired, ReasonMalformed, ReasonSignature,
@@ -177,6 +182,8 @@ var reasons = []string{
 	ReasonSETInvalidRequest, ReasonSETInvalidKey, ReasonSETInvalidIssuer, ReasonSETInvalidAudience,
 
 	ReasonClaimsHookFailed,
+
+	ReasonAnonymousDisabled,
 }
 
 // Reasons returns every reason a client may see, this package's and the
@@ -218,6 +225,8 @@ const (
 	// for one of our users (the identity's email set to its new-value,
 	// unverified).
 	EventSignalIdentifierChanged = "signal.identifier_changed"
+	// EventUserUpgraded: an anonymous user linked its first identity.
+	EventUserUpgraded = "user.upgraded"
 )
 
 // Session revocation reasons (storage.Session.RevokedReason, shown by the

@@ -112,6 +112,8 @@ type Service struct {
 	signals map[string]SignalReceiver
 	// hook is the claims hook, nil when none is configured (claimshook.go).
 	hook *claimsHook
+	// anon is set when anonymous users are on (anonymous.go).
+	anon *anonymous
 }
 
 // Options are the optional dependencies of New.
@@ -129,6 +131,8 @@ type Options struct {
 	Signals []SignalReceiver
 	// ClaimsHook, when set, asks the app for extra access token claims.
 	ClaimsHook *ClaimsHookConfig
+	// Anonymous, when set, turns POST /v1/anonymous on (anonymous.go).
+	Anonymous *AnonymousConfig
 }
 
 // New loads (or at first start creates) the signing key and the refresh
@@ -161,6 +165,9 @@ func New(ctx context.Context, cfg Config, store storage.Store, provs map[string]
 	}
 	if s.now == nil {
 		s.now = time.Now
+	}
+	if a := opts.Anonymous; a != nil {
+		s.anon = &anonymous{cfg: *a, limiter: newLimiter(store, "anonymous", max(a.PerIP, 1), cmpDuration(a.Window, time.Hour), throttleMaxKeys, s.log)}
 	}
 	if opts.Password != nil {
 		if s.pw, err = newPasswords(*opts.Password, store, s.log); err != nil {

@@ -74,6 +74,8 @@ type harnessConfig struct {
 	signals func(iss *providertest.Issuer) []exchange.SignalReceiver
 	// claimsHook, when set, configures the claims hook.
 	claimsHook *exchange.ClaimsHookConfig
+	// anonymous, when set, turns anonymous users on.
+	anonymous *exchange.AnonymousConfig
 }
 
 type providerSpec struct {
@@ -182,7 +184,7 @@ func newHarness(t testing.TB, opts ...harnessOption) *harness {
 		signals = hc.signals(iss)
 	}
 	svc, err := exchange.New(ctx, hc.exchange, svcStore, provs, exchange.Options{Now: clk.Now, Observer: observer, Password: hc.password, Sealer: testSealer(t),
-		Signals: signals, ClaimsHook: hc.claimsHook})
+		Signals: signals, ClaimsHook: hc.claimsHook, Anonymous: hc.anonymous})
 	if err != nil {
 		t.Fatal(err)
 	}

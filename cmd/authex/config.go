@@ -47,6 +47,8 @@ type Config struct {
 	Signals []SignalConfig `yaml:"signals"`
 	// Hooks are calls to the app (hooks.go).
 	Hooks HooksConfig `yaml:"hooks"`
+	// Anonymous turns POST /v1/anonymous on (anonymous.go).
+	Anonymous AnonymousConfig `yaml:"anonymous"`
 }
 
 // SecretsConfig is the key-encryption key (KEK): 32 random bytes, base64,
@@ -437,6 +439,7 @@ func (c *Config) Validate() Problems {
 	c.validateSigningKeyFiles(&p)
 	c.validateSignals(&p)
 	c.validateHooks(&p)
+	c.validateAnonymous(&p)
 	switch c.Log.Level {
 	case "debug", "info", "warn", "error":
 	default:

@@ -45,3 +45,36 @@ hooks:
 		t.Fatalf("%+v", h)
 	}
 }
+
+// TestConfigAnonymous: anonymous is off by default, checked with key
+// paths, and takes its defaults.
+func TestConfigAnonymous(t *testing.T) {
+	dir := t.TempDir()
+	bad := filepath.Join(dir, "bad.yaml")
+	writeFile(t, bad, `
+anonymous: { enabled: true, per_ip: -1, window: -1s, sweep_after: 1m }
+providers:
+  anonymous: { type: google, client_ids: [ "x.apps.googleusercontent.com" ] }
+`)
+	out, err := checkConfigFile(t, bad, noEnv)
+	if err == nil {
+		t.Fatalf("accepted:\n%s", out)
+	}
+	outputHas(t, out, "anonymous.per_ip: must be positive", "anonymous.window: must be positive",
+		"anonymous.sweep_after: must be at least 1h", "providers.anonymous: the name anonymous")
+
+	ok := filepath.Join(dir, "ok.yaml")
+	writeFile(t, ok, "anonymous: { enabled: true }\n")
+	cfg, err := loadConfig(ok, noEnv)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if a := cfg.anonymous(); a == nil || a.PerIP != 10 || a.Window != time.Hour || a.SweepAfter != 720*time.Hour {
+		t.Fatalf("%+v", a)
+	}
+	off := filepath.Join(dir, "off.yaml")
+	writeFile(t, off, "log: { level: info }\n")
+	if cfg, err := loadConfig(off, noEnv); err != nil || cfg.anonymous() != nil {
+		t.Fatalf("anonymous users on by default: %v", err)
+	}
+}

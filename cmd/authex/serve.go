@@ -155,7 +155,7 @@ func (s *service) buildService(ctx, provCtx context.Context) error {
 		KeyPublishDelay: cfg.Tokens.KeyPublishDelay, KeyRotation: cfg.Tokens.KeyRotation,
 		Clients: cfg.exchangeClients(), MaxSessionsPerUser: cfg.Tokens.MaxSessionsPerUser, SigningKeys: cfg.Tokens.signingKeys,
 	}, s.store, provs, exchange.Options{Logger: log, Observer: metrics, Password: password, Sealer: s.sealer,
-		Signals: signals, ClaimsHook: cfg.claimsHook()})
+		Signals: signals, ClaimsHook: cfg.claimsHook(), Anonymous: cfg.anonymous()})
 	if err != nil {
 		return err
 	}
@@ -167,6 +167,9 @@ func (s *service) buildService(ctx, provCtx context.Context) error {
 // as long as ctx), and warns about what the config leaves open.
 func (s *service) startMaintenance(ctx context.Context) {
 	go s.svc.MaintainKeys(ctx, keyMaintenanceInterval)
+	if s.cfg.Anonymous.Enabled {
+		go s.sweepAnonymous(ctx)
+	}
 	if len(s.cfg.Clients) == 0 {
 		s.log.Warn("no clients configured: /v1/exchange and /oauth/token accept any caller and /oauth/introspect is off; configure clients")
 	} else {
