@@ -29,7 +29,7 @@ type hookServer struct {
 	last   map[string]any
 }
 
-func newHookServer(t *testing.T) *hookServer {
+func newHookServer(t testing.TB) *hookServer {
 	h := &hookServer{secret: []byte("hook-secret-0123456789abcdef")}
 	h.answer.Store(`{"claims":{"tenant":"acme","app_roles":["editor"]}}`)
 	h.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
