@@ -211,3 +211,19 @@ func TestSignalIdentifierChanged(t *testing.T) {
 	// Its sessions live on.
 	h.refreshOK(alice.RefreshToken)
 }
+
+// An SSF transmitter names the subject in the top-level sub_id (CAEP
+// session-revoked): the same mapping applies.
+func TestSignalSSFSubID(t *testing.T) {
+	h := newHarness(t, withSignals())
+	alice := h.exchangeOK("corp", h.idToken("alice", nil))
+	set := h.set(providertest.MintOptions{}, exchange.SETCAEPSessionRevoked, "alice", map[string]any{
+		"sub_id": map[string]any{"format": "iss_sub", "iss": h.iss.URL(), "sub": "alice"},
+		"events": map[string]any{exchange.SETCAEPSessionRevoked: map[string]any{"event_timestamp": time.Now().Unix()}},
+	})
+	if res := h.postSET(set); res.status != http.StatusAccepted {
+		t.Fatalf("SET: %d %s", res.status, res.body)
+	}
+	res := h.postJSON("/v1/token/refresh", map[string]string{"refresh_token": alice.RefreshToken})
+	assertError(t, res, http.StatusBadRequest, "invalid_grant", exchange.ReasonRevoked)
+}
