@@ -109,7 +109,7 @@ func BenchmarkResult(b *testing.B) {
 	sess, user := benchRecords()
 	b.ReportAllocs()
 	for b.Loop() {
-		if _, err := svc.result(sess, user); err != nil {
+		if _, err := svc.result(sess, user, nil); err != nil {
 			b.Fatal(err)
 		}
 	}

@@ -419,7 +419,7 @@ func (s *Service) ResetPassword(ctx context.Context, req ResetRequest) (int, err
 	case err != nil:
 		return 0, storeError(err)
 	}
-	n, err := s.store.RevokeUserSessions(ctx, u.ID, "", now, RevokeReasonPasswordReset)
+	n, err := s.revokeUserSessions(ctx, u.ID, "", now, RevokeReasonPasswordReset)
 	if err != nil {
 		return 0, storeError(err)
 	}

@@ -35,6 +35,9 @@ const (
 	// KindBusy: the server is at its bound of concurrent password hashes;
 	// RetryAfter says when to come back.
 	KindBusy
+	// KindHookUnavailable: the claims hook failed and hooks.claims.on_failure
+	// is deny.
+	KindHookUnavailable
 )
 
 // Error is what the service returns for every refused request. Description

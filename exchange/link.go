@@ -110,6 +110,7 @@ func (s *Service) link(ctx context.Context, userID string, id providers.Identity
 		s.audit(ctx, storage.AuditEvent{Type: EventIdentityLinked, UserID: userID, Provider: id.Provider,
 			Detail: "by " + how + "; identity " + ident.ID})
 		s.vouchForEmail(ctx, userID, id)
+		s.upgradeAnonymous(ctx, userID, ident)
 		return &LinkResult{Identity: ident, Linked: true}, nil
 	}
 	return nil, newError(KindIdentityInUse, ReasonIdentityInUse,

@@ -144,6 +144,27 @@ const (
 	ReasonEmailQueueFull       = "email_queue_full"
 )
 
+// Security signals (POST /v1/signals): the RFC 8935 error codes, answered
+// as {"err": code, "description": ...}.
+const (
+	ReasonSETInvalidRequest  = "invalid_request"
+	ReasonSETInvalidKey      = "invalid_key"
+	ReasonSETInvalidIssuer   = "invalid_issuer"
+	ReasonSETInvalidAudience = "invalid_audience"
+)
+
+// The claims hook (hooks.claims).
+const (
+	// ReasonClaimsHookFailed: the hook failed (error, timeout, bad answer
+	// or a reserved claim) and on_failure is deny.
+	ReasonClaimsHookFailed = "claims_hook_failed"
+)
+
+// Anonymous users (POST /v1/anonymous).
+const (
+	ReasonAnonymousDisabled = "anonymous_disabled"
+)
+
 // reasons are this package's client-visible reasons, in the order above.
 var reasons = []string{
 	ReasonExpired, ReasonMalformed, ReasonSignature,
@@ -177,6 +198,12 @@ var reasons = []string{
 
 	ReasonInvalidState,
 	ReasonEmailNotConfigured, ReasonInvalidEmailToken, ReasonEmailAlreadyVerified, ReasonEmailQueueFull,
+
+	ReasonSETInvalidRequest, ReasonSETInvalidKey, ReasonSETInvalidIssuer, ReasonSETInvalidAudience,
+
+	ReasonClaimsHookFailed,
+
+	ReasonAnonymousDisabled,
 }
 
 // Reasons returns every reason a client may see, this package's and the
@@ -222,6 +249,12 @@ const (
 	EventEmailRetrying     = "email.retrying"
 	EventEmailFailed       = "email.failed"
 	EventEmailThrottled    = "email.throttled"
+	// EventSignalIdentifierChanged: an upstream identifier-changed signal
+	// for one of our users (the identity's email set to its new-value,
+	// unverified).
+	EventSignalIdentifierChanged = "signal.identifier_changed"
+	// EventUserUpgraded: an anonymous user linked its first identity.
+	EventUserUpgraded = "user.upgraded"
 )
 
 // Session revocation reasons (storage.Session.RevokedReason, shown by the
@@ -249,6 +282,9 @@ const (
 	RevokeReasonPasswordReset = "password_reset"
 	// ReasonRacedCredentialChange: a session that abandonSession gives up.
 	ReasonRacedCredentialChange = "raced_credential_change"
+	// RevokeReasonUpstreamSignal: a security event from the provider
+	// (POST /v1/signals) ended the user's sessions.
+	RevokeReasonUpstreamSignal = "upstream_signal"
 )
 
 // ReasonInvalidState: /admin/v1/webhooks/deliveries?state= is neither

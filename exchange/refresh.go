@@ -2,6 +2,7 @@ package exchange
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"time"
@@ -47,6 +48,14 @@ func (s *Service) Refresh(ctx context.Context, token string) (res *Result, err e
 		if user.Disabled {
 			return nil, disabledError()
 		}
+		var extra map[string]json.RawMessage
+		if gen == sess.Generation || s.inGrace(sess, gen, now) {
+			// Before the rotation: a refused hook answer must not leave the
+			// client with a spent refresh token.
+			if extra, err = s.extraClaims(ctx, user, sess.ClientID); err != nil {
+				return nil, err
+			}
+		}
 		switch {
 		case gen == sess.Generation:
 			idle := minTime(now.Add(s.cfg.RefreshTTL), sess.ExpiresAt)
@@ -58,10 +67,10 @@ func (s *Service) Refresh(ctx context.Context, token string) (res *Result, err e
 			if err != nil {
 				return nil, storeError(err)
 			}
-			return s.result(rotated, user)
+			return s.result(rotated, user, extra)
 		case s.inGrace(sess, gen, now):
 			outcome = OutcomeGrace
-			return s.result(sess, user)
+			return s.result(sess, user, extra)
 		default:
 			if err := s.revokeSession(ctx, sid, now.UTC(), ReasonReused); err != nil {
 				return nil, storeError(err)

@@ -41,9 +41,13 @@ func (s *Service) RenewAccess(ctx context.Context, p *Principal, within time.Dur
 		e := AsError(err)
 		return nil, false, newError(KindInvalidToken, e.Reason, e.Description, nil)
 	}
+	extra, err := s.extraClaims(ctx, p.User, sess.ClientID)
+	if err != nil {
+		return nil, false, err
+	}
 	if p.Claims.IssuedAt != nil && sess.RotatedAt.Truncate(time.Second).After(p.Claims.IssuedAt.Time) {
 		// Already renewed (or refreshed) since this token was issued.
-		res, err := s.result(sess, p.User)
+		res, err := s.result(sess, p.User, extra)
 		return res, err == nil, err
 	}
 	idle := minTime(now.Add(s.cfg.RefreshTTL), sess.ExpiresAt)
@@ -57,6 +61,6 @@ func (s *Service) RenewAccess(ctx context.Context, p *Principal, within time.Dur
 		e := AsError(err)
 		return nil, false, newError(KindInvalidToken, e.Reason, e.Description, nil)
 	}
-	res, err = s.result(rotated, p.User)
+	res, err = s.result(rotated, p.User, extra)
 	return res, err == nil, err
 }

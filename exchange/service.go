@@ -113,6 +113,12 @@ type Service struct {
 	// webhookNotify wakes the delivery worker after a commit.
 	webhooks      []WebhookTarget
 	webhookNotify func()
+	// signals are the upstream transmitters by issuer (signals.go).
+	signals map[string]SignalReceiver
+	// hook is the claims hook, nil when none is configured (claimshook.go).
+	hook *claimsHook
+	// anon is set when anonymous users are on (anonymous.go).
+	anon *anonymous
 }
 
 // Options are the optional dependencies of New.
@@ -134,6 +140,12 @@ type Options struct {
 	// Email enables email verification and password reset; nil: the
 	// features that need mail answer email_not_configured.
 	Email *EmailConfig
+	// Signals are the upstream security event transmitters (signals.go).
+	Signals []SignalReceiver
+	// ClaimsHook, when set, asks the app for extra access token claims.
+	ClaimsHook *ClaimsHookConfig
+	// Anonymous, when set, turns POST /v1/anonymous on (anonymous.go).
+	Anonymous *AnonymousConfig
 }
 
 // New loads (or at first start creates) the signing key and the refresh
@@ -157,11 +169,24 @@ func New(ctx context.Context, cfg Config, store storage.Store, provs map[string]
 		return nil, err
 	}
 	s.clients = clients
+	if opts.ClaimsHook != nil {
+		s.hook = newClaimsHook(*opts.ClaimsHook)
+	}
+	s.signals = map[string]SignalReceiver{}
+	for _, r := range opts.Signals {
+		if _, dup := s.signals[r.Verifier.Issuer()]; dup {
+			return nil, fmt.Errorf("two signal transmitters with issuer %q", r.Verifier.Issuer())
+		}
+		s.signals[r.Verifier.Issuer()] = r
+	}
 	if s.log == nil {
 		s.log = slog.Default()
 	}
 	if s.now == nil {
 		s.now = time.Now
+	}
+	if a := opts.Anonymous; a != nil {
+		s.anon = &anonymous{cfg: *a, limiter: newLimiter(store, "anonymous", max(a.PerIP, 1), cmpDuration(a.Window, time.Hour), throttleMaxKeys, s.log)}
 	}
 	if opts.Password != nil {
 		if s.pw, err = newPasswords(*opts.Password, store, s.log); err != nil {

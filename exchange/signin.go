@@ -2,10 +2,13 @@ package exchange
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"sync"
 	"time"
+
+	"github.com/golang-jwt/jwt/v5"
 
 	"github.com/authex/authex/providers"
 	"github.com/authex/authex/storage"
@@ -228,6 +231,11 @@ func (s *Service) spendCredential(ctx context.Context, id providers.Identity) er
 // startSession creates a session and answers with its tokens. The audit
 // events, if any, are appended in the same group commit as the session.
 func (s *Service) startSession(ctx context.Context, user storage.User, created bool, provider string, c Client, events ...storage.AuditEvent) (*Result, error) {
+	// The hook answers before anything of the session is written.
+	extra, err := s.extraClaims(ctx, user, c.ID)
+	if err != nil {
+		return nil, err
+	}
 	now := s.now().UTC()
 	sess := storage.Session{
 		ID: newID(), UserID: user.ID, Provider: provider, ClientID: c.ID, Generation: 1,
@@ -254,7 +262,7 @@ func (s *Service) startSession(ctx context.Context, user storage.User, created b
 			s.audit(ctx, e)
 		}()
 	}
-	res, signErr := s.result(sess, user)
+	res, signErr := s.result(sess, user, extra)
 	wg.Wait()
 	if sessErr != nil {
 		return nil, storeError(sessErr)
@@ -271,9 +279,15 @@ func (s *Service) startSession(ctx context.Context, user storage.User, created b
 	return res, nil
 }
 
-func (s *Service) result(sess storage.Session, user storage.User) (*Result, error) {
+// result signs the session's tokens; extra are the claims hook's claims
+// (nil: none), fetched by the caller before it wrote anything.
+func (s *Service) result(sess storage.Session, user storage.User, extra map[string]json.RawMessage) (*Result, error) {
 	claims := s.accessClaims(sess, user)
-	at, err := s.keys.Sign(typAccess, claims)
+	var signed jwt.Claims = claims
+	if len(extra) > 0 {
+		signed = withExtra{AccessClaims: claims, extra: extra}
+	}
+	at, err := s.keys.Sign(typAccess, signed)
 	if err != nil {
 		return nil, newError(KindServer, "", "internal error", err)
 	}

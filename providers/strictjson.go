@@ -217,3 +217,7 @@ func clip(s string) string {
 	}
 	return s
 }
+
+// DecodeStrict is decodeStrict for other packages that read untrusted
+// JSON (the claims hook's answer).
+func DecodeStrict(data []byte, limit int, v any) error { return decodeStrict(data, limit, v) }

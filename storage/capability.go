@@ -153,3 +153,13 @@ type Outbox interface {
 	// absent.
 	ReplayOutbox(ctx context.Context, endpoint, id string, now time.Time) (OutboxRecord, error)
 }
+
+// IdentityEmailSetter changes the email an identity records (what the
+// provider last said about the address), for an upstream identifier-changed
+// signal. It touches no user and no index: a user's email and its
+// verified-email index change only through UpdateUser/ModifyUser.
+// ErrNotFound when the identity does not exist; nothing is written then.
+// Both backends offer it.
+type IdentityEmailSetter interface {
+	SetIdentityEmail(ctx context.Context, identityID, email string, verified bool) error
+}

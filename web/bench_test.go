@@ -7,9 +7,13 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"runtime"
 	"sync"
 	"sync/atomic"
 	"testing"
+	"time"
+
+	"github.com/authex/authex/exchange"
 )
 
 // The benchmarks below drive whole requests through the harness (a real
@@ -24,12 +28,12 @@ const benchParallelism = 16
 // benchHarness is the harness with the access log silenced (one line per
 // request would measure the terminal) and a client that keeps enough idle
 // connections for the parallel clients.
-func benchHarness(b *testing.B) (*harness, *http.Client) {
+func benchHarness(b *testing.B, opts ...harnessOption) (*harness, *http.Client) {
 	b.Helper()
 	prev := slog.Default()
 	slog.SetDefault(slog.New(slog.NewTextHandler(io.Discard, nil)))
 	b.Cleanup(func() { slog.SetDefault(prev) })
-	h := newHarness(b)
+	h := newHarness(b, opts...)
 	tr := &http.Transport{MaxIdleConnsPerHost: 256, MaxConnsPerHost: 256}
 	b.Cleanup(tr.CloseIdleConnections)
 	return h, &http.Client{Transport: tr}
@@ -128,7 +132,9 @@ func BenchmarkExchangeNew(b *testing.B) {
 // every rotation wins.
 func BenchmarkRefresh(b *testing.B) {
 	h, c := benchHarness(b)
-	body := exchangeBody(b, h.idToken("refresher", nil))
+	// One id_token per client: a second use of one is refused (replayed).
+	bodies := mintMany(b, h, refreshers())
+	var next atomic.Int64
 	b.SetParallelism(benchParallelism)
 	b.ReportAllocs()
 	b.ResetTimer()
@@ -136,7 +142,7 @@ func BenchmarkRefresh(b *testing.B) {
 		var tk struct {
 			RefreshToken string `json:"refresh_token"`
 		}
-		benchPost(b, c, h.url+"/v1/exchange", body, &tk)
+		benchPost(b, c, h.url+"/v1/exchange", bodies[next.Add(1)-1], &tk)
 		for pb.Next() {
 			req, _ := json.Marshal(map[string]string{"refresh_token": tk.RefreshToken})
 			benchPost(b, c, h.url+"/v1/token/refresh", req, &tk)
@@ -191,4 +197,50 @@ func BenchmarkHealthz(b *testing.B) {
 			res.Body.Close()
 		}
 	})
+}
+
+// BenchmarkRefreshWithClaimsHook is BenchmarkRefresh with the claims hook
+// on, against a local hook answering in 1 ms: uncached (a call per
+// refresh) and cached (cache_ttl 1m, the default).
+func BenchmarkRefreshWithClaimsHook(b *testing.B) {
+	for _, bc := range []struct {
+		name string
+		ttl  time.Duration
+	}{{"uncached", 0}, {"cached", time.Minute}} {
+		b.Run(bc.name, func(b *testing.B) {
+			hs := newHookServer(b)
+			hs.delay.Store(int64(time.Millisecond))
+			h, c := benchHarness(b, withHook(hs, exchange.HookDeny, bc.ttl), func(c *harnessConfig) {
+				c.claimsHook.Timeout = time.Second
+			})
+			bodies := mintMany(b, h, refreshers())
+			var next atomic.Int64
+			b.SetParallelism(benchParallelism)
+			b.ReportAllocs()
+			b.ResetTimer()
+			b.RunParallel(func(pb *testing.PB) {
+				var tk struct {
+					RefreshToken string `json:"refresh_token"`
+				}
+				benchPost(b, c, h.url+"/v1/exchange", bodies[next.Add(1)-1], &tk)
+				for pb.Next() {
+					req, _ := json.Marshal(map[string]string{"refresh_token": tk.RefreshToken})
+					benchPost(b, c, h.url+"/v1/token/refresh", req, &tk)
+					if tk.RefreshToken == "" {
+						return
+					}
+				}
+			})
+		})
+	}
+}
+
+// refreshers are the subjects of the refresh benchmarks' clients
+// (RunParallel starts benchParallelism per GOMAXPROCS), one id_token each.
+func refreshers() []string {
+	subjects := make([]string, runtime.GOMAXPROCS(0)*benchParallelism)
+	for i := range subjects {
+		subjects[i] = "refresher"
+	}
+	return subjects
 }

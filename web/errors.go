@@ -54,6 +54,9 @@ var statusOf = map[exchange.Kind]status{
 	// Operations.
 	exchange.KindNotImplemented: {http.StatusNotImplemented, "not_implemented"},
 	exchange.KindBusy:           {http.StatusServiceUnavailable, "server_error"},
+
+	// The claims hook (hooks.claims, on_failure: deny).
+	exchange.KindHookUnavailable: {http.StatusServiceUnavailable, "temporarily_unavailable"},
 }
 
 // requestError is a refusal found by web itself (a body too large, bad
@@ -237,6 +240,7 @@ var drfNotToken = map[exchange.Kind]compatStatus{
 	exchange.KindStoreUnavailable: {}, exchange.KindServer: {},
 	exchange.KindInvalidClient: {wwwAuth: `Basic realm="authex", charset="UTF-8"`},
 	exchange.KindRateLimited:   {}, exchange.KindBusy: {},
+	exchange.KindHookUnavailable: {},
 }
 
 // compatError writes err as view answers it, with our machine-readable

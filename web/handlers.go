@@ -354,3 +354,27 @@ func principalOf(c echo.Context) *exchange.Principal {
 	p, _ := c.Get(principalKey).(*exchange.Principal)
 	return p
 }
+
+// handleAnonymous creates an anonymous user (anonymous.enabled): tokens
+// for a user with no identity, which links one later at
+// /v1/me/identities and keeps its id.
+func (s *Server) handleAnonymous(c echo.Context) error {
+	var req struct {
+		ClientID     string `json:"client_id"`
+		ClientSecret string `json:"client_secret"`
+	}
+	if c.Request().ContentLength != 0 {
+		if err := decodeJSON(c, &req); err != nil {
+			return err
+		}
+	}
+	who, err := s.caller(c, req.ClientID, req.ClientSecret)
+	if err != nil {
+		return err
+	}
+	res, err := s.svc.CreateAnonymous(c.Request().Context(), who)
+	if err != nil {
+		return err
+	}
+	return writeTokens(c, toTokenResponse(res, true))
+}

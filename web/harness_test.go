@@ -71,6 +71,15 @@ type harnessConfig struct {
 	wrap      func(storage.Store) storage.Store // decorates the store the service uses
 	metrics   bool
 	email     *exchange.EmailConfig // email_test.go
+	// signals builds the upstream security event transmitters.
+	signals func(iss *providertest.Issuer) []exchange.SignalReceiver
+	// claimsHook, when set, configures the claims hook.
+	claimsHook *exchange.ClaimsHookConfig
+	// anonymous, when set, turns anonymous users on.
+	anonymous *exchange.AnonymousConfig
+	// webhooks, when set, are the endpoints events are written to the
+	// outbox for (nothing delivers them here: tests read the outbox).
+	webhooks []exchange.WebhookTarget
 }
 
 type providerSpec struct {
@@ -174,7 +183,12 @@ func newHarness(t testing.TB, opts ...harnessOption) *harness {
 	if metrics != nil {
 		svcStore = observed.Wrap(svcStore, metrics.Committed)
 	}
-	svc, err := exchange.New(ctx, hc.exchange, svcStore, provs, exchange.Options{Now: clk.Now, Observer: observer, Password: hc.password, Sealer: testSealer(t), Email: hc.email})
+	var signals []exchange.SignalReceiver
+	if hc.signals != nil {
+		signals = hc.signals(iss)
+	}
+	svc, err := exchange.New(ctx, hc.exchange, svcStore, provs, exchange.Options{Now: clk.Now, Observer: observer, Password: hc.password, Sealer: testSealer(t), Email: hc.email,
+		Signals: signals, ClaimsHook: hc.claimsHook, Anonymous: hc.anonymous, Webhooks: hc.webhooks})
 	if err != nil {
 		t.Fatal(err)
 	}

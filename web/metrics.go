@@ -38,6 +38,7 @@ type Metrics struct {
 	keyFetches *prometheus.CounterVec
 	commits    *prometheus.HistogramVec
 	commitErrs *prometheus.CounterVec
+	hookCalls  *prometheus.CounterVec
 
 	store   storage.Store
 	mu      sync.Mutex
@@ -74,6 +75,10 @@ func NewMetrics(store storage.Store) *Metrics {
 	m.commitErrs = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "authex_store_commit_errors_total", Help: "Store writes that returned an error, by operation (a lost compare-and-swap counts).",
 	}, []string{"op"})
+	m.hookCalls = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "authex_claims_hook_total", Help: "Claims hook answers by outcome (ok, cached, failed).",
+	}, []string{"outcome"})
+	m.reg.MustRegister(m.hookCalls)
 	m.reg.MustRegister(m.requests, m.latency, m.exchanges, m.refreshes, m.keyFetches, m.commits, m.commitErrs,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	if store != nil {
@@ -90,6 +95,10 @@ func NewMetrics(store storage.Store) *Metrics {
 }
 
 var _ exchange.Observer = (*Metrics)(nil)
+var _ exchange.HookObserver = (*Metrics)(nil)
+
+// ClaimsHook counts one claims hook answer.
+func (m *Metrics) ClaimsHook(outcome string) { m.hookCalls.WithLabelValues(outcome).Inc() }
 
 // Exchanged counts one exchange.
 func (m *Metrics) Exchanged(provider, outcome string) {

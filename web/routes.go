@@ -30,6 +30,9 @@ func (s *Server) routes(mounts map[string]http.Handler, compat []string) {
 	e.POST("/oauth/revoke", s.handleOAuthRevoke)
 	e.POST("/oauth/introspect", s.handleOAuthIntrospect)
 
+	e.POST("/v1/signals", s.handleSignal) // upstream security events (RFC 8935 push)
+	e.POST("/v1/anonymous", s.handleAnonymous)
+
 	e.GET("/.well-known/openid-configuration", s.handleDiscovery())
 	e.GET("/.well-known/jwks.json", s.handleJWKS)
 	e.GET("/healthz", s.handleHealthz)

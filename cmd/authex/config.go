@@ -48,6 +48,12 @@ type Config struct {
 	Webhooks []WebhookConfig `yaml:"webhooks"`
 	// Email is how authex sends mail (email.go); nil: it sends none.
 	Email *EmailConfig `yaml:"email"`
+	// Signals are the upstream security event transmitters (signals.go).
+	Signals []SignalConfig `yaml:"signals"`
+	// Hooks are calls to the app (hooks.go).
+	Hooks HooksConfig `yaml:"hooks"`
+	// Anonymous turns POST /v1/anonymous on (anonymous.go).
+	Anonymous AnonymousConfig `yaml:"anonymous"`
 }
 
 // SecretsConfig is the key-encryption key (KEK): 32 random bytes, base64,
@@ -438,6 +444,9 @@ func (c *Config) Validate() Problems {
 	c.validateSigningKeyFiles(&p)
 	c.validateWebhooks(&p)
 	c.validateEmail(&p)
+	c.validateSignals(&p)
+	c.validateHooks(&p)
+	c.validateAnonymous(&p)
 	switch c.Log.Level {
 	case "debug", "info", "warn", "error":
 	default:

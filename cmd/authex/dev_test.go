@@ -48,6 +48,22 @@ func TestServeDev(t *testing.T) {
 	if u := tk["user"].(map[string]any); u["email"] != "dev@example.com" || u["email_verified"] != true {
 		t.Fatalf("exchange answered %v", tk)
 	}
+	// The emulator as a transmitter: a signed sessions-revoked event pushed
+	// to /v1/signals ends the session.
+	sig := postJSON(t, base+"/emulator/signal", map[string]any{"event": "sessions-revoked", "email": "dev@example.com"})
+	if sig["status"] != float64(http.StatusAccepted) {
+		t.Fatalf("signal answered %v", sig)
+	}
+	rb, _ := json.Marshal(map[string]any{"refresh_token": tk["refresh_token"]})
+	res, err := http.Post(base+"/v1/token/refresh", "application/json", bytes.NewReader(rb))
+	if err != nil {
+		t.Fatal(err)
+	}
+	res.Body.Close()
+	if res.StatusCode != http.StatusBadRequest {
+		t.Fatalf("refresh after sessions-revoked: %d, want 400", res.StatusCode)
+	}
+
 	var disc map[string]any
 	json.Unmarshal([]byte(getBody(t, base+"/emulator/.well-known/openid-configuration", "")), &disc)
 	if disc["issuer"] != base+"/emulator" || disc["authorization_endpoint"] != base+"/emulator/authorize" {

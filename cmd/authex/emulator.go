@@ -35,6 +35,7 @@ func runEmulator(ctx context.Context, args []string, getenv func(string) string,
 	var clients stringList
 	fs.Var(&clients, "client-id", "a client id to accept (repeatable; default "+emulator.DefaultClientID+")")
 	keyFile := fs.String("key-file", "", "keep the RSA signing key in this PEM file (default: a new key at every start)")
+	signalReceiver := fs.String("signal-receiver", "", "push the security events POST /emulator/signal signs to this URL (authex's http://HOST/v1/signals)")
 	force := fs.Bool("force", false, "listen on a non-loopback address anyway (anyone who reaches it can sign in as anyone)")
 	if err := fs.Parse(args); err != nil {
 		return err
@@ -48,7 +49,8 @@ func runEmulator(ctx context.Context, args []string, getenv func(string) string,
 		return err
 	}
 	issuer := "http://" + ln.Addr().String() + "/emulator"
-	em, err := emulator.New(emulator.Config{Issuer: issuer, ClientIDs: clients, KeyFile: *keyFile, Logger: log})
+	em, err := emulator.New(emulator.Config{Issuer: issuer, ClientIDs: clients, KeyFile: *keyFile, Logger: log,
+		SignalReceiver: *signalReceiver})
 	if err != nil {
 		ln.Close()
 		return err
@@ -93,7 +95,8 @@ func devMode(cfg *Config, log *slog.Logger) (*emulator.Emulator, error) {
 	if cfg.Storage.Driver == "bolt" {
 		keyFile = filepath.Join(filepath.Dir(cfg.Storage.Bolt.Path), "emulator-key.pem")
 	}
-	em, err := emulator.New(emulator.Config{Issuer: cfg.Server.PublicURL + "/emulator", KeyFile: keyFile, Logger: log.With("component", "emulator")})
+	em, err := emulator.New(emulator.Config{Issuer: cfg.Server.PublicURL + "/emulator", KeyFile: keyFile, Logger: log.With("component", "emulator"),
+		SignalReceiver: strings.TrimSuffix(cfg.Server.PublicURL, "/") + "/v1/signals"})
 	if err != nil {
 		return nil, err
 	}
@@ -101,6 +104,10 @@ func devMode(cfg *Config, log *slog.Logger) (*emulator.Emulator, error) {
 		cfg.Providers = map[string]ProviderConfig{}
 	}
 	cfg.Providers[devProvider] = oidcProvider(em.Issuer(), em.ClientIDs(), "confirm")
+	// The emulator is a security event transmitter for provider "dev":
+	// POST /emulator/signal signs an event and pushes it to /v1/signals.
+	cfg.Signals = append(cfg.Signals, SignalConfig{Provider: devProvider, Issuer: em.Issuer(),
+		JWKSURI: em.Issuer() + "/jwks", Audiences: em.ClientIDs()})
 	log.Warn("DEVELOPMENT MODE (--dev): the authex emulator is mounted at " + em.Issuer() +
 		" and registered as provider \"dev\"; anyone who reaches this server can sign in as anyone. Never use --dev in production.")
 	return em, nil

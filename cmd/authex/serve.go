@@ -147,6 +147,10 @@ func (s *service) buildService(ctx, provCtx context.Context) error {
 	if err != nil {
 		return err
 	}
+	signals, err := buildSignals(cfg, log)
+	if err != nil {
+		return err
+	}
 
 	email, err := cfg.exchangeEmail(log)
 	if err != nil {
@@ -159,7 +163,8 @@ func (s *service) buildService(ctx, provCtx context.Context) error {
 		KeyPublishDelay: cfg.Tokens.KeyPublishDelay, KeyRotation: cfg.Tokens.KeyRotation,
 		Clients: cfg.exchangeClients(), MaxSessionsPerUser: cfg.Tokens.MaxSessionsPerUser, SigningKeys: cfg.Tokens.signingKeys,
 	}, s.store, provs, exchange.Options{Logger: log, Observer: metrics, Password: password, Sealer: s.sealer,
-		Webhooks: cfg.webhookTargets(), WebhookNotify: s.notifyWebhooks, Email: email})
+		Webhooks: cfg.webhookTargets(), WebhookNotify: s.notifyWebhooks, Email: email,
+		Signals: signals, ClaimsHook: cfg.claimsHook(), Anonymous: cfg.anonymous()})
 	if err != nil {
 		return err
 	}
@@ -171,6 +176,9 @@ func (s *service) buildService(ctx, provCtx context.Context) error {
 // as long as ctx), and warns about what the config leaves open.
 func (s *service) startMaintenance(ctx context.Context) {
 	go s.svc.MaintainKeys(ctx, keyMaintenanceInterval)
+	if s.cfg.Anonymous.Enabled {
+		go s.sweepAnonymous(ctx)
+	}
 	if len(s.cfg.Clients) == 0 {
 		s.log.Warn("no clients configured: /v1/exchange and /oauth/token accept any caller and /oauth/introspect is off; configure clients")
 	} else {

@@ -2,8 +2,10 @@
 // tests, in the spirit of Firebase's auth emulator: discovery, a JWKS, an
 // authorize page where you type (or pick) an email and a name and approve,
 // a token endpoint (authorization code with PKCE S256, RS256 id_token with
-// nonce and at_hash), userinfo, and POST {issuer}/mint, which signs an
-// id_token for the claims you post (for curl and scripts).
+// nonce and at_hash), userinfo, POST {issuer}/mint, which signs an
+// id_token for the claims you post (for curl and scripts), and POST
+// {issuer}/signal, which signs a security event and pushes it to authex
+// (signals.go).
 //
 // Anyone who reaches it can sign in as anyone: it must only ever listen on
 // a loopback address (see IsLoopback), and it must never be configured as a
@@ -63,6 +65,9 @@ type Config struct {
 	TokenTTL time.Duration
 	Logger   *slog.Logger
 	Now      func() time.Time
+	// SignalReceiver, when set, is the URL POST {issuer}/signal pushes the
+	// SETs it signs to (authex's /v1/signals).
+	SignalReceiver string
 }
 
 // Emulator is the provider; it is an http.Handler.
@@ -77,6 +82,7 @@ type Emulator struct {
 	key       *rsa.PrivateKey
 	signer    jose.Signer
 	mux       *http.ServeMux
+	receiver  string // Config.SignalReceiver
 
 	mu     sync.Mutex
 	codes  map[string]*grant // authorization code -> grant, deleted when used
@@ -115,6 +121,7 @@ func New(cfg Config) (*Emulator, error) {
 		now:       cfg.Now,
 		codes:     map[string]*grant{},
 		tokens:    map[string]Claims{},
+		receiver:  cfg.SignalReceiver,
 	}
 	if len(e.clientIDs) == 0 {
 		e.clientIDs = []string{DefaultClientID}
@@ -163,6 +170,7 @@ func (e *Emulator) routes() {
 	m.HandleFunc("GET "+p+"/userinfo", e.handleUserinfo)
 	m.HandleFunc("POST "+p+"/userinfo", e.handleUserinfo)
 	m.HandleFunc("POST "+p+"/mint", e.handleMint)
+	m.HandleFunc("POST "+p+"/signal", e.handleSignal)
 	e.mux = m
 }
 

@@ -569,3 +569,33 @@ func (s *Store) TouchIdentity(ctx context.Context, identityID string, at time.Ti
 	}
 	return outcome
 }
+
+var _ storage.IdentityEmailSetter = (*Store)(nil)
+
+// SetIdentityEmail implements storage.IdentityEmailSetter.
+func (s *Store) SetIdentityEmail(ctx context.Context, identityID, email string, verified bool) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	key := []byte(identityID)
+	var outcome error
+	err := s.batch(func(tx *bolt.Tx) error {
+		outcome = nil
+		b := tx.Bucket(bucketKeyIdentities)
+		v := b.Get(key)
+		if v == nil {
+			outcome = errNotFound("identity", identityID)
+			return nil
+		}
+		ident, err := decodeIdentity(v)
+		if err != nil {
+			return err
+		}
+		ident.Email, ident.EmailVerified = email, verified
+		return b.Put(key, encodeIdentity(ident))
+	})
+	if err != nil {
+		return fmt.Errorf("bolt: set identity email %q: %w", identityID, err)
+	}
+	return outcome
+}

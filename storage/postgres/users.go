@@ -248,3 +248,11 @@ func (s *Store) DeleteIdentity(ctx context.Context, userID, identityID string) e
 func (s *Store) TouchIdentity(ctx context.Context, identityID string, at time.Time) error {
 	return s.execOne(ctx, "touch identity", "identity", identityID, `UPDATE identities SET last_login_at = $2 WHERE id = $1`, identityID, ts(at))
 }
+
+var _ storage.IdentityEmailSetter = (*Store)(nil)
+
+// SetIdentityEmail implements storage.IdentityEmailSetter.
+func (s *Store) SetIdentityEmail(ctx context.Context, identityID, email string, verified bool) error {
+	return s.execOne(ctx, "set identity email", "identity", identityID,
+		`UPDATE identities SET email = $2, email_verified = $3 WHERE id = $1`, identityID, email, verified)
+}
