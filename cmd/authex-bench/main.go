@@ -39,6 +39,7 @@ type options struct {
 	returning  int
 	profileDir string
 	keep       bool
+	hook       bool
 }
 
 func main() {
@@ -59,9 +60,10 @@ func run(args []string, getenv func(string) string, out io.Writer) error {
 	fs.IntVar(&o.runs, "runs", pick(quick, 3, 5), "runs per store size; figures are medians")
 	fs.DurationVar(&o.duration, "duration", pick(quick, 1500*time.Millisecond, 4*time.Second), "length of each phase of each run")
 	fs.IntVar(&o.newTokens, "new-tokens", pick(quick, 6000, 40000), "id_tokens of new users minted ahead, shared by the runs of a store size")
-	fs.IntVar(&o.returning, "returning", pick(quick, 500, 2000), "returning users whose id_tokens are minted ahead")
+	fs.IntVar(&o.returning, "returning", pick(quick, 500, 2000), "returning users (a fresh id_token is minted ahead for each exchange of one)")
 	fs.StringVar(&o.profileDir, "profile", "", "collect CPU and allocation profiles of the first run's phases into this directory")
 	fs.BoolVar(&o.keep, "keep", false, "keep the temporary directory (data file, config, server log)")
+	fs.BoolVar(&o.hook, "hook", true, "also measure refresh with the claims hook on (a local hook answering in 1 ms)")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -108,6 +110,11 @@ func run(args []string, getenv func(string) string, out io.Writer) error {
 	if len(sizes) > 1 {
 		printScaling(out, sizes)
 	}
+	if o.hook {
+		if err := runHook(o, iss, o.users[0], out); err != nil {
+			return fmt.Errorf("claims hook: %w", err)
+		}
+	}
 	return nil
 }
 
@@ -142,16 +149,25 @@ func runSize(o options, iss *issuer, n int, newBodies [][]byte, out io.Writer) (
 		return sizeReport{}, err
 	}
 
-	// Returning users are spread over the whole store.
+	// Returning users are spread over the whole store. authex refuses a
+	// second use of an id_token, so every exchange needs a token of its
+	// own: a pool for the sessions set up below, and one for the
+	// returning-user phase, shared by the runs as the new users' is.
+	const perConn = 8
 	rng := rand.New(rand.NewPCG(uint64(n), 7))
-	subs := make([]string, min(o.returning, n))
-	for i := range subs {
-		subs[i] = subject(rng.IntN(n))
+	users := make([]string, min(o.returning, n))
+	for i := range users {
+		users[i] = subject(rng.IntN(n))
 	}
-	returning, err := iss.mintBodies(subs)
+	subs := make([]string, o.conns*perConn+len(newBodies))
+	for i := range subs {
+		subs[i] = users[rng.IntN(len(users))]
+	}
+	minted, err := iss.mintBodies(subs)
 	if err != nil {
 		return sizeReport{}, err
 	}
+	setupBodies, returning := minted[:o.conns*perConn], minted[o.conns*perConn:]
 
 	srv, err := startServer(o.bin, dir, dataPath, iss.url)
 	if err != nil {
@@ -166,7 +182,6 @@ func runSize(o options, iss *issuer, n int, newBodies [][]byte, out io.Writer) (
 
 	// Sessions for refresh and /v1/me: eight per connection, each owned by
 	// one worker so that its refresh chain is never raced.
-	const perConn = 8
 	chains := make([][]string, o.conns)
 	access := make([]string, o.conns*perConn)
 	var setupErr error
@@ -178,7 +193,7 @@ func runSize(o options, iss *issuer, n int, newBodies [][]byte, out io.Writer) (
 			defer wg.Done()
 			for j := range perConn {
 				var tp tokenPair
-				if err := post(cs[w], ex, returning[(w*perConn+j)%len(returning)], &tp); err != nil {
+				if err := post(cs[w], ex, setupBodies[w*perConn+j], &tp); err != nil {
 					mu.Lock()
 					setupErr = err
 					mu.Unlock()
@@ -198,9 +213,7 @@ func runSize(o options, iss *issuer, n int, newBodies [][]byte, out io.Writer) (
 	pos := make([]int, o.conns)
 	ops := []op{
 		func(w int, c *http.Client) error { return get(c, srv.base+"/healthz", "") },
-		func(w int, c *http.Client) error {
-			return post(c, ex, returning[int((nextRet.Add(1)-1))%len(returning)], nil)
-		},
+		nil, // returning users: set per run below
 		nil, // new users: set per run below
 		func(w int, c *http.Client) error {
 			k := pos[w] % perConn
@@ -223,7 +236,7 @@ func runSize(o options, iss *issuer, n int, newBodies [][]byte, out io.Writer) (
 	}
 
 	// Warm up the connections, the code paths and the page cache.
-	for _, i := range []int{0, 1, 4} {
+	for _, i := range []int{0, 4} {
 		drive(srv, cs, 300*time.Millisecond, ops[i])
 	}
 
@@ -231,7 +244,17 @@ func runSize(o options, iss *issuer, n int, newBodies [][]byte, out io.Writer) (
 	newPerRun := len(newBodies) / o.runs
 	for r := range o.runs {
 		for i, do := range ops {
-			if i == 2 { // each run gets its share of the new users
+			switch i {
+			case 1: // each run gets its share of the returning users' tokens
+				limit := (r + 1) * newPerRun
+				do = func(w int, c *http.Client) error {
+					j := int((nextRet.Add(1) - 1))
+					if j >= limit {
+						return errExhausted
+					}
+					return post(c, ex, returning[j], nil)
+				}
+			case 2: // each run gets its share of the new users
 				limit := (r + 1) * newPerRun
 				do = func(w int, c *http.Client) error {
 					j := int((nextNew.Add(1) - 1))
@@ -253,6 +276,9 @@ func runSize(o options, iss *issuer, n int, newBodies [][]byte, out io.Writer) (
 		}
 		if i := int(nextNew.Load()); i > (r+1)*newPerRun {
 			nextNew.Store(int64((r + 1) * newPerRun))
+		}
+		if i := int(nextRet.Load()); i > (r+1)*newPerRun {
+			nextRet.Store(int64((r + 1) * newPerRun))
 		}
 	}
 	endSize, _ := fileSize(dataPath)

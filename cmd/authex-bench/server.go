@@ -38,7 +38,7 @@ func freeAddr() (string, error) {
 // startServer writes a config for the data file and the issuer and starts
 // the binary with its profiling endpoint on loopback. The server logs as in
 // production (JSON, info, one line per request) into a file in dir.
-func startServer(bin, dir, dataPath, issuerURL string) (*server, error) {
+func startServer(bin, dir, dataPath, issuerURL string, extraConfig ...string) (*server, error) {
 	addr, err := freeAddr()
 	if err != nil {
 		return nil, err
@@ -57,7 +57,7 @@ clients:
   - { id: %q, secret: %q }
   - { id: %q, secret: %q }
 log: { level: info, format: json }
-`, addr, base, dataPath, issuerURL, clientID, webClient, webSecret, apiClient, apiSecret)
+`, addr, base, dataPath, issuerURL, clientID, webClient, webSecret, apiClient, apiSecret) + strings.Join(extraConfig, "\n")
 	cfgPath := filepath.Join(dir, "authex.yaml")
 	if err := os.WriteFile(cfgPath, []byte(cfg), 0o600); err != nil {
 		return nil, err
