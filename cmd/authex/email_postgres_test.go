@@ -2,7 +2,6 @@ package main
 
 import (
 	"fmt"
-	"path/filepath"
 	"regexp"
 	"testing"
 
@@ -32,23 +31,12 @@ func TestPostgresEmailVerificationAndReset(t *testing.T) {
 	var cfgs, bases []string
 	for _, name := range []string{"a", "b"} {
 		port := freePort(t)
-		path := filepath.Join(dir, name+".yaml")
-		writeFile(t, path, fmt.Sprintf(`
-server: { listen: "127.0.0.1:%d", public_url: %q }
-storage:
-  driver: postgres
-  postgres: { dsn: "${AUTHEX_PG_DSN}", schema: %q, max_conns: 4, connect_timeout: 1s }
-providers:
-  password: { type: password, memory: 4096, iterations: 1 }
-email:
+		path := pgConfigWith(t, dir, name, port, schema, `  password: { type: password, memory: 4096, iterations: 1 }`, fmt.Sprintf(`email:
   transport: smtp
   from: "authex <no-reply@example.com>"
   smtp: { host: 127.0.0.1, port: %d, tls: none }
   links: { verify_email: "http://app.test/verify?token={token}", reset_password: "http://app.test/reset?token={token}" }
-  retry: { attempts: 3, initial: 50ms, max: 200ms }
-log: { format: json }
-secrets: { kek: %q }
-`, port, publicURL, schema, smtp.Port, testKEK))
+  retry: { attempts: 3, initial: 50ms, max: 200ms }`, smtp.Port))
 		cfgs, bases = append(cfgs, path), append(bases, fmt.Sprintf("http://127.0.0.1:%d", port))
 	}
 	ps := startAll(t, "", cfgs, bases)

@@ -33,6 +33,14 @@ const apiSecret = "api-secret-0123456789abcdef"
 // comes from the environment, as in production.
 func pgConfig(t *testing.T, dir, name string, port int, schema, issuerURL string, extra ...string) string {
 	t.Helper()
+	return pgConfigWith(t, dir, name, port, schema,
+		fmt.Sprintf(`  corp: { type: oidc, issuer: %q, client_ids: [ "web" ] }`, issuerURL), extra...)
+}
+
+// pgConfigWith is pgConfig with its own providers block (lines indented
+// under providers:) and extra top-level keys.
+func pgConfigWith(t *testing.T, dir, name string, port int, schema, providers string, extra ...string) string {
+	t.Helper()
 	path := filepath.Join(dir, name+".yaml")
 	writeFile(t, path, fmt.Sprintf(`
 server: { listen: "127.0.0.1:%d", public_url: %q }
@@ -40,10 +48,10 @@ storage:
   driver: postgres
   postgres: { dsn: "${AUTHEX_PG_DSN}", schema: %q, max_conns: 4, connect_timeout: 1s }
 providers:
-  corp: { type: oidc, issuer: %q, client_ids: [ "web" ] }
+%s
 log: { format: json }
 secrets: { kek: %q }
-`+strings.Join(extra, "\n"), port, publicURL, schema, issuerURL, testKEK))
+`+strings.Join(extra, "\n"), port, publicURL, schema, providers, testKEK))
 	return path
 }
 

@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
-	"path/filepath"
 	"sync"
 	"testing"
 
@@ -24,18 +23,8 @@ func twoOnPostgres(t *testing.T, perAccount int) (a, b string, iss *providertest
 	var cfgs, bases []string
 	for _, name := range []string{"a", "b"} {
 		port := freePort(t)
-		path := filepath.Join(dir, name+".yaml")
-		writeFile(t, path, fmt.Sprintf(`
-server: { listen: "127.0.0.1:%d", public_url: %q }
-storage:
-  driver: postgres
-  postgres: { dsn: "${AUTHEX_PG_DSN}", schema: %q, max_conns: 4, connect_timeout: 1s }
-providers:
-  corp: { type: oidc, issuer: %q, client_ids: [ "web" ] }
-  password: { type: password, memory: 4096, iterations: 1, throttle: { per_account: %d, per_ip: 100 } }
-log: { format: json }
-secrets: { kek: %q }
-`, port, publicURL, schema, iss.URL(), perAccount, testKEK))
+		path := pgConfigWith(t, dir, name, port, schema, fmt.Sprintf(`  corp: { type: oidc, issuer: %q, client_ids: [ "web" ] }
+  password: { type: password, memory: 4096, iterations: 1, throttle: { per_account: %d, per_ip: 100 } }`, iss.URL(), perAccount))
 		cfgs, bases = append(cfgs, path), append(bases, fmt.Sprintf("http://127.0.0.1:%d", port))
 	}
 	ps := startAll(t, "", cfgs, bases)

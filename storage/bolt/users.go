@@ -544,36 +544,22 @@ func removeIdentity(tx *bolt.Tx, identityID, userID string, ikey []byte) error {
 
 // TouchIdentity sets LastLoginAt, through Batch.
 func (s *Store) TouchIdentity(ctx context.Context, identityID string, at time.Time) error {
-	if err := ctx.Err(); err != nil {
-		return err
-	}
-	key := []byte(identityID)
-	var outcome error
-	err := s.batch(func(tx *bolt.Tx) error {
-		outcome = nil
-		b := tx.Bucket(bucketKeyIdentities)
-		v := b.Get(key)
-		if v == nil {
-			outcome = errNotFound("identity", identityID)
-			return nil
-		}
-		ident, err := decodeIdentity(v)
-		if err != nil {
-			return err
-		}
-		ident.LastLoginAt = at
-		return b.Put(key, encodeIdentity(ident))
-	})
-	if err != nil {
-		return fmt.Errorf("bolt: touch identity %q: %w", identityID, err)
-	}
-	return outcome
+	return s.modifyIdentity(ctx, identityID, "touch identity", func(ident *storage.Identity) { ident.LastLoginAt = at })
 }
 
 var _ storage.IdentityEmailSetter = (*Store)(nil)
 
 // SetIdentityEmail implements storage.IdentityEmailSetter.
 func (s *Store) SetIdentityEmail(ctx context.Context, identityID, email string, verified bool) error {
+	return s.modifyIdentity(ctx, identityID, "set identity email", func(ident *storage.Identity) {
+		ident.Email, ident.EmailVerified = email, verified
+	})
+}
+
+// modifyIdentity rewrites one identity record through Batch (safe to
+// retry: fn sets fields, it does not accumulate). It changes no index, so
+// fn must not touch Issuer, Subject or UserID. ErrNotFound when absent.
+func (s *Store) modifyIdentity(ctx context.Context, identityID, op string, fn func(*storage.Identity)) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
@@ -591,11 +577,11 @@ func (s *Store) SetIdentityEmail(ctx context.Context, identityID, email string, 
 		if err != nil {
 			return err
 		}
-		ident.Email, ident.EmailVerified = email, verified
+		fn(&ident)
 		return b.Put(key, encodeIdentity(ident))
 	})
 	if err != nil {
-		return fmt.Errorf("bolt: set identity email %q: %w", identityID, err)
+		return fmt.Errorf("bolt: %s %q: %w", op, identityID, err)
 	}
 	return outcome
 }
