@@ -209,6 +209,24 @@ func (s *Server) handleMe(c echo.Context) error {
 	return c.JSON(http.StatusOK, toUserJSON(p.User, idents))
 }
 
+// handleDiscovery serves our metadata, one document at both well-known
+// paths: OpenID Connect Discovery's (go-oidc, Auth.js) and RFC 8414's
+// (openid-client in OAuth mode, MCP clients). It lists only what a client
+// can use here:
+//   - no authorization_endpoint or userinfo_endpoint: authex runs no
+//     authorization-code flow of its own (the provider does), and /v1/me
+//     is not an OpenID userinfo; so response_types_supported, which both
+//     specifications require, is the truthful empty list;
+//   - no scopes_supported: /oauth/token takes no scope (RFC 8414 makes the
+//     field optional; an empty list would claim a scope parameter exists);
+//   - introspection only with clients configured: without them
+//     /oauth/introspect refuses every caller;
+//   - id_token_signing_alg_values_supported names the algorithm of the
+//     only JWTs we sign, our access tokens: OpenID Discovery requires the
+//     field, and go-oidc's provider.Verifier takes its allowed algorithms
+//     from it (without it, only RS256, which refuses ES256 and EdDSA);
+//   - subject_types_supported "public": sub is the user id, the same for
+//     every client.
 func (s *Server) handleDiscovery() echo.HandlerFunc {
 	return func(c echo.Context) error {
 		base := s.svc.Issuer()
@@ -216,19 +234,23 @@ func (s *Server) handleDiscovery() echo.HandlerFunc {
 		if s.svc.ClientsConfigured() {
 			auth = []string{"client_secret_basic", "client_secret_post", "none"}
 		}
+		alg := []string{s.svc.Algorithm()}
 		doc := map[string]any{
 			"issuer":                                base,
 			"jwks_uri":                              base + "/.well-known/jwks.json",
 			"token_endpoint":                        base + "/oauth/token",
 			"revocation_endpoint":                   base + "/oauth/revoke",
-			"introspection_endpoint":                base + "/oauth/introspect",
 			"token_endpoint_auth_methods_supported": auth,
-			"revocation_endpoint_auth_methods_supported":    auth,
-			"introspection_endpoint_auth_methods_supported": []string{"client_secret_basic", "client_secret_post"},
-			"access_token_signing_alg_values_supported":     []string{s.svc.Algorithm()},
-			"grant_types_supported":                         []string{grantRefreshToken, grantTokenExchange},
-			"response_types_supported":                      []string{},
-			"subject_types_supported":                       []string{"public"},
+			"revocation_endpoint_auth_methods_supported": auth,
+			"access_token_signing_alg_values_supported":  alg,
+			"id_token_signing_alg_values_supported":      alg,
+			"grant_types_supported":                      []string{grantRefreshToken, grantTokenExchange},
+			"response_types_supported":                   []string{},
+			"subject_types_supported":                    []string{"public"},
+		}
+		if s.svc.ClientsConfigured() {
+			doc["introspection_endpoint"] = base + "/oauth/introspect"
+			doc["introspection_endpoint_auth_methods_supported"] = []string{"client_secret_basic", "client_secret_post"}
 		}
 		publicCache(c, "300")
 		return c.JSON(http.StatusOK, doc)

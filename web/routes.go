@@ -34,6 +34,7 @@ func (s *Server) routes(mounts map[string]http.Handler, compat []string) {
 	e.POST("/v1/anonymous", s.handleAnonymous)
 
 	e.GET("/.well-known/openid-configuration", s.handleDiscovery())
+	e.GET("/.well-known/oauth-authorization-server", s.handleDiscovery()) // RFC 8414
 	e.GET("/.well-known/jwks.json", s.handleJWKS)
 	e.GET("/healthz", s.handleHealthz)
 	e.GET("/readyz", s.handleReadyz)
