@@ -100,20 +100,49 @@ func adminServer(raw string, insecure bool) (server, shown string, err error) {
 }
 
 // parseInterspersed parses flags that may come before or after the
-// positional arguments ("users get ID --json").
+// positional arguments ("users get ID --json"). An argument that starts
+// with a single "-" but names no flag of the command is positional:
+// session ids and other base64url ids may start with "-" ("sessions
+// revoke -nJDl2ex"). After "--" everything is positional.
 func parseInterspersed(fs *flag.FlagSet, args []string) ([]string, error) {
-	var pos []string
-	for {
-		if err := fs.Parse(args); err != nil {
-			return nil, err
+	var pos, flags []string
+	for i := 0; i < len(args); i++ {
+		arg := args[i]
+		if arg == "--" {
+			pos = append(pos, args[i+1:]...)
+			break
 		}
-		args = fs.Args()
-		if len(args) == 0 {
-			return pos, nil
+		if len(arg) < 2 || arg[0] != '-' || looksLikeIDNotFlag(fs, arg) {
+			pos = append(pos, arg)
+			continue
 		}
-		pos = append(pos, args[0])
-		args = args[1:]
+		flags = append(flags, arg)
+		name, _, hasValue := strings.Cut(strings.TrimLeft(arg, "-"), "=")
+		if f := fs.Lookup(name); f != nil && !hasValue && !isBoolFlag(f) && i+1 < len(args) {
+			i++
+			flags = append(flags, args[i])
+		}
 	}
+	if err := fs.Parse(flags); err != nil {
+		return nil, err
+	}
+	return append(pos, fs.Args()...), nil
+}
+
+func isBoolFlag(f *flag.Flag) bool {
+	b, ok := f.Value.(interface{ IsBoolFlag() bool })
+	return ok && b.IsBoolFlag()
+}
+
+// looksLikeIDNotFlag reports whether arg starts with a single "-" yet is
+// no flag of fs (nor -h/-help, which print the usage). Flags spelled with
+// two dashes are never taken for an id.
+func looksLikeIDNotFlag(fs *flag.FlagSet, arg string) bool {
+	if len(arg) < 2 || arg[0] != '-' || arg[1] == '-' {
+		return false
+	}
+	name, _, _ := strings.Cut(arg[1:], "=")
+	return fs.Lookup(name) == nil && name != "h" && name != "help"
 }
 
 // adminOpts holds every admin command's own flags; a command registers
