@@ -117,7 +117,15 @@ type ServerConfig struct {
 	TrustedProxies []string `yaml:"trusted_proxies"`
 
 	trustedNets []*net.IPNet // parsed by Validate
+	// publicURLSet: public_url came from the file or AUTHEX_PUBLIC_URL, not
+	// the default; otherwise `serve --dev` derives it from the address it
+	// listens on.
+	publicURLSet bool
 }
+
+// defaultPublicURL is server.public_url when neither the file nor the
+// environment sets it (and --dev does not derive it).
+const defaultPublicURL = "http://localhost:8080"
 
 type StorageConfig struct {
 	Driver   string         `yaml:"driver"`
@@ -165,7 +173,7 @@ type LogConfig struct {
 // defaultConfig holds every default; YAML then overrides it.
 func defaultConfig() Config {
 	return Config{
-		Server: ServerConfig{Listen: ":8080", PublicURL: "http://localhost:8080"},
+		Server: ServerConfig{Listen: ":8080", PublicURL: defaultPublicURL},
 		Storage: StorageConfig{
 			Driver:   "bolt",
 			Bolt:     BoltConfig{Path: "./data/authex.db"},
@@ -204,6 +212,9 @@ func loadConfig(path string, getenv func(string) string) (Config, error) {
 	if err != nil {
 		return cfg, err
 	}
+	// Empty until the file or the environment sets it, to tell a chosen
+	// public_url from the default (publicURLSet).
+	cfg.Server.PublicURL = ""
 	var probs Problems
 	var root yaml.Node
 	if err := yaml.Unmarshal(raw, &root); err != nil {
@@ -228,6 +239,10 @@ func loadConfig(path string, getenv func(string) string) (Config, error) {
 		}
 	}
 	applyEnv(&cfg, getenv)
+	cfg.Server.publicURLSet = cfg.Server.PublicURL != ""
+	if !cfg.Server.publicURLSet {
+		cfg.Server.PublicURL = defaultPublicURL
+	}
 	probs = append(probs, cfg.Validate()...)
 	if len(probs) > 0 {
 		return cfg, probs

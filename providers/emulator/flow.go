@@ -227,7 +227,17 @@ func (e *Emulator) handleToken(w http.ResponseWriter, r *http.Request) {
 		oauthError(w, http.StatusBadRequest, "unsupported_grant_type", "only authorization_code is supported")
 		return
 	}
-	code := f.Get("code")
+	answer, status, code, desc := e.redeem(clientID, f.Get("code"), f.Get("redirect_uri"), f.Get("code_verifier"))
+	if status != http.StatusOK {
+		oauthError(w, status, code, desc)
+		return
+	}
+	writeJSON(w, http.StatusOK, answer)
+}
+
+// redeem trades an authorization code for the token answer; on failure it
+// answers the HTTP status and the OAuth error code and description.
+func (e *Emulator) redeem(clientID, code, redirectURI, codeVerifier string) (answer map[string]any, status int, errCode, desc string) {
 	now := e.now()
 	e.mu.Lock()
 	g := e.codes[code]
@@ -235,22 +245,17 @@ func (e *Emulator) handleToken(w http.ResponseWriter, r *http.Request) {
 	e.mu.Unlock()
 	switch {
 	case g == nil || now.After(g.expires):
-		oauthError(w, http.StatusBadRequest, "invalid_grant", "authorization code is unknown, expired or already used")
-		return
+		return nil, http.StatusBadRequest, "invalid_grant", "authorization code is unknown, expired or already used"
 	case g.clientID != clientID:
-		oauthError(w, http.StatusBadRequest, "invalid_grant", "authorization code was issued to another client")
-		return
-	case g.redirectURI != f.Get("redirect_uri"):
-		oauthError(w, http.StatusBadRequest, "invalid_grant", "redirect_uri differs from the authorize request's")
-		return
-	case f.Get("code_verifier") == "":
-		oauthError(w, http.StatusBadRequest, "invalid_grant", "code_verifier is required (PKCE)")
-		return
+		return nil, http.StatusBadRequest, "invalid_grant", "authorization code was issued to another client"
+	case g.redirectURI != redirectURI:
+		return nil, http.StatusBadRequest, "invalid_grant", "redirect_uri differs from the authorize request's"
+	case codeVerifier == "":
+		return nil, http.StatusBadRequest, "invalid_grant", "code_verifier is required (PKCE)"
 	}
-	sum := sha256.Sum256([]byte(f.Get("code_verifier")))
+	sum := sha256.Sum256([]byte(codeVerifier))
 	if subtle.ConstantTimeCompare([]byte(base64.RawURLEncoding.EncodeToString(sum[:])), []byte(g.challenge)) != 1 {
-		oauthError(w, http.StatusBadRequest, "invalid_grant", "code_verifier does not match code_challenge")
-		return
+		return nil, http.StatusBadRequest, "invalid_grant", "code_verifier does not match code_challenge"
 	}
 
 	access := randomToken()
@@ -265,8 +270,7 @@ func (e *Emulator) handleToken(w http.ResponseWriter, r *http.Request) {
 	idToken, err := e.Sign(idc)
 	if err != nil {
 		e.log.Error("emulator: sign id_token", "err", err)
-		oauthError(w, http.StatusInternalServerError, "server_error", "could not sign the id_token")
-		return
+		return nil, http.StatusInternalServerError, "server_error", "could not sign the id_token"
 	}
 	user["exp"] = now.Add(e.ttl).Unix()
 	e.mu.Lock()
@@ -279,10 +283,10 @@ func (e *Emulator) handleToken(w http.ResponseWriter, r *http.Request) {
 	if scope == "" {
 		scope = "openid"
 	}
-	writeJSON(w, http.StatusOK, map[string]any{
+	return map[string]any{
 		"access_token": access, "token_type": "Bearer", "expires_in": int(e.ttl.Seconds()),
 		"id_token": idToken, "scope": scope,
-	})
+	}, http.StatusOK, "", ""
 }
 
 func (e *Emulator) handleUserinfo(w http.ResponseWriter, r *http.Request) {
