@@ -86,19 +86,37 @@ func TestNonceAttestedByClient(t *testing.T) {
 		!strings.Contains(events[0].Detail, "client nextjs") {
 		t.Fatalf("nonce.attested audit: %+v", events)
 	}
+}
 
-	// TestNonceAttestedByClient/replay: the id_token is one-time, for the
-	// verifying client too; the second use writes nothing.
-	t.Run("replay by the verifying client", func(t *testing.T) {
-		before := h.snapshot()
-		assertError(t, h.postJSON("/v1/exchange", body(), basic("nextjs", nextjsSecret)...), 401, "invalid_token", "replayed")
-		h.assertUnchanged(before)
-	})
-	t.Run("replay with the nonce by another client", func(t *testing.T) {
-		before := h.snapshot()
-		assertError(t, h.postJSON("/v1/exchange", body("nonce", "auth-js-nonce", "client_id", "ios-app")), 401, "invalid_token", "replayed")
-		h.assertUnchanged(before)
-	})
+// TestNonceAttestedByClientReplay: an attested id_token is still one-time.
+// Sent again by the verifying client, or by anyone else even with the
+// right nonce, it is 401 replayed and the store is unchanged; an
+// unauthenticated caller is refused before that (invalid_client).
+func TestNonceAttestedByClientReplay(t *testing.T) {
+	h := nonceHarness(t)
+	idToken := h.idToken("replay-user", map[string]any{"nonce": "auth-js-nonce"})
+	res := h.postJSON("/v1/exchange", map[string]any{"provider": "corp", "id_token": idToken}, basic("nextjs", nextjsSecret)...)
+	if res.status != http.StatusOK {
+		t.Fatalf("first use: %d %s", res.status, res.body)
+	}
+	replays := []struct {
+		name         string
+		body         map[string]any
+		headers      []string
+		code, reason string
+	}{
+		{"by the verifying client", map[string]any{"provider": "corp", "id_token": idToken}, basic("nextjs", nextjsSecret), "invalid_token", "replayed"},
+		{"by the verifying client, with the nonce", map[string]any{"provider": "corp", "id_token": idToken, "nonce": "auth-js-nonce"}, basic("nextjs", nextjsSecret), "invalid_token", "replayed"},
+		{"by a public client with the nonce", map[string]any{"provider": "corp", "id_token": idToken, "nonce": "auth-js-nonce", "client_id": "ios-app"}, nil, "invalid_token", "replayed"},
+		{"unauthenticated", map[string]any{"provider": "corp", "id_token": idToken}, nil, "invalid_client", "missing_client"},
+	}
+	for _, tc := range replays {
+		t.Run(tc.name, func(t *testing.T) {
+			before := h.snapshot()
+			assertError(t, h.postJSON("/v1/exchange", tc.body, tc.headers...), 401, tc.code, tc.reason)
+			h.assertUnchanged(before)
+		})
+	}
 }
 
 // TestNonceAttestedByClientBodyAuth: client_id and client_secret in the

@@ -61,6 +61,7 @@ func runEmulator(ctx context.Context, args []string, getenv func(string) string,
 	}
 	fmt.Fprintf(stdout, "authex emulator: issuer %s (client ids: %s)\n", issuer, strings.Join(em.ClientIDs(), ", "))
 	fmt.Fprintf(stdout, "  mint a token: curl -s %s/mint -d '{\"email\":\"ada@example.com\",\"name\":\"Ada\"}'\n", issuer)
+	fmt.Fprintf(stdout, "  try a sign-in: open %s/\n", issuer)
 	srv := web.NewHTTPServer(ln.Addr().String(), em, log)
 	served := make(chan error, 1)
 	go func() { served <- srv.Serve(ln) }()
