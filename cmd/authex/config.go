@@ -88,6 +88,10 @@ type ClientConfig struct {
 	SecretFile string   `yaml:"secret_file"` // or a file holding it (trailing newline ignored)
 	Public     bool     `yaml:"public"`      // a mobile app or SPA: no secret
 	Providers  []string `yaml:"providers"`   // when set, the only providers it may use
+	// VerifiesNonce: this confidential client checks the nonce of its own
+	// sign-in flows (Auth.js), so its authenticated requests may send a
+	// nonce-bearing id_token without the nonce (docs/security.md).
+	VerifiesNonce bool `yaml:"verifies_nonce"`
 }
 
 // Secret is a string that never prints: a config dumped to a log or an
@@ -113,7 +117,15 @@ type ServerConfig struct {
 	TrustedProxies []string `yaml:"trusted_proxies"`
 
 	trustedNets []*net.IPNet // parsed by Validate
+	// publicURLSet: public_url came from the file or AUTHEX_PUBLIC_URL, not
+	// the default; otherwise `serve --dev` derives it from the address it
+	// listens on.
+	publicURLSet bool
 }
+
+// defaultPublicURL is server.public_url when neither the file nor the
+// environment sets it (and --dev does not derive it).
+const defaultPublicURL = "http://localhost:8080"
 
 type StorageConfig struct {
 	Driver   string         `yaml:"driver"`
@@ -161,7 +173,7 @@ type LogConfig struct {
 // defaultConfig holds every default; YAML then overrides it.
 func defaultConfig() Config {
 	return Config{
-		Server: ServerConfig{Listen: ":8080", PublicURL: "http://localhost:8080"},
+		Server: ServerConfig{Listen: ":8080", PublicURL: defaultPublicURL},
 		Storage: StorageConfig{
 			Driver:   "bolt",
 			Bolt:     BoltConfig{Path: "./data/authex.db"},
@@ -200,6 +212,9 @@ func loadConfig(path string, getenv func(string) string) (Config, error) {
 	if err != nil {
 		return cfg, err
 	}
+	// Empty until the file or the environment sets it, to tell a chosen
+	// public_url from the default (publicURLSet).
+	cfg.Server.PublicURL = ""
 	var probs Problems
 	var root yaml.Node
 	if err := yaml.Unmarshal(raw, &root); err != nil {
@@ -224,6 +239,10 @@ func loadConfig(path string, getenv func(string) string) (Config, error) {
 		}
 	}
 	applyEnv(&cfg, getenv)
+	cfg.Server.publicURLSet = cfg.Server.PublicURL != ""
+	if !cfg.Server.publicURLSet {
+		cfg.Server.PublicURL = defaultPublicURL
+	}
 	probs = append(probs, cfg.Validate()...)
 	if len(probs) > 0 {
 		return cfg, probs
@@ -606,6 +625,9 @@ func (c *Config) validateClients(p *Problems) {
 		case !cl.Public && cl.Secret != "" && len(cl.Secret) < minClientSecret:
 			p.add(path+".secret", "must be at least %d characters", minClientSecret)
 		}
+		if cl.Public && cl.VerifiesNonce {
+			p.add(path+".verifies_nonce", "only a confidential client may attest the nonce: a public client has no secret to prove the request is its own (send the nonce instead)")
+		}
 		for j, name := range cl.Providers {
 			if _, ok := c.Providers[name]; !ok {
 				p.add(fmt.Sprintf("%s.providers[%d]", path, j), "names no configured provider: %q", name)
@@ -618,7 +640,8 @@ func (c *Config) validateClients(p *Problems) {
 func (c *Config) exchangeClients() []exchange.ClientConfig {
 	out := make([]exchange.ClientConfig, 0, len(c.Clients))
 	for _, cl := range c.Clients {
-		out = append(out, exchange.ClientConfig{ID: cl.ID, Secret: string(cl.Secret), Public: cl.Public, Providers: cl.Providers})
+		out = append(out, exchange.ClientConfig{ID: cl.ID, Secret: string(cl.Secret), Public: cl.Public,
+			Providers: cl.Providers, VerifiesNonce: cl.VerifiesNonce})
 	}
 	return out
 }

@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"net/url"
 	"path/filepath"
+	"strconv"
 	"strings"
 
 	"github.com/authex/authex/providers/emulator"
@@ -60,6 +61,7 @@ func runEmulator(ctx context.Context, args []string, getenv func(string) string,
 	}
 	fmt.Fprintf(stdout, "authex emulator: issuer %s (client ids: %s)\n", issuer, strings.Join(em.ClientIDs(), ", "))
 	fmt.Fprintf(stdout, "  mint a token: curl -s %s/mint -d '{\"email\":\"ada@example.com\",\"name\":\"Ada\"}'\n", issuer)
+	fmt.Fprintf(stdout, "  try a sign-in: open %s/\n", issuer)
 	srv := web.NewHTTPServer(ln.Addr().String(), em, log)
 	served := make(chan error, 1)
 	go func() { served <- srv.Serve(ln) }()
@@ -77,16 +79,33 @@ func runEmulator(ctx context.Context, args []string, getenv func(string) string,
 	return nil
 }
 
+// checkDevListen refuses, before anything listens, a --dev listen address
+// that is not loopback.
+func checkDevListen(cfg Config) error {
+	if !emulator.IsLoopback(cfg.Server.Listen) {
+		return fmt.Errorf("--dev: server.listen %q is not a loopback address; listen on 127.0.0.1:PORT (env AUTHEX_LISTEN) so the development emulator is not reachable from the network", cfg.Server.Listen)
+	}
+	return nil
+}
+
 // devMode checks that `serve --dev` runs on a developer's machine (public
-// URL and listen address on loopback), adds provider "dev" for the
-// emulator to cfg and returns the emulator to mount under /emulator.
-func devMode(cfg *Config, log *slog.Logger) (*emulator.Emulator, error) {
+// URL on loopback; checkDevListen checked the listen address), adds
+// provider "dev" for the emulator to cfg and returns the emulator to
+// mount under /emulator. bound is the address actually listened on: a
+// public_url that neither the file nor AUTHEX_PUBLIC_URL sets follows it,
+// so `AUTHEX_LISTEN=127.0.0.1:9801 make run` (or port 0) gets an emulator
+// whose issuer is this very server.
+func devMode(cfg *Config, bound net.Addr, log *slog.Logger) (*emulator.Emulator, error) {
+	if !cfg.Server.publicURLSet {
+		cfg.Server.PublicURL = devPublicURL(bound)
+	}
 	u, err := url.Parse(cfg.Server.PublicURL)
 	if err != nil || !emulator.IsLoopbackHost(u.Hostname()) {
 		return nil, fmt.Errorf("--dev: server.public_url %q is not a loopback URL (localhost, 127.0.0.1, [::1]); the development emulator lets anyone sign in as anyone and is refused anywhere else", cfg.Server.PublicURL)
 	}
-	if !emulator.IsLoopback(cfg.Server.Listen) {
-		return nil, fmt.Errorf("--dev: server.listen %q is not a loopback address; listen on 127.0.0.1:PORT (env AUTHEX_LISTEN) so the development emulator is not reachable from the network", cfg.Server.Listen)
+	if tcp, ok := bound.(*net.TCPAddr); ok && u.Port() != "" && u.Port() != strconv.Itoa(tcp.Port) {
+		log.Warn("--dev: server.public_url names another port than the one authex listens on: provider dev discovers at public_url and will not become ready unless a proxy forwards it here; leave public_url unset to follow the listen address",
+			"public_url", cfg.Server.PublicURL, "listening", bound.String())
 	}
 	if _, taken := cfg.Providers[devProvider]; taken {
 		return nil, fmt.Errorf("--dev: the config already has a provider named %q, which --dev would replace", devProvider)
@@ -96,7 +115,8 @@ func devMode(cfg *Config, log *slog.Logger) (*emulator.Emulator, error) {
 		keyFile = filepath.Join(filepath.Dir(cfg.Storage.Bolt.Path), "emulator-key.pem")
 	}
 	em, err := emulator.New(emulator.Config{Issuer: cfg.Server.PublicURL + "/emulator", KeyFile: keyFile, Logger: log.With("component", "emulator"),
-		SignalReceiver: strings.TrimSuffix(cfg.Server.PublicURL, "/") + "/v1/signals"})
+		SignalReceiver: strings.TrimSuffix(cfg.Server.PublicURL, "/") + "/v1/signals",
+		ExchangeURL:    strings.TrimSuffix(cfg.Server.PublicURL, "/") + "/v1/exchange", Provider: devProvider})
 	if err != nil {
 		return nil, err
 	}
@@ -111,4 +131,39 @@ func devMode(cfg *Config, log *slog.Logger) (*emulator.Emulator, error) {
 	log.Warn("DEVELOPMENT MODE (--dev): the authex emulator is mounted at " + em.Issuer() +
 		" and registered as provider \"dev\"; anyone who reaches this server can sign in as anyone. Never use --dev in production.")
 	return em, nil
+}
+
+// devPublicURL is the URL a browser on this machine reaches bound at:
+// localhost for 127.0.0.1, as the default public_url says, so cookies and
+// the Next.js example's AUTHEX_URL keep one host; any other loopback
+// address as it is.
+func devPublicURL(bound net.Addr) string {
+	tcp, ok := bound.(*net.TCPAddr)
+	if !ok {
+		return defaultPublicURL
+	}
+	host := tcp.IP.String()
+	if tcp.IP.Equal(net.IPv4(127, 0, 0, 1)) {
+		host = "localhost"
+	}
+	return "http://" + net.JoinHostPort(host, strconv.Itoa(tcp.Port))
+}
+
+// printDevStart tells the developer, on stdout, where the dev server is
+// and how to try it: the page to open and a curl that mints an id_token at
+// the emulator and exchanges it, both at the address actually served.
+func printDevStart(w io.Writer, publicURL string, em *emulator.Emulator) {
+	fmt.Fprintf(w, `
+authex --dev is serving at %[1]s (provider "dev" is the emulator, client id %[2]s)
+
+  Open %[3]s/ to sign in through the emulator (any email works).
+
+  Or try it with curl:
+
+    ID_TOKEN=$(curl -s %[3]s/mint -d '{"email":"ada@example.com","name":"Ada"}' \
+      | sed 's/.*"id_token":"\([^"]*\)".*/\1/')
+    curl -s %[1]s/v1/exchange -H 'Content-Type: application/json' \
+      -d "{\"provider\":\"dev\",\"id_token\":\"$ID_TOKEN\"}"
+
+`, publicURL, em.ClientIDs()[0], em.Issuer())
 }

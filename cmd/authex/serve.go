@@ -15,6 +15,7 @@ import (
 
 	"github.com/authex/authex/envelope"
 	"github.com/authex/authex/exchange"
+	"github.com/authex/authex/providers/emulator"
 	"github.com/authex/authex/storage"
 	"github.com/authex/authex/storage/bolt"
 	"github.com/authex/authex/storage/observed"
@@ -76,12 +77,20 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 		return err
 	}
 	s := &service{cfg: cfg, log: newLogger(cfg.Log, stderr), mounts: map[string]http.Handler{}}
+	// Listen before the providers start discovery: the dev provider
+	// discovers at this very server, and a connection waiting in the listen
+	// backlog is answered as soon as we serve, with no retry delay. --dev
+	// listens first of all: it derives the public URL from the address
+	// bound (port 0 included) before anything uses it.
+	var (
+		ln net.Listener
+		em *emulator.Emulator
+	)
 	if f.dev {
-		em, err := devMode(&s.cfg, s.log)
-		if err != nil {
+		if ln, em, err = s.listenDev(); err != nil {
 			return err
 		}
-		s.mounts["/emulator"] = em
+		defer ln.Close()
 	}
 	closeStore, err := s.openStore(ctx)
 	if err != nil {
@@ -91,15 +100,12 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 	if s.sealer, err = newSealer(s.cfg, s.log, true); err != nil {
 		return err
 	}
-
-	// Listen before the providers start discovery: the dev provider
-	// discovers at this very server, and a connection waiting in the listen
-	// backlog is answered as soon as we serve, with no retry delay.
-	ln, err := net.Listen("tcp", s.cfg.Server.Listen)
-	if err != nil {
-		return err
+	if ln == nil {
+		if ln, err = net.Listen("tcp", s.cfg.Server.Listen); err != nil {
+			return err
+		}
+		defer ln.Close()
 	}
-	defer ln.Close()
 
 	// Providers discover in the background; they live as long as the service.
 	provCtx, cancelProviders := context.WithCancel(context.Background())
@@ -120,7 +126,29 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 		}
 		defer stopPprof()
 	}
+	if em != nil {
+		printDevStart(stdout, s.cfg.Server.PublicURL, em)
+	}
 	return s.serve(ctx)
+}
+
+// listenDev listens on the loopback listen address for --dev and mounts
+// the emulator, registered for the address bound.
+func (s *service) listenDev() (net.Listener, *emulator.Emulator, error) {
+	if err := checkDevListen(s.cfg); err != nil {
+		return nil, nil, err
+	}
+	ln, err := net.Listen("tcp", s.cfg.Server.Listen)
+	if err != nil {
+		return nil, nil, err
+	}
+	em, err := devMode(&s.cfg, ln.Addr(), s.log)
+	if err != nil {
+		ln.Close()
+		return nil, nil, err
+	}
+	s.mounts["/emulator"] = em
+	return ln, em, nil
 }
 
 // openStore opens the configured store behind the metrics decorator and

@@ -2,7 +2,10 @@
 // tests, in the spirit of Firebase's auth emulator: discovery, a JWKS, an
 // authorize page where you type (or pick) an email and a name and approve,
 // a token endpoint (authorization code with PKCE S256, RS256 id_token with
-// nonce and at_hash), userinfo, POST {issuer}/mint, which signs an
+// nonce and at_hash), response_mode=form_post as Sign in with Apple
+// answers (with Apple's first-time `user` field), userinfo, a landing page
+// at {issuer}/ that runs a whole sign-in as its own client and shows the
+// id_token and the curl that exchanges it (try.go), POST {issuer}/mint, which signs an
 // id_token for the claims you post (for curl and scripts), and POST
 // {issuer}/signal, which signs a security event and pushes it to authex
 // (signals.go).
@@ -68,6 +71,11 @@ type Config struct {
 	// SignalReceiver, when set, is the URL POST {issuer}/signal pushes the
 	// SETs it signs to (authex's /v1/signals).
 	SignalReceiver string
+	// ExchangeURL, when set, is authex's /v1/exchange: the page a tried
+	// sign-in ends on ({issuer}/try) shows the curl that exchanges its
+	// id_token there, for provider Provider (default "dev").
+	ExchangeURL string
+	Provider    string
 }
 
 // Emulator is the provider; it is an http.Handler.
@@ -83,11 +91,17 @@ type Emulator struct {
 	signer    jose.Signer
 	mux       *http.ServeMux
 	receiver  string // Config.SignalReceiver
+	// exchangeURL and provider: Config.ExchangeURL and Config.Provider.
+	exchangeURL, provider string
 
 	mu     sync.Mutex
 	codes  map[string]*grant // authorization code -> grant, deleted when used
 	tokens map[string]Claims // access token -> userinfo claims
 	recent []Person          // most recent first
+	// authorized: client and subject pairs that have approved once, for
+	// Apple's first-time-only `user` field (firstUser).
+	authorized map[string]bool
+	tries      map[string]tryFlow // state -> a sign-in started at /try
 }
 
 // Person is a user typed on the authorize page.
@@ -122,12 +136,20 @@ func New(cfg Config) (*Emulator, error) {
 		codes:     map[string]*grant{},
 		tokens:    map[string]Claims{},
 		receiver:  cfg.SignalReceiver,
+
+		authorized:  map[string]bool{},
+		tries:       map[string]tryFlow{},
+		exchangeURL: cfg.ExchangeURL,
+		provider:    cfg.Provider,
 	}
 	if len(e.clientIDs) == 0 {
 		e.clientIDs = []string{DefaultClientID}
 	}
 	if e.ttl <= 0 {
 		e.ttl = time.Hour
+	}
+	if e.provider == "" {
+		e.provider = "dev"
 	}
 	if e.log == nil {
 		e.log = slog.Default()
@@ -162,6 +184,9 @@ func (e *Emulator) ClientIDs() []string { return slices.Clone(e.clientIDs) }
 func (e *Emulator) routes() {
 	p := e.prefix
 	m := http.NewServeMux()
+	m.HandleFunc("GET "+p+"/{$}", e.handleLanding)
+	m.HandleFunc("GET "+p+"/try", e.handleTryStart)
+	m.HandleFunc("GET "+p+"/try/callback", e.handleTryCallback)
 	m.HandleFunc("GET "+p+"/.well-known/openid-configuration", e.handleDiscovery)
 	m.HandleFunc("GET "+p+"/jwks", e.handleJWKS)
 	m.HandleFunc("GET "+p+"/authorize", e.handleAuthorizePage)
@@ -208,6 +233,7 @@ func (e *Emulator) handleDiscovery(w http.ResponseWriter, r *http.Request) {
 		"userinfo_endpoint":                     e.issuer + "/userinfo",
 		"jwks_uri":                              e.issuer + "/jwks",
 		"response_types_supported":              []string{"code"},
+		"response_modes_supported":              []string{"query", "form_post"},
 		"grant_types_supported":                 []string{"authorization_code"},
 		"subject_types_supported":               []string{"public"},
 		"id_token_signing_alg_values_supported": []string{"RS256"},
