@@ -70,7 +70,10 @@ func aiosmtpd(t *testing.T) (port int, maildir string) {
 }
 
 // maildirToken waits for the n-th message in maildir (counting from 1)
-// and returns the token of its link.
+// and returns the link token in it. The n-th message is the newest one:
+// Maildir file names are not ordered by delivery (their microsecond part
+// is not zero-padded), so messages are ordered by modification time, and
+// the caller asks for one message at a time.
 func maildirToken(t *testing.T, maildir string, n int) string {
 	t.Helper()
 	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
@@ -78,8 +81,16 @@ func maildirToken(t *testing.T, maildir string, n int) string {
 		if len(files) < n {
 			continue
 		}
-		// Maildir names start with the delivery time: sorted is in order.
-		raw, err := os.ReadFile(files[n-1])
+		if len(files) > n {
+			t.Fatalf("%d messages in %s, expected %d", len(files), maildir, n)
+		}
+		newest, newestTime := "", time.Time{}
+		for _, f := range files {
+			if fi, err := os.Stat(f); err == nil && !fi.ModTime().Before(newestTime) {
+				newest, newestTime = f, fi.ModTime()
+			}
+		}
+		raw, err := os.ReadFile(newest)
 		if err != nil {
 			t.Fatal(err)
 		}
