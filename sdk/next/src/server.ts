@@ -26,8 +26,14 @@ export type ServerOptions = {
   maxAge?: number;
 };
 
-/** Anything cookies can be read from: a Request, a NextRequest, or next/headers' cookies(). */
-export type CookieSource = Request | { getAll(): Array<{ name: string; value: string }> };
+/**
+ * Anything cookies can be read from: a Request or NextRequest (route handlers), next/headers'
+ * cookies() (server actions, Server Components), or a Node request (Pages Router API routes).
+ */
+export type CookieSource =
+  | Request
+  | { getAll(): Array<{ name: string; value: string }> }
+  | { headers: { cookie?: string | undefined; authorization?: string | undefined } };
 
 /** The outcome of verifyRequest: the verified claims, or the JSON error and status to answer with. */
 export type VerifyOutcome =
@@ -54,12 +60,15 @@ const codec: JWTCodec = {
 
 function cookiesOf(source: CookieSource): Map<string, string> {
   if (source instanceof Request) return parseCookieHeader(source.headers.get("cookie"));
-  return new Map(source.getAll().map((c) => [c.name, c.value] as const));
+  if ("getAll" in source) return new Map(source.getAll().map((c) => [c.name, c.value] as const));
+  return parseCookieHeader(source.headers.cookie);
 }
 
 function bearer(source: CookieSource): string | null {
-  if (!(source instanceof Request)) return null;
-  return source.headers.get("authorization")?.match(/^Bearer ([^\s]+)$/i)?.[1] ?? null;
+  let header: string | null | undefined;
+  if (source instanceof Request) header = source.headers.get("authorization");
+  else if ("headers" in source) header = source.headers.authorization;
+  return header?.match(/^Bearer ([^\s]+)$/i)?.[1] ?? null;
 }
 
 /** authexServer binds authex to this app's next-auth version and cookie secret. */

@@ -116,6 +116,9 @@ describe("next-auth v5", () => {
     const fromCookie = await s.verifyRequest({ getAll: () => [{ name: "authjs.session-token", value }] }); // next/headers' cookies()
     assert.equal(fromCookie.ok, true);
     assert.equal(fromCookie.claims.sid, token.session_id);
+    const fromNode = await s.verifyRequest({ headers: { cookie: `a=b; authjs.session-token=${value}` } }); // a Pages Router API route's req
+    assert.equal(fromNode.ok, true);
+    assert.equal(await s.accessToken({ headers: { authorization: "Bearer abc" } }), "abc");
     assert.deepEqual(await s.verifyRequest(new Request("http://app.example/")), { ok: false, status: 401, body: { error: "unauthorized", reason: "missing_token" } });
     const bad = await s.verifyRequest(new Request("http://app.example/", { headers: { authorization: "Bearer not.a.jwt" } }));
     assert.equal(bad.ok, false);
