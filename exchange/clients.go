@@ -5,6 +5,9 @@ import (
 	"crypto/subtle"
 	"fmt"
 	"slices"
+
+	"github.com/authex/authex/providers"
+	"github.com/authex/authex/storage"
 )
 
 // ClientConfig registers one client application (config `clients:`).
@@ -16,6 +19,11 @@ type ClientConfig struct {
 	Public bool
 	// Providers, when not empty, are the only providers the client may use.
 	Providers []string
+	// VerifiesNonce: a confidential client that checks the nonce of its
+	// own sign-in flows (Auth.js with checks: ["nonce"]) and cannot pass
+	// it on. Its authenticated requests may then present a nonce-bearing
+	// id_token without the nonce (docs/security.md says why that is safe).
+	VerifiesNonce bool
 }
 
 // registeredClient keeps only a digest of the secret: the plaintext is
@@ -25,6 +33,8 @@ type registeredClient struct {
 	digest    [sha256.Size]byte
 	public    bool
 	providers []string
+	// verifiesNonce: ClientConfig.VerifiesNonce, never for a public client.
+	verifiesNonce bool
 }
 
 // AuthenticatedClient is a client that proved who it is (or, for a public
@@ -49,7 +59,10 @@ func newClientRegistry(cfgs []ClientConfig) (map[string]registeredClient, error)
 		if c.Public != (c.Secret == "") {
 			return nil, fmt.Errorf("client %q: a client is either public or has a secret", c.ID)
 		}
-		rc := registeredClient{id: c.ID, public: c.Public, providers: slices.Clone(c.Providers)}
+		if c.Public && c.VerifiesNonce {
+			return nil, fmt.Errorf("client %q: a public client cannot attest the nonce: it has no secret to prove the request is its own", c.ID)
+		}
+		rc := registeredClient{id: c.ID, public: c.Public, providers: slices.Clone(c.Providers), verifiesNonce: c.VerifiesNonce}
 		if !c.Public {
 			rc.digest = sha256.Sum256([]byte(c.Secret))
 		}
@@ -118,4 +131,22 @@ func (s *Service) clientAllows(clientID, provider string) error {
 		return nil
 	}
 	return newError(KindUnauthorizedClient, ReasonProviderNotAllowed, "this client may not use that provider", nil)
+}
+
+// attestNonce returns c as the verifier must see it for a request of
+// clientID, the authenticated client's id (empty without clients): a
+// nonce-bearing id_token without the request's nonce is accepted only for
+// a confidential client registered as checking the nonce itself. It
+// overwrites whatever the caller set, so only the registry decides.
+func (s *Service) attestNonce(c providers.Credential, clientID string) providers.Credential {
+	rc, ok := s.clients[clientID]
+	c.NonceCheckedByClient = ok && !rc.public && rc.verifiesNonce
+	return c
+}
+
+// nonceAttested is the audit event for a credential whose nonce the
+// client attested: which client, and what for (exchange or link).
+func nonceAttested(id providers.Identity, clientID, userID, what string) storage.AuditEvent {
+	return storage.AuditEvent{Type: EventNonceAttested, UserID: userID, Provider: id.Provider,
+		Detail: "nonce checked by client " + clientID + " (" + what + ")"}
 }

@@ -14,6 +14,10 @@ type LinkRequest struct {
 	LinkToken  string
 	Provider   string
 	Credential providers.Credential
+	// ClientID is the client the request authenticated as, if any: one
+	// registered with verifies_nonce may send a nonce-bearing id_token
+	// without the nonce, as on Exchange.
+	ClientID string
 }
 
 // LinkResult is the identity now linked and whether this call linked it
@@ -64,7 +68,7 @@ func (s *Service) LinkIdentity(ctx context.Context, p *Principal, req LinkReques
 			}
 			return nil, newError(KindUnsupportedProvider, ReasonProviderMissing, "no provider of that name is configured", nil)
 		}
-		c := req.Credential
+		c := s.attestNonce(req.Credential, req.ClientID)
 		if c.IDToken == "" && c.AccessToken == "" && c.Code == "" {
 			return nil, newError(KindInvalidRequest, ReasonMissingCredential, "one of id_token, access_token or code is required", nil)
 		}
@@ -77,7 +81,11 @@ func (s *Service) LinkIdentity(ctx context.Context, p *Principal, req LinkReques
 		}
 		how = "credential"
 	}
-	return s.link(ctx, p.User.ID, id, how)
+	res, err := s.link(ctx, p.User.ID, id, how)
+	if err == nil && id.NonceAttested {
+		s.audit(ctx, nonceAttested(id, req.ClientID, p.User.ID, "link"))
+	}
+	return res, err
 }
 
 func (s *Service) link(ctx context.Context, userID string, id providers.Identity, how string) (*LinkResult, error) {

@@ -255,6 +255,9 @@ const (
 	EventSignalIdentifierChanged = "signal.identifier_changed"
 	// EventUserUpgraded: an anonymous user linked its first identity.
 	EventUserUpgraded = "user.upgraded"
+	// EventNonceAttested: an id_token's nonce was not compared because a
+	// client registered with verifies_nonce attested it (clients.go).
+	EventNonceAttested = "nonce.attested"
 )
 
 // Session revocation reasons (storage.Session.RevokedReason, shown by the

@@ -68,7 +68,7 @@ func (s *Service) Exchange(ctx context.Context, req ExchangeRequest) (res *Resul
 	if err := s.clientAllows(req.Client.ID, req.Provider); err != nil {
 		return nil, err
 	}
-	c := req.Credential
+	c := s.attestNonce(req.Credential, req.Client.ID)
 	if c.IDToken == "" && c.AccessToken == "" && c.Code == "" {
 		return nil, newError(KindInvalidRequest, ReasonMissingCredential, "one of id_token, access_token or code is required", nil)
 	}
@@ -86,6 +86,9 @@ func (s *Service) Exchange(ctx context.Context, req ExchangeRequest) (res *Resul
 	var events []storage.AuditEvent
 	if created {
 		events = append(events, storage.AuditEvent{Type: EventUserCreated, UserID: user.ID, Provider: req.Provider})
+	}
+	if id.NonceAttested {
+		events = append(events, nonceAttested(id, req.Client.ID, user.ID, "exchange"))
 	}
 	res, err = s.startSession(ctx, user, created, req.Provider, req.Client, events...)
 	if err != nil {

@@ -380,6 +380,7 @@ func (v *oidcVerifier) verifyIDToken(ctx context.Context, d *discovered, c Crede
 		Picture:       cl.Picture,
 		HostedDomain:  cl.HostedDomain,
 		TokenKey:      tokenKey(issuer, cl.TokenID, c.IDToken),
+		NonceAttested: cl.Nonce != "" && c.Nonce == "" && c.NonceCheckedByClient,
 	}
 	if cl.IssuedAt != nil {
 		id.IssuedAt = cl.IssuedAt.UTC()
@@ -450,7 +451,7 @@ func (v *oidcVerifier) checkRest(cl *claims, c Credential) error {
 		return refuse(ReasonMalformed, "id_token has no subject (sub)", nil)
 	}
 
-	if v.needNonce && (c.Nonce == "" || cl.Nonce == "") {
+	if v.needNonce && (cl.Nonce == "" || (c.Nonce == "" && !c.NonceCheckedByClient)) {
 		return refuse(ReasonNonceRequired, "", fmt.Errorf("request nonce present %v, id_token nonce present %v", c.Nonce != "", cl.Nonce != ""))
 	}
 	switch {
@@ -459,7 +460,7 @@ func (v *oidcVerifier) checkRest(cl *claims, c Credential) error {
 		if !equal(cl.Nonce, c.Nonce) && !equal(cl.Nonce, hex.EncodeToString(sum[:])) {
 			return refuse(ReasonNonce, "", nil)
 		}
-	case cl.Nonce != "":
+	case cl.Nonce != "" && !c.NonceCheckedByClient:
 		// A token minted for a nonce-bearing flow, replayed without it.
 		return refuse(ReasonNonce, "id_token carries a nonce but none was sent", nil)
 	}

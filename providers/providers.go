@@ -35,6 +35,12 @@ type Credential struct {
 	CodeVerifier string // PKCE verifier that goes with Code
 	RedirectURI  string // redirect_uri that goes with Code
 	Nonce        string // the raw nonce the client sent to the provider
+	// NonceCheckedByClient lets an id_token carry a nonce that the request
+	// does not repeat: the caller (package exchange, never a request
+	// field) sets it only for an authenticated client registered as
+	// checking the nonce of its own flows. A Nonce that is sent is still
+	// compared, and RequireNonce still needs the token to carry one.
+	NonceCheckedByClient bool
 }
 
 // Identity is a verified statement by a provider about one account.
@@ -64,6 +70,10 @@ type Identity struct {
 	// TokenExpiresAt is when the credential stops verifying (exp plus the
 	// leeway): a recorded TokenKey can be forgotten after it.
 	TokenExpiresAt time.Time
+	// NonceAttested: the id_token carried a nonce that was not compared,
+	// because the request sent none and Credential.NonceCheckedByClient
+	// was set. The caller records who attested it.
+	NonceAttested bool
 }
 
 // Config configures one provider.

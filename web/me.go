@@ -15,6 +15,11 @@ type linkRequest struct {
 	Provider  string `json:"provider"`
 	credentialFields
 	Nonce string `json:"nonce"`
+	// The Authorization header holds the Bearer token: a client that
+	// authenticates here (to attest a nonce, see handleLinkIdentity) does
+	// so in the body.
+	ClientID     string `json:"client_id"`
+	ClientSecret string `json:"client_secret"`
 }
 
 type linkResponse struct {
@@ -34,11 +39,25 @@ func (s *Server) handleLinkIdentity(c echo.Context) error {
 	if err := decodeJSON(c, &req); err != nil {
 		return err
 	}
+	// Client authentication is optional here (the Bearer token proves the
+	// user): a client that sends its credentials is checked, and one
+	// registered with verifies_nonce may then omit the nonce.
+	var clientID string
+	if req.ClientID != "" || req.ClientSecret != "" {
+		client, err := s.svc.AuthenticateClient(req.ClientID, req.ClientSecret)
+		if err != nil {
+			return err
+		}
+		if client != nil {
+			clientID = client.ID
+		}
+	}
 	ctx := c.Request().Context()
 	res, err := s.svc.LinkIdentity(ctx, principalOf(c), exchange.LinkRequest{
 		LinkToken:  req.LinkToken,
 		Provider:   req.Provider,
 		Credential: req.credential(req.Nonce),
+		ClientID:   clientID,
 	})
 	if err != nil {
 		return err

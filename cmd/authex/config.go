@@ -88,6 +88,10 @@ type ClientConfig struct {
 	SecretFile string   `yaml:"secret_file"` // or a file holding it (trailing newline ignored)
 	Public     bool     `yaml:"public"`      // a mobile app or SPA: no secret
 	Providers  []string `yaml:"providers"`   // when set, the only providers it may use
+	// VerifiesNonce: this confidential client checks the nonce of its own
+	// sign-in flows (Auth.js), so its authenticated requests may send a
+	// nonce-bearing id_token without the nonce (docs/security.md).
+	VerifiesNonce bool `yaml:"verifies_nonce"`
 }
 
 // Secret is a string that never prints: a config dumped to a log or an
@@ -606,6 +610,9 @@ func (c *Config) validateClients(p *Problems) {
 		case !cl.Public && cl.Secret != "" && len(cl.Secret) < minClientSecret:
 			p.add(path+".secret", "must be at least %d characters", minClientSecret)
 		}
+		if cl.Public && cl.VerifiesNonce {
+			p.add(path+".verifies_nonce", "only a confidential client may attest the nonce: a public client has no secret to prove the request is its own (send the nonce instead)")
+		}
 		for j, name := range cl.Providers {
 			if _, ok := c.Providers[name]; !ok {
 				p.add(fmt.Sprintf("%s.providers[%d]", path, j), "names no configured provider: %q", name)
@@ -618,7 +625,8 @@ func (c *Config) validateClients(p *Problems) {
 func (c *Config) exchangeClients() []exchange.ClientConfig {
 	out := make([]exchange.ClientConfig, 0, len(c.Clients))
 	for _, cl := range c.Clients {
-		out = append(out, exchange.ClientConfig{ID: cl.ID, Secret: string(cl.Secret), Public: cl.Public, Providers: cl.Providers})
+		out = append(out, exchange.ClientConfig{ID: cl.ID, Secret: string(cl.Secret), Public: cl.Public,
+			Providers: cl.Providers, VerifiesNonce: cl.VerifiesNonce})
 	}
 	return out
 }

@@ -2,7 +2,8 @@
 // tests, in the spirit of Firebase's auth emulator: discovery, a JWKS, an
 // authorize page where you type (or pick) an email and a name and approve,
 // a token endpoint (authorization code with PKCE S256, RS256 id_token with
-// nonce and at_hash), userinfo, POST {issuer}/mint, which signs an
+// nonce and at_hash), response_mode=form_post as Sign in with Apple
+// answers (with Apple's first-time `user` field), userinfo, POST {issuer}/mint, which signs an
 // id_token for the claims you post (for curl and scripts), and POST
 // {issuer}/signal, which signs a security event and pushes it to authex
 // (signals.go).
@@ -88,6 +89,9 @@ type Emulator struct {
 	codes  map[string]*grant // authorization code -> grant, deleted when used
 	tokens map[string]Claims // access token -> userinfo claims
 	recent []Person          // most recent first
+	// authorized: client and subject pairs that have approved once, for
+	// Apple's first-time-only `user` field (firstUser).
+	authorized map[string]bool
 }
 
 // Person is a user typed on the authorize page.
@@ -122,6 +126,8 @@ func New(cfg Config) (*Emulator, error) {
 		codes:     map[string]*grant{},
 		tokens:    map[string]Claims{},
 		receiver:  cfg.SignalReceiver,
+
+		authorized: map[string]bool{},
 	}
 	if len(e.clientIDs) == 0 {
 		e.clientIDs = []string{DefaultClientID}
@@ -208,6 +214,7 @@ func (e *Emulator) handleDiscovery(w http.ResponseWriter, r *http.Request) {
 		"userinfo_endpoint":                     e.issuer + "/userinfo",
 		"jwks_uri":                              e.issuer + "/jwks",
 		"response_types_supported":              []string{"code"},
+		"response_modes_supported":              []string{"query", "form_post"},
 		"grant_types_supported":                 []string{"authorization_code"},
 		"subject_types_supported":               []string{"public"},
 		"id_token_signing_alg_values_supported": []string{"RS256"},

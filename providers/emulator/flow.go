@@ -4,10 +4,13 @@ import (
 	"crypto/sha256"
 	"crypto/subtle"
 	"encoding/base64"
+	"encoding/json"
 	"html/template"
+	"maps"
 	"net/http"
 	"net/mail"
 	"net/url"
+	"slices"
 	"strconv"
 	"strings"
 )
@@ -16,6 +19,10 @@ import (
 // approval form unchanged.
 type authzParams struct {
 	ResponseType, ClientID, RedirectURI, Scope, State, Nonce, Challenge, Method string
+	// ResponseMode: "" or "query" (a redirect), or "form_post" (an
+	// auto-submitted POST to redirect_uri, as Sign in with Apple answers
+	// and Auth.js's Apple provider asks for).
+	ResponseMode string
 }
 
 func readAuthz(v url.Values) authzParams {
@@ -23,6 +30,7 @@ func readAuthz(v url.Values) authzParams {
 		ResponseType: v.Get("response_type"), ClientID: v.Get("client_id"), RedirectURI: v.Get("redirect_uri"),
 		Scope: v.Get("scope"), State: v.Get("state"), Nonce: v.Get("nonce"),
 		Challenge: v.Get("code_challenge"), Method: v.Get("code_challenge_method"),
+		ResponseMode: v.Get("response_mode"),
 	}
 }
 
@@ -42,6 +50,9 @@ func (e *Emulator) check(w http.ResponseWriter, r *http.Request, p authzParams) 
 	}
 	var code, desc string
 	switch {
+	case p.ResponseMode != "" && p.ResponseMode != "query" && p.ResponseMode != "form_post":
+		code, desc = "invalid_request", "response_mode must be query or form_post"
+		p.ResponseMode = "" // the error itself goes back in the query
 	case p.ResponseType != "code":
 		code, desc = "unsupported_response_type", "only response_type=code is supported"
 	case p.Challenge == "":
@@ -102,21 +113,90 @@ func (e *Emulator) handleApprove(w http.ResponseWriter, r *http.Request) {
 		nonce: p.Nonce, scope: p.Scope, person: person, expires: now.Add(codeTTL)}
 	e.mu.Unlock()
 	e.log.Info("emulator: sign-in approved", "client_id", p.ClientID, "email", person.Email)
-	e.redirect(w, r, p, url.Values{"code": {code}})
+	answer := url.Values{"code": {code}}
+	if user := e.firstUser(p, person); user != "" {
+		answer.Set("user", user)
+	}
+	e.redirect(w, r, p, answer)
 }
 
+// firstUser is Apple's `user` form field: the name (and email), posted
+// only with form_post, only when the name scope was asked for, and only at
+// the person's first authorization of the client; "" otherwise. The name
+// is in no token, so a client that misses it never sees it again.
+func (e *Emulator) firstUser(p authzParams, person Person) string {
+	if p.ResponseMode != "form_post" || !slices.Contains(strings.Fields(p.Scope), "name") {
+		return ""
+	}
+	key := p.ClientID + " " + Subject(person.Email)
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.authorized[key] || len(e.authorized) >= maxPending {
+		return ""
+	}
+	e.authorized[key] = true
+	first, last, _ := strings.Cut(person.Name, " ")
+	raw, _ := json.Marshal(map[string]any{"name": map[string]string{"firstName": first, "lastName": last}, "email": person.Email})
+	return string(raw)
+}
+
+// redirect answers the client at its redirect_uri: in the query of a 302,
+// or with response_mode=form_post in a page that POSTs the parameters
+// there (OAuth 2.0 Form Post Response Mode).
 func (e *Emulator) redirect(w http.ResponseWriter, r *http.Request, p authzParams, v url.Values) {
+	if p.State != "" {
+		v.Set("state", p.State)
+	}
+	v.Set("iss", e.issuer) // RFC 9207
+	if p.ResponseMode == "form_post" {
+		e.formPost(w, p.RedirectURI, v)
+		return
+	}
 	u, _ := url.Parse(p.RedirectURI) // checked
 	q := u.Query()
 	for k, vs := range v {
 		q[k] = vs
 	}
-	if p.State != "" {
-		q.Set("state", p.State)
-	}
-	q.Set("iss", e.issuer) // RFC 9207
 	u.RawQuery = q.Encode()
 	http.Redirect(w, r, u.String(), http.StatusFound)
+}
+
+type postField struct{ Name, Value string }
+
+// formPostScript submits the form; the page's CSP admits only this script,
+// by its hash.
+const formPostScript = `document.getElementById("post").submit();`
+
+var formPostCSP = func() string {
+	sum := sha256.Sum256([]byte(formPostScript))
+	return "default-src 'none'; script-src 'sha256-" + base64.StdEncoding.EncodeToString(sum[:]) + "'; form-action *"
+}()
+
+var formPostTmpl = template.Must(template.New("post").Parse(`<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>authex emulator: signing in</title></head><body>
+<form id="post" method="post" action="{{.Action}}">
+{{range .Fields}}<input type="hidden" name="{{.Name}}" value="{{.Value}}">
+{{end}}<noscript><button type="submit">Continue</button></noscript>
+</form>
+<script>` + formPostScript + `</script>
+</body></html>
+`))
+
+func (e *Emulator) formPost(w http.ResponseWriter, action string, v url.Values) {
+	fields := make([]postField, 0, len(v))
+	for _, k := range slices.Sorted(maps.Keys(v)) {
+		fields = append(fields, postField{k, v.Get(k)})
+	}
+	w.Header().Set("Content-Type", "text/html; charset=utf-8")
+	w.Header().Set("Cache-Control", "no-store")
+	w.Header().Set("Content-Security-Policy", formPostCSP)
+	w.Header().Set("X-Frame-Options", "DENY")
+	if err := formPostTmpl.Execute(w, struct {
+		Action string
+		Fields []postField
+	}{action, fields}); err != nil {
+		e.log.Error("emulator: render form_post", "err", err)
+	}
 }
 
 // handleToken is the token endpoint: authorization_code with PKCE.
@@ -283,5 +363,5 @@ small{color:#666}
 <input type="hidden" name="client_id" value="{{.ClientID}}"><input type="hidden" name="redirect_uri" value="{{.RedirectURI}}">
 <input type="hidden" name="scope" value="{{.Scope}}"><input type="hidden" name="state" value="{{.State}}">
 <input type="hidden" name="nonce" value="{{.Nonce}}"><input type="hidden" name="code_challenge" value="{{.Challenge}}">
-<input type="hidden" name="code_challenge_method" value="{{.Method}}">{{end}}
+<input type="hidden" name="code_challenge_method" value="{{.Method}}"><input type="hidden" name="response_mode" value="{{.ResponseMode}}">{{end}}
 `))
