@@ -1,7 +1,7 @@
 // A real authex for the package's tests: bin/authex (built by `make build`
 // when missing) serving --dev on a free loopback port, with a temporary
 // bbolt file, the emulator as provider "dev", a second provider over the
-// emulator that takes authorization codes, and a confidential client.
+// emulator that takes authorization codes, and two confidential clients.
 import { spawn, execFileSync } from "node:child_process";
 import { existsSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { createServer } from "node:net";
@@ -11,6 +11,7 @@ import { fileURLToPath } from "node:url";
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../../..");
 export const CLIENT_ID = "nextjs";
+export const OTHER_CLIENT_ID = "worker";
 export const CLIENT_SECRET = "sdk-test-secret-0123456789";
 export const CODE_REDIRECT = "http://localhost:3000/api/auth/callback/emulator";
 
@@ -24,8 +25,8 @@ function freePort() {
   });
 }
 
-/** startAuthex starts authex and resolves once /readyz answers 200. extraClient adds YAML to the client entry. */
-export async function startAuthex({ clientExtra = "" } = {}) {
+/** startAuthex starts authex and resolves once /readyz answers 200. */
+export async function startAuthex() {
   const bin = process.env.AUTHEX_BIN ?? path.join(ROOT, "bin/authex");
   if (!existsSync(bin)) execFileSync("make", ["-C", ROOT, "build"], { stdio: "inherit" });
   const dir = mkdtempSync(path.join(tmpdir(), "authex-sdk-test-"));
@@ -47,7 +48,10 @@ providers:
     redirect_uris: [ "${CODE_REDIRECT}" ]
     link_by_email: auto
 clients:
-  - { id: ${CLIENT_ID}, secret: "${CLIENT_SECRET}"${clientExtra} }
+  # The app: checks the nonce of its own flows, as Auth.js does.
+  - { id: ${CLIENT_ID}, secret: "${CLIENT_SECRET}", verifies_nonce: true }
+  # A confidential client without verifies_nonce.
+  - { id: ${OTHER_CLIENT_ID}, secret: "${CLIENT_SECRET}" }
 log: { level: info, format: json }
 `,
   );

@@ -6,7 +6,7 @@ import assert from "node:assert/strict";
 import { createHash, randomBytes } from "node:crypto";
 import { createServer } from "node:http";
 import { AuthexError, basicAuth, createAuthex } from "../dist/index.js";
-import { CLIENT_ID, CLIENT_SECRET, CODE_REDIRECT, startAuthex } from "./authex-server.mjs";
+import { CLIENT_ID, CLIENT_SECRET, CODE_REDIRECT, OTHER_CLIENT_ID, startAuthex } from "./authex-server.mjs";
 
 const quiet = { warn() {}, error() {} };
 let server;
@@ -81,6 +81,31 @@ describe("exchange", () => {
 
   test("an account without any token is refused before any request", async () => {
     await assert.rejects(authex.exchangeAccount({ provider: "emulator" }), TypeError);
+  });
+});
+
+describe("a nonce checked by Auth.js (verifies_nonce)", () => {
+  // Auth.js checked the nonce of its flow and hands the jwt callback the
+  // id_token without it; authex accepts it from this client only, once.
+  test("the authenticated client's exchange of a nonce-bearing id_token succeeds, once", async () => {
+    const idToken = await server.mint({ email: email("apple"), nonce: randomBytes(16).toString("base64url") });
+    const token = await authex.jwt({ token: {}, account: { provider: "emulator", id_token: idToken } });
+    assert.ok(token.refresh_token);
+    await expectAuthexError(authex.exchangeAccount({ provider: "emulator", id_token: idToken }), 401, "invalid_token", "replayed");
+  });
+
+  test("anyone else presenting it is refused: no client, or a client without verifies_nonce", async () => {
+    const idToken = await server.mint({ email: email("stolen"), nonce: "n-0123456789" });
+    const anonymous = createAuthex({ url: server.url, providers: { emulator: "dev" }, logger: quiet });
+    await expectAuthexError(anonymous.exchangeAccount({ provider: "emulator", id_token: idToken }), 401, "invalid_client");
+    const other = createAuthex({ url: server.url, clientId: OTHER_CLIENT_ID, clientSecret: CLIENT_SECRET, logger: quiet });
+    await expectAuthexError(other.exchange("dev", { id_token: idToken }), 401, "invalid_token", "nonce_mismatch");
+    const wrongSecret = createAuthex({ url: server.url, clientId: CLIENT_ID, clientSecret: "not-the-secret-at-all", logger: quiet });
+    await expectAuthexError(wrongSecret.exchange("dev", { id_token: idToken }), 401, "invalid_client");
+    // A nonce that is sent is still compared, for this client too.
+    await expectAuthexError(authex.exchange("dev", { id_token: idToken, nonce: "another" }), 401, "invalid_token", "nonce_mismatch");
+    // And the refusals spent nothing: the app's own exchange still works.
+    assert.ok((await authex.exchange("dev", { id_token: idToken })).refresh_token);
   });
 });
 
