@@ -53,6 +53,20 @@ test("cookie names and salts", () => {
   assert.equal(sessionCookieSalt(4, "next-auth.session-token"), "");
 });
 
+test("parseCookieHeader takes any header without throwing, and reads what browsers send", () => {
+  assert.deepEqual([...parseCookieHeader('a=1; b="two"; a=3; =x; bad; c=%E0%A4%A; d=%41')], [["a", "1"], ["b", "two"], ["d", "A"]]);
+  assert.equal(parseCookieHeader(undefined).size, 0);
+  // Hostile headers: random bytes, huge, many separators. Never an exception.
+  const alphabet = ' =;"%\u0000\u00e9abc.0123456789-_';
+  for (let i = 0; i < 2000; i++) {
+    let h = "";
+    const n = Math.floor(Math.random() * 200);
+    for (let j = 0; j < n; j++) h += alphabet[Math.floor(Math.random() * alphabet.length)];
+    parseCookieHeader(h);
+  }
+  assert.equal(parseCookieHeader(`x=${"a".repeat(1 << 20)}`).get("x").length, 1 << 20);
+});
+
 describe("next-auth v5", () => {
   const server5 = () => authexServer(authex, { nextAuth: 5, secret: SECRET });
 
