@@ -24,10 +24,13 @@ FUZZTIME  ?= 10s
 fuzz:
 	FUZZTIME=$(FUZZTIME) .ci/fuzz
 
-# The browser end-to-end test of the Next-Auth path (needs Node, npm and
-# Debian's chromium; see examples/nextjs/README.md). Not part of make test.
+# The browser end-to-end tests of the Next-Auth path, on @authex/next
+# (sdk/next): Auth.js v5 (examples/nextjs), then next-auth v4
+# (examples/nextjs-v4). Needs Node, npm and Debian's chromium; see
+# docs/nextjs.md. Not part of make test.
 e2e: build
-	examples/nextjs/e2e/run.sh
+	examples/nextjs/e2e/run.sh examples/nextjs
+	examples/nextjs/e2e/run.sh examples/nextjs-v4
 
 vet:
 	@test -z "$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go'))" || { gofmt -l .; echo "gofmt: files above need formatting"; exit 1; }

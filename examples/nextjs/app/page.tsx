@@ -1,4 +1,5 @@
 import { auth, signIn, signOut } from "@/auth";
+import { whoAmI } from "./actions";
 import { ProtectedAnswer } from "./protected-answer";
 
 // Rendered per request: the session is read from this request's cookie.
@@ -44,6 +45,9 @@ export default async function Home() {
       </p>
       <p>
         authex user id <code id="user-id">{session.user.id}</code>, session <code id="session-id">{session.session_id}</code>
+      </p>
+      <p>
+        The server action verified the access token of user <code id="action-sub">{await whoAmI()}</code>
       </p>
       <h2>Protected API</h2>
       <ProtectedAnswer />

@@ -1,26 +1,46 @@
 // Browser end-to-end test of the Next-Auth path: Debian's chromium driven
-// by playwright-core against the example app and a real authex --dev.
-// Run by e2e/run.sh (make e2e), which starts both and sets the env below.
-import { chromium } from "playwright-core";
-import { decode } from "next-auth/jwt";
+// by playwright-core against an example app (examples/nextjs on Auth.js v5,
+// examples/nextjs-v4 on next-auth v4) and a real authex --dev. Run by
+// e2e/run.sh (make e2e), which starts both and sets the env below.
+// playwright-core and next-auth/jwt are the app's own (APP_DIR), so the
+// test reads the session cookie with the app's next-auth version.
 import assert from "node:assert/strict";
 import { mkdtempSync, mkdirSync, readFileSync, rmSync } from "node:fs";
+import { createRequire } from "node:module";
 import { tmpdir } from "node:os";
 import path from "node:path";
+import { pathToFileURL } from "node:url";
 
 const APP_URL = need("APP_URL"); // http://localhost:PORT (not 127.0.0.1: Next rewrites it)
+const APP_DIR = need("APP_DIR");
 const AUTHEX_URL = need("AUTHEX_URL");
 const AUTH_SECRET = need("AUTH_SECRET");
 const AUTHEX_LOG = need("AUTHEX_LOG");
+const CLIENT_ID = need("AUTHEX_CLIENT_ID");
+const CLIENT_SECRET = need("AUTHEX_CLIENT_SECRET");
 const ARTIFACTS = process.env.ARTIFACTS ?? "test-artifacts";
 const ACCESS_TTL = Number(process.env.ACCESS_TTL_SECONDS ?? 4);
-const COOKIE = "authjs.session-token";
 
 function need(name) {
   const v = process.env[name];
   if (!v) throw new Error(`${name} is not set (run through e2e/run.sh)`);
   return v;
 }
+
+const appRequire = createRequire(path.join(APP_DIR, "package.json"));
+// A CommonJS module's exports come as `default` (and maybe named too).
+const appImport = async (spec) => {
+  const m = await import(pathToFileURL(appRequire.resolve(spec)).href);
+  return m.default ?? m;
+};
+const { chromium } = await appImport("playwright-core");
+const { decode } = await appImport("next-auth/jwt");
+const NEXT_AUTH = Number(JSON.parse(readFileSync(path.join(APP_DIR, "node_modules/next-auth/package.json"), "utf8")).version.split(".")[0]);
+// v5 (Auth.js) salts the cookie's key with the cookie's name; v4 does not.
+const COOKIE = NEXT_AUTH >= 5 ? "authjs.session-token" : "next-auth.session-token";
+const SALT = NEXT_AUTH >= 5 ? COOKIE : "";
+const LABEL = path.basename(APP_DIR);
+const clientAuth = `Basic ${Buffer.from(`${encodeURIComponent(CLIENT_ID)}:${encodeURIComponent(CLIENT_SECRET)}`).toString("base64")}`;
 
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 const t0 = Date.now();
@@ -31,13 +51,13 @@ const step = (msg) => console.log(`[e2e +${((Date.now() - t0) / 1000).toFixed(1)
 async function sessionToken(context) {
   const c = (await context.cookies(APP_URL)).find((c) => c.name === COOKIE);
   if (!c) return null;
-  return decode({ token: c.value, secret: AUTH_SECRET, salt: COOKIE });
+  return decode({ token: c.value, secret: AUTH_SECRET, salt: SALT });
 }
 
 async function authexRefresh(refreshToken) {
   const r = await fetch(`${AUTHEX_URL}/v1/token/refresh`, {
     method: "POST",
-    headers: { "Content-Type": "application/json" },
+    headers: { "Content-Type": "application/json", Authorization: clientAuth },
     body: JSON.stringify({ refresh_token: refreshToken }),
   });
   return { status: r.status, body: await r.json() };
@@ -63,6 +83,9 @@ async function expectSignedIn(page, email) {
   assert.equal(body.ok, true);
   assert.equal(body.sub, await page.textContent("#user-id"), "API's sub is the authex user id");
   assert.equal(body.email, email);
+  if (await page.locator("#action-sub").count()) {
+    assert.equal(await page.textContent("#action-sub"), body.sub, "the server action verified the same user's token");
+  }
   return body;
 }
 
@@ -70,6 +93,11 @@ async function signInWithEmulator(page, email, name) {
   await page.goto(APP_URL);
   await page.click("#signin-emulator");
   await page.waitForURL(`${AUTHEX_URL}/emulator/authorize?**`);
+  // The app's provider config checks the nonce (as Auth.js's Apple provider
+  // does): the id_token will carry it, and authex accepts it from the
+  // authenticated client with verifies_nonce.
+  const authorize = new URL(page.url());
+  assert.ok(authorize.searchParams.get("nonce"), `Auth.js sent no nonce: ${authorize}`);
   const recent = page.locator(`button[data-email="${email}"]`);
   if (name === undefined) {
     await recent.click(); // pick the recent account
@@ -101,7 +129,7 @@ try {
   const first = await expectSignedIn(page, email);
   assert.equal(await page.textContent("#user-name"), "Ada Lovelace");
   mkdirSync(ARTIFACTS, { recursive: true });
-  const shot = path.join(ARTIFACTS, "nextjs-signed-in.png");
+  const shot = path.join(ARTIFACTS, `${LABEL}-signed-in.png`);
   await page.screenshot({ path: shot, fullPage: true });
   step(`signed in as ${email} (authex user ${first.sub}); protected API verified the token (${first.alg}); screenshot ${shot}`);
 
@@ -164,29 +192,31 @@ try {
   assert.notEqual(second.session_id, before.session_id, "a new session");
   step(`signed in again from the recent list: same user ${again.sub}, new session`);
 
-  // 5. A session revoked elsewhere surfaces as RefreshTokenError.
-  const out = await fetch(`${AUTHEX_URL}/v1/logout`, {
-    method: "POST",
-    headers: { "Content-Type": "application/json" },
-    body: JSON.stringify({ refresh_token: second.refresh_token }),
+  // 5. A session revoked elsewhere (the user's other device, through
+  //    /v1/me/sessions) surfaces as RefreshTokenError on the page.
+  const out = await fetch(`${AUTHEX_URL}/v1/me/sessions/${second.session_id}`, {
+    method: "DELETE",
+    headers: { Authorization: `Bearer ${second.access_token}` },
   });
-  assert.equal(out.status, 200);
+  assert.equal(out.status, 204, await out.text());
   await sleep(Math.max(0, second.expires_at * 1000 - Date.now()) + 1200);
   await page.reload();
   await page.waitForSelector("#session-ended", { timeout: 15000 });
   assert.ok(await page.isVisible("#signin-emulator"));
   assert.equal((await sessionToken(context)).error, "RefreshTokenError");
-  step("session revoked at authex: the page shows RefreshTokenError and offers sign-in");
+  const refusedApi = await page.evaluate(() => fetch("/api/protected", { cache: "no-store" }).then(async (r) => [r.status, await r.json()]));
+  assert.deepEqual(refusedApi, [401, { error: "session_expired", reason: "RefreshTokenError" }]);
+  step("session revoked through /v1/me/sessions: the page shows RefreshTokenError and offers sign-in; the API answers 401 session_expired");
 } catch (e) {
   failed = true;
   console.error("E2E FAILED:", e);
   try {
     mkdirSync(ARTIFACTS, { recursive: true });
-    await context.pages()[0]?.screenshot({ path: path.join(ARTIFACTS, "nextjs-failure.png"), fullPage: true });
+    await context.pages()[0]?.screenshot({ path: path.join(ARTIFACTS, `${LABEL}-failure.png`), fullPage: true });
   } catch {}
 } finally {
   await context.close();
   rmSync(userDataDir, { recursive: true, force: true });
 }
 if (failed) process.exit(1);
-step(`passed (access_ttl ${ACCESS_TTL}s)`);
+step(`${LABEL} (next-auth ${NEXT_AUTH}) passed (access_ttl ${ACCESS_TTL}s)`);

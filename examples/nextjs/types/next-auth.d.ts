@@ -1,12 +1,10 @@
-import type { AuthexJWT } from "@/lib/authex";
+import type { AuthexJWT, SessionFields } from "@authex/next";
 
 declare module "next-auth" {
-  interface Session {
-    error?: "RefreshTokenError";
-    session_id?: string;
-  }
+  interface Session extends SessionFields {}
 }
 
-declare module "next-auth/jwt" {
+// next-auth v5's JWT is @auth/core's (next-auth/jwt re-exports it).
+declare module "@auth/core/jwt" {
   interface JWT extends AuthexJWT {}
 }

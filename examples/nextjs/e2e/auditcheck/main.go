@@ -1,7 +1,9 @@
 // Command auditcheck reads a stopped authex's bbolt file after the browser
 // end-to-end test and fails when authex recorded a refresh token reuse
-// (which revokes the session: concurrent refreshes must never cause one).
-// It prints every audit event, for the log.
+// (which revokes the session: concurrent refreshes must never cause one),
+// or when an event type named by -require is missing (the e2e requires
+// nonce.attested: the sign-ins went through the verifies_nonce path). It
+// prints every audit event, for the log.
 package main
 
 import (
@@ -9,6 +11,7 @@ import (
 	"flag"
 	"fmt"
 	"os"
+	"strings"
 
 	"github.com/authex/authex/storage"
 	"github.com/authex/authex/storage/bolt"
@@ -16,6 +19,7 @@ import (
 
 func main() {
 	db := flag.String("db", "", "path of the bbolt file (authex must be stopped)")
+	require := flag.String("require", "", "comma-separated audit event types that must occur at least once")
 	flag.Parse()
 	store, err := bolt.Open(*db, bolt.Options{SweepInterval: -1})
 	if err != nil {
@@ -29,11 +33,19 @@ func main() {
 		os.Exit(2)
 	}
 	reused := 0
+	seen := map[string]int{}
 	for i := len(events) - 1; i >= 0; i-- { // oldest first
 		e := events[i]
 		fmt.Printf("audit %s %-16s user=%s session=%s provider=%s %s\n", e.Time.Format("15:04:05.000"), e.Type, e.UserID, e.SessionID, e.Provider, e.Detail)
+		seen[string(e.Type)]++
 		if e.Type == "session.reused" {
 			reused++
+		}
+	}
+	for _, t := range strings.Split(*require, ",") {
+		if t != "" && seen[t] == 0 {
+			fmt.Fprintf(os.Stderr, "auditcheck: no %s event recorded\n", t)
+			os.Exit(1)
 		}
 	}
 	if reused > 0 {
