@@ -25,7 +25,7 @@ type pgRun struct {
 	dsn     string // with the run's application_name: what authex connects with
 	appName string
 	schema  string
-	kek     string // secrets.kek of every instance: the key material in the database is sealed with it
+	kek     string    // secrets.kek of every instance: the key material in the database is sealed with it
 	control *pgx.Conn // the bench's own connection (another application_name)
 }
 
