@@ -131,19 +131,15 @@ func run(args []string, getenv func(string) string, stdout io.Writer) error {
 		if len(o.users) > 1 {
 			label = fmt.Sprintf("bbolt %s", humanCount(n))
 		}
-		blk, err := b.runBolt(o.bin, label, n, cs)
+		bins := []string{o.bin}
+		if i == 0 && o.compareBin != "" {
+			bins = append(bins, o.compareBin)
+		}
+		blks, err := b.runBolt(bins, label, n, cs)
 		if err != nil {
 			return fmt.Errorf("%s: %w", label, err)
 		}
-		report.blocks = append(report.blocks, blk)
-		if i == 0 && o.compareBin != "" {
-			blk, err := b.runBolt(o.compareBin, label+" (compare)", n, cs)
-			if err != nil {
-				return fmt.Errorf("%s with -compare: %w", label, err)
-			}
-			blk.compare = true
-			report.blocks = append(report.blocks, blk)
-		}
+		report.blocks = append(report.blocks, blks...)
 	}
 	if o.pgDSN != "" {
 		pgConns := o.conns
@@ -236,7 +232,6 @@ type bench struct {
 	iss     *issuer
 	out     io.Writer
 	newSubs int
-	minting time.Duration
 }
 
 // block is one deployment's rows.
@@ -247,6 +242,7 @@ type block struct {
 	rows    []row
 
 	bolt     bool
+	dataPath string
 	pop      populated
 	startup  time.Duration // of the first instance
 	ready    time.Duration
@@ -264,35 +260,53 @@ type row struct {
 	ceiling []result // the same runs' ceiling at this connection count
 }
 
-func (b *bench) runBolt(bin, label string, n int, conns []int) (block, error) {
+// runBolt runs the bbolt rows of a store of n users with each binary
+// given (bins[0] is the one measured; a second is -compare's), on copies of
+// one pre-populated file, taking turns.
+func (b *bench) runBolt(bins []string, label string, n int, conns []int) ([]block, error) {
 	dir, err := os.MkdirTemp("", "authex-bench-")
 	if err != nil {
-		return block{}, err
+		return nil, err
 	}
 	if b.o.keep {
 		fmt.Fprintf(b.out, "# keeping %s\n", dir)
 	} else {
 		defer os.RemoveAll(dir)
 	}
-	dataPath := filepath.Join(dir, "authex.db")
-	pop, err := populate(dataPath, b.iss.url, n)
-	if err != nil {
-		return block{}, err
+	var targets []target
+	blocks := make([]block, len(bins))
+	for i, bin := range bins {
+		name := "authex"
+		blocks[i] = block{label: label, users: n, bolt: true}
+		if i > 0 {
+			name = fmt.Sprintf("authex-compare-%d", i)
+			blocks[i].label += " (compare)"
+			blocks[i].compare = true
+		}
+		dataPath := filepath.Join(dir, name+".db")
+		pop, err := populate(dataPath, b.iss.url, n)
+		if err != nil {
+			return nil, err
+		}
+		srv, err := startServer(bin, dir, name, boltStorage(dataPath), b.iss.url)
+		if err != nil {
+			return nil, err
+		}
+		dep := &deployment{label: blocks[i].label, servers: []*server{srv}}
+		defer dep.stop()
+		blocks[i].pop, blocks[i].startup, blocks[i].ready = pop, srv.startup, srv.ready
+		blocks[i].idleRSS, _, _ = srv.memory()
+		blocks[i].dataPath = dataPath
+		targets = append(targets, target{dep: dep, blk: &blocks[i]})
 	}
-	srv, err := startServer(bin, dir, "authex", boltStorage(dataPath), b.iss.url)
-	if err != nil {
-		return block{}, err
+	if err := b.runRows(targets, conns); err != nil {
+		return nil, err
 	}
-	dep := &deployment{label: label, servers: []*server{srv}}
-	defer dep.stop()
-	blk := block{label: label, users: n, bolt: true, pop: pop, startup: srv.startup, ready: srv.ready}
-	blk.idleRSS, _, _ = srv.memory()
-	if err := b.runRows(dep, &blk, conns); err != nil {
-		return blk, err
+	for i := range blocks {
+		blocks[i].endSize, _ = fileSize(blocks[i].dataPath)
+		printBoltBlock(b.out, blocks[i])
 	}
-	blk.endSize, _ = fileSize(dataPath)
-	printBoltBlock(b.out, blk)
-	return blk, nil
+	return blocks, nil
 }
 
 func (b *bench) runPG(instances, n int, conns []int) (block, error) {
@@ -329,7 +343,7 @@ func (b *bench) runPG(instances, n int, conns []int) (block, error) {
 		return block{}, err
 	}
 	blk := block{label: label, users: n, pop: pop, startup: dep.servers[0].startup, ready: dep.servers[0].ready}
-	if err := b.runRows(dep, &blk, conns); err != nil {
+	if err := b.runRows([]target{{dep: dep, blk: &blk}}, conns); err != nil {
 		return blk, err
 	}
 	fmt.Fprintf(b.out, "\n## %s: %d users and sessions written in %s; schema %s (dropped after the run); each instance's pool at its default size\n",
@@ -342,142 +356,185 @@ func (b *bench) runPG(instances, n int, conns []int) (block, error) {
 // owned by one worker so that its refresh chain is never raced.
 const perConn = 8
 
-// runRows drives every phase at every connection count on dep.
-func (b *bench) runRows(dep *deployment, blk *block, conns []int) error {
+// target is one deployment and the block its rows go into.
+type target struct {
+	dep *deployment
+	blk *block
+}
+
+// runRows drives every phase at every connection count on each target.
+// With two targets (-compare) they take turns phase by phase, so that
+// both see the same moments of a shared box.
+func (b *bench) runRows(targets []target, conns []int) error {
 	o := b.o
-	rng := rand.New(rand.NewPCG(uint64(blk.users), 7))
+	for _, c := range conns {
+		want := b.phasesAt(c)
+		levels := make([]*level, len(targets))
+		for i, t := range targets {
+			l, err := b.prepareLevel(t, c, want)
+			if err != nil {
+				return err
+			}
+			defer l.cs.close()
+			levels[i] = l
+		}
+		for r := range o.runs {
+			for _, p := range want {
+				for _, l := range levels {
+					l.run(r, p)
+				}
+			}
+		}
+		for _, l := range levels {
+			l.cs.close()
+			for _, p := range want {
+				l.rows[p].ceiling = l.rows[phaseCeiling].results
+				l.blk.rows = append(l.blk.rows, *l.rows[p])
+			}
+			fmt.Fprintf(os.Stderr, "# %s, %d connections: done\n", l.blk.label, c)
+		}
+	}
+	return nil
+}
+
+// level is one target at one connection count: its clients, sessions and
+// pre-minted id_tokens, and the rows being filled.
+type level struct {
+	b                *bench
+	dep              *deployment
+	blk              *block
+	conns            int
+	cs               clients
+	fixed            map[int]op
+	returning, fresh [][]byte
+	capRet, capNew   int
+	rows             map[int]*row
+}
+
+func (b *bench) prepareLevel(t target, c int, want []int) (*level, error) {
+	o, dep, blk := b.o, t.dep, t.blk
+	rng := rand.New(rand.NewPCG(uint64(blk.users), uint64(c)))
 	returningUsers := make([]string, min(2000, blk.users))
 	for i := range returningUsers {
 		returningUsers[i] = subject(rng.IntN(blk.users))
 	}
-	for _, c := range conns {
-		want := b.phasesAt(c)
-		// Fresh id_tokens, minted before the load: a pool for the sessions
-		// set up below, one per returning-user exchange, one new subject
-		// per new-user exchange.
-		capRet := min(o.exchangeTokens, 250*c+250)
-		capNew := 0
-		if slices.Contains(want, phaseNewUser) {
-			capNew = capRet / 2
-		}
-		subs := make([]string, c*perConn+o.runs*capRet)
-		for i := range subs {
-			subs[i] = returningUsers[rng.IntN(len(returningUsers))]
-		}
-		for range o.runs * capNew {
-			subs = append(subs, fmt.Sprintf("new-%08d", b.newSubs))
-			b.newSubs++
-		}
-		t0 := time.Now()
-		minted, err := b.iss.mintBodies(subs)
-		if err != nil {
-			return err
-		}
-		b.minting += time.Since(t0)
-		setup := minted[:c*perConn]
-		returning := minted[c*perConn : c*perConn+o.runs*capRet]
-		newUsers := minted[c*perConn+o.runs*capRet:]
-
-		cs := newClients(c)
-		chains := make([][]string, c)
-		access := make([]string, c*perConn)
-		var setupErr error
-		var mu sync.Mutex
-		var wg sync.WaitGroup
-		for w := range c {
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				for j := range perConn {
-					var tp tokenPair
-					if err := post(cs[w], dep.base(w)+"/v1/exchange", setup[w*perConn+j], &tp); err != nil {
-						mu.Lock()
-						setupErr = err
-						mu.Unlock()
-						return
-					}
-					chains[w] = append(chains[w], tp.RefreshToken)
-					access[w*perConn+j] = tp.AccessToken
-				}
-			}()
-		}
-		wg.Wait()
-		if setupErr != nil {
-			cs.close()
-			return fmt.Errorf("setup at %d connections: %w", c, setupErr)
-		}
-
-		pos := make([]int, c)
-		fixed := map[int]op{
-			phaseCeiling: func(w int, cl *http.Client) error { return get(cl, dep.base(w)+"/healthz", "") },
-			phaseRefresh: func(w int, cl *http.Client) error {
-				k := pos[w] % perConn
-				pos[w]++
-				var tp tokenPair
-				if err := post(cl, dep.base(w)+"/v1/token/refresh", refreshBody(chains[w][k]), &tp); err != nil {
-					return err
-				}
-				chains[w][k] = tp.RefreshToken
-				return nil
-			},
-			phaseMe: func(w int, cl *http.Client) error {
-				pos[w]++
-				return get(cl, dep.base(w)+"/v1/me", access[w*perConn+pos[w]%perConn])
-			},
-			phaseIntrospect: func(w int, cl *http.Client) error {
-				pos[w]++
-				return introspect(cl, dep.base(w)+"/oauth/introspect", access[w*perConn+pos[w]%perConn])
-			},
-		}
-		// consume hands out bodies[i] once each, then reports exhaustion.
-		consume := func(bodies [][]byte) op {
-			var next atomic.Int64
-			return func(w int, cl *http.Client) error {
-				j := int(next.Add(1) - 1)
-				if j >= len(bodies) {
-					return errExhausted
-				}
-				return post(cl, dep.base(w)+"/v1/exchange", bodies[j], nil)
-			}
-		}
-
-		// Warm up the connections, the code paths and the page cache.
-		drive(dep, cs, 300*time.Millisecond, fixed[phaseCeiling])
-		drive(dep, cs, 300*time.Millisecond, fixed[phaseMe])
-
-		rows := make(map[int]*row, len(want))
-		for _, p := range want {
-			rows[p] = &row{conns: c, phase: p}
-		}
-		for r := range o.runs {
-			for _, p := range want {
-				do := fixed[p]
-				switch p {
-				case phaseReturning:
-					do = consume(returning[r*capRet : (r+1)*capRet])
-				case phaseNewUser:
-					do = consume(newUsers[r*capNew : (r+1)*capNew])
-				}
-				var stopProfile func()
-				if r == 0 && o.profileDir != "" {
-					stopProfile = profile(dep.servers[0], o.profileDir, fmt.Sprintf("%s-%dc-%s", slug(blk.label), c, slug(phases[p])), o.duration)
-				}
-				res := drive(dep, cs, o.duration, do)
-				if stopProfile != nil {
-					stopProfile()
-				}
-				rows[p].results = append(rows[p].results, res)
-				blk.peakRSS, blk.peakAnon = max(blk.peakRSS, res.rssKiB), max(blk.peakAnon, res.anonKiB)
-			}
-		}
-		cs.close()
-		for _, p := range want {
-			rows[p].ceiling = rows[phaseCeiling].results
-			blk.rows = append(blk.rows, *rows[p])
-		}
-		fmt.Fprintf(os.Stderr, "# %s, %d connections: done\n", blk.label, c)
+	l := &level{b: b, dep: dep, blk: blk, conns: c, rows: map[int]*row{}}
+	for _, p := range want {
+		l.rows[p] = &row{conns: c, phase: p}
 	}
-	return nil
+	// Fresh id_tokens, minted before the load: a pool for the sessions set
+	// up below, one per returning-user exchange, one new subject per
+	// new-user exchange.
+	l.capRet = min(o.exchangeTokens, 250*c+250)
+	if slices.Contains(want, phaseNewUser) {
+		l.capNew = l.capRet / 2
+	}
+	subs := make([]string, c*perConn+o.runs*l.capRet)
+	for i := range subs {
+		subs[i] = returningUsers[rng.IntN(len(returningUsers))]
+	}
+	for range o.runs * l.capNew {
+		subs = append(subs, fmt.Sprintf("new-%08d", b.newSubs))
+		b.newSubs++
+	}
+	minted, err := b.iss.mintBodies(subs)
+	if err != nil {
+		return nil, err
+	}
+	setup := minted[:c*perConn]
+	l.returning = minted[c*perConn : c*perConn+o.runs*l.capRet]
+	l.fresh = minted[c*perConn+o.runs*l.capRet:]
+
+	l.cs = newClients(c)
+	chains := make([][]string, c)
+	access := make([]string, c*perConn)
+	var setupErr error
+	var mu sync.Mutex
+	var wg sync.WaitGroup
+	for w := range c {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for j := range perConn {
+				var tp tokenPair
+				if err := post(l.cs[w], dep.base(w)+"/v1/exchange", setup[w*perConn+j], &tp); err != nil {
+					mu.Lock()
+					setupErr = err
+					mu.Unlock()
+					return
+				}
+				chains[w] = append(chains[w], tp.RefreshToken)
+				access[w*perConn+j] = tp.AccessToken
+			}
+		}()
+	}
+	wg.Wait()
+	if setupErr != nil {
+		l.cs.close()
+		return nil, fmt.Errorf("%s: setup at %d connections: %w", blk.label, c, setupErr)
+	}
+
+	pos := make([]int, c)
+	l.fixed = map[int]op{
+		phaseCeiling: func(w int, cl *http.Client) error { return get(cl, dep.base(w)+"/healthz", "") },
+		phaseRefresh: func(w int, cl *http.Client) error {
+			k := pos[w] % perConn
+			pos[w]++
+			var tp tokenPair
+			if err := post(cl, dep.base(w)+"/v1/token/refresh", refreshBody(chains[w][k]), &tp); err != nil {
+				return err
+			}
+			chains[w][k] = tp.RefreshToken
+			return nil
+		},
+		phaseMe: func(w int, cl *http.Client) error {
+			pos[w]++
+			return get(cl, dep.base(w)+"/v1/me", access[w*perConn+pos[w]%perConn])
+		},
+		phaseIntrospect: func(w int, cl *http.Client) error {
+			pos[w]++
+			return introspect(cl, dep.base(w)+"/oauth/introspect", access[w*perConn+pos[w]%perConn])
+		},
+	}
+	// Warm up the connections, the code paths and the page cache.
+	drive(dep, l.cs, 300*time.Millisecond, l.fixed[phaseCeiling])
+	drive(dep, l.cs, 300*time.Millisecond, l.fixed[phaseMe])
+	return l, nil
+}
+
+// run drives phase p once (run r) and records the result.
+func (l *level) run(r, p int) {
+	o := l.b.o
+	do := l.fixed[p]
+	switch p {
+	case phaseReturning:
+		do = l.consume(l.returning[r*l.capRet : (r+1)*l.capRet])
+	case phaseNewUser:
+		do = l.consume(l.fresh[r*l.capNew : (r+1)*l.capNew])
+	}
+	var stopProfile func()
+	if r == 0 && o.profileDir != "" {
+		stopProfile = profile(l.dep.servers[0], o.profileDir, fmt.Sprintf("%s-%dc-%s", slug(l.blk.label), l.conns, slug(phases[p])), o.duration)
+	}
+	res := drive(l.dep, l.cs, o.duration, do)
+	if stopProfile != nil {
+		stopProfile()
+	}
+	l.rows[p].results = append(l.rows[p].results, res)
+	l.blk.peakRSS, l.blk.peakAnon = max(l.blk.peakRSS, res.rssKiB), max(l.blk.peakAnon, res.anonKiB)
+}
+
+// consume hands out the exchange bodies once each, then reports
+// exhaustion (the phase ends early).
+func (l *level) consume(bodies [][]byte) op {
+	var next atomic.Int64
+	return func(w int, cl *http.Client) error {
+		j := int(next.Add(1) - 1)
+		if j >= len(bodies) {
+			return errExhausted
+		}
+		return post(cl, l.dep.base(w)+"/v1/exchange", bodies[j], nil)
+	}
 }
 
 func slug(s string) string {
