@@ -3,6 +3,7 @@ package bolt
 import (
 	"errors"
 	"fmt"
+	"slices"
 	"sync"
 
 	bolt "go.etcd.io/bbolt"
@@ -18,9 +19,9 @@ const maxGroup = 1000
 // first write of a batch for MaxBatchDelay hoping for company; a lone write
 // then pays the delay on top of its fsync, and at low concurrency the
 // delay, not the CPU, sets the pace. Here a commit starts the moment there
-// is work and the previous commit is durable: a lone write pays one fsync,
-// and the writes that arrive while a commit is on the disk share the next
-// one. Under load the groups grow by themselves, as long as the fsync
+// is work and the previous commit is durable: a lone write pays one commit
+// (bbolt's two fdatasyncs), and the writes that arrive while a commit is on
+// the disk share the next one. Under load the groups grow by themselves, as long as the fsync
 // takes, so the commits' fixed cost is shared without a timer to tune.
 //
 // It keeps DB.Batch's contract, which the callers of Store.batch rely on:
@@ -34,74 +35,100 @@ type committer struct {
 	db *bolt.DB
 
 	mu      sync.Mutex
-	queue   []groupCall
-	running bool // a goroutine is draining queue
+	queue   []*groupCall
+	leading bool // a caller is committing groups (see run)
 }
 
 type groupCall struct {
 	fn   func(*bolt.Tx) error
-	done chan error // buffered: the committer never waits for the caller
+	done chan error // buffered: the leader never waits for the caller
 }
 
-// errRunAlone tells a caller its function failed in a group: it runs again
-// on its own, where its error (or panic) is its own.
-var errRunAlone = errors.New("bolt: function failed in a group commit; run it alone")
+var (
+	// errRunAlone tells a caller its function failed in a group: it runs
+	// again on its own, where its error (or panic) is its own.
+	errRunAlone = errors.New("bolt: function failed in a group commit; run it alone")
+	// errLead hands the commits over to a caller still in the queue.
+	errLead = errors.New("bolt: lead the next group commit")
+)
 
 func newCommitter(db *bolt.DB) *committer { return &committer{db: db} }
 
 // run commits fn with whatever else is queued and returns once that commit
 // is durable, or fn's own error.
+//
+// The callers commit for one another: one that finds nobody committing
+// leads, taking the queue as a group and committing it, again and again
+// until its own function is committed; then it hands the lead to the
+// first caller still queued, if any. A lone write thus commits in its own
+// goroutine with no handover, and no goroutine lives beyond its callers.
 func (c *committer) run(fn func(*bolt.Tx) error) error {
-	done := make(chan error, 1)
+	call := &groupCall{fn: fn, done: make(chan error, 1)}
 	c.mu.Lock()
-	c.queue = append(c.queue, groupCall{fn: fn, done: done})
-	if !c.running {
-		c.running = true
-		go c.drain()
-	}
+	c.queue = append(c.queue, call)
+	lead := !c.leading
+	c.leading = true
 	c.mu.Unlock()
-	err := <-done
+	if !lead {
+		if err := <-call.done; err != errLead {
+			return c.outcome(call, err)
+		}
+	}
+	c.lead(call)
+	return c.outcome(call, <-call.done)
+}
+
+func (c *committer) outcome(call *groupCall, err error) error {
 	if err == errRunAlone {
-		return c.db.Update(fn)
+		return c.db.Update(call.fn)
 	}
 	return err
 }
 
-// drain commits groups until the queue is empty. One goroutine drains at a
-// time, so the commits of a Store follow one another, and what queues up
-// during one commit is the next group.
-func (c *committer) drain() {
+// lead commits groups from the queue until mine is committed (its result
+// is then in its done channel), then passes the lead on.
+func (c *committer) lead(mine *groupCall) {
 	for {
 		c.mu.Lock()
 		n := min(len(c.queue), maxGroup)
-		if n == 0 {
-			c.running = false
-			c.queue = nil
-			c.mu.Unlock()
-			return
-		}
-		group := make([]groupCall, n)
+		group := make([]*groupCall, n)
 		copy(group, c.queue)
 		c.queue = c.queue[n:]
 		c.mu.Unlock()
+		// Checked before the commit, which takes failing calls out of
+		// group in place.
+		last := slices.Contains(group, mine)
 		c.commit(group)
+		if last {
+			break
+		}
 	}
+	c.mu.Lock()
+	if len(c.queue) > 0 {
+		c.queue[0].done <- errLead
+	} else {
+		c.leading = false
+		c.queue = nil
+	}
+	c.mu.Unlock()
 }
 
 // commit runs group in one transaction. A failing function is told to run
 // alone and the rest are retried without it (in order), as DB.Batch does.
-func (c *committer) commit(group []groupCall) {
+func (c *committer) commit(group []*groupCall) {
 	for len(group) > 0 {
 		failed := -1
-		err := c.db.Update(func(tx *bolt.Tx) error {
-			for i, call := range group {
-				if err := callSafely(call.fn, tx); err != nil {
-					failed = i
-					return err
+		err := callSafely(func(*bolt.Tx) error {
+			return c.db.Update(func(tx *bolt.Tx) error {
+				for i, call := range group {
+					if err := callSafely(call.fn, tx); err != nil {
+						failed = i
+						return err
+					}
 				}
-			}
-			return nil
-		})
+				return nil
+			})
+		}, nil)
 		if failed >= 0 {
 			group[failed].done <- errRunAlone
 			group = append(group[:failed], group[failed+1:]...)
@@ -117,8 +144,9 @@ func (c *committer) commit(group []groupCall) {
 }
 
 // callSafely turns a panic into an error, so a panicking function is only
-// taken out of its group (and panics again in its caller's own Update)
-// instead of killing the committer with every caller waiting on it.
+// taken out of its group (and panics again in its caller's own Update),
+// and a panic in bbolt's commit reaches the group as an error, instead of
+// unwinding the leader with every other caller waiting on it.
 func callSafely(fn func(*bolt.Tx) error, tx *bolt.Tx) (err error) {
 	defer func() {
 		if p := recover(); p != nil {

@@ -198,6 +198,38 @@ func TestGroupCommitFailureKeepsOthers(t *testing.T) {
 	}
 }
 
+// TestGroupCommitLoneFailure: a caller that commits for itself (nobody
+// else queued) and fails gets its own error, writes nothing, and leaves the
+// committer working for the next caller.
+func TestGroupCommitLoneFailure(t *testing.T) {
+	db, c := openCommitter(t)
+	errFailed := errors.New("refused")
+	for range 3 {
+		err := c.run(func(tx *bolt.Tx) error {
+			if err := tx.Bucket(testBucket).Put([]byte("lost"), []byte("v")); err != nil {
+				return err
+			}
+			return errFailed
+		})
+		if !errors.Is(err, errFailed) {
+			t.Fatalf("err = %v, want its own", err)
+		}
+	}
+	if err := c.run(func(tx *bolt.Tx) error { return tx.Bucket(testBucket).Put([]byte("kept"), []byte("v")) }); err != nil {
+		t.Fatal(err)
+	}
+	err := db.View(func(tx *bolt.Tx) error {
+		b := tx.Bucket(testBucket)
+		if b.Get([]byte("lost")) != nil || b.Get([]byte("kept")) == nil {
+			return errors.New("a failed write was kept, or a good one lost")
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+}
+
 // TestGroupCommitClosedDB: a commit that cannot happen reaches its caller.
 func TestGroupCommitClosedDB(t *testing.T) {
 	db, c := openCommitter(t)
