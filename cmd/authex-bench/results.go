@@ -155,11 +155,20 @@ func (rep report) print(out io.Writer, o options) {
 				current.label, p50, cp50, fsync, cp50+fsync+1)
 			check(ex.ratio() >= 0.12, "%s, 16 connections: exchange rate %.0f/s = %.3f x ceiling >= 0.12", current.label,
 				col(ex.results, result.rps), ex.ratio())
+			// A closed loop obeys Little's law: 16 connections at a
+			// latency L make 16/L requests per second, which the CPU per
+			// request must allow; say what the p50 target asks of it.
+			target := cp50 + fsync + 1
+			need := 16 / (target / 1000)
+			fmt.Fprintf(out, "     (16 connections at %.2f ms each are about %.0f requests/s: %.1f cores at this run's %.0f µs of CPU per exchange)\n",
+				target, need, need*col(ex.results, result.cpuUS)/1e6, col(ex.results, result.cpuUS))
 		}
 		if ex, ok := current.row(1, phaseReturning); ok {
 			p50 := col(ex.results, p50ms)
 			check(p50 <= fsync+1.5, "%s, 1 connection: exchange p50 %.2f ms within 1.5 ms of the fsync time %.2f ms (%+.2f ms)",
 				current.label, p50, fsync, p50-fsync)
+			fmt.Fprintf(out, "     (a returning user's exchange commits twice in turn, the spent id_token then the session; one bbolt commit here: %.2f ms)\n",
+				ms(rep.disk.boltCommit))
 		}
 		top := slices.Max(o.conns)
 		if compare == nil {
