@@ -391,7 +391,7 @@ func (b *bench) runRows(targets []target, conns []int) error {
 				l.rows[p].ceiling = l.rows[phaseCeiling].results
 				l.blk.rows = append(l.blk.rows, *l.rows[p])
 			}
-			fmt.Fprintf(os.Stderr, "# %s, %d connections: done\n", l.blk.label, c)
+			fmt.Fprintf(os.Stderr, "# %s at %d connection(s): done\n", l.blk.label, c)
 		}
 	}
 	return nil
