@@ -36,18 +36,28 @@ vet:
 	@test -z "$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go'))" || { gofmt -l .; echo "gofmt: files above need formatting"; exit 1; }
 	$(GO) vet ./...
 
-# `make bench`: the load run against the real binary (docs/performance.md).
-# BENCH_QUICK=1 runs one small store in under a minute; the full run adds a
-# 1,000,000-user store and takes a few minutes. BENCH_FLAGS passes flags to
+# `make bench`: the load run against the real binary (docs/performance.md):
+# bbolt, PostgreSQL (one instance, and two on one database) at 1, 16 and 64
+# connections, one table at the end, also written to bench-results.txt.
+# BENCH_QUICK=1 runs a small store, one run per row and PostgreSQL at 64
+# connections only, in under a minute; the full run adds a 1,000,000-user
+# store and takes several minutes. PostgreSQL: AUTHEX_BENCH_PG_DSN (default
+# the server .ci/run uses); BENCH_FLAGS="-pg-dsn ''" leaves it out.
+# BENCH_COMPARE=<git ref> also runs the bbolt rows with that commit's
+# authex, in the same run (before/after). BENCH_FLAGS passes flags to
 # cmd/authex-bench (e.g. BENCH_FLAGS='-profile bench-profiles'). Never part
 # of `make test`.
 bench: build
 	CGO_ENABLED=0 $(GO) build -trimpath -o bin/authex-bench ./cmd/authex-bench
-	./bin/authex-bench -bin bin/authex $(BENCH_FLAGS)
+	$(if $(BENCH_COMPARE),src=$$(mktemp -d) && git archive $(BENCH_COMPARE) | tar -x -C $$src && \
+		(cd $$src && CGO_ENABLED=0 $(GO) build -trimpath -o $(CURDIR)/bin/authex-compare ./cmd/authex); \
+		status=$$?; rm -rf $$src; exit $$status)
+	./bin/authex-bench -bin bin/authex $(if $(BENCH_COMPARE),-compare bin/authex-compare) $(BENCH_FLAGS)
 
-# `make bench-go`: the testing.B benchmarks of the hot paths.
+# `make bench-go`: the testing.B benchmarks of the hot paths. The
+# PostgreSQL store's run against AUTHEX_TEST_POSTGRES_DSN and skip without it.
 bench-go:
-	$(GO) test -run '^$$' -bench . -benchmem ./providers/ ./exchange/ ./storage/bolt/ ./web/
+	$(GO) test -run '^$$' -bench . -benchmem ./providers/ ./exchange/ ./storage/bolt/ ./storage/postgres/ ./web/
 
 lint: vet
 	$(GO) run honnef.co/go/tools/cmd/staticcheck@v0.8.2 ./...

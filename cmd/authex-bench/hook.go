@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
 	"sync"
 	"time"
 )
@@ -78,7 +79,7 @@ func runHook(o options, iss *issuer, n int, out io.Writer) error {
 	}
 	rw, rh := col(without, result.rps), col(with, result.rps)
 	fmt.Fprintf(out, "\n## refresh with the claims hook (hook answers in %s, cache_ttl 1ms), %d users, %d connections, medians of %d runs\n",
-		hookDelay, n, o.conns, o.runs)
+		hookDelay, n, slices.Max(o.conns), o.runs)
 	fmt.Fprintf(out, "| load | req/s | p50 ms | p99 ms | CPU-s/1k |\n|---|---|---|---|---|\n")
 	fmt.Fprintf(out, "| refresh, no hook | %.0f | %.1f | %.1f | %.3f |\n", rw,
 		col(without, func(x result) float64 { return ms(x.p50) }), col(without, func(x result) float64 { return ms(x.p99) }),
@@ -89,17 +90,18 @@ func runHook(o options, iss *issuer, n int, out io.Writer) error {
 	return nil
 }
 
-// refreshRun starts authex on the store, signs o.conns x 8 returning users
+// refreshRun starts authex on the store, signs conns x 8 returning users
 // in with fresh id_tokens, and drives refresh for o.duration.
 func refreshRun(o options, iss *issuer, dir, dataPath string, n int, seed uint64, extra ...string) (result, error) {
-	srv, err := startServer(o.bin, dir, dataPath, iss.url, extra...)
+	srv, err := startServer(o.bin, dir, "authex", boltStorage(dataPath), iss.url, extra...)
 	if err != nil {
 		return result{}, err
 	}
-	defer srv.stop()
-	const perConn = 8
+	dep := &deployment{label: "bbolt", servers: []*server{srv}}
+	defer dep.stop()
+	conns := slices.Max(o.conns)
 	rng := rand.New(rand.NewPCG(seed, 11))
-	subs := make([]string, o.conns*perConn)
+	subs := make([]string, conns*perConn)
 	for i := range subs {
 		subs[i] = subject(rng.IntN(n))
 	}
@@ -107,13 +109,13 @@ func refreshRun(o options, iss *issuer, dir, dataPath string, n int, seed uint64
 	if err != nil {
 		return result{}, err
 	}
-	cs := newClients(o.conns)
+	cs := newClients(conns)
 	defer cs.close()
-	chains := make([][]string, o.conns)
+	chains := make([][]string, conns)
 	var mu sync.Mutex
 	var setupErr error
 	var wg sync.WaitGroup
-	for w := range o.conns {
+	for w := range conns {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
@@ -133,7 +135,7 @@ func refreshRun(o options, iss *issuer, dir, dataPath string, n int, seed uint64
 	if setupErr != nil {
 		return result{}, fmt.Errorf("setup: %w", setupErr)
 	}
-	pos := make([]int, o.conns)
+	pos := make([]int, conns)
 	refresh := func(w int, c *http.Client) error {
 		k := pos[w] % perConn
 		pos[w]++
@@ -144,8 +146,8 @@ func refreshRun(o options, iss *issuer, dir, dataPath string, n int, seed uint64
 		chains[w][k] = tp.RefreshToken
 		return nil
 	}
-	drive(srv, cs, 300*time.Millisecond, refresh) // warm up
-	return drive(srv, cs, o.duration, refresh), nil
+	drive(dep, cs, 300*time.Millisecond, refresh) // warm up
+	return drive(dep, cs, o.duration, refresh), nil
 }
 
 func btoi(b bool) int {

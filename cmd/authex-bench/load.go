@@ -50,14 +50,15 @@ type result struct {
 	requests, errors int
 	elapsed          time.Duration
 	p50, p99         time.Duration
-	cpu              time.Duration // server CPU (user+system) during the phase
-	rssKiB           int64
+	cpu              time.Duration // server CPU (user+system) during the phase, authex and database
+	cpuDB            time.Duration // of it, the PostgreSQL backends'
+	rssKiB, anonKiB  int64         // the largest authex process's, at the end of the phase
 	firstErr         error
 }
 
 func (r result) rps() float64 { return float64(r.requests) / r.elapsed.Seconds() }
 
-// cpuPer1k is server CPU-seconds per 1,000 requests.
+// cpuPer1k is server CPU-seconds per 1,000 requests (milliseconds per request).
 func (r result) cpuPer1k() float64 {
 	if r.requests == 0 {
 		return 0
@@ -65,14 +66,30 @@ func (r result) cpuPer1k() float64 {
 	return r.cpu.Seconds() / float64(r.requests) * 1000
 }
 
+// cpuUS and cpuDBUS are CPU microseconds per request: everything, and the
+// database backends' part of it.
+func (r result) cpuUS() float64 {
+	if r.requests == 0 {
+		return 0
+	}
+	return float64(r.cpu.Microseconds()) / float64(r.requests)
+}
+
+func (r result) cpuDBUS() float64 {
+	if r.requests == 0 {
+		return 0
+	}
+	return float64(r.cpuDB.Microseconds()) / float64(r.requests)
+}
+
 // drive runs op on every client for d (or until its input runs out) and
-// measures the server around it.
-func drive(srv *server, cs clients, d time.Duration, do op) result {
+// measures the deployment around it.
+func drive(dep *deployment, cs clients, d time.Duration, do op) result {
 	lat := make([][]time.Duration, len(cs))
 	errs := make([]int, len(cs))
 	var firstErr error
 	var once sync.Once
-	cpu0, _ := srv.cpuTicks()
+	cpu0 := dep.sampleCPU()
 	start := time.Now()
 	deadline := start.Add(d)
 	var wg sync.WaitGroup
@@ -105,7 +122,7 @@ func drive(srv *server, cs clients, d time.Duration, do op) result {
 		}()
 	}
 	wg.Wait()
-	cpu1, _ := srv.cpuTicks()
+	cpu1 := dep.sampleCPU()
 	var all []time.Duration
 	r := result{elapsed: time.Duration(last.Load()), firstErr: firstErr}
 	for w := range cs {
@@ -118,8 +135,11 @@ func drive(srv *server, cs clients, d time.Duration, do op) result {
 		r.p50 = all[len(all)*50/100]
 		r.p99 = all[min(len(all)-1, len(all)*99/100)]
 	}
-	r.cpu = time.Duration(cpu1-cpu0) * time.Second / clockTicks
-	r.rssKiB, _, _ = srv.memory()
+	r.cpu, r.cpuDB = cpuSince(cpu0, cpu1)
+	for _, srv := range dep.servers {
+		rss, anon, _ := srv.memory()
+		r.rssKiB, r.anonKiB = max(r.rssKiB, rss), max(r.anonKiB, anon)
+	}
 	return r
 }
 

@@ -1,13 +1,18 @@
 // Command authex-bench is the load run behind `make bench`: it starts the
-// real bin/authex on a temporary bbolt file (pre-populated with N users and
-// one session each), with a local RS256 OpenID provider, drives
-// POST /v1/exchange (returning and new users), POST /v1/token/refresh,
-// GET /v1/me and POST /oauth/introspect from a closed-loop load generator
-// (64 keep-alive connections by default), and prints requests/s, p50,
-// p99, errors and the server's CPU-seconds per 1,000 requests beside the
-// ceiling of the box: GET /healthz on the same server, measured in the same
-// run. Figures are medians over several runs. It also reports start-up
-// time, the server's RSS and the bbolt file's size per user and session.
+// real bin/authex with a local RS256 OpenID provider on a bbolt file, on a
+// fresh PostgreSQL schema (one instance), and on the same schema from two
+// instances (the load generator splits its connections between them, no
+// balancer); each store is pre-populated with N users and one session each.
+// At 1, 16 and 64 keep-alive connections (a closed loop) it drives
+// GET /healthz (the ceiling of the box, measured in the same run),
+// POST /v1/exchange (returning and new users, a fresh id_token each),
+// POST /v1/token/refresh, GET /v1/me and POST /oauth/introspect, and prints
+// one table: requests/s, the ratio to the ceiling at the same connection
+// count, p50, p99, and CPU per request (the authex processes plus, on
+// PostgreSQL, the run's database backends, from /proc/PID/stat). Figures
+// are medians over several runs. It measures the disk's fsync time, checks
+// the commit path's targets (PASS/FAIL lines), and reports start-up time,
+// the server's memory and the bbolt file's size per user and session.
 // docs/performance.md describes the method and the results.
 //
 // It is a measuring tool, never part of `make test`.
@@ -30,16 +35,19 @@ import (
 )
 
 type options struct {
-	bin        string
-	users      []int
-	conns      int
-	runs       int
-	duration   time.Duration
-	newTokens  int
-	returning  int
-	profileDir string
-	keep       bool
-	hook       bool
+	bin, compareBin string
+	users           []int
+	conns           []int
+	runs            int
+	duration        time.Duration
+	exchangeTokens  int
+	pgDSN           string
+	pgInstances     []int
+	profileDir      string
+	out             string
+	keep            bool
+	hook            bool
+	quick           bool
 }
 
 func main() {
@@ -49,35 +57,51 @@ func main() {
 	}
 }
 
-func run(args []string, getenv func(string) string, out io.Writer) error {
+func run(args []string, getenv func(string) string, stdout io.Writer) error {
 	quick := getenv("BENCH_QUICK") == "1"
 	fs := flag.NewFlagSet("authex-bench", flag.ContinueOnError)
 	var o options
-	var users string
+	var users, conns, pgInstances string
+	o.quick = quick
 	fs.StringVar(&o.bin, "bin", "bin/authex", "the authex binary to measure")
-	fs.StringVar(&users, "users", pick(quick, "1000", "1000,1000000"), "store sizes to run, comma-separated")
-	fs.IntVar(&o.conns, "conns", 64, "concurrent connections")
-	fs.IntVar(&o.runs, "runs", pick(quick, 3, 5), "runs per store size; figures are medians")
-	fs.DurationVar(&o.duration, "duration", pick(quick, 1500*time.Millisecond, 4*time.Second), "length of each phase of each run")
-	fs.IntVar(&o.newTokens, "new-tokens", pick(quick, 6000, 40000), "id_tokens of new users minted ahead, shared by the runs of a store size")
-	fs.IntVar(&o.returning, "returning", pick(quick, 500, 2000), "returning users (a fresh id_token is minted ahead for each exchange of one)")
-	fs.StringVar(&o.profileDir, "profile", "", "collect CPU and allocation profiles of the first run's phases into this directory")
-	fs.BoolVar(&o.keep, "keep", false, "keep the temporary directory (data file, config, server log)")
-	fs.BoolVar(&o.hook, "hook", true, "also measure refresh with the claims hook on (a local hook answering in 1 ms)")
+	fs.StringVar(&o.compareBin, "compare", "", "another authex binary (e.g. built from main) to run the bbolt rows with too, in the same run, for before/after")
+	fs.StringVar(&users, "users", pick(quick, "1000", "1000,1000000"), "bbolt store sizes, comma-separated: the first gets every row, the others the 64-connection rows (start-up, memory, scaling)")
+	fs.StringVar(&conns, "conns", "1,16,64", "connection counts, comma-separated")
+	fs.IntVar(&o.runs, "runs", pick(quick, 1, 3), "runs of each row; figures are medians")
+	fs.DurationVar(&o.duration, "duration", pick(quick, time.Second, 2*time.Second), "length of each phase of each run (an exchange phase also ends when its id_tokens run out)")
+	fs.IntVar(&o.exchangeTokens, "exchange-tokens", pick(quick, 1500, 6000), "at most this many fresh id_tokens per exchange phase (new users: half), minted ahead")
+	fs.StringVar(&o.pgDSN, "pg-dsn", firstNonEmpty(getenv("AUTHEX_BENCH_PG_DSN"), defaultPGDSN), "PostgreSQL server for the PostgreSQL rows (a fresh schema per run, dropped after); empty: no PostgreSQL rows")
+	fs.StringVar(&pgInstances, "pg-instances", pick(quick, "1", "1,2"), "PostgreSQL deployments: instances of authex on the one schema, comma-separated")
+	fs.StringVar(&o.profileDir, "profile", "", "collect CPU and allocation profiles of each row's first run into this directory")
+	fs.StringVar(&o.out, "out", "bench-results.txt", "also write the whole report to this file (empty: stdout only)")
+	fs.BoolVar(&o.keep, "keep", false, "keep the temporary directories (data file, configs, server logs)")
+	fs.BoolVar(&o.hook, "hook", !quick, "also measure refresh with the claims hook on (a local hook answering in 1 ms)")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
-	for _, f := range strings.Split(users, ",") {
-		n, err := strconv.Atoi(strings.TrimSpace(f))
-		if err != nil || n < 1 {
-			return fmt.Errorf("-users: %q is not a positive number", f)
-		}
-		o.users = append(o.users, n)
+	var err error
+	if o.users, err = positiveList("-users", users); err != nil {
+		return err
+	}
+	if o.conns, err = positiveList("-conns", conns); err != nil {
+		return err
+	}
+	if o.pgInstances, err = positiveList("-pg-instances", pgInstances); err != nil {
+		return err
 	}
 	if o.profileDir != "" {
 		if err := os.MkdirAll(o.profileDir, 0o755); err != nil {
 			return err
 		}
+	}
+	out := stdout
+	if o.out != "" {
+		f, err := os.Create(o.out)
+		if err != nil {
+			return err
+		}
+		defer f.Close()
+		out = io.MultiWriter(stdout, f)
 	}
 
 	iss, err := startIssuer()
@@ -86,34 +110,58 @@ func run(args []string, getenv func(string) string, out io.Writer) error {
 	}
 	defer iss.close()
 
-	t0 := time.Now()
-	subjects := make([]string, o.newTokens)
-	for i := range subjects {
-		subjects[i] = fmt.Sprintf("new-%08d", i)
-	}
-	newBodies, err := iss.mintBodies(subjects)
+	disk, err := measureDisk(os.TempDir(), pick(quick, 300*time.Millisecond, time.Second))
 	if err != nil {
-		return err
+		return fmt.Errorf("measure the disk: %w", err)
 	}
-	fmt.Fprintf(out, "# authex load run: %d connections, %d runs x %s per phase, medians; provider tokens RS256, ours ES256, fsync on\n",
+	fmt.Fprintf(out, "# authex load run: connections %v, %d run(s) x %s per phase, medians; provider tokens RS256, ours ES256, fsync on\n",
 		o.conns, o.runs, o.duration)
-	fmt.Fprintf(out, "# minted %d new-user id_tokens in %s\n", len(newBodies), time.Since(t0).Round(time.Millisecond))
+	fmt.Fprintf(out, "# disk of %s: 4 KiB write + fdatasync %.2f ms (p90 %.2f ms); one-key bbolt commit %.2f ms\n",
+		os.TempDir(), ms(disk.fsync), ms(disk.fsyncP90), ms(disk.boltCommit))
 
-	var sizes []sizeReport
-	for _, n := range o.users {
-		rep, err := runSize(o, iss, n, newBodies, out)
-		if err != nil {
-			return fmt.Errorf("%d users: %w", n, err)
+	b := &bench{o: o, iss: iss, out: out}
+	var report report
+	report.disk = disk
+	for i, n := range o.users {
+		cs := o.conns
+		if i > 0 {
+			cs = []int{slices.Max(o.conns)}
 		}
-		sizes = append(sizes, rep)
+		label := "bbolt"
+		if len(o.users) > 1 {
+			label = fmt.Sprintf("bbolt %s", humanCount(n))
+		}
+		bins := []string{o.bin}
+		if i == 0 && o.compareBin != "" {
+			bins = append(bins, o.compareBin)
+		}
+		blks, err := b.runBolt(bins, label, n, cs)
+		if err != nil {
+			return fmt.Errorf("%s: %w", label, err)
+		}
+		report.blocks = append(report.blocks, blks...)
 	}
-	if len(sizes) > 1 {
-		printScaling(out, sizes)
+	if o.pgDSN != "" {
+		pgConns := o.conns
+		if quick {
+			pgConns = []int{slices.Max(o.conns)}
+		}
+		for _, k := range o.pgInstances {
+			blk, err := b.runPG(k, o.users[0], pgConns)
+			if err != nil {
+				return fmt.Errorf("PostgreSQL x%d: %w", k, err)
+			}
+			report.blocks = append(report.blocks, blk)
+		}
 	}
 	if o.hook {
 		if err := runHook(o, iss, o.users[0], out); err != nil {
 			return fmt.Errorf("claims hook: %w", err)
 		}
+	}
+	report.print(out, o)
+	if o.out != "" {
+		fmt.Fprintf(stdout, "\n(written to %s)\n", o.out)
 	}
 	return nil
 }
@@ -125,75 +173,291 @@ func pick[T any](quick bool, q, full T) T {
 	return full
 }
 
+func firstNonEmpty(a, b string) string {
+	if a != "" {
+		return a
+	}
+	return b
+}
+
+func positiveList(flag, s string) ([]int, error) {
+	var xs []int
+	for _, f := range strings.Split(s, ",") {
+		n, err := strconv.Atoi(strings.TrimSpace(f))
+		if err != nil || n < 1 {
+			return nil, fmt.Errorf("%s: %q is not a positive number", flag, f)
+		}
+		xs = append(xs, n)
+	}
+	return xs, nil
+}
+
+func humanCount(n int) string {
+	switch {
+	case n >= 1000000 && n%1000000 == 0:
+		return fmt.Sprintf("%dM", n/1000000)
+	case n >= 1000 && n%1000 == 0:
+		return fmt.Sprintf("%dk", n/1000)
+	}
+	return strconv.Itoa(n)
+}
+
+// The phases of a row set, in the table's order.
+const (
+	phaseCeiling = iota
+	phaseReturning
+	phaseNewUser
+	phaseRefresh
+	phaseMe
+	phaseIntrospect
+)
+
 var phases = []string{"ceiling: GET /healthz", "POST /v1/exchange (returning user)", "POST /v1/exchange (new user)",
 	"POST /v1/token/refresh", "GET /v1/me", "POST /oauth/introspect"}
 
-type sizeReport struct {
-	users   int
-	results [][]result // [phase][run]
+// phasesAt is which phases run at a connection count. BENCH_QUICK keeps
+// what the commit path's targets need (the ceiling, a returning user's
+// exchange, refresh) at every count and the rest at the largest only.
+func (b *bench) phasesAt(conns int) []int {
+	if b.o.quick && conns != slices.Max(b.o.conns) {
+		return []int{phaseCeiling, phaseReturning, phaseRefresh}
+	}
+	return []int{phaseCeiling, phaseReturning, phaseNewUser, phaseRefresh, phaseMe, phaseIntrospect}
 }
 
-func runSize(o options, iss *issuer, n int, newBodies [][]byte, out io.Writer) (sizeReport, error) {
+// bench holds what the blocks share: the provider, and the count of new
+// users' subjects handed out (each new-user exchange needs one never seen).
+type bench struct {
+	o       options
+	iss     *issuer
+	out     io.Writer
+	newSubs int
+}
+
+// block is one deployment's rows.
+type block struct {
+	label   string
+	compare bool // run with -compare's binary
+	users   int
+	rows    []row
+
+	bolt     bool
+	dataPath string
+	pop      populated
+	startup  time.Duration // of the first instance
+	ready    time.Duration
+	idleRSS  int64
+	peakRSS  int64 // KiB, largest authex process
+	peakAnon int64
+	endSize  int64
+}
+
+// row is one phase at one connection count: a result per run.
+type row struct {
+	conns   int
+	phase   int
+	results []result
+	ceiling []result // the same runs' ceiling at this connection count
+}
+
+// runBolt runs the bbolt rows of a store of n users with each binary
+// given (bins[0] is the one measured; a second is -compare's), on copies of
+// one pre-populated file, taking turns.
+func (b *bench) runBolt(bins []string, label string, n int, conns []int) ([]block, error) {
 	dir, err := os.MkdirTemp("", "authex-bench-")
 	if err != nil {
-		return sizeReport{}, err
+		return nil, err
 	}
-	if o.keep {
-		fmt.Fprintf(out, "# keeping %s\n", dir)
+	if b.o.keep {
+		fmt.Fprintf(b.out, "# keeping %s\n", dir)
 	} else {
 		defer os.RemoveAll(dir)
 	}
-	dataPath := filepath.Join(dir, "authex.db")
-	pop, err := populate(dataPath, iss.url, n)
-	if err != nil {
-		return sizeReport{}, err
+	var targets []target
+	blocks := make([]block, len(bins))
+	for i, bin := range bins {
+		name := "authex"
+		blocks[i] = block{label: label, users: n, bolt: true}
+		if i > 0 {
+			name = fmt.Sprintf("authex-compare-%d", i)
+			blocks[i].label += " (compare)"
+			blocks[i].compare = true
+		}
+		dataPath := filepath.Join(dir, name+".db")
+		pop, err := populate(dataPath, b.iss.url, n)
+		if err != nil {
+			return nil, err
+		}
+		srv, err := startServer(bin, dir, name, boltStorage(dataPath), b.iss.url)
+		if err != nil {
+			return nil, err
+		}
+		dep := &deployment{label: blocks[i].label, servers: []*server{srv}}
+		defer dep.stop()
+		blocks[i].pop, blocks[i].startup, blocks[i].ready = pop, srv.startup, srv.ready
+		blocks[i].idleRSS, _, _ = srv.memory()
+		blocks[i].dataPath = dataPath
+		targets = append(targets, target{dep: dep, blk: &blocks[i]})
 	}
+	if err := b.runRows(targets, conns); err != nil {
+		return nil, err
+	}
+	for i := range blocks {
+		blocks[i].endSize, _ = fileSize(blocks[i].dataPath)
+		printBoltBlock(b.out, blocks[i])
+	}
+	return blocks, nil
+}
 
-	// Returning users are spread over the whole store. authex refuses a
-	// second use of an id_token, so every exchange needs a token of its
-	// own: a pool for the sessions set up below, and one for the
-	// returning-user phase, shared by the runs as the new users' is.
-	const perConn = 8
-	rng := rand.New(rand.NewPCG(uint64(n), 7))
-	users := make([]string, min(o.returning, n))
-	for i := range users {
-		users[i] = subject(rng.IntN(n))
+func (b *bench) runPG(instances, n int, conns []int) (block, error) {
+	label := fmt.Sprintf("PostgreSQL x%d", instances)
+	dir, err := os.MkdirTemp("", "authex-bench-pg-")
+	if err != nil {
+		return block{}, err
 	}
-	subs := make([]string, o.conns*perConn+len(newBodies))
+	if b.o.keep {
+		fmt.Fprintf(b.out, "# keeping %s\n", dir)
+	} else {
+		defer os.RemoveAll(dir)
+	}
+	pg, pop, err := startPG(b.o.pgDSN, n, b.iss.url)
+	if err != nil {
+		return block{}, err
+	}
+	defer func() {
+		if err := pg.close(); err != nil {
+			fmt.Fprintf(b.out, "# dropping schema %s: %v\n", pg.schema, err)
+		}
+	}()
+	dep := &deployment{label: label, pg: pg.backends()}
+	defer dep.stop()
+	storageConfig, secrets := pg.config()
+	for i := range instances {
+		srv, err := startServer(b.o.bin, dir, fmt.Sprintf("authex-%d", i+1), storageConfig, b.iss.url, secrets)
+		if err != nil {
+			return block{}, err
+		}
+		dep.servers = append(dep.servers, srv)
+	}
+	if err := dep.pg.checkProcReadable(); err != nil {
+		return block{}, err
+	}
+	blk := block{label: label, users: n, pop: pop, startup: dep.servers[0].startup, ready: dep.servers[0].ready}
+	if err := b.runRows([]target{{dep: dep, blk: &blk}}, conns); err != nil {
+		return blk, err
+	}
+	fmt.Fprintf(b.out, "\n## %s: %d users and sessions written in %s; schema %s (dropped after the run); each instance's pool at its default size\n",
+		label, n, pop.took.Round(100*time.Millisecond), pg.schema)
+	printRows(b.out, []block{blk})
+	return blk, nil
+}
+
+// perConn is how many sessions each connection refreshes in turn, each
+// owned by one worker so that its refresh chain is never raced.
+const perConn = 8
+
+// target is one deployment and the block its rows go into.
+type target struct {
+	dep *deployment
+	blk *block
+}
+
+// runRows drives every phase at every connection count on each target.
+// With two targets (-compare) they take turns phase by phase, so that
+// both see the same moments of a shared box.
+func (b *bench) runRows(targets []target, conns []int) error {
+	o := b.o
+	for _, c := range conns {
+		want := b.phasesAt(c)
+		levels := make([]*level, len(targets))
+		for i, t := range targets {
+			l, err := b.prepareLevel(t, c, want)
+			if err != nil {
+				return err
+			}
+			defer l.cs.close()
+			levels[i] = l
+		}
+		for r := range o.runs {
+			for _, p := range want {
+				for _, l := range levels {
+					l.run(r, p)
+				}
+			}
+		}
+		for _, l := range levels {
+			l.cs.close()
+			for _, p := range want {
+				l.rows[p].ceiling = l.rows[phaseCeiling].results
+				l.blk.rows = append(l.blk.rows, *l.rows[p])
+			}
+			fmt.Fprintf(os.Stderr, "# %s at %d connection(s): done\n", l.blk.label, c)
+		}
+	}
+	return nil
+}
+
+// level is one target at one connection count: its clients, sessions and
+// pre-minted id_tokens, and the rows being filled.
+type level struct {
+	b                *bench
+	dep              *deployment
+	blk              *block
+	conns            int
+	cs               clients
+	fixed            map[int]op
+	returning, fresh [][]byte
+	capRet, capNew   int
+	rows             map[int]*row
+}
+
+func (b *bench) prepareLevel(t target, c int, want []int) (*level, error) {
+	o, dep, blk := b.o, t.dep, t.blk
+	rng := rand.New(rand.NewPCG(uint64(blk.users), uint64(c)))
+	returningUsers := make([]string, min(2000, blk.users))
+	for i := range returningUsers {
+		returningUsers[i] = subject(rng.IntN(blk.users))
+	}
+	l := &level{b: b, dep: dep, blk: blk, conns: c, rows: map[int]*row{}}
+	for _, p := range want {
+		l.rows[p] = &row{conns: c, phase: p}
+	}
+	// Fresh id_tokens, minted before the load: a pool for the sessions set
+	// up below, one per returning-user exchange, one new subject per
+	// new-user exchange.
+	l.capRet = min(o.exchangeTokens, 250*c+250)
+	if slices.Contains(want, phaseNewUser) {
+		l.capNew = l.capRet / 2
+	}
+	subs := make([]string, c*perConn+o.runs*l.capRet)
 	for i := range subs {
-		subs[i] = users[rng.IntN(len(users))]
+		subs[i] = returningUsers[rng.IntN(len(returningUsers))]
 	}
-	minted, err := iss.mintBodies(subs)
+	for range o.runs * l.capNew {
+		subs = append(subs, fmt.Sprintf("new-%08d", b.newSubs))
+		b.newSubs++
+	}
+	minted, err := b.iss.mintBodies(subs)
 	if err != nil {
-		return sizeReport{}, err
+		return nil, err
 	}
-	setupBodies, returning := minted[:o.conns*perConn], minted[o.conns*perConn:]
+	setup := minted[:c*perConn]
+	l.returning = minted[c*perConn : c*perConn+o.runs*l.capRet]
+	l.fresh = minted[c*perConn+o.runs*l.capRet:]
 
-	srv, err := startServer(o.bin, dir, dataPath, iss.url)
-	if err != nil {
-		return sizeReport{}, err
-	}
-	defer srv.stop()
-	idleRSS, _, _ := srv.memory()
-
-	cs := newClients(o.conns)
-	defer cs.close()
-	ex := srv.base + "/v1/exchange"
-
-	// Sessions for refresh and /v1/me: eight per connection, each owned by
-	// one worker so that its refresh chain is never raced.
-	chains := make([][]string, o.conns)
-	access := make([]string, o.conns*perConn)
+	l.cs = newClients(c)
+	chains := make([][]string, c)
+	access := make([]string, c*perConn)
 	var setupErr error
 	var mu sync.Mutex
 	var wg sync.WaitGroup
-	for w := range o.conns {
+	for w := range c {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
 			for j := range perConn {
 				var tp tokenPair
-				if err := post(cs[w], ex, setupBodies[w*perConn+j], &tp); err != nil {
+				if err := post(l.cs[w], dep.base(w)+"/v1/exchange", setup[w*perConn+j], &tp); err != nil {
 					mu.Lock()
 					setupErr = err
 					mu.Unlock()
@@ -206,84 +470,71 @@ func runSize(o options, iss *issuer, n int, newBodies [][]byte, out io.Writer) (
 	}
 	wg.Wait()
 	if setupErr != nil {
-		return sizeReport{}, fmt.Errorf("setup: %w", setupErr)
+		l.cs.close()
+		return nil, fmt.Errorf("%s: setup at %d connections: %w", blk.label, c, setupErr)
 	}
 
-	var nextNew, nextRet atomic.Int64
-	pos := make([]int, o.conns)
-	ops := []op{
-		func(w int, c *http.Client) error { return get(c, srv.base+"/healthz", "") },
-		nil, // returning users: set per run below
-		nil, // new users: set per run below
-		func(w int, c *http.Client) error {
+	pos := make([]int, c)
+	l.fixed = map[int]op{
+		phaseCeiling: func(w int, cl *http.Client) error { return get(cl, dep.base(w)+"/healthz", "") },
+		phaseRefresh: func(w int, cl *http.Client) error {
 			k := pos[w] % perConn
 			pos[w]++
 			var tp tokenPair
-			if err := post(c, srv.base+"/v1/token/refresh", refreshBody(chains[w][k]), &tp); err != nil {
+			if err := post(cl, dep.base(w)+"/v1/token/refresh", refreshBody(chains[w][k]), &tp); err != nil {
 				return err
 			}
 			chains[w][k] = tp.RefreshToken
 			return nil
 		},
-		func(w int, c *http.Client) error {
+		phaseMe: func(w int, cl *http.Client) error {
 			pos[w]++
-			return get(c, srv.base+"/v1/me", access[w*perConn+pos[w]%perConn])
+			return get(cl, dep.base(w)+"/v1/me", access[w*perConn+pos[w]%perConn])
 		},
-		func(w int, c *http.Client) error {
+		phaseIntrospect: func(w int, cl *http.Client) error {
 			pos[w]++
-			return introspect(c, srv.base+"/oauth/introspect", access[w*perConn+pos[w]%perConn])
+			return introspect(cl, dep.base(w)+"/oauth/introspect", access[w*perConn+pos[w]%perConn])
 		},
 	}
-
 	// Warm up the connections, the code paths and the page cache.
-	for _, i := range []int{0, 4} {
-		drive(srv, cs, 300*time.Millisecond, ops[i])
-	}
+	drive(dep, l.cs, 300*time.Millisecond, l.fixed[phaseCeiling])
+	drive(dep, l.cs, 300*time.Millisecond, l.fixed[phaseMe])
+	return l, nil
+}
 
-	rep := sizeReport{users: n, results: make([][]result, len(phases))}
-	newPerRun := len(newBodies) / o.runs
-	for r := range o.runs {
-		for i, do := range ops {
-			switch i {
-			case 1: // each run gets its share of the returning users' tokens
-				limit := (r + 1) * newPerRun
-				do = func(w int, c *http.Client) error {
-					j := int((nextRet.Add(1) - 1))
-					if j >= limit {
-						return errExhausted
-					}
-					return post(c, ex, returning[j], nil)
-				}
-			case 2: // each run gets its share of the new users
-				limit := (r + 1) * newPerRun
-				do = func(w int, c *http.Client) error {
-					j := int((nextNew.Add(1) - 1))
-					if j >= limit {
-						return errExhausted
-					}
-					return post(c, ex, newBodies[j], nil)
-				}
-			}
-			var stopProfile func()
-			if r == 0 && o.profileDir != "" {
-				stopProfile = profile(srv, o.profileDir, fmt.Sprintf("%d-%s", n, slug(phases[i])), o.duration)
-			}
-			res := drive(srv, cs, o.duration, do)
-			if stopProfile != nil {
-				stopProfile()
-			}
-			rep.results[i] = append(rep.results[i], res)
-		}
-		if i := int(nextNew.Load()); i > (r+1)*newPerRun {
-			nextNew.Store(int64((r + 1) * newPerRun))
-		}
-		if i := int(nextRet.Load()); i > (r+1)*newPerRun {
-			nextRet.Store(int64((r + 1) * newPerRun))
-		}
+// run drives phase p once (run r) and records the result.
+func (l *level) run(r, p int) {
+	o := l.b.o
+	do := l.fixed[p]
+	switch p {
+	case phaseReturning:
+		do = l.consume(l.returning[r*l.capRet : (r+1)*l.capRet])
+	case phaseNewUser:
+		do = l.consume(l.fresh[r*l.capNew : (r+1)*l.capNew])
 	}
-	endSize, _ := fileSize(dataPath)
-	printSize(out, o, rep, pop, srv, idleRSS, endSize)
-	return rep, nil
+	var stopProfile func()
+	if r == 0 && o.profileDir != "" {
+		stopProfile = profile(l.dep.servers[0], o.profileDir, fmt.Sprintf("%s-%dc-%s", slug(l.blk.label), l.conns, slug(phases[p])), o.duration)
+	}
+	res := drive(l.dep, l.cs, o.duration, do)
+	if stopProfile != nil {
+		stopProfile()
+	}
+	l.rows[p].results = append(l.rows[p].results, res)
+	l.blk.peakRSS, l.blk.peakAnon = max(l.blk.peakRSS, res.rssKiB), max(l.blk.peakAnon, res.anonKiB)
+}
+
+// consume hands out the exchange bodies once each, then reports
+// exhaustion (the phase ends early).
+func (l *level) consume(bodies [][]byte) op {
+	var next atomic.Int64
+	return func(w int, cl *http.Client) error {
+		j := int(next.Add(1) - 1)
+		if j >= len(bodies) {
+			return errExhausted
+		}
+		return post(cl, l.dep.base(w)+"/v1/exchange", bodies[j], nil)
+	}
 }
 
 func slug(s string) string {
@@ -327,90 +578,4 @@ func profile(srv *server, dir, name string, d time.Duration) func() {
 		save(base+"allocs", name+".allocs-after.pprof")
 		<-done
 	}
-}
-
-func median(xs []float64) float64 {
-	s := slices.Clone(xs)
-	slices.Sort(s)
-	if len(s) == 0 {
-		return 0
-	}
-	if len(s)%2 == 1 {
-		return s[len(s)/2]
-	}
-	return (s[len(s)/2-1] + s[len(s)/2]) / 2
-}
-
-func col(rs []result, f func(result) float64) float64 {
-	xs := make([]float64, len(rs))
-	for i, r := range rs {
-		xs[i] = f(r)
-	}
-	return median(xs)
-}
-
-func ms(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }
-
-func printSize(out io.Writer, o options, rep sizeReport, pop populated, srv *server, idleRSS int64, endSize int64) {
-	fmt.Fprintf(out, "\n## %d users (store pre-populated with %d users and %d sessions in %s)\n\n",
-		rep.users, pop.users, pop.sessions, pop.took.Round(100*time.Millisecond))
-	fmt.Fprintf(out, "| %-34s | %10s | %9s | %6s | %6s | %6s | %12s |\n", "load", "requests/s", "x ceiling", "p50 ms", "p99 ms", "errors", "CPU-s/1k req")
-	fmt.Fprintf(out, "|%s|%s:|%s:|%s:|%s:|%s:|%s:|\n", strings.Repeat("-", 36), strings.Repeat("-", 11), strings.Repeat("-", 10),
-		strings.Repeat("-", 7), strings.Repeat("-", 7), strings.Repeat("-", 7), strings.Repeat("-", 13))
-	var rss int64
-	for i, name := range phases {
-		rs := rep.results[i]
-		ratios := make([]float64, len(rs))
-		errs := 0
-		for j, r := range rs {
-			ratios[j] = r.rps() / rep.results[0][j].rps()
-			errs += r.errors
-			rss = max(rss, r.rssKiB)
-		}
-		fmt.Fprintf(out, "| %-34s | %10.0f | %9.2f | %6.1f | %6.1f | %6d | %12.3f |\n", name,
-			col(rs, result.rps), median(ratios), col(rs, func(r result) float64 { return ms(r.p50) }),
-			col(rs, func(r result) float64 { return ms(r.p99) }), errs, col(rs, result.cpuPer1k))
-	}
-	for i, rs := range rep.results {
-		for _, r := range rs {
-			if r.firstErr != nil {
-				fmt.Fprintf(out, "first error in %s: %.300s\n", phases[i], r.firstErr)
-				break
-			}
-		}
-	}
-	_, anon, file := srv.memory()
-	fmt.Fprintf(out, "\nstart-up: %s to /healthz, %s to /readyz (provider discovered)\n",
-		srv.startup.Round(time.Millisecond), srv.ready.Round(time.Millisecond))
-	fmt.Fprintf(out, "server RSS: %.1f MB idle after start, %.1f MB peak under load (now %.1f MB anonymous + %.1f MB of the mapped file)\n",
-		float64(idleRSS)/1024, float64(rss)/1024, float64(anon)/1024, float64(file)/1024)
-	fmt.Fprintf(out, "bbolt file: %.1f MB with the users, %.1f MB with their sessions, %.1f MB after the run",
-		float64(pop.usersBytes)/1e6, float64(pop.sessionsBytes)/1e6, float64(endSize)/1e6)
-	if pop.users < 100000 {
-		// bbolt grows the file in steps of up to 1 GB: a small store's
-		// size says nothing per record.
-		fmt.Fprintln(out, "; per-record sizes need a larger store (-users 1000000)")
-		return
-	}
-	fmt.Fprintf(out, "; %.0f bytes per user (with its identity and indexes), %.0f bytes per session\n",
-		float64(pop.usersBytes)/float64(pop.users), float64(pop.sessionsBytes-pop.usersBytes)/float64(pop.sessions))
-}
-
-func printScaling(out io.Writer, sizes []sizeReport) {
-	fmt.Fprintf(out, "\n## scaling: requests/s relative to the ceiling, %d users vs %d users\n\n", sizes[0].users, sizes[len(sizes)-1].users)
-	for i, name := range phases[1:] {
-		a, b := sizes[0].results[i+1], sizes[len(sizes)-1].results[i+1]
-		ra := ratioMedian(a, sizes[0].results[0])
-		rb := ratioMedian(b, sizes[len(sizes)-1].results[0])
-		fmt.Fprintf(out, "- %s: %.2f vs %.2f of the ceiling (%+.0f %%); %.0f vs %.0f requests/s\n",
-			name, ra, rb, (rb/ra-1)*100, col(a, result.rps), col(b, result.rps))
-	}
-}
-
-func ratioMedian(rs, ceiling []result) float64 {
-	xs := make([]float64, len(rs))
-	for i := range rs {
-		xs[i] = rs[i].rps() / ceiling[i].rps()
-	}
-	return median(xs)
 }

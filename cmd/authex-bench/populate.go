@@ -24,29 +24,18 @@ type populated struct {
 // populate writes n users shaped as an exchange would create them (an
 // identity at the bench issuer, a verified email) and one session each,
 // through storage/bolt's own API: fsync off and many concurrent writers, so
-// that DB.Batch packs about a thousand records into each transaction. The
-// server later opens the file as it would any other.
+// that the group committer packs hundreds of records into each
+// transaction. The server later opens the file as it would any other.
 func populate(path, issuerURL string, n int) (populated, error) {
 	start := time.Now()
 	store, err := bolt.Open(path, bolt.Options{NoSync: true, SweepInterval: -1})
 	if err != nil {
 		return populated{}, err
 	}
-	ctx := context.Background()
-	userIDs := make([]string, n)
-	now := time.Now().UTC()
-	err = parallel(n, func(i int) error {
-		sub := subject(i)
-		u := storage.User{ID: uuid.Must(uuid.NewV7()).String(), Email: email(sub), EmailVerified: true,
-			Name: "Bench " + sub, Roles: []string{}, CreatedAt: now, UpdatedAt: now}
-		id := storage.Identity{ID: uuid.Must(uuid.NewV7()).String(), UserID: u.ID, Provider: "corp",
-			Issuer: issuerURL, Subject: sub, Email: u.Email, EmailVerified: true, CreatedAt: now, LastLoginAt: now}
-		userIDs[i] = u.ID
-		return store.CreateUser(ctx, u, id)
-	})
+	userIDs, err := createUsers(store, issuerURL, n)
 	if err != nil {
 		store.Close()
-		return populated{}, fmt.Errorf("populate users: %w", err)
+		return populated{}, err
 	}
 	p := populated{users: n}
 	if err := store.Close(); err != nil { // Close, so the size is what is on disk
@@ -58,19 +47,12 @@ func populate(path, issuerURL string, n int) (populated, error) {
 	if store, err = bolt.Open(path, bolt.Options{NoSync: true, SweepInterval: -1}); err != nil {
 		return p, err
 	}
-	err = parallel(n, func(i int) error {
-		return store.CreateSession(ctx, storage.Session{
-			ID: uuid.Must(uuid.NewV7()).String(), UserID: userIDs[i], Provider: "corp", Generation: 1,
-			RotatedAt: now, CreatedAt: now, IdleExpiresAt: now.Add(14 * 24 * time.Hour), ExpiresAt: now.Add(90 * 24 * time.Hour),
-			UserAgent: "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/130.0 Safari/537.36",
-			IP:        "127.0.0.1",
-		})
-	})
+	err = createSessions(store, userIDs)
 	if cerr := store.Close(); err == nil {
 		err = cerr
 	}
 	if err != nil {
-		return p, fmt.Errorf("populate sessions: %w", err)
+		return p, err
 	}
 	p.sessions = n
 	if p.sessionsBytes, err = fileSize(path); err != nil {
@@ -84,6 +66,45 @@ func populate(path, issuerURL string, n int) (populated, error) {
 	}
 	p.took = time.Since(start)
 	return p, nil
+}
+
+// createUsers writes n users shaped as an exchange would create them (an
+// identity at the bench issuer, a verified email) and returns their ids.
+func createUsers(store storage.Store, issuerURL string, n int) ([]string, error) {
+	ctx := context.Background()
+	userIDs := make([]string, n)
+	now := time.Now().UTC()
+	err := parallel(n, func(i int) error {
+		sub := subject(i)
+		u := storage.User{ID: uuid.Must(uuid.NewV7()).String(), Email: email(sub), EmailVerified: true,
+			Name: "Bench " + sub, Roles: []string{}, CreatedAt: now, UpdatedAt: now}
+		id := storage.Identity{ID: uuid.Must(uuid.NewV7()).String(), UserID: u.ID, Provider: "corp",
+			Issuer: issuerURL, Subject: sub, Email: u.Email, EmailVerified: true, CreatedAt: now, LastLoginAt: now}
+		userIDs[i] = u.ID
+		return store.CreateUser(ctx, u, id)
+	})
+	if err != nil {
+		return nil, fmt.Errorf("populate users: %w", err)
+	}
+	return userIDs, nil
+}
+
+// createSessions gives every user one live session from a browser.
+func createSessions(store storage.Store, userIDs []string) error {
+	ctx := context.Background()
+	now := time.Now().UTC()
+	err := parallel(len(userIDs), func(i int) error {
+		return store.CreateSession(ctx, storage.Session{
+			ID: uuid.Must(uuid.NewV7()).String(), UserID: userIDs[i], Provider: "corp", Generation: 1,
+			RotatedAt: now, CreatedAt: now, IdleExpiresAt: now.Add(14 * 24 * time.Hour), ExpiresAt: now.Add(90 * 24 * time.Hour),
+			UserAgent: "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/130.0 Safari/537.36",
+			IP:        "127.0.0.1",
+		})
+	})
+	if err != nil {
+		return fmt.Errorf("populate sessions: %w", err)
+	}
+	return nil
 }
 
 // parallel runs fn(0..n-1) on 512 goroutines and returns the first error.

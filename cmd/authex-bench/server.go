@@ -35,10 +35,20 @@ func freeAddr() (string, error) {
 	return ln.Addr().String(), nil
 }
 
-// startServer writes a config for the data file and the issuer and starts
-// the binary with its profiling endpoint on loopback. The server logs as in
-// production (JSON, info, one line per request) into a file in dir.
-func startServer(bin, dir, dataPath, issuerURL string, extraConfig ...string) (*server, error) {
+// boltStorage and pgStorage are the storage section of the config.
+func boltStorage(dataPath string) string {
+	return fmt.Sprintf(`{ driver: bolt, bolt: { path: %q } }`, dataPath)
+}
+
+func pgStorage(dsn, schema string) string {
+	return fmt.Sprintf(`{ driver: postgres, postgres: { dsn: %q, schema: %q } }`, dsn, schema)
+}
+
+// startServer writes a config (name.yaml in dir) for the store and the
+// issuer and starts the binary with its profiling endpoint on loopback.
+// The server logs as in production (JSON, info, one line per request) into
+// name.log in dir.
+func startServer(bin, dir, name, storageConfig, issuerURL string, extraConfig ...string) (*server, error) {
 	addr, err := freeAddr()
 	if err != nil {
 		return nil, err
@@ -49,7 +59,7 @@ func startServer(bin, dir, dataPath, issuerURL string, extraConfig ...string) (*
 	}
 	base := "http://" + addr
 	cfg := fmt.Sprintf(`server: { listen: %q, public_url: %q }
-storage: { driver: bolt, bolt: { path: %q } }
+storage: %s
 tokens: { algorithm: ES256, audience: [ "api" ] }
 providers:
   corp: { type: oidc, issuer: %q, client_ids: [ %q ], link_by_email: auto }
@@ -57,12 +67,13 @@ clients:
   - { id: %q, secret: %q }
   - { id: %q, secret: %q }
 log: { level: info, format: json }
-`, addr, base, dataPath, issuerURL, clientID, webClient, webSecret, apiClient, apiSecret) + strings.Join(extraConfig, "\n")
-	cfgPath := filepath.Join(dir, "authex.yaml")
+`, addr, base, storageConfig, issuerURL, clientID, webClient, webSecret, apiClient, apiSecret) + strings.Join(extraConfig, "\n")
+	cfgPath := filepath.Join(dir, name+".yaml")
 	if err := os.WriteFile(cfgPath, []byte(cfg), 0o600); err != nil {
 		return nil, err
 	}
-	logFile, err := os.Create(filepath.Join(dir, "authex.log"))
+	logPath := filepath.Join(dir, name+".log")
+	logFile, err := os.Create(logPath)
 	if err != nil {
 		return nil, err
 	}
@@ -96,7 +107,7 @@ log: { level: info, format: json }
 		}
 		select {
 		case err := <-s.exited:
-			return nil, fmt.Errorf("authex exited before it was ready (%v); see %s", err, filepath.Join(dir, "authex.log"))
+			return nil, fmt.Errorf("authex exited before it was ready (%v); see %s", err, logPath)
 		default:
 		}
 		if time.Now().After(deadline) {
@@ -119,10 +130,10 @@ func (s *server) stop() error {
 	}
 }
 
-// cpuTicks is the server's user+system CPU time so far, in clock ticks
+// cpuTicks is a process's user+system CPU time so far, in clock ticks
 // (fields 14 and 15 of /proc/PID/stat).
-func (s *server) cpuTicks() (int64, error) {
-	raw, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", s.cmd.Process.Pid))
+func cpuTicks(pid int) (int64, error) {
+	raw, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
 	if err != nil {
 		return 0, err
 	}

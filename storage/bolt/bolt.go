@@ -45,8 +45,9 @@
 //
 // Commits are fsynced (unless Options.NoSync, for tests only). Writes that
 // are safe to run more than once (CreateUser, CreateSession, RotateSession,
-// TouchIdentity, AppendAudit) go through DB.Batch, so concurrent callers
-// share one fsync.
+// TouchIdentity, AppendAudit) go through the group committer (commit.go),
+// so concurrent callers share one fsync and a lone one waits for nothing
+// but its own.
 package bolt
 
 import (
@@ -149,13 +150,6 @@ const (
 	// sweepChunk is how many sessions one sweep transaction deletes, so a
 	// large sweep never holds the writer lock for long.
 	sweepChunk = 1000
-	// maxBatchDelay is how long a Batch waits for company before it
-	// commits. bbolt's default (10ms) adds 10ms to every lone write and, at
-	// 64 connections, caps a one-write request near 64 per 15 ms; 1ms
-	// commits batches so small that the commits' own CPU dominates.
-	// Measured with authex-bench (docs/performance.md): 3ms served the
-	// most requests per CPU-second of 1, 3 and 10ms.
-	maxBatchDelay = 3 * time.Millisecond
 )
 
 // Options tune Open. The zero value is what production wants.
@@ -172,8 +166,9 @@ type Options struct {
 
 // Store is a storage.Store backed by one bbolt file.
 type Store struct {
-	db  *bolt.DB
-	log *slog.Logger
+	db      *bolt.DB
+	commits *committer
+	log     *slog.Logger
 	// tx is set in a view (InTx): every method runs in it instead of a
 	// transaction of its own.
 	tx *bolt.Tx
@@ -207,7 +202,6 @@ func Open(path string, opts Options) (*Store, error) {
 	if err != nil {
 		return nil, fmt.Errorf("bolt: open %s: %w", path, err)
 	}
-	db.MaxBatchDelay = maxBatchDelay
 
 	log := opts.Logger
 	if log == nil {
@@ -220,7 +214,7 @@ func Open(path string, opts Options) (*Store, error) {
 		return nil, fmt.Errorf("bolt: open %s: %w", path, err)
 	}
 
-	s := &Store{db: db, log: log}
+	s := &Store{db: db, commits: newCommitter(db), log: log}
 	s.sweeper = storage.StartSweeper(s, opts.SweepInterval, log)
 	return s, nil
 }
@@ -343,16 +337,17 @@ func (s *Store) update(fn func(*bolt.Tx) error) error {
 	return translate(s.db.Update(fn))
 }
 
-// batch runs fn through DB.Batch. fn may run more than once (and in the same
-// transaction as other callers' functions), so it must reset whatever it
-// captures on every call and report business outcomes (ErrStale, a
-// conflict, ...) through a captured variable, returning nil: an error from
-// fn rolls back the whole batch and re-runs fn alone.
+// batch runs fn through the group committer (commit.go), with DB.Batch's
+// contract. fn may run more than once (and in the same transaction as other
+// callers' functions), so it must reset whatever it captures on every call
+// and report business outcomes (ErrStale, a conflict, ...) through a
+// captured variable, returning nil: an error from fn rolls back the whole
+// group and re-runs fn alone.
 func (s *Store) batch(fn func(*bolt.Tx) error) error {
 	if s.tx != nil {
 		return fn(s.tx)
 	}
-	return translate(s.db.Batch(fn))
+	return translate(s.commits.run(fn))
 }
 
 func translate(err error) error {

@@ -21,8 +21,8 @@ var _ storage.Transactor = (*Store)(nil)
 // would wait for this one for ever). bbolt has no savepoints: a method that
 // fails inside the view may have written part of its work, so fn must
 // return the error it got (undoing everything) rather than carry on.
-// Writes that go through DB.Batch elsewhere run in the view's transaction
-// directly.
+// Writes that go through the group committer elsewhere run in the view's
+// transaction directly.
 func (s *Store) InTx(ctx context.Context, fn func(tx storage.Store) error) error {
 	if s.tx != nil {
 		return fn(s)

@@ -1,0 +1,73 @@
+package main
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"slices"
+	"syscall"
+	"time"
+
+	bbolt "go.etcd.io/bbolt"
+)
+
+// diskTimes is what one durable write costs on the disk that holds the
+// bbolt file: the floor under a write request's latency at one connection.
+type diskTimes struct {
+	fsync      time.Duration // median of a 4 KiB write + fdatasync, rewriting one page of a file
+	fsyncP90   time.Duration
+	boltCommit time.Duration // median of a one-key bbolt Update with fsync (its data pages, then its meta page: two fdatasyncs)
+}
+
+// measureDisk times write+fsync and small bbolt commits in dir for about
+// d each.
+func measureDisk(dir string, d time.Duration) (diskTimes, error) {
+	var t diskTimes
+	f, err := os.CreateTemp(dir, "fsync-")
+	if err != nil {
+		return t, err
+	}
+	defer os.Remove(f.Name())
+	defer f.Close()
+	page := make([]byte, 4096)
+	var fs []time.Duration
+	for end := time.Now().Add(d); time.Now().Before(end) || len(fs) < 20; {
+		t0 := time.Now()
+		if _, err := f.WriteAt(page, int64(len(fs)%16)*4096); err != nil {
+			return t, err
+		}
+		if err := syscall.Fdatasync(int(f.Fd())); err != nil {
+			return t, err
+		}
+		fs = append(fs, time.Since(t0))
+	}
+	slices.Sort(fs)
+	t.fsync, t.fsyncP90 = fs[len(fs)/2], fs[len(fs)*9/10]
+
+	path := filepath.Join(dir, "commit.db")
+	defer os.Remove(path)
+	db, err := bbolt.Open(path, 0o600, &bbolt.Options{Timeout: time.Second, FreelistType: bbolt.FreelistMapType})
+	if err != nil {
+		return t, err
+	}
+	defer db.Close()
+	bucket := []byte("b")
+	var cs []time.Duration
+	for end := time.Now().Add(d); time.Now().Before(end) || len(cs) < 20; {
+		t0 := time.Now()
+		err := db.Update(func(tx *bbolt.Tx) error {
+			b, err := tx.CreateBucketIfNotExists(bucket)
+			if err != nil {
+				return err
+			}
+			return b.Put(fmt.Appendf(nil, "k%08d", len(cs)), page[:200])
+		})
+		if err != nil {
+			return t, err
+		}
+		cs = append(cs, time.Since(t0))
+	}
+	slices.Sort(cs)
+	t.boltCommit = cs[len(cs)/2]
+	return t, nil
+}
