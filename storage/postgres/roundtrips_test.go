@@ -1,0 +1,231 @@
+package postgres_test
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/authex/authex/envelope"
+	"github.com/authex/authex/exchange"
+	"github.com/authex/authex/providers"
+	"github.com/authex/authex/providers/providertest"
+	"github.com/authex/authex/storage/postgres"
+	"github.com/authex/authex/web"
+)
+
+// roundTrips counts what a connection sends the server and waits for: a
+// statement (Exec, Query, QueryRow, and so BEGIN and COMMIT) or a batch
+// (one trip for all its statements). Prepares are counted apart: pgx
+// prepares a statement once per connection and caches it, so a warm
+// server pays none.
+type roundTrips struct {
+	trips, prepares atomic.Int64
+}
+
+func (c *roundTrips) TraceQueryStart(ctx context.Context, _ *pgx.Conn, _ pgx.TraceQueryStartData) context.Context {
+	c.trips.Add(1)
+	return ctx
+}
+
+func (c *roundTrips) TraceQueryEnd(context.Context, *pgx.Conn, pgx.TraceQueryEndData) {}
+
+func (c *roundTrips) TraceBatchStart(ctx context.Context, _ *pgx.Conn, _ pgx.TraceBatchStartData) context.Context {
+	c.trips.Add(1)
+	return ctx
+}
+
+func (c *roundTrips) TraceBatchQuery(context.Context, *pgx.Conn, pgx.TraceBatchQueryData) {}
+func (c *roundTrips) TraceBatchEnd(context.Context, *pgx.Conn, pgx.TraceBatchEndData)     {}
+
+func (c *roundTrips) TracePrepareStart(ctx context.Context, _ *pgx.Conn, _ pgx.TracePrepareStartData) context.Context {
+	c.prepares.Add(1)
+	return ctx
+}
+
+func (c *roundTrips) TracePrepareEnd(context.Context, *pgx.Conn, pgx.TracePrepareEndData) {}
+
+// wantRoundTrips pins how many round trips each hot path makes on a warm
+// PostgreSQL store (docs/storage.md has the table, before and after).
+// A change that adds one fails here: say why in the commit and the table.
+var wantRoundTrips = map[string]int64{
+	"exchange, returning user": 7,
+	"exchange, new user":       15,
+	"refresh":                  4,
+	"logout":                   3,
+	"introspect":               2,
+	"me":                       3,
+}
+
+// rtServer is the real HTTP API on a real PostgreSQL schema, with a
+// local OpenID provider ("corp") and one confidential client.
+type rtServer struct {
+	t      *testing.T
+	url    string
+	iss    *providertest.Issuer
+	counts *roundTrips
+}
+
+const (
+	rtClient = "nextjs"
+	rtSecret = "nextjs-secret-0123456789abcdef"
+)
+
+func newRTServer(t *testing.T, hook *exchange.ClaimsHookConfig) *rtServer {
+	t.Helper()
+	counts := &roundTrips{}
+	store := open(t, postgres.Options{Tracer: counts, MaxConns: 4})
+	iss := providertest.NewIssuer(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	t.Cleanup(cancel)
+	v, err := providers.New(ctx, providers.Config{Name: "corp", Type: "oidc", Issuer: iss.URL(), ClientIDs: []string{"web"},
+		Logger: slog.New(slog.DiscardHandler)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for deadline := time.Now().Add(5 * time.Second); v.Ready() != nil; time.Sleep(10 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("provider never became ready: %v", v.Ready())
+		}
+	}
+	sealer, err := envelope.New(bytes.Repeat([]byte{0x4b}, envelope.KEKSize))
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewUnstartedServer(nil)
+	cfg := exchange.Config{
+		Issuer: "http://" + srv.Listener.Addr().String(), Audience: []string{"api"}, Algorithm: exchange.AlgES256,
+		AccessTTL: 15 * time.Minute, RefreshTTL: 14 * 24 * time.Hour, SessionMax: 90 * 24 * time.Hour, ReuseGrace: 10 * time.Second,
+		MaxSessionsPerUser: 100, // the production default
+		Clients:            []exchange.ClientConfig{{ID: rtClient, Secret: rtSecret}},
+	}
+	provs := map[string]exchange.Provider{"corp": {Verifier: v, LinkByEmail: exchange.LinkAuto, AllowSignup: true, Issuer: iss.URL()}}
+	svc, err := exchange.New(ctx, cfg, store, provs, exchange.Options{Sealer: sealer, ClaimsHook: hook, Logger: slog.New(slog.DiscardHandler)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv.Config.Handler = web.NewServer(web.Deps{Exchange: svc, Logger: slog.New(slog.DiscardHandler)})
+	srv.Start()
+	t.Cleanup(srv.Close)
+	return &rtServer{t: t, url: srv.URL, iss: iss, counts: counts}
+}
+
+// call sends one request and returns its status and JSON body, with the
+// round trips it made.
+func (s *rtServer) call(method, path, contentType string, body []byte, bearer string) (int, map[string]any, int64) {
+	s.t.Helper()
+	req, err := http.NewRequest(method, s.url+path, bytes.NewReader(body))
+	if err != nil {
+		s.t.Fatal(err)
+	}
+	if contentType != "" {
+		req.Header.Set("Content-Type", contentType)
+	}
+	if bearer != "" {
+		req.Header.Set("Authorization", "Bearer "+bearer)
+	} else {
+		req.SetBasicAuth(rtClient, rtSecret)
+	}
+	before := s.counts.trips.Load()
+	res, err := http.DefaultClient.Do(req)
+	if err != nil {
+		s.t.Fatal(err)
+	}
+	defer res.Body.Close()
+	b, _ := io.ReadAll(res.Body)
+	n := s.counts.trips.Load() - before
+	var m map[string]any
+	if len(b) > 0 {
+		if err := json.Unmarshal(b, &m); err != nil {
+			s.t.Fatalf("%s %s: %d %s", method, path, res.StatusCode, b)
+		}
+	}
+	return res.StatusCode, m, n
+}
+
+func (s *rtServer) postJSON(path string, v any) (int, map[string]any, int64) {
+	s.t.Helper()
+	b, _ := json.Marshal(v)
+	return s.call(http.MethodPost, path, "application/json", b, "")
+}
+
+func (s *rtServer) idToken(sub string) string {
+	return s.iss.Mint(s.t, map[string]any{"sub": sub, "aud": "web", "email": sub + "@example.com", "email_verified": true, "name": "User " + sub})
+}
+
+// exchangeOK signs sub in and returns the answer and its round trips.
+func (s *rtServer) exchangeOK(sub string) (map[string]any, int64) {
+	s.t.Helper()
+	status, body, n := s.postJSON("/v1/exchange", map[string]any{"provider": "corp", "id_token": s.idToken(sub)})
+	if status != http.StatusOK {
+		s.t.Fatalf("exchange %s: %d %v", sub, status, body)
+	}
+	return body, n
+}
+
+// measureRoundTrips runs every hot path once to warm the statement caches,
+// then again, and returns the round trips of the second run.
+func measureRoundTrips(t *testing.T) map[string]int64 {
+	got := map[string]int64{}
+	s := newRTServer(t, nil)
+	user := "rt-user"
+	{
+		// Warm each of the pool's connections: a statement is prepared once per connection.
+		for i := range 6 {
+			s.exchangeOK(user)
+			body, _ := s.exchangeOK(user + "-warm-" + string(rune('a'+i)))
+			s.postJSON("/v1/token/refresh", map[string]any{"refresh_token": body["refresh_token"]})
+			s.call(http.MethodGet, "/v1/me", "", nil, body["access_token"].(string))
+			form := url.Values{"token": {body["access_token"].(string)}}.Encode()
+			s.call(http.MethodPost, "/oauth/introspect", "application/x-www-form-urlencoded", []byte(form), "")
+			s.postJSON("/v1/logout", map[string]any{"refresh_token": body["refresh_token"]})
+		}
+		body, n := s.exchangeOK(user)
+		got["exchange, returning user"] = n
+		_, got["exchange, new user"] = s.exchangeOK(user + "-new")
+		status, rotated, n := s.postJSON("/v1/token/refresh", map[string]any{"refresh_token": body["refresh_token"]})
+		if status != http.StatusOK {
+			t.Fatalf("refresh: %d %v", status, rotated)
+		}
+		got["refresh"] = n
+		access := rotated["access_token"].(string)
+		if status, _, n = s.call(http.MethodGet, "/v1/me", "", nil, access); status != http.StatusOK {
+			t.Fatalf("me: %d", status)
+		}
+		got["me"] = n
+		form := url.Values{"token": {access}}.Encode()
+		status, in, n := s.call(http.MethodPost, "/oauth/introspect", "application/x-www-form-urlencoded", []byte(form), "")
+		if status != http.StatusOK || in["active"] != true {
+			t.Fatalf("introspect: %d %v", status, in)
+		}
+		got["introspect"] = n
+		if status, _, n = s.postJSON("/v1/logout", map[string]any{"refresh_token": rotated["refresh_token"]}); status/100 != 2 {
+			t.Fatalf("logout: %d", status)
+		}
+		got["logout"] = n
+	}
+	return got
+}
+
+// TestHotPathRoundTrips counts the round trips each hot path makes to
+// PostgreSQL, through HTTP, and holds them to wantRoundTrips.
+func TestHotPathRoundTrips(t *testing.T) {
+	got := measureRoundTrips(t)
+	for path, n := range got {
+		t.Logf("%-26s %d round trips", path, n)
+	}
+	for path, want := range wantRoundTrips {
+		if g, ok := got[path]; ok && g != want {
+			t.Errorf("%s: %d round trips, want %d", path, g, want)
+		}
+	}
+}
