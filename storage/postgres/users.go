@@ -16,10 +16,9 @@ const userColumns = `id, email, email_verified, name, picture, roles, disabled, 
 
 func scanUser(row pgx.Row) (storage.User, error) {
 	var u storage.User
-	var created, updated pgtype.Timestamptz
-	err := row.Scan(&u.ID, &u.Email, &u.EmailVerified, &u.Name, &u.Picture, &u.Roles, &u.Disabled, &u.PasswordHash, &created, &updated, &u.EmailVerifiedBy,
-		&u.Username, &u.GivenName, &u.FamilyName)
-	u.CreatedAt, u.UpdatedAt = fromTS(created), fromTS(updated)
+	var p pendingScan
+	err := row.Scan(p.targets(&u)...)
+	p.finish(&u)
 	return u, err
 }
 
