@@ -74,7 +74,9 @@ type HotReader interface {
 // in one: the rotation happens only when the user is enabled too.
 type EnabledUserRotator interface {
 	// RotateSessionOfEnabledUser rotates as RotateSession does, and only
-	// when the session's user is not disabled; it returns the rotated
+	// when the session's user is not disabled, except that IdleExpiresAt
+	// becomes the earlier of idleExpiresAt and the session's ExpiresAt
+	// (which the caller need not have read); it returns the rotated
 	// session and its user. Otherwise it returns ErrStale and writes
 	// nothing: the caller reads the session to learn why.
 	RotateSessionOfEnabledUser(ctx context.Context, id string, from uint64, at, idleExpiresAt time.Time) (Session, User, error)

@@ -236,6 +236,9 @@ func (s *Store) RotateSessionOfEnabledUser(ctx context.Context, id string, from 
 		sess = old
 		sess.Generation++
 		sess.RotatedAt, sess.IdleExpiresAt = at.UTC(), idleExpiresAt.UTC()
+		if sess.ExpiresAt.Before(sess.IdleExpiresAt) {
+			sess.IdleExpiresAt = sess.ExpiresAt
+		}
 		if err := putSession(tx, sess); err != nil {
 			return err
 		}

@@ -177,7 +177,7 @@ func (s *Store) RotateSessionOfEnabledUser(ctx context.Context, id string, from 
 	err := s.do(ctx, func() error {
 		var err error
 		sess, u, err = scanSessionUser(s.db.QueryRow(ctx, `UPDATE sessions s
-			SET generation = s.generation + 1, rotated_at = $3, idle_expires_at = $4
+			SET generation = s.generation + 1, rotated_at = $3, idle_expires_at = LEAST($4, s.expires_at)
 			FROM users u
 			WHERE s.id = $1 AND u.id = s.user_id AND NOT u.disabled
 			  AND s.generation = $2 AND s.revoked_at IS NULL AND s.idle_expires_at > $3 AND s.expires_at > $3

@@ -270,6 +270,13 @@ func testRotateSessionOfEnabledUser(t *testing.T, s storage.Store) {
 	if stored, _ := s.GetSession(ctx, sess.ID); stored.Generation != 2 {
 		t.Fatalf("stored generation %d, want 2", stored.Generation)
 	}
+	// The idle limit never passes the absolute one.
+	short := newSession(u, t0)
+	short.ExpiresAt = t0.Add(time.Hour)
+	mustCreateSession(t, s, short)
+	if got, _, err := rot.RotateSessionOfEnabledUser(ctx, short.ID, 1, at, idle); err != nil || !got.IdleExpiresAt.Equal(short.ExpiresAt) {
+		t.Fatalf("rotation near the absolute limit: idle %v, %v; want %v", got.IdleExpiresAt, err, short.ExpiresAt)
+	}
 	if _, _, err := rot.RotateSessionOfEnabledUser(ctx, sess.ID, 1, at, idle); !errors.Is(err, storage.ErrStale) {
 		t.Errorf("a stale generation: %v, want ErrStale", err)
 	}
