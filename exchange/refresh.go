@@ -34,8 +34,8 @@ func (s *Service) refresh(ctx context.Context, token string, client *Authenticat
 	if err != nil {
 		return nil, newError(KindInvalidGrant, ReasonMalformed, "refresh token is malformed or not issued here", nil)
 	}
-	if client == nil && s.hook == nil {
-		if res, ok, err := s.rotateAtOnce(ctx, sid, gen); ok || err != nil {
+	if s.hook == nil {
+		if res, ok, err := s.rotateAtOnce(ctx, sid, gen, client); ok || err != nil {
 			return res, err
 		}
 	}
@@ -94,18 +94,23 @@ func (s *Service) refresh(ctx context.Context, token string, client *Authenticat
 
 // rotateAtOnce is the common refresh in one write, on a store that can
 // (storage.EnabledUserRotator): the current generation of a live session
-// of an enabled user rotates, and the write returns the user too. It is
-// only for refreshes that need nothing between reading and rotating (no
-// claims hook, no client to check). ok is false when the write did not
-// rotate: the caller reads the session and answers as for any other
-// (grace, reuse, revoked, expired, disabled).
-func (s *Service) rotateAtOnce(ctx context.Context, sid string, gen uint64) (res *Result, ok bool, err error) {
+// of an enabled user, issued to client (if any) or to none, rotates, and
+// the write returns the user too. It is only for refreshes that need
+// nothing between reading and rotating (no claims hook). ok is false when
+// the write did not rotate: the caller reads the session and answers as
+// for any other (client mismatch, grace, reuse, revoked, expired,
+// disabled).
+func (s *Service) rotateAtOnce(ctx context.Context, sid string, gen uint64, client *AuthenticatedClient) (res *Result, ok bool, err error) {
 	rot, can := storage.As[storage.EnabledUserRotator](s.store)
 	if !can {
 		return nil, false, nil
 	}
 	now := s.now()
-	rotated, user, err := rot.RotateSessionOfEnabledUser(ctx, sid, gen, now.UTC(), now.Add(s.cfg.RefreshTTL).UTC())
+	clientID := ""
+	if client != nil {
+		clientID = client.ID
+	}
+	rotated, user, err := rot.RotateSessionOfEnabledUser(ctx, sid, clientID, gen, now.UTC(), now.Add(s.cfg.RefreshTTL).UTC())
 	switch {
 	case errors.Is(err, storage.ErrStale):
 		return nil, false, nil

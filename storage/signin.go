@@ -77,9 +77,10 @@ type EnabledUserRotator interface {
 	// when the session's user is not disabled, except that IdleExpiresAt
 	// becomes the earlier of idleExpiresAt and the session's ExpiresAt
 	// (which the caller need not have read); it returns the rotated
-	// session and its user. Otherwise it returns ErrStale and writes
-	// nothing: the caller reads the session to learn why.
-	RotateSessionOfEnabledUser(ctx context.Context, id string, from uint64, at, idleExpiresAt time.Time) (Session, User, error)
+	// session and its user. With clientID, only a session issued to no
+	// client or to that one rotates. Otherwise it returns ErrStale and
+	// writes nothing: the caller reads the session to learn why.
+	RotateSessionOfEnabledUser(ctx context.Context, id, clientID string, from uint64, at, idleExpiresAt time.Time) (Session, User, error)
 }
 
 // SessionRevoker revokes one session and says whether this call did.

@@ -40,6 +40,7 @@ type options struct {
 	profileDir string
 	keep       bool
 	hook       bool
+	pgDSN      string
 }
 
 func main() {
@@ -64,6 +65,7 @@ func run(args []string, getenv func(string) string, out io.Writer) error {
 	fs.StringVar(&o.profileDir, "profile", "", "collect CPU and allocation profiles of the first run's phases into this directory")
 	fs.BoolVar(&o.keep, "keep", false, "keep the temporary directory (data file, config, server log)")
 	fs.BoolVar(&o.hook, "hook", true, "also measure refresh with the claims hook on (a local hook answering in 1 ms)")
+	fs.StringVar(&o.pgDSN, "pg-dsn", "", "also run each store size on PostgreSQL, in a fresh schema of this database (on this machine: its backends' CPU counts too)")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -101,11 +103,16 @@ func run(args []string, getenv func(string) string, out io.Writer) error {
 
 	var sizes []sizeReport
 	for _, n := range o.users {
-		rep, err := runSize(o, iss, n, newBodies, out)
+		rep, err := runSize(o, iss, n, newBodies, out, "")
 		if err != nil {
 			return fmt.Errorf("%d users: %w", n, err)
 		}
 		sizes = append(sizes, rep)
+		if o.pgDSN != "" {
+			if _, err := runSize(o, iss, n, newBodies, out, o.pgDSN); err != nil {
+				return fmt.Errorf("%d users on PostgreSQL: %w", n, err)
+			}
+		}
 	}
 	if len(sizes) > 1 {
 		printScaling(out, sizes)
@@ -133,7 +140,9 @@ type sizeReport struct {
 	results [][]result // [phase][run]
 }
 
-func runSize(o options, iss *issuer, n int, newBodies [][]byte, out io.Writer) (sizeReport, error) {
+// runSize runs the phases on a store of n users: a bbolt file, or with
+// pgDSN a schema of that PostgreSQL database.
+func runSize(o options, iss *issuer, n int, newBodies [][]byte, out io.Writer, pgDSN string) (sizeReport, error) {
 	dir, err := os.MkdirTemp("", "authex-bench-")
 	if err != nil {
 		return sizeReport{}, err
@@ -144,7 +153,20 @@ func runSize(o options, iss *issuer, n int, newBodies [][]byte, out io.Writer) (
 		defer os.RemoveAll(dir)
 	}
 	dataPath := filepath.Join(dir, "authex.db")
-	pop, err := populate(dataPath, iss.url, n)
+	storageYAML := fmt.Sprintf("storage: { driver: bolt, bolt: { path: %q } }", dataPath)
+	var pg *pgStore
+	var pop populated
+	if pgDSN != "" {
+		if pg, err = newPGStore(pgDSN); err != nil {
+			return sizeReport{}, err
+		}
+		defer pg.drop()
+		os.Setenv("AUTHEX_BENCH_PG_DSN", pgDSN) // the server's config reads it
+		storageYAML = pg.storageYAML()
+		pop, err = pg.populate(iss.url, n)
+	} else {
+		pop, err = populate(dataPath, iss.url, n)
+	}
 	if err != nil {
 		return sizeReport{}, err
 	}
@@ -169,11 +191,14 @@ func runSize(o options, iss *issuer, n int, newBodies [][]byte, out io.Writer) (
 	}
 	setupBodies, returning := minted[:o.conns*perConn], minted[o.conns*perConn:]
 
-	srv, err := startServer(o.bin, dir, dataPath, iss.url)
+	srv, err := startServerOn(o.bin, dir, storageYAML, iss.url)
 	if err != nil {
 		return sizeReport{}, err
 	}
 	defer srv.stop()
+	if pg != nil {
+		srv.backends = pg.backendTicks
+	}
 	idleRSS, _, _ := srv.memory()
 
 	cs := newClients(o.conns)
@@ -282,7 +307,7 @@ func runSize(o options, iss *issuer, n int, newBodies [][]byte, out io.Writer) (
 		}
 	}
 	endSize, _ := fileSize(dataPath)
-	printSize(out, o, rep, pop, srv, idleRSS, endSize)
+	printSize(out, o, rep, pop, srv, idleRSS, endSize, pg != nil)
 	return rep, nil
 }
 
@@ -351,9 +376,13 @@ func col(rs []result, f func(result) float64) float64 {
 
 func ms(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }
 
-func printSize(out io.Writer, o options, rep sizeReport, pop populated, srv *server, idleRSS int64, endSize int64) {
-	fmt.Fprintf(out, "\n## %d users (store pre-populated with %d users and %d sessions in %s)\n\n",
-		rep.users, pop.users, pop.sessions, pop.took.Round(100*time.Millisecond))
+func printSize(out io.Writer, o options, rep sizeReport, pop populated, srv *server, idleRSS int64, endSize int64, onPG bool) {
+	store := "bbolt"
+	if onPG {
+		store = "PostgreSQL (CPU: authex + its backends)"
+	}
+	fmt.Fprintf(out, "\n## %d users on %s (store pre-populated with %d users and %d sessions in %s)\n\n",
+		rep.users, store, pop.users, pop.sessions, pop.took.Round(100*time.Millisecond))
 	fmt.Fprintf(out, "| %-34s | %10s | %9s | %6s | %6s | %6s | %12s |\n", "load", "requests/s", "x ceiling", "p50 ms", "p99 ms", "errors", "CPU-s/1k req")
 	fmt.Fprintf(out, "|%s|%s:|%s:|%s:|%s:|%s:|%s:|\n", strings.Repeat("-", 36), strings.Repeat("-", 11), strings.Repeat("-", 10),
 		strings.Repeat("-", 7), strings.Repeat("-", 7), strings.Repeat("-", 7), strings.Repeat("-", 13))
@@ -384,6 +413,9 @@ func printSize(out io.Writer, o options, rep sizeReport, pop populated, srv *ser
 		srv.startup.Round(time.Millisecond), srv.ready.Round(time.Millisecond))
 	fmt.Fprintf(out, "server RSS: %.1f MB idle after start, %.1f MB peak under load (now %.1f MB anonymous + %.1f MB of the mapped file)\n",
 		float64(idleRSS)/1024, float64(rss)/1024, float64(anon)/1024, float64(file)/1024)
+	if onPG {
+		return
+	}
 	fmt.Fprintf(out, "bbolt file: %.1f MB with the users, %.1f MB with their sessions, %.1f MB after the run",
 		float64(pop.usersBytes)/1e6, float64(pop.sessionsBytes)/1e6, float64(endSize)/1e6)
 	if pop.users < 100000 {

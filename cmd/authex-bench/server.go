@@ -24,6 +24,8 @@ type server struct {
 	startup   time.Duration // exec to the first 200 from /healthz
 	ready     time.Duration // exec to the first 200 from /readyz (providers discovered)
 	exited    chan error
+	// backends, on PostgreSQL, is the CPU ticks of the server's backends.
+	backends func() int64
 }
 
 func freeAddr() (string, error) {
@@ -39,6 +41,11 @@ func freeAddr() (string, error) {
 // the binary with its profiling endpoint on loopback. The server logs as in
 // production (JSON, info, one line per request) into a file in dir.
 func startServer(bin, dir, dataPath, issuerURL string, extraConfig ...string) (*server, error) {
+	return startServerOn(bin, dir, fmt.Sprintf("storage: { driver: bolt, bolt: { path: %q } }", dataPath), issuerURL, extraConfig...)
+}
+
+// startServerOn is startServer with the config's storage block.
+func startServerOn(bin, dir, storageYAML, issuerURL string, extraConfig ...string) (*server, error) {
 	addr, err := freeAddr()
 	if err != nil {
 		return nil, err
@@ -49,7 +56,7 @@ func startServer(bin, dir, dataPath, issuerURL string, extraConfig ...string) (*
 	}
 	base := "http://" + addr
 	cfg := fmt.Sprintf(`server: { listen: %q, public_url: %q }
-storage: { driver: bolt, bolt: { path: %q } }
+%s
 tokens: { algorithm: ES256, audience: [ "api" ] }
 providers:
   corp: { type: oidc, issuer: %q, client_ids: [ %q ], link_by_email: auto }
@@ -57,7 +64,7 @@ clients:
   - { id: %q, secret: %q }
   - { id: %q, secret: %q }
 log: { level: info, format: json }
-`, addr, base, dataPath, issuerURL, clientID, webClient, webSecret, apiClient, apiSecret) + strings.Join(extraConfig, "\n")
+`, addr, base, storageYAML, issuerURL, clientID, webClient, webSecret, apiClient, apiSecret) + strings.Join(extraConfig, "\n")
 	cfgPath := filepath.Join(dir, "authex.yaml")
 	if err := os.WriteFile(cfgPath, []byte(cfg), 0o600); err != nil {
 		return nil, err
@@ -135,6 +142,9 @@ func (s *server) cpuTicks() (int64, error) {
 	stime, err2 := strconv.ParseInt(rest[12], 10, 64)
 	if err := errors.Join(err1, err2); err != nil {
 		return 0, err
+	}
+	if s.backends != nil {
+		return utime + stime + s.backends(), nil
 	}
 	return utime + stime, nil
 }

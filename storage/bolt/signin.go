@@ -212,7 +212,7 @@ func (s *Store) GetSessionUser(ctx context.Context, id string) (storage.Session,
 
 // RotateSessionOfEnabledUser is RotateSession's compare-and-swap with the
 // user read in the same Batch write.
-func (s *Store) RotateSessionOfEnabledUser(ctx context.Context, id string, from uint64, at, idleExpiresAt time.Time) (storage.Session, storage.User, error) {
+func (s *Store) RotateSessionOfEnabledUser(ctx context.Context, id, clientID string, from uint64, at, idleExpiresAt time.Time) (storage.Session, storage.User, error) {
 	if err := ctx.Err(); err != nil {
 		return storage.Session{}, storage.User{}, err
 	}
@@ -229,7 +229,8 @@ func (s *Store) RotateSessionOfEnabledUser(ctx context.Context, id string, from 
 			outcome = stale
 			return nil
 		}
-		if u, err = getUser(tx, old.UserID); err != nil || u.Disabled || old.Generation != from || !live(old, at) {
+		otherClient := clientID != "" && old.ClientID != "" && old.ClientID != clientID
+		if u, err = getUser(tx, old.UserID); err != nil || u.Disabled || otherClient || old.Generation != from || !live(old, at) {
 			outcome = stale
 			return nil
 		}

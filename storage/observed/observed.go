@@ -62,9 +62,9 @@ func (s *hotStore) WriteSignIn(ctx context.Context, in storage.SignIn) (storage.
 	return out, err
 }
 
-func (s *hotStore) RotateSessionOfEnabledUser(ctx context.Context, id string, from uint64, at, idleExpiresAt time.Time) (storage.Session, storage.User, error) {
+func (s *hotStore) RotateSessionOfEnabledUser(ctx context.Context, id, clientID string, from uint64, at, idleExpiresAt time.Time) (storage.Session, storage.User, error) {
 	done := s.timer("rotate_session")
-	sess, u, err := s.hot.RotateSessionOfEnabledUser(ctx, id, from, at, idleExpiresAt)
+	sess, u, err := s.hot.RotateSessionOfEnabledUser(ctx, id, clientID, from, at, idleExpiresAt)
 	// ErrStale wrote nothing: the caller reads the session and decides
 	// (grace, reuse, revoked), and a rotation it then makes reports itself.
 	if !errors.Is(err, storage.ErrStale) {

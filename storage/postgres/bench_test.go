@@ -130,7 +130,7 @@ func BenchmarkRefreshWrite(b *testing.B) {
 		for b.Loop() {
 			k := i % len(sessions)
 			now := time.Now().UTC()
-			if _, _, err := s.RotateSessionOfEnabledUser(ctx, sessions[k].ID, gens[k], now, now.Add(14*24*time.Hour)); err != nil {
+			if _, _, err := s.RotateSessionOfEnabledUser(ctx, sessions[k].ID, "web", gens[k], now, now.Add(14*24*time.Hour)); err != nil {
 				b.Fatal(err)
 			}
 			gens[k]++

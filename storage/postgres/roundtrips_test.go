@@ -62,7 +62,7 @@ var wantRoundTrips = map[string]int64{
 	"exchange, returning user": 2, // was 7
 	"exchange, new user":       9, // was 15
 	"refresh":                  1, // was 3
-	"refresh, client":          2, // was 4
+	"refresh, client":          1, // was 4
 	"logout":                   2, // was 3
 	"introspect":               1, // was 2
 	"me":                       2, // was 3

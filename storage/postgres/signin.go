@@ -171,7 +171,7 @@ func (s *Store) GetSessionUser(ctx context.Context, id string) (storage.Session,
 
 // RotateSessionOfEnabledUser is RotateSession's conditional UPDATE joined
 // to the user: the same row lock and re-check make one rotation win.
-func (s *Store) RotateSessionOfEnabledUser(ctx context.Context, id string, from uint64, at, idleExpiresAt time.Time) (storage.Session, storage.User, error) {
+func (s *Store) RotateSessionOfEnabledUser(ctx context.Context, id, clientID string, from uint64, at, idleExpiresAt time.Time) (storage.Session, storage.User, error) {
 	var sess storage.Session
 	var u storage.User
 	err := s.do(ctx, func() error {
@@ -179,9 +179,9 @@ func (s *Store) RotateSessionOfEnabledUser(ctx context.Context, id string, from 
 		sess, u, err = scanSessionUser(s.db.QueryRow(ctx, `UPDATE sessions s
 			SET generation = s.generation + 1, rotated_at = $3, idle_expires_at = LEAST($4, s.expires_at)
 			FROM users u
-			WHERE s.id = $1 AND u.id = s.user_id AND NOT u.disabled
+			WHERE s.id = $1 AND u.id = s.user_id AND NOT u.disabled AND ($5 = '' OR s.client_id IN ('', $5))
 			  AND s.generation = $2 AND s.revoked_at IS NULL AND s.idle_expires_at > $3 AND s.expires_at > $3
-			RETURNING `+qualified("s", sessionColumns)+`, `+qualified("u", userColumns), id, int64(from), ts(at), ts(idleExpiresAt)))
+			RETURNING `+qualified("s", sessionColumns)+`, `+qualified("u", userColumns), id, int64(from), ts(at), ts(idleExpiresAt), clientID))
 		return err
 	})
 	if errors.Is(err, pgx.ErrNoRows) {

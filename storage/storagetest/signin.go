@@ -263,7 +263,7 @@ func testRotateSessionOfEnabledUser(t *testing.T, s storage.Store) {
 	mustCreateSession(t, s, sess)
 
 	at, idle := t0.Add(time.Minute), t0.Add(time.Minute+14*day)
-	got, gotUser, err := rot.RotateSessionOfEnabledUser(ctx, sess.ID, 1, at, idle)
+	got, gotUser, err := rot.RotateSessionOfEnabledUser(ctx, sess.ID, "", 1, at, idle)
 	if err != nil || got.Generation != 2 || !got.RotatedAt.Equal(at) || !got.IdleExpiresAt.Equal(idle) || gotUser.ID != u.ID || gotUser.Email != u.Email {
 		t.Fatalf("rotation = %+v, %+v, %v", got, gotUser, err)
 	}
@@ -274,24 +274,31 @@ func testRotateSessionOfEnabledUser(t *testing.T, s storage.Store) {
 	short := newSession(u, t0)
 	short.ExpiresAt = t0.Add(time.Hour)
 	mustCreateSession(t, s, short)
-	if got, _, err := rot.RotateSessionOfEnabledUser(ctx, short.ID, 1, at, idle); err != nil || !got.IdleExpiresAt.Equal(short.ExpiresAt) {
+	if got, _, err := rot.RotateSessionOfEnabledUser(ctx, short.ID, "", 1, at, idle); err != nil || !got.IdleExpiresAt.Equal(short.ExpiresAt) {
 		t.Fatalf("rotation near the absolute limit: idle %v, %v; want %v", got.IdleExpiresAt, err, short.ExpiresAt)
 	}
-	if _, _, err := rot.RotateSessionOfEnabledUser(ctx, sess.ID, 1, at, idle); !errors.Is(err, storage.ErrStale) {
+	if _, _, err := rot.RotateSessionOfEnabledUser(ctx, sess.ID, "", 1, at, idle); !errors.Is(err, storage.ErrStale) {
 		t.Errorf("a stale generation: %v, want ErrStale", err)
 	}
-	if _, _, err := rot.RotateSessionOfEnabledUser(ctx, sess.ID, 2, t0.Add(100*day), idle); !errors.Is(err, storage.ErrStale) {
+	if _, _, err := rot.RotateSessionOfEnabledUser(ctx, sess.ID, "", 2, t0.Add(100*day), idle); !errors.Is(err, storage.ErrStale) {
 		t.Errorf("an expired session: %v, want ErrStale", err)
 	}
-	if _, _, err := rot.RotateSessionOfEnabledUser(ctx, uuid.NewString(), 1, at, idle); !errors.Is(err, storage.ErrStale) {
+	if _, _, err := rot.RotateSessionOfEnabledUser(ctx, uuid.NewString(), "", 1, at, idle); !errors.Is(err, storage.ErrStale) {
 		t.Errorf("an absent session: %v, want ErrStale", err)
+	}
+	// Another client's session does not rotate; its own client's does.
+	if _, _, err := rot.RotateSessionOfEnabledUser(ctx, sess.ID, "other-client", 2, at, idle); !errors.Is(err, storage.ErrStale) {
+		t.Errorf("another client: %v, want ErrStale", err)
+	}
+	if _, _, err := rot.RotateSessionOfEnabledUser(ctx, short.ID, sess.ClientID, 2, at, idle); err != nil {
+		t.Errorf("the session's own client: %v", err)
 	}
 	disabled := mustGetUser(t, s, u.ID)
 	disabled.Disabled = true
 	if err := s.UpdateUser(ctx, disabled); err != nil {
 		t.Fatal(err)
 	}
-	if _, _, err := rot.RotateSessionOfEnabledUser(ctx, sess.ID, 2, at, idle); !errors.Is(err, storage.ErrStale) {
+	if _, _, err := rot.RotateSessionOfEnabledUser(ctx, sess.ID, "", 2, at, idle); !errors.Is(err, storage.ErrStale) {
 		t.Errorf("a disabled user: %v, want ErrStale", err)
 	}
 	if stored, _ := s.GetSession(ctx, sess.ID); stored.Generation != 2 {
@@ -304,7 +311,7 @@ func testRotateSessionOfEnabledUser(t *testing.T, s storage.Store) {
 
 	var won atomic.Int32
 	atOnce(20, func(int) {
-		_, _, err := rot.RotateSessionOfEnabledUser(ctx, sess.ID, 2, at, idle)
+		_, _, err := rot.RotateSessionOfEnabledUser(ctx, sess.ID, "", 2, at, idle)
 		switch {
 		case err == nil:
 			won.Add(1)
