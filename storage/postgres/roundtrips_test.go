@@ -63,6 +63,7 @@ var wantRoundTrips = map[string]int64{
 	"exchange, new user":       9, // was 15
 	"refresh":                  1, // was 3
 	"refresh, client":          1, // was 4
+	"refresh, claims hook":     2, // was 3
 	"logout":                   2, // was 3
 	"introspect":               1, // was 2
 	"me":                       2, // was 3
@@ -85,7 +86,7 @@ const (
 
 // newRTServer starts the API; with clients, one confidential client
 // authenticates every request (introspection needs one).
-func newRTServer(t *testing.T, clients bool) *rtServer {
+func newRTServer(t *testing.T, clients bool, hook ...exchange.ClaimsHookConfig) *rtServer {
 	t.Helper()
 	counts := &roundTrips{}
 	store := open(t, postgres.Options{Tracer: counts, MaxConns: 4})
@@ -116,7 +117,11 @@ func newRTServer(t *testing.T, clients bool) *rtServer {
 		cfg.Clients = []exchange.ClientConfig{{ID: rtClient, Secret: rtSecret}}
 	}
 	provs := map[string]exchange.Provider{"corp": {Verifier: v, LinkByEmail: exchange.LinkAuto, AllowSignup: true, Issuer: iss.URL()}}
-	svc, err := exchange.New(ctx, cfg, store, provs, exchange.Options{Sealer: sealer, Logger: slog.New(slog.DiscardHandler)})
+	opts := exchange.Options{Sealer: sealer, Logger: slog.New(slog.DiscardHandler)}
+	if len(hook) > 0 {
+		opts.ClaimsHook = &hook[0]
+	}
+	svc, err := exchange.New(ctx, cfg, store, provs, opts)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -233,6 +238,24 @@ func measureRoundTrips(t *testing.T) map[string]int64 {
 		t.Fatalf("refresh without clients: %d %v", status, rotated)
 	}
 	got["refresh"] = n
+
+	// A claims hook answers between reading the session and rotating it.
+	hookSrv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		io.WriteString(w, `{"claims": {"tenant": "t1"}}`)
+	}))
+	t.Cleanup(hookSrv.Close)
+	hooked := newRTServer(t, false, exchange.ClaimsHookConfig{URL: hookSrv.URL, Secret: []byte("hook-secret-0123456789abcdef0123"),
+		Timeout: time.Second, OnFailure: exchange.HookDeny})
+	for range 6 {
+		body, _ := hooked.exchangeOK(user)
+		hooked.postJSON("/v1/token/refresh", map[string]any{"refresh_token": body["refresh_token"]})
+	}
+	body, _ = hooked.exchangeOK(user)
+	if status, rotated, n = hooked.postJSON("/v1/token/refresh", map[string]any{"refresh_token": body["refresh_token"]}); status != http.StatusOK {
+		t.Fatalf("refresh with the claims hook: %d %v", status, rotated)
+	}
+	got["refresh, claims hook"] = n
 	return got
 }
 
