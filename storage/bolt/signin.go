@@ -132,7 +132,7 @@ func (s *Store) WriteSignIn(ctx context.Context, in storage.SignIn) (storage.Sig
 			return nil
 		}
 		if credKey != nil {
-			if old := tx.Bucket(bucketKeyCredentials).Get(credKey); old != nil && len(old) == timeKeyLen && bytes.Compare(old, timeKey(now)) > 0 {
+			if old := tx.Bucket(bucketKeyCredentials).Get(credKey); len(old) == timeKeyLen && bytes.Compare(old, timeKey(now)) > 0 {
 				outcome = fmt.Errorf("bolt: credential already recorded: %w", storage.ErrConflict)
 				return nil
 			}
