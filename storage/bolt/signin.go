@@ -95,8 +95,9 @@ func countLive(tx *bolt.Tx, userID string, now time.Time) (int, error) {
 	return n, nil
 }
 
-// WriteSignIn implements storage.SignInWriter in one Batch write. Every
-// check comes before the first put, so an outcome writes nothing.
+// WriteSignIn implements storage.SignInWriter in one Batch write, then one
+// read. Every check comes before the first put, so an outcome writes
+// nothing.
 func (s *Store) WriteSignIn(ctx context.Context, in storage.SignIn) (storage.SignedIn, error) {
 	if err := ctx.Err(); err != nil {
 		return storage.SignedIn{}, err
@@ -122,7 +123,7 @@ func (s *Store) WriteSignIn(ctx context.Context, in storage.SignIn) (storage.Sig
 		outcome error
 	)
 	err := s.batch(func(tx *bolt.Tx) error {
-		out, outcome = storage.SignedIn{}, nil
+		outcome = nil
 		ident, err := identityBySubject(tx, in.Issuer, in.Subject)
 		if err != nil && !errors.Is(err, storage.ErrNotFound) {
 			return err
@@ -157,6 +158,20 @@ func (s *Store) WriteSignIn(ctx context.Context, in storage.SignIn) (storage.Sig
 				return err
 			}
 		}
+		return nil
+	})
+	if err != nil {
+		return storage.SignedIn{}, fmt.Errorf("bolt: write sign-in %q: %w", sess.ID, err)
+	}
+	if outcome != nil {
+		return storage.SignedIn{}, outcome
+	}
+	// The count and the list read after the commit, outside the one
+	// writer's lock (a count decodes every session of the user). Each
+	// sign-in reads after its own commit, so the last to read sees every
+	// other's session.
+	err = s.view(func(tx *bolt.Tx) error {
+		var err error
 		if in.CountLive {
 			if out.LiveSessions, err = countLive(tx, sess.UserID, now); err != nil {
 				return err
@@ -167,9 +182,6 @@ func (s *Store) WriteSignIn(ctx context.Context, in storage.SignIn) (storage.Sig
 	})
 	if err != nil {
 		return storage.SignedIn{}, fmt.Errorf("bolt: write sign-in %q: %w", sess.ID, err)
-	}
-	if outcome != nil {
-		return storage.SignedIn{}, outcome
 	}
 	return out, nil
 }
