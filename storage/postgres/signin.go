@@ -56,8 +56,18 @@ func sessionLockKey(userID string) int64 {
 // $1 issuer, $2 subject, $3..$15 the session (sessionColumns), $16 touch
 // time (NULL: none), $17 credential key hash (NULL: none), $18 its
 // expiry, $19..$25 the audit events' columns as arrays.
-const signInSQL = `WITH ident AS (
-	SELECT id FROM identities WHERE issuer = $1 AND subject = $2 AND user_id = $4 FOR SHARE
+//
+// With a touch, ident takes the row lock the touch needs (FOR NO KEY
+// UPDATE) at once: two concurrent sign-ins of one identity that each held
+// FOR SHARE and then both wanted to update the row would deadlock.
+var (
+	signInSQL      = signInStatement("FOR SHARE")
+	signInTouchSQL = signInStatement("FOR NO KEY UPDATE")
+)
+
+func signInStatement(lock string) string {
+	return `WITH ident AS (
+	SELECT id FROM identities WHERE issuer = $1 AND subject = $2 AND user_id = $4 ` + lock + `
 ), sess AS (
 	INSERT INTO sessions (` + sessionColumns + `)
 	SELECT $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15 FROM ident
@@ -73,6 +83,7 @@ const signInSQL = `WITH ident AS (
 		AS a (id, time, type, user_id, session_id, provider, detail)
 )
 SELECT count(*) FROM sess`
+}
 
 // WriteSignIn implements storage.SignInWriter in one batch: [the user's
 // session lock,] [the key's expired record deleted,] the sign-in,
@@ -109,7 +120,11 @@ func (s *Store) WriteSignIn(ctx context.Context, in storage.SignIn) (storage.Sig
 		if credKey != nil {
 			b.Queue(`DELETE FROM credentials WHERE key_hash = $1 AND expires_at <= $2`, credKey, ts(in.Now))
 		}
-		b.Queue(signInSQL, in.Issuer, in.Subject,
+		stmt := signInSQL
+		if !in.TouchAt.IsZero() {
+			stmt = signInTouchSQL
+		}
+		b.Queue(stmt, in.Issuer, in.Subject,
 			sess.ID, sess.UserID, sess.Provider, sess.ClientID, int64(sess.Generation), ts(sess.RotatedAt), ts(sess.CreatedAt),
 			ts(sess.IdleExpiresAt), ts(sess.ExpiresAt), ts(sess.RevokedAt), sess.RevokedReason, sess.UserAgent, sess.IP,
 			ts(in.TouchAt), credKey, ts(in.CredentialExpiresAt),
