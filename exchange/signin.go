@@ -126,6 +126,20 @@ type signInWrite struct {
 	touchAt time.Time
 }
 
+// spendAnyway records the credential of a sign-in whose write will not
+// happen (it was to record it), and answers answer, or replayed when the
+// credential was spent meanwhile: a verified credential is spent whatever
+// the sign-in answers. A nil write (nothing to record) answers answer.
+func (w *signInWrite) spendAnyway(ctx context.Context, s *Service, answer error) error {
+	if w == nil || !w.spend {
+		return answer
+	}
+	if err := s.spendCredential(ctx, w.id); err != nil {
+		return err
+	}
+	return answer
+}
+
 // exchangeKnown signs in an identity the store already knows, in one read
 // (identity and user) and one write (session, credential record, touch,
 // live-session count, identities): the replay record is written with the
@@ -314,7 +328,7 @@ func (s *Service) startSessionWith(ctx context.Context, write *signInWrite, user
 	// The hook answers before anything of the session is written.
 	extra, err := s.extraClaims(ctx, user, c.ID)
 	if err != nil {
-		return nil, err
+		return nil, write.spendAnyway(ctx, s, err)
 	}
 	now := s.now().UTC()
 	sess := storage.Session{
@@ -417,7 +431,8 @@ func (s *Service) writeSignIn(ctx context.Context, write *signInWrite, sess stor
 		s.audit(ctx, storage.AuditEvent{Type: EventSessionAbandoned, UserID: user.ID, SessionID: sess.ID,
 			Detail: "identity changed while signing in; no session written"})
 		s.log.WarnContext(ctx, "sign-in raced an identity change: no session written", "user_id", user.ID)
-		return nil, newError(KindInvalidToken, ReasonRevoked, "the identity was unlinked while signing in; sign in again", nil)
+		return nil, write.spendAnyway(ctx, s,
+			newError(KindInvalidToken, ReasonRevoked, "the identity was unlinked while signing in; sign in again", nil))
 	case writeErr != nil:
 		return nil, storeError(writeErr)
 	case signErr != nil:

@@ -334,3 +334,37 @@ func TestReturningUserReplayOnPostgres(t *testing.T) {
 		t.Fatalf("user %s has %d sessions, want 2 (the replays wrote none)", userID, n)
 	}
 }
+
+// TestReturningUserCredentialSpentOnHookFailure: a returning user's
+// id_token is recorded with its session; when the claims hook refuses
+// (on_failure deny) no session is written, but the token is spent all the
+// same, as every verified credential is.
+func TestReturningUserCredentialSpentOnHookFailure(t *testing.T) {
+	var failing atomic.Bool
+	hookSrv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		if failing.Load() {
+			http.Error(w, "down", http.StatusInternalServerError)
+			return
+		}
+		w.Header().Set("Content-Type", "application/json")
+		io.WriteString(w, `{"claims": {}}`)
+	}))
+	t.Cleanup(hookSrv.Close)
+	s := newRTServer(t, false, exchange.ClaimsHookConfig{URL: hookSrv.URL, Secret: []byte("hook-secret-0123456789abcdef0123"),
+		Timeout: time.Second, OnFailure: exchange.HookDeny})
+	first, _ := s.exchangeOK("hooked")
+	tok := s.idToken("hooked")
+	failing.Store(true)
+	if status, body, _ := s.postJSON("/v1/exchange", map[string]any{"provider": "corp", "id_token": tok}); status != http.StatusServiceUnavailable {
+		t.Fatalf("exchange with the hook down: %d %v, want 503", status, body)
+	}
+	failing.Store(false)
+	status, body, _ := s.postJSON("/v1/exchange", map[string]any{"provider": "corp", "id_token": tok})
+	if status != http.StatusUnauthorized || body["reason"] != "replayed" {
+		t.Fatalf("the same id_token after the hook failed: %d %v, want 401 replayed", status, body)
+	}
+	_, me, _ := s.call(http.MethodGet, "/v1/me/sessions", "", nil, first["access_token"].(string))
+	if n := len(me["sessions"].([]any)); n != 1 {
+		t.Fatalf("%d sessions, want only the first sign-in's", n)
+	}
+}
