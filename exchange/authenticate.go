@@ -26,8 +26,9 @@ func (s *Service) Authenticate(ctx context.Context, accessToken string) (*Princi
 	if err != nil {
 		return nil, err
 	}
-	sess, err := s.store.GetSession(ctx, claims.SessionID)
-	if errors.Is(err, storage.ErrNotFound) {
+	// One read of session and user (a session never outlives its user).
+	sess, user, err := s.sessionUser(ctx, claims.SessionID)
+	if errors.Is(err, storage.ErrNotFound) || (err == nil && user.ID != claims.Subject) {
 		return nil, newError(KindInvalidToken, ReasonRevoked, "the access token's session is gone", nil)
 	}
 	if err != nil {
@@ -38,13 +39,6 @@ func (s *Service) Authenticate(ctx context.Context, accessToken string) (*Princi
 	}
 	if sess.Expired(s.now()) {
 		return nil, newError(KindInvalidToken, ReasonExpired, "the access token's session has expired; sign in again", nil)
-	}
-	user, err := s.store.GetUser(ctx, claims.Subject)
-	if errors.Is(err, storage.ErrNotFound) {
-		return nil, newError(KindInvalidToken, ReasonRevoked, "the access token's user no longer exists", nil)
-	}
-	if err != nil {
-		return nil, storeError(err)
 	}
 	if user.Disabled {
 		return nil, disabledError()

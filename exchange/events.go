@@ -194,6 +194,14 @@ func eventIdentity(i storage.Identity) EventIdentity {
 // when it was live before (a session already revoked keeps its first
 // reason and emits nothing).
 func revokeSessionIn(ctx context.Context, tx storage.Store, emit Emit, sessionID string, at time.Time, reason string) error {
+	if rv, ok := storage.As[storage.SessionRevoker](tx); ok {
+		// One write that reads, revokes and tells whether it did.
+		before, revoked, err := rv.RevokeSessionOnce(ctx, sessionID, at, reason)
+		if err != nil || !revoked {
+			return err
+		}
+		return emit(WebhookSessionRevoked, before.UserID, SessionRevokedData{UserID: before.UserID, SessionID: sessionID, Reason: reason, Count: 1})
+	}
 	before, err := tx.GetSession(ctx, sessionID)
 	if err != nil {
 		return err

@@ -91,18 +91,7 @@ func (p Provider) issuer() string {
 // was issued to a client, only that client may refresh it (RFC 6749 §6).
 // client is nil when no clients are configured.
 func (s *Service) RefreshForClient(ctx context.Context, token string, client *AuthenticatedClient) (*Result, error) {
-	if client != nil {
-		if sid, _, err := s.parseRefreshToken(token); err == nil {
-			sess, err := s.store.GetSession(ctx, sid)
-			if err != nil && !errors.Is(err, storage.ErrNotFound) {
-				return nil, storeError(err)
-			}
-			if err == nil && sess.ClientID != "" && sess.ClientID != client.ID {
-				return nil, newError(KindInvalidGrant, ReasonClientMismatch, "the refresh token was issued to another client", nil)
-			}
-		}
-	}
-	return s.Refresh(ctx, token)
+	return s.refresh(ctx, token, client)
 }
 
 // Revoke is RFC 7009: a refresh token or an access token revokes its
@@ -197,22 +186,15 @@ func (s *Service) Introspect(ctx context.Context, token string) (*Introspection,
 
 // liveSession returns the session and its user when both are still good.
 func (s *Service) liveSession(ctx context.Context, sid string) (storage.Session, storage.User, bool, error) {
-	sess, err := s.store.GetSession(ctx, sid)
-	if errors.Is(err, storage.ErrNotFound) {
-		return sess, storage.User{}, false, nil
-	}
-	if err != nil {
-		return sess, storage.User{}, false, storeError(err)
-	}
-	if sess.Revoked() || sess.Expired(s.now()) {
-		return sess, storage.User{}, false, nil
-	}
-	user, err := s.store.GetUser(ctx, sess.UserID)
+	sess, user, err := s.sessionUser(ctx, sid)
 	if errors.Is(err, storage.ErrNotFound) {
 		return sess, user, false, nil
 	}
 	if err != nil {
 		return sess, user, false, storeError(err)
+	}
+	if sess.Revoked() || sess.Expired(s.now()) {
+		return sess, user, false, nil
 	}
 	return sess, user, !user.Disabled, nil
 }

@@ -76,6 +76,12 @@ func (s *Service) Exchange(ctx context.Context, req ExchangeRequest) (res *Resul
 	if err != nil {
 		return nil, err
 	}
+	w, folds := s.signInWriter()
+	if folds {
+		if res, known, err := s.exchangeKnown(ctx, w, id, req); known || err != nil {
+			return res, err
+		}
+	}
 	if err := s.spendCredential(ctx, id); err != nil {
 		return nil, err
 	}
@@ -90,11 +96,85 @@ func (s *Service) Exchange(ctx context.Context, req ExchangeRequest) (res *Resul
 	if id.NonceAttested {
 		events = append(events, nonceAttested(id, req.Client.ID, user.ID, "exchange"))
 	}
+	if folds {
+		return s.startSessionWith(ctx, &signInWrite{w: w, id: id}, user, created, req.Provider, req.Client, events...)
+	}
 	res, err = s.startSession(ctx, user, created, req.Provider, req.Client, events...)
 	if err != nil {
 		return nil, err
 	}
 	return s.identityStillOurs(ctx, id, user, res)
+}
+
+// signInWriter is the store's one-write sign-in, with the joined read it
+// goes with; ok is false on a store without them (a test's decorator):
+// the sign-in then takes one store method per step.
+func (s *Service) signInWriter() (storage.SignInWriter, bool) {
+	w, ok := storage.As[storage.SignInWriter](s.store)
+	if _, reads := storage.As[storage.HotReader](s.store); !reads {
+		return nil, false
+	}
+	return w, ok
+}
+
+// signInWrite is what the session write of an exchange does besides
+// creating the session, on a store that does it all in one write
+// (storage.SignInWriter).
+type signInWrite struct {
+	w  storage.SignInWriter
+	id providers.Identity // the session is written only while this identity is the user's
+	// spend records the credential in the same write (replay refusal).
+	spend bool
+	// touchAt, when set, is the identity's new LastLoginAt.
+	touchAt time.Time
+}
+
+// spendAnyway records the credential of a sign-in whose write will not
+// happen (it was to record it), and answers answer, or replayed when the
+// credential was spent meanwhile: a verified credential is spent whatever
+// the sign-in answers. A nil write (nothing to record) answers answer.
+func (w *signInWrite) spendAnyway(ctx context.Context, s *Service, answer error) error {
+	if w == nil || !w.spend {
+		return answer
+	}
+	if err := s.spendCredential(ctx, w.id); err != nil {
+		return err
+	}
+	return answer
+}
+
+// exchangeKnown signs in an identity the store already knows, in one read
+// (identity and user) and one write (session, credential record, touch,
+// live-session count, identities): the replay record is written with the
+// session, so a replayed credential is refused by that write and writes
+// nothing, on any instance. known is false for an identity not in the
+// store: the caller creates or links it.
+func (s *Service) exchangeKnown(ctx context.Context, w storage.SignInWriter, id providers.Identity, req ExchangeRequest) (res *Result, known bool, err error) {
+	r, _ := storage.As[storage.HotReader](s.store)
+	ident, user, err := r.GetIdentityUser(ctx, id.Issuer, id.Subject)
+	if errors.Is(err, storage.ErrNotFound) {
+		return nil, false, nil
+	}
+	if err != nil {
+		return nil, true, storeError(err)
+	}
+	if user.Disabled {
+		// Spent all the same, as every verified credential is.
+		if err := s.spendCredential(ctx, id); err != nil {
+			return nil, true, err
+		}
+		return nil, true, disabledError()
+	}
+	write := &signInWrite{w: w, id: id, spend: true}
+	if now := s.now(); now.Sub(ident.LastLoginAt) > time.Hour {
+		write.touchAt = now.UTC() // hourly, as touchIdentity
+	}
+	var events []storage.AuditEvent
+	if id.NonceAttested {
+		events = append(events, nonceAttested(id, req.Client.ID, user.ID, "exchange"))
+	}
+	res, err = s.startSessionWith(ctx, write, user, false, req.Provider, req.Client, events...)
+	return res, true, err
 }
 
 // identityStillOurs answers res once the identity that signed in is, read
@@ -214,30 +294,48 @@ func (s *Service) spendCredential(ctx context.Context, id providers.Identity) er
 		return nil
 	}
 	now := s.now()
-	exp := id.TokenExpiresAt
-	if exp.IsZero() {
-		exp = now.Add(maxCredentialRecord)
-	}
-	err := s.store.RecordCredential(ctx, id.TokenKey, exp, now)
+	err := s.store.RecordCredential(ctx, id.TokenKey, credentialExpiry(id, now), now)
 	switch {
 	case err == nil:
 		return nil
 	case errors.Is(err, storage.ErrConflict):
-		s.log.WarnContext(ctx, "provider token replayed: refused", "provider", id.Provider, "issuer", id.Issuer)
-		return newError(KindInvalidToken, ReasonReplayed,
-			"this provider token was already used; sign in with the provider again for a new one", nil)
+		return s.replayed(ctx, id)
 	default:
 		return storeError(err)
 	}
 }
 
+// credentialExpiry is how long a credential's record is kept: until the
+// credential stops verifying.
+func credentialExpiry(id providers.Identity, now time.Time) time.Time {
+	if id.TokenExpiresAt.IsZero() {
+		return now.Add(maxCredentialRecord)
+	}
+	return id.TokenExpiresAt
+}
+
+// replayed is the answer to a credential already recorded.
+func (s *Service) replayed(ctx context.Context, id providers.Identity) error {
+	s.log.WarnContext(ctx, "provider token replayed: refused", "provider", id.Provider, "issuer", id.Issuer)
+	return newError(KindInvalidToken, ReasonReplayed,
+		"this provider token was already used; sign in with the provider again for a new one", nil)
+}
+
 // startSession creates a session and answers with its tokens. The audit
 // events, if any, are appended in the same group commit as the session.
 func (s *Service) startSession(ctx context.Context, user storage.User, created bool, provider string, c Client, events ...storage.AuditEvent) (*Result, error) {
+	return s.startSessionWith(ctx, nil, user, created, provider, c, events...)
+}
+
+// startSessionWith is startSession; with write (an exchange on a store
+// that can), the session, the audit events and write's extras are one
+// write, and the identity check that identityStillOurs makes after the
+// write is made in it.
+func (s *Service) startSessionWith(ctx context.Context, write *signInWrite, user storage.User, created bool, provider string, c Client, events ...storage.AuditEvent) (*Result, error) {
 	// The hook answers before anything of the session is written.
 	extra, err := s.extraClaims(ctx, user, c.ID)
 	if err != nil {
-		return nil, err
+		return nil, write.spendAnyway(ctx, s, err)
 	}
 	now := s.now().UTC()
 	sess := storage.Session{
@@ -246,6 +344,9 @@ func (s *Service) startSession(ctx context.Context, user storage.User, created b
 		UserAgent: truncate(c.UserAgent, 256), IP: c.IP,
 	}
 	sess.IdleExpiresAt = minTime(now.Add(s.cfg.RefreshTTL), sess.ExpiresAt)
+	if write != nil {
+		return s.writeSignIn(ctx, write, sess, user, created, extra, events)
+	}
 	// Every write goes through DB.Batch: started together, the session and
 	// the audit records share one group commit instead of waiting for
 	// each in turn. The access token depends only on the records, not on
@@ -302,4 +403,51 @@ func (s *Service) result(sess storage.Session, user storage.User, extra map[stri
 		SessionID:        sess.ID,
 		User:             user,
 	}, nil
+}
+
+// writeSignIn is startSession's one write (storage.SignInWriter). The
+// access token is signed while the write is on its way. Of the write's
+// refusals, a recorded credential is a replay, and an identity no longer
+// the user's is the race identityStillOurs detects after its write: here
+// nothing was written, and the answer is the same.
+func (s *Service) writeSignIn(ctx context.Context, write *signInWrite, sess storage.Session, user storage.User, created bool,
+	extra map[string]json.RawMessage, events []storage.AuditEvent) (*Result, error) {
+	id := write.id
+	in := storage.SignIn{Session: sess, Issuer: id.Issuer, Subject: id.Subject, TouchAt: write.touchAt, Now: sess.CreatedAt,
+		CountLive: s.cfg.MaxSessionsPerUser > 0}
+	if write.spend && id.TokenKey != "" {
+		in.CredentialKey, in.CredentialExpiresAt = id.TokenKey, credentialExpiry(id, sess.CreatedAt)
+	}
+	for _, e := range events {
+		e.ID, e.Time = newID(), sess.CreatedAt
+		in.Audit = append(in.Audit, e)
+	}
+	var out storage.SignedIn
+	var writeErr error
+	written := make(chan struct{})
+	go func() {
+		defer close(written)
+		out, writeErr = write.w.WriteSignIn(ctx, in)
+	}()
+	res, signErr := s.result(sess, user, extra)
+	<-written
+	switch {
+	case errors.Is(writeErr, storage.ErrConflict):
+		return nil, s.replayed(ctx, id)
+	case errors.Is(writeErr, storage.ErrStale):
+		s.audit(ctx, storage.AuditEvent{Type: EventSessionAbandoned, UserID: user.ID, SessionID: sess.ID,
+			Detail: "identity changed while signing in; no session written"})
+		s.log.WarnContext(ctx, "sign-in raced an identity change: no session written", "user_id", user.ID)
+		return nil, write.spendAnyway(ctx, s,
+			newError(KindInvalidToken, ReasonRevoked, "the identity was unlinked while signing in; sign in again", nil))
+	case writeErr != nil:
+		return nil, storeError(writeErr)
+	case signErr != nil:
+		return nil, signErr
+	}
+	if in.CountLive && out.LiveSessions > s.cfg.MaxSessionsPerUser {
+		s.capSessions(ctx, user.ID, sess.ID)
+	}
+	res.Created, res.Identities = created, out.Identities
+	return res, nil
 }

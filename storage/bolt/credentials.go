@@ -36,26 +36,33 @@ func (s *Store) RecordCredential(ctx context.Context, key string, expiresAt, now
 	exp := timeKey(expiresAt.UTC())
 	var outcome error
 	err := s.batch(func(tx *bolt.Tx) error {
-		outcome = nil
-		recs, sweep := tx.Bucket(bucketKeyCredentials), tx.Bucket(bucketKeyCredentialSweep)
-		if old := recs.Get(k); old != nil {
-			if len(old) == timeKeyLen && bytes.Compare(old, timeKey(now.UTC())) > 0 {
-				outcome = fmt.Errorf("bolt: credential already recorded: %w", storage.ErrConflict)
-				return nil
-			}
-			if err := sweep.Delete(append(bytes.Clone(old), k...)); err != nil {
-				return err
-			}
-		}
-		if err := recs.Put(k, exp); err != nil {
-			return err
-		}
-		return sweep.Put(append(bytes.Clone(exp), k...), nil)
+		var err error
+		outcome, err = recordCredential(tx, k, exp, timeKey(now.UTC()))
+		return err
 	})
 	if err != nil {
 		return fmt.Errorf("bolt: record credential: %w", err)
 	}
 	return outcome
+}
+
+// recordCredential writes the record k (a credentialKey) expiring at exp
+// unless an unexpired one exists at now (both timeKeys); that outcome is
+// ErrConflict, apart from the error that must roll the write back.
+func recordCredential(tx *bolt.Tx, k, exp, now []byte) (outcome, err error) {
+	recs, sweep := tx.Bucket(bucketKeyCredentials), tx.Bucket(bucketKeyCredentialSweep)
+	if old := recs.Get(k); old != nil {
+		if len(old) == timeKeyLen && bytes.Compare(old, now) > 0 {
+			return fmt.Errorf("bolt: credential already recorded: %w", storage.ErrConflict), nil
+		}
+		if err := sweep.Delete(append(bytes.Clone(old), k...)); err != nil {
+			return nil, err
+		}
+	}
+	if err := recs.Put(k, exp); err != nil {
+		return nil, err
+	}
+	return nil, sweep.Put(append(bytes.Clone(exp), k...), nil)
 }
 
 // DeleteExpiredCredentials walks credential_sweep up to now, sweepChunk

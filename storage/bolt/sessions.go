@@ -53,28 +53,11 @@ func (s *Store) CreateSession(ctx context.Context, sess storage.Session) error {
 	if sess.ID == "" {
 		return errEmpty("session id")
 	}
-	id, rec := []byte(sess.ID), encodeSession(sess)
-	ownerKey, sweep := childKey(sess.UserID, sess.ID), sweepKey(sess)
 	var outcome error
 	err := s.batch(func(tx *bolt.Tx) error {
-		outcome = nil
-		sessions := tx.Bucket(bucketKeySessions)
-		switch {
-		case tx.Bucket(bucketKeyUsers).Get([]byte(sess.UserID)) == nil:
-			outcome = errNotFound("user", sess.UserID)
-		case sessions.Get(id) != nil:
-			outcome = fmt.Errorf("bolt: create session %q: %w: session id exists", sess.ID, storage.ErrConflict)
-		}
-		if outcome != nil {
-			return nil
-		}
-		if err := sessions.Put(id, rec); err != nil {
-			return err
-		}
-		if err := tx.Bucket(bucketKeySessionSweep).Put(sweep, nil); err != nil {
-			return err
-		}
-		return tx.Bucket(bucketKeyUserSessions).Put(ownerKey, nil)
+		var err error
+		outcome, err = createSession(tx, sess)
+		return err
 	})
 	if err != nil {
 		return fmt.Errorf("bolt: create session %q: %w", sess.ID, err)

@@ -2,11 +2,9 @@ package bolt
 
 import (
 	"bytes"
-	"cmp"
 	"context"
 	"errors"
 	"fmt"
-	"slices"
 	"time"
 
 	bolt "go.etcd.io/bbolt"
@@ -447,19 +445,10 @@ func (s *Store) GetIdentity(ctx context.Context, issuer, subject string) (storag
 	if err := ctx.Err(); err != nil {
 		return storage.Identity{}, err
 	}
-	key := identityKey(issuer, subject)
 	var ident storage.Identity
 	err := s.view(func(tx *bolt.Tx) error {
-		id := tx.Bucket(bucketKeyIdentityKeys).Get(key)
-		if id == nil {
-			return errNotFound("identity", issuer+" "+subject)
-		}
-		v := tx.Bucket(bucketKeyIdentities).Get(id)
-		if v == nil {
-			return fmt.Errorf("%w: identity_keys names missing identity %q", errCorrupt, id)
-		}
 		var err error
-		ident, err = decodeIdentity(v)
+		ident, err = identityBySubject(tx, issuer, subject)
 		return err
 	})
 	return ident, err
@@ -472,22 +461,9 @@ func (s *Store) ListIdentities(ctx context.Context, userID string) ([]storage.Id
 	}
 	var out []storage.Identity
 	err := s.view(func(tx *bolt.Tx) error {
-		identities := tx.Bucket(bucketKeyIdentities)
-		for _, id := range childIDs(tx.Bucket(bucketKeyUserIdentities), userID) {
-			v := identities.Get([]byte(id))
-			if v == nil {
-				return fmt.Errorf("%w: user_identities names missing identity %q", errCorrupt, id)
-			}
-			ident, err := decodeIdentity(v)
-			if err != nil {
-				return err
-			}
-			out = append(out, ident)
-		}
-		return nil
-	})
-	slices.SortFunc(out, func(a, b storage.Identity) int {
-		return cmp.Or(a.CreatedAt.Compare(b.CreatedAt), cmp.Compare(a.ID, b.ID))
+		var err error
+		out, err = identitiesOf(tx, userID)
+		return err
 	})
 	return out, err
 }

@@ -7,6 +7,7 @@ package observed
 
 import (
 	"context"
+	"errors"
 	"time"
 
 	"github.com/authex/authex/storage"
@@ -28,8 +29,56 @@ var (
 	_ storage.Unwrapper = (*Store)(nil)
 )
 
-// Wrap returns s reporting every write to commit.
-func Wrap(s storage.Store, commit CommitFunc) *Store { return &Store{Store: s, commit: commit} }
+// Wrap returns s reporting every write to commit. When s writes the hot
+// paths at once (storage.SignInWriter, storage.EnabledUserRotator,
+// storage.SessionRevoker: both backends do), the wrapper offers them
+// too, reported under the op of the write each replaces.
+func Wrap(s storage.Store, commit CommitFunc) storage.Store {
+	o := &Store{Store: s, commit: commit}
+	if hot, ok := storage.As[hotWriter](s); ok {
+		return &hotStore{Store: o, hot: hot}
+	}
+	return o
+}
+
+type hotWriter interface {
+	storage.SignInWriter
+	storage.EnabledUserRotator
+	storage.SessionRevoker
+}
+
+// hotStore is a Store over a backend with the hot-path capabilities.
+type hotStore struct {
+	*Store
+	hot hotWriter
+}
+
+var _ hotWriter = (*hotStore)(nil)
+
+func (s *hotStore) WriteSignIn(ctx context.Context, in storage.SignIn) (storage.SignedIn, error) {
+	done := s.timer("create_session")
+	out, err := s.hot.WriteSignIn(ctx, in)
+	done(err)
+	return out, err
+}
+
+func (s *hotStore) RotateSessionOfEnabledUser(ctx context.Context, id, clientID string, from uint64, at, idleExpiresAt time.Time) (storage.Session, storage.User, error) {
+	done := s.timer("rotate_session")
+	sess, u, err := s.hot.RotateSessionOfEnabledUser(ctx, id, clientID, from, at, idleExpiresAt)
+	// ErrStale wrote nothing: the caller reads the session and decides
+	// (grace, reuse, revoked), and a rotation it then makes reports itself.
+	if !errors.Is(err, storage.ErrStale) {
+		done(err)
+	}
+	return sess, u, err
+}
+
+func (s *hotStore) RevokeSessionOnce(ctx context.Context, id string, at time.Time, reason string) (storage.Session, bool, error) {
+	done := s.timer("revoke_session")
+	before, revoked, err := s.hot.RevokeSessionOnce(ctx, id, at, reason)
+	done(err)
+	return before, revoked, err
+}
 
 // Unwrap returns the wrapped store, so storage.As finds its capabilities.
 func (s *Store) Unwrap() storage.Store { return s.Store }

@@ -91,6 +91,10 @@ type Options struct {
 	SweepInterval time.Duration
 	// Logger receives migration and sweeper reports; nil means slog.Default().
 	Logger *slog.Logger
+	// Tracer, when set, sees every statement, batch and prepare of every
+	// connection (pgx's QueryTracer, and BatchTracer or PrepareTracer when
+	// it implements them): the round-trip tests count with it.
+	Tracer pgx.QueryTracer
 
 	// migrateTo, in tests, stops the migrations after this version, to
 	// craft an old schema (0: every migration).
@@ -147,6 +151,9 @@ func Open(ctx context.Context, dsn string, opts Options) (*Store, error) {
 	// timestamptz and convert to UTC, but a UTC session also makes psql
 	// output and server-side defaults read the same.
 	cfg.ConnConfig.RuntimeParams["timezone"] = "UTC"
+	if opts.Tracer != nil {
+		cfg.ConnConfig.Tracer = opts.Tracer
+	}
 
 	log := opts.Logger
 	if log == nil {

@@ -16,10 +16,9 @@ const userColumns = `id, email, email_verified, name, picture, roles, disabled, 
 
 func scanUser(row pgx.Row) (storage.User, error) {
 	var u storage.User
-	var created, updated pgtype.Timestamptz
-	err := row.Scan(&u.ID, &u.Email, &u.EmailVerified, &u.Name, &u.Picture, &u.Roles, &u.Disabled, &u.PasswordHash, &created, &updated, &u.EmailVerifiedBy,
-		&u.Username, &u.GivenName, &u.FamilyName)
-	u.CreatedAt, u.UpdatedAt = fromTS(created), fromTS(updated)
+	var p pendingScan
+	err := row.Scan(p.targets(&u)...)
+	p.finish(&u)
 	return u, err
 }
 
@@ -40,30 +39,34 @@ func scanIdentity(row pgx.Row) (storage.Identity, error) {
 	return id, err
 }
 
-func insertIdentity(ctx context.Context, tx pgx.Tx, id storage.Identity) error {
-	_, err := tx.Exec(ctx, `INSERT INTO identities (`+identityColumns+`) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)`,
-		id.ID, id.UserID, id.Provider, id.Issuer, id.Subject, id.Email, id.EmailVerified, ts(id.CreatedAt), ts(id.LastLoginAt))
-	return err
+const insertIdentitySQL = `INSERT INTO identities (` + identityColumns + `) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)`
+
+func identityArgs(id storage.Identity) []any {
+	return []any{id.ID, id.UserID, id.Provider, id.Issuer, id.Subject, id.Email, id.EmailVerified, ts(id.CreatedAt), ts(id.LastLoginAt)}
 }
 
-// CreateUser inserts the user and its first identity in one transaction.
-// The unique constraints decide a race between instances: the loser gets
+func queueInsertIdentity(b *pgx.Batch, id storage.Identity) {
+	b.Queue(insertIdentitySQL, identityArgs(id)...)
+}
+
+// CreateUser inserts the user and its first identity in one batch (one
+// round trip; the server runs it as one implicit transaction). The
+// unique constraints decide a race between instances: the loser gets
 // ErrIdentityTaken or ErrEmailTaken and nothing of it is written.
 func (s *Store) CreateUser(ctx context.Context, u storage.User, first storage.Identity) error {
 	first, err := storage.CheckNewUser(u, first)
 	if err != nil {
 		return fmt.Errorf("postgres: %w", err)
 	}
-	err = s.tx(ctx, func(tx pgx.Tx) error {
-		_, err := tx.Exec(ctx, `INSERT INTO users (id, email, email_lower, email_verified, name, picture, roles, disabled, password_hash, created_at, updated_at, email_verified_by,
+	err = s.do(ctx, func() error {
+		b := &pgx.Batch{}
+		b.Queue(`INSERT INTO users (id, email, email_lower, email_verified, name, picture, roles, disabled, password_hash, created_at, updated_at, email_verified_by,
 			                   username, username_key, given_name, family_name)
 			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)`,
 			u.ID, u.Email, emailKey(u.Email), u.EmailVerified, u.Name, u.Picture, roles(u.Roles), u.Disabled, u.PasswordHash, ts(u.CreatedAt), ts(u.UpdatedAt), u.EmailVerifiedBy,
 			u.Username, storage.UsernameKey(u.Username), u.GivenName, u.FamilyName)
-		if err != nil {
-			return err
-		}
-		return insertIdentity(ctx, tx, first)
+		queueInsertIdentity(b, first)
+		return s.db.SendBatch(ctx, b).Close()
 	})
 	if err != nil {
 		return fmt.Errorf("postgres: create user %q: %w", u.ID, err)
@@ -203,7 +206,10 @@ func (s *Store) AddIdentity(ctx context.Context, id storage.Identity) error {
 	if id.ID == "" {
 		return errEmpty("identity id")
 	}
-	err := s.tx(ctx, func(tx pgx.Tx) error { return insertIdentity(ctx, tx, id) })
+	err := s.do(ctx, func() error {
+		_, err := s.db.Exec(ctx, insertIdentitySQL, identityArgs(id)...)
+		return err
+	})
 	if err != nil {
 		return fmt.Errorf("postgres: add identity: %w", err)
 	}

@@ -83,8 +83,10 @@ func Run(t *testing.T, open func(t *testing.T) storage.Store) {
 		{"InTxCommits", testInTxCommits}, {"InTxRollsBack", testInTxRollsBack}, // tx.go
 		{"UsernameIndex", testUsernameIndex}, {"UsernameTaken", testUsernameTaken}, {"UsernameFollowsUpdates", testUsernameFollowsUpdates}, {"ListUsersByUsername", testListUsersByUsername}, {"UsernameConcurrent", testUsernameConcurrent}, // usernames.go
 		{"Outbox", testOutbox}, {"OutboxClaimOrder", testOutboxClaimOrder}, {"OutboxInTx", testOutboxInTx}, {"OutboxClaimConcurrent", testOutboxClaimConcurrent}, // outbox.go
-		{"EmailTokens", testEmailTokens},           // emailtokens.go
-		{"SetIdentityEmail", testSetIdentityEmail}, // identityemail.go
+		{"EmailTokens", testEmailTokens},                                                                                                         // emailtokens.go
+		{"SetIdentityEmail", testSetIdentityEmail},                                                                                               // identityemail.go
+		{"WriteSignIn", testWriteSignIn}, {"WriteSignInRefusals", testWriteSignInRefusals}, {"WriteSignInConcurrent", testWriteSignInConcurrent}, // signin.go
+		{"HotReads", testHotReads}, {"RotateSessionOfEnabledUser", testRotateSessionOfEnabledUser}, {"RevokeSessionOnce", testRevokeSessionOnce},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) { tt.test(t, open(t)) })

@@ -1,0 +1,285 @@
+package bolt
+
+import (
+	"bytes"
+	"cmp"
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"time"
+
+	bolt "go.etcd.io/bbolt"
+
+	"github.com/authex/authex/storage"
+)
+
+// The hot paths' capabilities (storage/signin.go). A sign-in is one write
+// through Batch: one commit, shared with concurrent writes, where the
+// separate methods took one each (credential, session, audit, touch).
+
+var (
+	_ storage.SignInWriter       = (*Store)(nil)
+	_ storage.HotReader          = (*Store)(nil)
+	_ storage.EnabledUserRotator = (*Store)(nil)
+	_ storage.SessionRevoker     = (*Store)(nil)
+)
+
+// identityBySubject looks (issuer, subject) up in identity_keys.
+func identityBySubject(tx *bolt.Tx, issuer, subject string) (storage.Identity, error) {
+	id := tx.Bucket(bucketKeyIdentityKeys).Get(identityKey(issuer, subject))
+	if id == nil {
+		return storage.Identity{}, errNotFound("identity", issuer+" "+subject)
+	}
+	v := tx.Bucket(bucketKeyIdentities).Get(id)
+	if v == nil {
+		return storage.Identity{}, fmt.Errorf("%w: identity_keys names missing identity %q", errCorrupt, id)
+	}
+	return decodeIdentity(v)
+}
+
+// identitiesOf returns the user's identities, oldest first.
+func identitiesOf(tx *bolt.Tx, userID string) ([]storage.Identity, error) {
+	var out []storage.Identity
+	identities := tx.Bucket(bucketKeyIdentities)
+	for _, id := range childIDs(tx.Bucket(bucketKeyUserIdentities), userID) {
+		v := identities.Get([]byte(id))
+		if v == nil {
+			return nil, fmt.Errorf("%w: user_identities names missing identity %q", errCorrupt, id)
+		}
+		ident, err := decodeIdentity(v)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, ident)
+	}
+	slices.SortFunc(out, func(a, b storage.Identity) int {
+		return cmp.Or(a.CreatedAt.Compare(b.CreatedAt), cmp.Compare(a.ID, b.ID))
+	})
+	return out, nil
+}
+
+// createSession writes a session and its user_sessions and session_sweep
+// entries; the outcome is ErrNotFound for a missing user and ErrConflict
+// for a taken id, apart from the error that must roll the write back.
+func createSession(tx *bolt.Tx, sess storage.Session) (outcome, err error) {
+	id := []byte(sess.ID)
+	sessions := tx.Bucket(bucketKeySessions)
+	switch {
+	case tx.Bucket(bucketKeyUsers).Get([]byte(sess.UserID)) == nil:
+		return errNotFound("user", sess.UserID), nil
+	case sessions.Get(id) != nil:
+		return fmt.Errorf("bolt: create session %q: %w: session id exists", sess.ID, storage.ErrConflict), nil
+	}
+	if err := sessions.Put(id, encodeSession(sess)); err != nil {
+		return nil, err
+	}
+	if err := tx.Bucket(bucketKeySessionSweep).Put(sweepKey(sess), nil); err != nil {
+		return nil, err
+	}
+	return nil, tx.Bucket(bucketKeyUserSessions).Put(childKey(sess.UserID, sess.ID), nil)
+}
+
+// countLive counts the user's sessions live at now.
+func countLive(tx *bolt.Tx, userID string, now time.Time) (int, error) {
+	n := 0
+	for _, id := range childIDs(tx.Bucket(bucketKeyUserSessions), userID) {
+		sess, err := getSession(tx, id)
+		if err != nil {
+			return 0, err
+		}
+		if live(sess, now) {
+			n++
+		}
+	}
+	return n, nil
+}
+
+// WriteSignIn implements storage.SignInWriter in one Batch write, then one
+// read. Every check comes before the first put, so an outcome writes
+// nothing.
+func (s *Store) WriteSignIn(ctx context.Context, in storage.SignIn) (storage.SignedIn, error) {
+	if err := ctx.Err(); err != nil {
+		return storage.SignedIn{}, err
+	}
+	sess := in.Session
+	if sess.ID == "" {
+		return storage.SignedIn{}, errEmpty("session id")
+	}
+	var credKey, credExp []byte
+	if in.CredentialKey != "" {
+		credKey, credExp = credentialKey(in.CredentialKey), timeKey(in.CredentialExpiresAt.UTC())
+	}
+	now := in.Now.UTC()
+	audit := make([][2][]byte, len(in.Audit))
+	for i, e := range in.Audit {
+		if e.ID == "" || e.Time.IsZero() {
+			return storage.SignedIn{}, fmt.Errorf("bolt: write sign-in: audit event %q without id or time", e.Type)
+		}
+		audit[i] = [2][]byte{append(timeKey(e.Time), e.ID...), encodeAuditEvent(e)}
+	}
+	var (
+		out     storage.SignedIn
+		outcome error
+	)
+	err := s.batch(func(tx *bolt.Tx) error {
+		outcome = nil
+		ident, err := identityBySubject(tx, in.Issuer, in.Subject)
+		if err != nil && !errors.Is(err, storage.ErrNotFound) {
+			return err
+		}
+		if err != nil || ident.UserID != sess.UserID {
+			outcome = fmt.Errorf("bolt: write sign-in %q: identity %s %s is not user %q's: %w", sess.ID, in.Issuer, in.Subject, sess.UserID, storage.ErrStale)
+			return nil
+		}
+		if credKey != nil {
+			if old := tx.Bucket(bucketKeyCredentials).Get(credKey); len(old) == timeKeyLen && bytes.Compare(old, timeKey(now)) > 0 {
+				outcome = fmt.Errorf("bolt: credential already recorded: %w", storage.ErrConflict)
+				return nil
+			}
+		}
+		if outcome, err = createSession(tx, sess); outcome != nil || err != nil {
+			return err
+		}
+		if credKey != nil {
+			// Checked above: recordCredential writes.
+			if _, err := recordCredential(tx, credKey, credExp, timeKey(now)); err != nil {
+				return err
+			}
+		}
+		if !in.TouchAt.IsZero() {
+			ident.LastLoginAt = in.TouchAt.UTC()
+			if err := tx.Bucket(bucketKeyIdentities).Put([]byte(ident.ID), encodeIdentity(ident)); err != nil {
+				return err
+			}
+		}
+		for _, a := range audit {
+			if err := tx.Bucket(bucketKeyAudit).Put(a[0], a[1]); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return storage.SignedIn{}, fmt.Errorf("bolt: write sign-in %q: %w", sess.ID, err)
+	}
+	if outcome != nil {
+		return storage.SignedIn{}, outcome
+	}
+	// The count and the list read after the commit, outside the one
+	// writer's lock (a count decodes every session of the user). Each
+	// sign-in reads after its own commit, so the last to read sees every
+	// other's session.
+	err = s.view(func(tx *bolt.Tx) error {
+		var err error
+		if in.CountLive {
+			if out.LiveSessions, err = countLive(tx, sess.UserID, now); err != nil {
+				return err
+			}
+		}
+		out.Identities, err = identitiesOf(tx, sess.UserID)
+		return err
+	})
+	if err != nil {
+		return storage.SignedIn{}, fmt.Errorf("bolt: write sign-in %q: %w", sess.ID, err)
+	}
+	return out, nil
+}
+
+// GetIdentityUser reads an identity and its user in one read transaction.
+func (s *Store) GetIdentityUser(ctx context.Context, issuer, subject string) (storage.Identity, storage.User, error) {
+	if err := ctx.Err(); err != nil {
+		return storage.Identity{}, storage.User{}, err
+	}
+	var ident storage.Identity
+	var u storage.User
+	err := s.view(func(tx *bolt.Tx) error {
+		var err error
+		if ident, err = identityBySubject(tx, issuer, subject); err != nil {
+			return err
+		}
+		u, err = getUser(tx, ident.UserID)
+		return err
+	})
+	return ident, u, err
+}
+
+// GetSessionUser reads a session and its user in one read transaction.
+func (s *Store) GetSessionUser(ctx context.Context, id string) (storage.Session, storage.User, error) {
+	if err := ctx.Err(); err != nil {
+		return storage.Session{}, storage.User{}, err
+	}
+	var sess storage.Session
+	var u storage.User
+	err := s.view(func(tx *bolt.Tx) error {
+		var err error
+		if sess, err = getSession(tx, id); err != nil {
+			return err
+		}
+		u, err = getUser(tx, sess.UserID)
+		return err
+	})
+	return sess, u, err
+}
+
+// RotateSessionOfEnabledUser is RotateSession's compare-and-swap with the
+// user read in the same Batch write.
+func (s *Store) RotateSessionOfEnabledUser(ctx context.Context, id, clientID string, from uint64, at, idleExpiresAt time.Time) (storage.Session, storage.User, error) {
+	if err := ctx.Err(); err != nil {
+		return storage.Session{}, storage.User{}, err
+	}
+	var (
+		sess    storage.Session
+		u       storage.User
+		outcome error
+	)
+	err := s.batch(func(tx *bolt.Tx) error {
+		sess, u, outcome = storage.Session{}, storage.User{}, nil
+		stale := fmt.Errorf("bolt: rotate session %q from %d: %w", id, from, storage.ErrStale)
+		old, err := getSession(tx, id)
+		if err != nil {
+			outcome = stale
+			return nil
+		}
+		otherClient := clientID != "" && old.ClientID != "" && old.ClientID != clientID
+		if u, err = getUser(tx, old.UserID); err != nil || u.Disabled || otherClient || old.Generation != from || !live(old, at) {
+			outcome = stale
+			return nil
+		}
+		sess = old
+		sess.Generation++
+		sess.RotatedAt, sess.IdleExpiresAt = at.UTC(), idleExpiresAt.UTC()
+		if sess.ExpiresAt.Before(sess.IdleExpiresAt) {
+			sess.IdleExpiresAt = sess.ExpiresAt
+		}
+		if err := putSession(tx, sess); err != nil {
+			return err
+		}
+		return moveSweepKey(tx, old, sess)
+	})
+	if err != nil {
+		return storage.Session{}, storage.User{}, fmt.Errorf("bolt: rotate session %q: %w", id, err)
+	}
+	if outcome != nil {
+		return storage.Session{}, storage.User{}, outcome
+	}
+	return sess, u, nil
+}
+
+// RevokeSessionOnce reads and revokes in one write transaction.
+func (s *Store) RevokeSessionOnce(ctx context.Context, id string, at time.Time, reason string) (storage.Session, bool, error) {
+	if err := ctx.Err(); err != nil {
+		return storage.Session{}, false, err
+	}
+	var before storage.Session
+	var revoked bool
+	err := s.update(func(tx *bolt.Tx) error {
+		var err error
+		if before, err = getSession(tx, id); err != nil || before.Revoked() {
+			return err
+		}
+		revoked = true
+		return revoke(tx, before, at, reason)
+	})
+	return before, revoked, err
+}
