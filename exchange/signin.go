@@ -347,7 +347,7 @@ func (s *Service) startSessionWith(ctx context.Context, write *signInWrite, user
 	if write != nil {
 		return s.writeSignIn(ctx, write, sess, user, created, extra, events)
 	}
-	// Every write goes through DB.Batch: started together, the session and
+	// Every write goes through the store's group commit: started together, the session and
 	// the audit records share one group commit instead of waiting for
 	// each in turn. The access token depends only on the records, not on
 	// the write, so it is signed while the commit waits (and never inside

@@ -19,7 +19,7 @@ import (
 // The benchmarks below drive whole requests through the harness (a real
 // bbolt file with fsync, real go-oidc verification of RS256 id_tokens, our
 // ES256 tokens) over loopback HTTP, with 16 concurrent clients per CPU so
-// that DB.Batch has company. Provider tokens are minted before the timer
+// that the group commit has company. Provider tokens are minted before the timer
 // starts: minting is the provider's cost, not ours. `make bench` measures
 // the same paths against the real binary under load.
 

@@ -167,7 +167,7 @@ func (rep report) print(out io.Writer, o options) {
 			p50 := col(ex.results, p50ms)
 			check(p50 <= fsync+1.5, "%s, 1 connection: exchange p50 %.2f ms within 1.5 ms of the fsync time %.2f ms (%+.2f ms)",
 				current.label, p50, fsync, p50-fsync)
-			fmt.Fprintf(out, "     (a returning user's exchange commits twice in turn, the spent id_token then the session; one bbolt commit here: %.2f ms)\n",
+			fmt.Fprintf(out, "     (a returning user's exchange is one commit: the spent id_token, the session and its audit records together; one bbolt commit here: %.2f ms)\n",
 				ms(rep.disk.boltCommit))
 		}
 		top := slices.Max(o.conns)
