@@ -86,6 +86,17 @@ func TestNonceAttestedByClient(t *testing.T) {
 		!strings.Contains(events[0].Detail, "client nextjs") {
 		t.Fatalf("nonce.attested audit: %+v", events)
 	}
+
+	// The same user signing in again takes the returning user's one-write
+	// path: the attestation is audited there too.
+	again := h.postJSON("/v1/exchange", map[string]any{"provider": "corp",
+		"id_token": h.idToken("nonce-user", map[string]any{"nonce": "second-nonce"})}, basic("nextjs", nextjsSecret)...)
+	if again.status != http.StatusOK || decodeTokens(t, again).User.ID != tk.User.ID {
+		t.Fatalf("returning user: %d %s", again.status, again.body)
+	}
+	if events := h.attestedEvents(); len(events) != 2 || events[0].UserID != tk.User.ID || events[1].UserID != tk.User.ID {
+		t.Fatalf("nonce.attested audit after a returning sign-in: %+v", events)
+	}
 }
 
 // TestNonceAttestedByClientReplay: an attested id_token is still one-time.
