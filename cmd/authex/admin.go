@@ -179,6 +179,17 @@ func apiCall(method string, path func(pos []string) string, print func(io.Writer
 	}
 }
 
+// apiConfirm makes a command whose endpoint's answer is not shown: it
+// prints the line confirm builds from the positional arguments instead.
+func apiConfirm(method string, path, confirm func(pos []string) string) func(context.Context, *adminClient, *adminOpts, []string) error {
+	return func(ctx context.Context, c *adminClient, _ *adminOpts, pos []string) error {
+		return c.call(ctx, method, path(pos), nil, func(w io.Writer, _ []byte) error {
+			fmt.Fprintln(w, confirm(pos))
+			return nil
+		})
+	}
+}
+
 // at answers a path builder: "/admin/v1" + prefix + the escaped first
 // argument + suffix (no argument: prefix alone).
 func at(prefix, suffix string) func(pos []string) string {
@@ -203,12 +214,9 @@ var adminCommands = map[string]adminCommand{
 	"users get":     {args: 1, run: apiGet(at("/users/", ""), printUser)},
 	"users disable": {args: 1, run: apiPost(at("/users/", "/disable"), printDisabled)},
 	"users enable":  {args: 1, run: apiPost(at("/users/", "/enable"), printDisabled)},
-	"users delete": {args: 1, run: func(ctx context.Context, c *adminClient, _ *adminOpts, pos []string) error {
-		return c.call(ctx, http.MethodDelete, at("/users/", "")(pos), nil, func(w io.Writer, raw []byte) error {
-			fmt.Fprintf(w, "deleted user %s\n", pos[0])
-			return nil
-		})
-	}},
+	"users delete": {args: 1, run: apiConfirm(http.MethodDelete, at("/users/", ""), func(pos []string) string {
+		return "deleted user " + pos[0]
+	})},
 	"users roles": {args: -1, check: func(_ *adminOpts, pos []string) string {
 		if len(pos) < 1 {
 			return "users roles needs a user id"
@@ -236,12 +244,9 @@ var adminCommands = map[string]adminCommand{
 	"keys revoke":                {args: 1, run: apiPost(at("/keys/", "/revoke"), printRevokedKey)},
 	"keys refresh-secrets":       {args: 0, run: apiGet(at("/secrets/refresh", ""), printRefreshSecrets)},
 	"keys rotate-refresh-secret": {args: 0, run: apiPost(at("/secrets/refresh/rotate", ""), printRotatedRefreshSecret)},
-	"keys retire-refresh-secret": {args: 1, run: func(ctx context.Context, c *adminClient, _ *adminOpts, pos []string) error {
-		return c.call(ctx, http.MethodPost, at("/secrets/refresh/", "/retire")(pos), nil, func(w io.Writer, raw []byte) error {
-			fmt.Fprintf(w, "refresh secret %s retired: sessions whose current token it made must sign in again\n", pos[0])
-			return nil
-		})
-	}},
+	"keys retire-refresh-secret": {args: 1, run: apiConfirm(http.MethodPost, at("/secrets/refresh/", "/retire"), func(pos []string) string {
+		return "refresh secret " + pos[0] + " retired: sessions whose current token it made must sign in again"
+	})},
 	"audit": {args: 0, flags: func(fs *flag.FlagSet, o *adminOpts) {
 		fs.StringVar(&o.user, "user", "", "events of this user id")
 		fs.StringVar(&o.typ, "type", "", "events of this type (user.disabled, key.rotated, ...)")
@@ -258,13 +263,11 @@ var adminCommands = map[string]adminCommand{
 		fs.BoolVar(&o.failed, "failed", false, "list the deliveries given up instead of the pending ones")
 		fs.IntVar(&o.limit, "limit", 50, "at most this many (1..1000)")
 	}, run: runWebhooksList},
-	"webhooks replay": {args: 2, run: func(ctx context.Context, c *adminClient, _ *adminOpts, pos []string) error {
-		path := "/admin/v1/webhooks/deliveries/" + url.PathEscape(pos[0]) + "/" + url.PathEscape(pos[1]) + "/replay"
-		return c.call(ctx, http.MethodPost, path, nil, func(w io.Writer, raw []byte) error {
-			fmt.Fprintf(w, "delivery %s to %s is due again\n", pos[1], pos[0])
-			return nil
-		})
-	}},
+	"webhooks replay": {args: 2, run: apiConfirm(http.MethodPost, func(pos []string) string {
+		return "/admin/v1/webhooks/deliveries/" + url.PathEscape(pos[0]) + "/" + url.PathEscape(pos[1]) + "/replay"
+	}, func(pos []string) string {
+		return "delivery " + pos[1] + " to " + pos[0] + " is due again"
+	})},
 }
 
 // runAdmin runs one admin command: group is "users", "sessions", "keys",

@@ -69,21 +69,28 @@ func (s *Store) GetEmailToken(ctx context.Context, hash string, now time.Time) (
 	}
 	var out storage.EmailToken
 	err := s.view(func(tx *bolt.Tx) error {
-		v := tx.Bucket(bucketKeyEmailTokens).Get([]byte(hash))
-		if v == nil || hash == "" {
-			return fmt.Errorf("bolt: email token: %w", storage.ErrNotFound)
-		}
-		t, err := decodeEmailToken(hash, v)
-		if err != nil {
-			return err
-		}
-		if !t.ExpiresAt.After(now) {
-			return fmt.Errorf("bolt: email token expired: %w", storage.ErrNotFound)
-		}
-		out = t
-		return nil
+		var err error
+		out, err = liveEmailToken(tx.Bucket(bucketKeyEmailTokens), hash, now)
+		return err
 	})
 	return out, err
+}
+
+// liveEmailToken reads the token when it is unexpired at now, for
+// GetEmailToken and SpendEmailToken alike.
+func liveEmailToken(b *bolt.Bucket, hash string, now time.Time) (storage.EmailToken, error) {
+	v := b.Get([]byte(hash))
+	if v == nil || hash == "" {
+		return storage.EmailToken{}, fmt.Errorf("bolt: email token: %w", storage.ErrNotFound)
+	}
+	t, err := decodeEmailToken(hash, v)
+	if err != nil {
+		return storage.EmailToken{}, err
+	}
+	if !t.ExpiresAt.After(now) {
+		return storage.EmailToken{}, fmt.Errorf("bolt: email token expired: %w", storage.ErrNotFound)
+	}
+	return t, nil
 }
 
 // SpendEmailToken deletes and returns the token when it is unexpired at
@@ -95,16 +102,9 @@ func (s *Store) SpendEmailToken(ctx context.Context, hash string, now time.Time)
 	var out storage.EmailToken
 	err := s.update(func(tx *bolt.Tx) error {
 		b := tx.Bucket(bucketKeyEmailTokens)
-		v := b.Get([]byte(hash))
-		if v == nil || hash == "" {
-			return fmt.Errorf("bolt: email token: %w", storage.ErrNotFound)
-		}
-		t, err := decodeEmailToken(hash, v)
+		t, err := liveEmailToken(b, hash, now)
 		if err != nil {
 			return err
-		}
-		if !t.ExpiresAt.After(now) {
-			return fmt.Errorf("bolt: email token expired: %w", storage.ErrNotFound)
 		}
 		out = t
 		return b.Delete([]byte(hash))

@@ -63,6 +63,12 @@ func identitiesOf(tx *bolt.Tx, userID string) ([]storage.Identity, error) {
 // entries; the outcome is ErrNotFound for a missing user and ErrConflict
 // for a taken id, apart from the error that must roll the write back.
 func createSession(tx *bolt.Tx, sess storage.Session) (outcome, err error) {
+	return createEncodedSession(tx, sess, encodeSession(sess))
+}
+
+// createEncodedSession is createSession with the session encoded already,
+// so that a caller can encode it before it holds the one writer's lock.
+func createEncodedSession(tx *bolt.Tx, sess storage.Session, encoded []byte) (outcome, err error) {
 	id := []byte(sess.ID)
 	sessions := tx.Bucket(bucketKeySessions)
 	switch {
@@ -71,7 +77,7 @@ func createSession(tx *bolt.Tx, sess storage.Session) (outcome, err error) {
 	case sessions.Get(id) != nil:
 		return fmt.Errorf("bolt: create session %q: %w: session id exists", sess.ID, storage.ErrConflict), nil
 	}
-	if err := sessions.Put(id, encodeSession(sess)); err != nil {
+	if err := sessions.Put(id, encoded); err != nil {
 		return nil, err
 	}
 	if err := tx.Bucket(bucketKeySessionSweep).Put(sweepKey(sess), nil); err != nil {
@@ -111,6 +117,11 @@ func (s *Store) WriteSignIn(ctx context.Context, in storage.SignIn) (storage.Sig
 		credKey, credExp = credentialKey(in.CredentialKey), timeKey(in.CredentialExpiresAt.UTC())
 	}
 	now := in.Now.UTC()
+	// What does not depend on the transaction's reads is made here, outside
+	// the one writer's lock. The fn below may run more than once (its group
+	// rolled back and committed again, or itself run alone after a
+	// failure), so it only reads these.
+	nowKey, encodedSession := timeKey(now), encodeSession(sess)
 	audit := make([][2][]byte, len(in.Audit))
 	for i, e := range in.Audit {
 		if e.ID == "" || e.Time.IsZero() {
@@ -133,17 +144,17 @@ func (s *Store) WriteSignIn(ctx context.Context, in storage.SignIn) (storage.Sig
 			return nil
 		}
 		if credKey != nil {
-			if old := tx.Bucket(bucketKeyCredentials).Get(credKey); len(old) == timeKeyLen && bytes.Compare(old, timeKey(now)) > 0 {
+			if old := tx.Bucket(bucketKeyCredentials).Get(credKey); len(old) == timeKeyLen && bytes.Compare(old, nowKey) > 0 {
 				outcome = fmt.Errorf("bolt: credential already recorded: %w", storage.ErrConflict)
 				return nil
 			}
 		}
-		if outcome, err = createSession(tx, sess); outcome != nil || err != nil {
+		if outcome, err = createEncodedSession(tx, sess, encodedSession); outcome != nil || err != nil {
 			return err
 		}
 		if credKey != nil {
 			// Checked above: recordCredential writes.
-			if _, err := recordCredential(tx, credKey, credExp, timeKey(now)); err != nil {
+			if _, err := recordCredential(tx, credKey, credExp, nowKey); err != nil {
 				return err
 			}
 		}

@@ -109,8 +109,19 @@ func (s *Store) WriteSignIn(ctx context.Context, in storage.SignIn) (storage.Sig
 		}
 		ids[i], times[i], types[i], users[i], sids[i], provs[i], details[i] = e.ID, ts(e.Time), e.Type, e.UserID, e.SessionID, e.Provider, e.Detail
 	}
+	stmt := signInSQL
+	if !in.TouchAt.IsZero() {
+		stmt = signInTouchSQL
+	}
+	args := []any{in.Issuer, in.Subject,
+		sess.ID, sess.UserID, sess.Provider, sess.ClientID, int64(sess.Generation), ts(sess.RotatedAt), ts(sess.CreatedAt),
+		ts(sess.IdleExpiresAt), ts(sess.ExpiresAt), ts(sess.RevokedAt), sess.RevokedReason, sess.UserAgent, sess.IP,
+		ts(in.TouchAt), credKey, ts(in.CredentialExpiresAt),
+		ids, times, types, users, sids, provs, details,
+	}
 	var out storage.SignedIn
 	var written int
+	// s.do may run the fn again; it only reads what is made above.
 	err := s.do(ctx, func() error {
 		out, written = storage.SignedIn{}, 0
 		b := &pgx.Batch{}
@@ -120,16 +131,7 @@ func (s *Store) WriteSignIn(ctx context.Context, in storage.SignIn) (storage.Sig
 		if credKey != nil {
 			b.Queue(`DELETE FROM credentials WHERE key_hash = $1 AND expires_at <= $2`, credKey, ts(in.Now))
 		}
-		stmt := signInSQL
-		if !in.TouchAt.IsZero() {
-			stmt = signInTouchSQL
-		}
-		b.Queue(stmt, in.Issuer, in.Subject,
-			sess.ID, sess.UserID, sess.Provider, sess.ClientID, int64(sess.Generation), ts(sess.RotatedAt), ts(sess.CreatedAt),
-			ts(sess.IdleExpiresAt), ts(sess.ExpiresAt), ts(sess.RevokedAt), sess.RevokedReason, sess.UserAgent, sess.IP,
-			ts(in.TouchAt), credKey, ts(in.CredentialExpiresAt),
-			ids, times, types, users, sids, provs, details,
-		).QueryRow(func(row pgx.Row) error { return row.Scan(&written) })
+		b.Queue(stmt, args...).QueryRow(func(row pgx.Row) error { return row.Scan(&written) })
 		if in.CountLive {
 			b.Queue(`SELECT count(*) FROM sessions
 				WHERE user_id = $1 AND revoked_at IS NULL AND idle_expires_at > $2 AND expires_at > $2`, sess.UserID, ts(in.Now),
@@ -242,20 +244,21 @@ func (r rowWithTail) Scan(dest ...any) error { return r.row.Scan(append(dest, r.
 
 // scanIdentityUser scans identityColumns then userColumns.
 func scanIdentityUser(row pgx.Row) (storage.Identity, storage.User, error) {
-	var u storage.User
-	var uScan pendingScan
-	ident, err := scanIdentity(rowWithTail{row: row, tail: uScan.targets(&u)})
-	uScan.finish(&u)
-	return ident, u, err
+	return scanWithUser(row, scanIdentity)
 }
 
 // scanSessionUser scans sessionColumns then userColumns.
 func scanSessionUser(row pgx.Row) (storage.Session, storage.User, error) {
+	return scanWithUser(row, scanSession)
+}
+
+// scanWithUser scans the leading columns with scanLead, then userColumns.
+func scanWithUser[T any](row pgx.Row, scanLead func(pgx.Row) (T, error)) (T, storage.User, error) {
 	var u storage.User
 	var uScan pendingScan
-	sess, err := scanSession(rowWithTail{row: row, tail: uScan.targets(&u)})
+	lead, err := scanLead(rowWithTail{row: row, tail: uScan.targets(&u)})
 	uScan.finish(&u)
-	return sess, u, err
+	return lead, u, err
 }
 
 // pendingScan holds the user columns scanUser converts after the scan.
