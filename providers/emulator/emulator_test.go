@@ -340,11 +340,12 @@ func TestIsLoopback(t *testing.T) {
 	}
 }
 
-// TestMintedTokenAtAuthex mounts the emulator inside a real authex server
-// (as `serve --dev` does), registers it as provider dev, and trades a
-// minted id_token at /v1/exchange; a token minted for another audience is
-// refused with its reason.
-func TestMintedTokenAtAuthex(t *testing.T) {
+// authexWithEmulator mounts a fresh emulator inside a real authex server
+// (as `serve --dev` does) over a bbolt file, with the emulator registered as
+// provider dev and the given clients; it returns once the provider's keys
+// are loaded.
+func authexWithEmulator(t *testing.T, clients []exchange.ClientConfig) (string, *emulator.Emulator) {
+	t.Helper()
 	srv := httptest.NewUnstartedServer(nil)
 	base := "http://" + srv.Listener.Addr().String()
 	em, err := emulator.New(emulator.Config{Issuer: base + "/emulator"})
@@ -365,6 +366,7 @@ func TestMintedTokenAtAuthex(t *testing.T) {
 	svc, err := exchange.New(ctx, exchange.Config{
 		Issuer: base, Audience: []string{"api"}, Algorithm: exchange.AlgES256, AccessTTL: time.Minute,
 		RefreshTTL: time.Hour, SessionMax: 2 * time.Hour, ReuseGrace: 10 * time.Second,
+		Clients: clients,
 	}, store, map[string]exchange.Provider{"dev": {Verifier: v, LinkByEmail: exchange.LinkConfirm, AllowSignup: true}}, exchange.Options{})
 	if err != nil {
 		t.Fatal(err)
@@ -377,6 +379,15 @@ func TestMintedTokenAtAuthex(t *testing.T) {
 	if err := providers.WaitReady(wctx, v); err != nil {
 		t.Fatal(err)
 	}
+	return base, em
+}
+
+// TestMintedTokenAtAuthex mounts the emulator inside a real authex server
+// (as `serve --dev` does), registers it as provider dev, and trades a
+// minted id_token at /v1/exchange; a token minted for another audience is
+// refused with its reason.
+func TestMintedTokenAtAuthex(t *testing.T) {
+	base, _ := authexWithEmulator(t, nil)
 
 	mint := func(claims map[string]any) string {
 		b, _ := json.Marshal(claims)

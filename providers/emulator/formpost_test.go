@@ -2,7 +2,6 @@ package emulator_test
 
 import (
 	"bytes"
-	"context"
 	"encoding/base64"
 	"encoding/json"
 	"html"
@@ -10,17 +9,11 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/url"
-	"path/filepath"
 	"regexp"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/authex/authex/exchange"
-	"github.com/authex/authex/providers"
-	"github.com/authex/authex/providers/emulator"
-	"github.com/authex/authex/storage/bolt"
-	"github.com/authex/authex/web"
 )
 
 var (
@@ -100,39 +93,7 @@ func TestFormPostNonceFlowAtAuthex(t *testing.T) {
 	t.Cleanup(app.Close)
 	callbackURL := app.URL + "/api/auth/callback/apple"
 
-	srv := httptest.NewUnstartedServer(nil)
-	base := "http://" + srv.Listener.Addr().String()
-	em, err := emulator.New(emulator.Config{Issuer: base + "/emulator"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	store, err := bolt.Open(filepath.Join(t.TempDir(), "authex.db"), bolt.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { store.Close() })
-	ctx, cancel := context.WithCancel(context.Background())
-	t.Cleanup(cancel)
-	v, err := providers.New(ctx, providers.Config{Name: "dev", Type: "oidc", Issuer: em.Issuer(), ClientIDs: em.ClientIDs()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	svc, err := exchange.New(ctx, exchange.Config{
-		Issuer: base, Audience: []string{"api"}, Algorithm: exchange.AlgES256, AccessTTL: time.Minute,
-		RefreshTTL: time.Hour, SessionMax: 2 * time.Hour, ReuseGrace: 10 * time.Second,
-		Clients: []exchange.ClientConfig{{ID: "nextjs", Secret: secret, VerifiesNonce: true}, {ID: "ios", Public: true}},
-	}, store, map[string]exchange.Provider{"dev": {Verifier: v, LinkByEmail: exchange.LinkConfirm, AllowSignup: true}}, exchange.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv.Config.Handler = web.NewServer(web.Deps{Exchange: svc, Mounts: map[string]http.Handler{"/emulator": em}})
-	srv.Start()
-	t.Cleanup(srv.Close)
-	wctx, wcancel := context.WithTimeout(ctx, 5*time.Second)
-	defer wcancel()
-	if err := providers.WaitReady(wctx, v); err != nil {
-		t.Fatal(err)
-	}
+	base, em := authexWithEmulator(t, []exchange.ClientConfig{{ID: "nextjs", Secret: secret, VerifiesNonce: true}, {ID: "ios", Public: true}})
 
 	f := defaultFlow()
 	f.redirectURI = callbackURL
