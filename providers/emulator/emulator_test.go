@@ -382,6 +382,27 @@ func authexWithEmulator(t *testing.T, clients []exchange.ClientConfig) (string, 
 	return base, em
 }
 
+// postExchange POSTs body to the authex server's /v1/exchange, as client
+// id with Basic authentication when id is not empty, and returns the status
+// and the decoded answer.
+func postExchange(t *testing.T, base string, body map[string]any, id, secret string) (int, map[string]any) {
+	t.Helper()
+	b, _ := json.Marshal(body)
+	req, _ := http.NewRequest(http.MethodPost, base+"/v1/exchange", bytes.NewReader(b))
+	req.Header.Set("Content-Type", "application/json")
+	if id != "" {
+		req.SetBasicAuth(id, secret)
+	}
+	res, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer res.Body.Close()
+	var m map[string]any
+	json.NewDecoder(res.Body).Decode(&m)
+	return res.StatusCode, m
+}
+
 // TestMintedTokenAtAuthex mounts the emulator inside a real authex server
 // (as `serve --dev` does), registers it as provider dev, and trades a
 // minted id_token at /v1/exchange; a token minted for another audience is
@@ -404,15 +425,7 @@ func TestMintedTokenAtAuthex(t *testing.T) {
 		return m["id_token"]
 	}
 	exchangeAt := func(idToken string) (int, map[string]any) {
-		b, _ := json.Marshal(map[string]any{"provider": "dev", "id_token": idToken})
-		res, err := http.Post(base+"/v1/exchange", "application/json", bytes.NewReader(b))
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer res.Body.Close()
-		var m map[string]any
-		json.NewDecoder(res.Body).Decode(&m)
-		return res.StatusCode, m
+		return postExchange(t, base, map[string]any{"provider": "dev", "id_token": idToken}, "", "")
 	}
 
 	status, body := exchangeAt(mint(map[string]any{"email": "grace@example.com", "name": "Grace Hopper"}))

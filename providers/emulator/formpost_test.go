@@ -1,7 +1,6 @@
 package emulator_test
 
 import (
-	"bytes"
 	"encoding/base64"
 	"encoding/json"
 	"html"
@@ -142,30 +141,14 @@ func TestFormPostNonceFlowAtAuthex(t *testing.T) {
 		t.Fatalf("id_token nonce %v, want the authorize request's %q", claims["nonce"], f.nonce)
 	}
 
-	exchangeAt := func(body map[string]any, id, sec string) (int, map[string]any) {
-		b, _ := json.Marshal(body)
-		req, _ := http.NewRequest(http.MethodPost, base+"/v1/exchange", bytes.NewReader(b))
-		req.Header.Set("Content-Type", "application/json")
-		if id != "" {
-			req.SetBasicAuth(id, sec)
-		}
-		res, err := http.DefaultClient.Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer res.Body.Close()
-		var m map[string]any
-		json.NewDecoder(res.Body).Decode(&m)
-		return res.StatusCode, m
-	}
 	cred := map[string]any{"provider": "dev", "id_token": idToken, "profile": map[string]any{"name": "Tim Apple"}}
-	if status, m := exchangeAt(map[string]any{"provider": "dev", "id_token": idToken, "client_id": "ios"}, "", ""); status != 401 || m["reason"] != "nonce_mismatch" {
+	if status, m := postExchange(t, base, map[string]any{"provider": "dev", "id_token": idToken, "client_id": "ios"}, "", ""); status != 401 || m["reason"] != "nonce_mismatch" {
 		t.Fatalf("public client without nonce: %d %v", status, m)
 	}
-	if status, m := exchangeAt(cred, "nextjs", secret); status != http.StatusOK {
+	if status, m := postExchange(t, base, cred, "nextjs", secret); status != http.StatusOK {
 		t.Fatalf("verifying client: %d %v", status, m)
 	}
-	if status, m := exchangeAt(cred, "nextjs", secret); status != 401 || m["reason"] != "replayed" {
+	if status, m := postExchange(t, base, cred, "nextjs", secret); status != 401 || m["reason"] != "replayed" {
 		t.Fatalf("replay: %d %v", status, m)
 	}
 }
