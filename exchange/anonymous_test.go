@@ -2,37 +2,19 @@ package exchange
 
 import (
 	"errors"
-	"log/slog"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/authex/authex/providers"
 	"github.com/authex/authex/storage"
-	"github.com/authex/authex/storage/bolt"
-	"github.com/authex/authex/storage/postgres"
-	"github.com/authex/authex/storage/postgres/pgtest"
 )
 
 // TestAnonymousOnBothBackends: creation (rate limited per address, the
 // budget in the database on PostgreSQL), upgrade in place and the sweep,
 // on bbolt and PostgreSQL.
 func TestAnonymousOnBothBackends(t *testing.T) {
-	for _, backend := range []struct {
-		name string
-		open func(t *testing.T) storage.Store
-	}{
-		{"bolt", func(t *testing.T) storage.Store { return openBolt(t, bolt.Options{NoSync: true, SweepInterval: -1}) }},
-		{"postgres", func(t *testing.T) storage.Store {
-			dsn, schema := pgtest.Schema(t)
-			s, err := postgres.Open(t.Context(), dsn, postgres.Options{Schema: schema, SweepInterval: -1, Logger: slog.New(slog.DiscardHandler)})
-			if err != nil {
-				t.Fatal(err)
-			}
-			t.Cleanup(func() { s.Close() })
-			return s
-		}},
-	} {
+	for _, backend := range bothBackends() {
 		t.Run(backend.name, func(t *testing.T) {
 			ctx, store := t.Context(), backend.open(t)
 			var mu sync.Mutex

@@ -2,15 +2,11 @@ package exchange
 
 import (
 	"context"
-	"log/slog"
 	"testing"
 	"time"
 
 	"github.com/authex/authex/providers"
 	"github.com/authex/authex/storage"
-	"github.com/authex/authex/storage/bolt"
-	"github.com/authex/authex/storage/postgres"
-	"github.com/authex/authex/storage/postgres/pgtest"
 )
 
 // TestClaimIsOneTransaction: a takeover of an unverified password account
@@ -19,21 +15,7 @@ import (
 // identities and the sessions the earlier steps wiped, unlinked and
 // revoked are all back.
 func TestClaimIsOneTransaction(t *testing.T) {
-	for _, backend := range []struct {
-		name string
-		open func(t *testing.T) storage.Store
-	}{
-		{"bolt", func(t *testing.T) storage.Store { return openBolt(t, bolt.Options{NoSync: true, SweepInterval: -1}) }},
-		{"postgres", func(t *testing.T) storage.Store {
-			dsn, schema := pgtest.Schema(t)
-			s, err := postgres.Open(t.Context(), dsn, postgres.Options{Schema: schema, SweepInterval: -1, Logger: slog.New(slog.DiscardHandler)})
-			if err != nil {
-				t.Fatal(err)
-			}
-			t.Cleanup(func() { s.Close() })
-			return s
-		}},
-	} {
+	for _, backend := range bothBackends() {
 		t.Run(backend.name, func(t *testing.T) {
 			ctx, store := t.Context(), backend.open(t)
 			svc, err := New(ctx, Config{

@@ -40,14 +40,7 @@ func TestClientAuthOnExchange(t *testing.T) {
 		}
 		return m
 	}
-	refusals := []struct {
-		name    string
-		body    map[string]any
-		headers []string
-		status  int
-		code    string
-		reason  string
-	}{
+	refusals := []refusal{
 		{"missing", cred(nil), nil, 401, "invalid_client", "missing_client"},
 		// An unknown id answers as a known one with a wrong or missing
 		// secret: the answer must not enumerate client ids.

@@ -370,6 +370,29 @@ func (h *harness) assertUnchanged(before snapshot) {
 	}
 }
 
+// refusal is one bad request of a table test: the JSON body and headers
+// sent, and the status, error code and reason it must be refused with.
+type refusal struct {
+	name    string
+	body    map[string]any
+	headers []string
+	status  int
+	code    string
+	reason  string
+}
+
+// withFields copies base and sets each key, value pair of extra in the copy.
+func withFields(base map[string]any, extra ...string) map[string]any {
+	m := make(map[string]any, len(base)+len(extra)/2)
+	for k, v := range base {
+		m[k] = v
+	}
+	for i := 0; i+1 < len(extra); i += 2 {
+		m[extra[i]] = extra[i+1]
+	}
+	return m
+}
+
 func assertError(t testing.TB, res response, status int, code, reason string) {
 	t.Helper()
 	if res.status != status {

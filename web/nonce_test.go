@@ -44,20 +44,9 @@ func TestNonceAttestedByClient(t *testing.T) {
 	h := nonceHarness(t)
 	idToken := h.idToken("nonce-user", map[string]any{"nonce": "auth-js-nonce"})
 	body := func(extra ...string) map[string]any {
-		m := map[string]any{"provider": "corp", "id_token": idToken}
-		for i := 0; i+1 < len(extra); i += 2 {
-			m[extra[i]] = extra[i+1]
-		}
-		return m
+		return withFields(map[string]any{"provider": "corp", "id_token": idToken}, extra...)
 	}
-	refusals := []struct {
-		name    string
-		body    map[string]any
-		headers []string
-		status  int
-		code    string
-		reason  string
-	}{
+	refusals := []refusal{
 		{"no client authentication", body(), nil, 401, "invalid_client", "missing_client"},
 		{"public client", body("client_id", "ios-app"), nil, 401, "invalid_token", "nonce_mismatch"},
 		{"confidential client without verifies_nonce", body(), basic("backend", backendSecret), 401, "invalid_token", "nonce_mismatch"},
@@ -225,11 +214,7 @@ func TestNonceAttestedLink(t *testing.T) {
 		"id_token": h.idToken("linker", nil)}, basic("nextjs", nextjsSecret)...))
 	second := h.idToken("linker-google", map[string]any{"nonce": "n-link", "email": "linker2@example.com"})
 	link := func(extra ...string) map[string]any {
-		m := map[string]any{"provider": "google", "id_token": second}
-		for i := 0; i+1 < len(extra); i += 2 {
-			m[extra[i]] = extra[i+1]
-		}
-		return m
+		return withFields(map[string]any{"provider": "google", "id_token": second}, extra...)
 	}
 	refusals := []struct {
 		name   string

@@ -340,11 +340,12 @@ func TestIsLoopback(t *testing.T) {
 	}
 }
 
-// TestMintedTokenAtAuthex mounts the emulator inside a real authex server
-// (as `serve --dev` does), registers it as provider dev, and trades a
-// minted id_token at /v1/exchange; a token minted for another audience is
-// refused with its reason.
-func TestMintedTokenAtAuthex(t *testing.T) {
+// authexWithEmulator mounts a fresh emulator inside a real authex server
+// (as `serve --dev` does) over a bbolt file, with the emulator registered as
+// provider dev and the given clients; it returns once the provider's keys
+// are loaded.
+func authexWithEmulator(t *testing.T, clients []exchange.ClientConfig) (string, *emulator.Emulator) {
+	t.Helper()
 	srv := httptest.NewUnstartedServer(nil)
 	base := "http://" + srv.Listener.Addr().String()
 	em, err := emulator.New(emulator.Config{Issuer: base + "/emulator"})
@@ -365,6 +366,7 @@ func TestMintedTokenAtAuthex(t *testing.T) {
 	svc, err := exchange.New(ctx, exchange.Config{
 		Issuer: base, Audience: []string{"api"}, Algorithm: exchange.AlgES256, AccessTTL: time.Minute,
 		RefreshTTL: time.Hour, SessionMax: 2 * time.Hour, ReuseGrace: 10 * time.Second,
+		Clients: clients,
 	}, store, map[string]exchange.Provider{"dev": {Verifier: v, LinkByEmail: exchange.LinkConfirm, AllowSignup: true}}, exchange.Options{})
 	if err != nil {
 		t.Fatal(err)
@@ -377,6 +379,36 @@ func TestMintedTokenAtAuthex(t *testing.T) {
 	if err := providers.WaitReady(wctx, v); err != nil {
 		t.Fatal(err)
 	}
+	return base, em
+}
+
+// postExchange POSTs body to the authex server's /v1/exchange, as client
+// id with Basic authentication when id is not empty, and returns the status
+// and the decoded answer.
+func postExchange(t *testing.T, base string, body map[string]any, id, secret string) (int, map[string]any) {
+	t.Helper()
+	b, _ := json.Marshal(body)
+	req, _ := http.NewRequest(http.MethodPost, base+"/v1/exchange", bytes.NewReader(b))
+	req.Header.Set("Content-Type", "application/json")
+	if id != "" {
+		req.SetBasicAuth(id, secret)
+	}
+	res, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer res.Body.Close()
+	var m map[string]any
+	json.NewDecoder(res.Body).Decode(&m)
+	return res.StatusCode, m
+}
+
+// TestMintedTokenAtAuthex mounts the emulator inside a real authex server
+// (as `serve --dev` does), registers it as provider dev, and trades a
+// minted id_token at /v1/exchange; a token minted for another audience is
+// refused with its reason.
+func TestMintedTokenAtAuthex(t *testing.T) {
+	base, _ := authexWithEmulator(t, nil)
 
 	mint := func(claims map[string]any) string {
 		b, _ := json.Marshal(claims)
@@ -393,15 +425,7 @@ func TestMintedTokenAtAuthex(t *testing.T) {
 		return m["id_token"]
 	}
 	exchangeAt := func(idToken string) (int, map[string]any) {
-		b, _ := json.Marshal(map[string]any{"provider": "dev", "id_token": idToken})
-		res, err := http.Post(base+"/v1/exchange", "application/json", bytes.NewReader(b))
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer res.Body.Close()
-		var m map[string]any
-		json.NewDecoder(res.Body).Decode(&m)
-		return res.StatusCode, m
+		return postExchange(t, base, map[string]any{"provider": "dev", "id_token": idToken}, "", "")
 	}
 
 	status, body := exchangeAt(mint(map[string]any{"email": "grace@example.com", "name": "Grace Hopper"}))

@@ -1,8 +1,6 @@
 package emulator_test
 
 import (
-	"bytes"
-	"context"
 	"encoding/base64"
 	"encoding/json"
 	"html"
@@ -10,17 +8,11 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/url"
-	"path/filepath"
 	"regexp"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/authex/authex/exchange"
-	"github.com/authex/authex/providers"
-	"github.com/authex/authex/providers/emulator"
-	"github.com/authex/authex/storage/bolt"
-	"github.com/authex/authex/web"
 )
 
 var (
@@ -100,39 +92,7 @@ func TestFormPostNonceFlowAtAuthex(t *testing.T) {
 	t.Cleanup(app.Close)
 	callbackURL := app.URL + "/api/auth/callback/apple"
 
-	srv := httptest.NewUnstartedServer(nil)
-	base := "http://" + srv.Listener.Addr().String()
-	em, err := emulator.New(emulator.Config{Issuer: base + "/emulator"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	store, err := bolt.Open(filepath.Join(t.TempDir(), "authex.db"), bolt.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { store.Close() })
-	ctx, cancel := context.WithCancel(context.Background())
-	t.Cleanup(cancel)
-	v, err := providers.New(ctx, providers.Config{Name: "dev", Type: "oidc", Issuer: em.Issuer(), ClientIDs: em.ClientIDs()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	svc, err := exchange.New(ctx, exchange.Config{
-		Issuer: base, Audience: []string{"api"}, Algorithm: exchange.AlgES256, AccessTTL: time.Minute,
-		RefreshTTL: time.Hour, SessionMax: 2 * time.Hour, ReuseGrace: 10 * time.Second,
-		Clients: []exchange.ClientConfig{{ID: "nextjs", Secret: secret, VerifiesNonce: true}, {ID: "ios", Public: true}},
-	}, store, map[string]exchange.Provider{"dev": {Verifier: v, LinkByEmail: exchange.LinkConfirm, AllowSignup: true}}, exchange.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv.Config.Handler = web.NewServer(web.Deps{Exchange: svc, Mounts: map[string]http.Handler{"/emulator": em}})
-	srv.Start()
-	t.Cleanup(srv.Close)
-	wctx, wcancel := context.WithTimeout(ctx, 5*time.Second)
-	defer wcancel()
-	if err := providers.WaitReady(wctx, v); err != nil {
-		t.Fatal(err)
-	}
+	base, em := authexWithEmulator(t, []exchange.ClientConfig{{ID: "nextjs", Secret: secret, VerifiesNonce: true}, {ID: "ios", Public: true}})
 
 	f := defaultFlow()
 	f.redirectURI = callbackURL
@@ -181,30 +141,14 @@ func TestFormPostNonceFlowAtAuthex(t *testing.T) {
 		t.Fatalf("id_token nonce %v, want the authorize request's %q", claims["nonce"], f.nonce)
 	}
 
-	exchangeAt := func(body map[string]any, id, sec string) (int, map[string]any) {
-		b, _ := json.Marshal(body)
-		req, _ := http.NewRequest(http.MethodPost, base+"/v1/exchange", bytes.NewReader(b))
-		req.Header.Set("Content-Type", "application/json")
-		if id != "" {
-			req.SetBasicAuth(id, sec)
-		}
-		res, err := http.DefaultClient.Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer res.Body.Close()
-		var m map[string]any
-		json.NewDecoder(res.Body).Decode(&m)
-		return res.StatusCode, m
-	}
 	cred := map[string]any{"provider": "dev", "id_token": idToken, "profile": map[string]any{"name": "Tim Apple"}}
-	if status, m := exchangeAt(map[string]any{"provider": "dev", "id_token": idToken, "client_id": "ios"}, "", ""); status != 401 || m["reason"] != "nonce_mismatch" {
+	if status, m := postExchange(t, base, map[string]any{"provider": "dev", "id_token": idToken, "client_id": "ios"}, "", ""); status != 401 || m["reason"] != "nonce_mismatch" {
 		t.Fatalf("public client without nonce: %d %v", status, m)
 	}
-	if status, m := exchangeAt(cred, "nextjs", secret); status != http.StatusOK {
+	if status, m := postExchange(t, base, cred, "nextjs", secret); status != http.StatusOK {
 		t.Fatalf("verifying client: %d %v", status, m)
 	}
-	if status, m := exchangeAt(cred, "nextjs", secret); status != 401 || m["reason"] != "replayed" {
+	if status, m := postExchange(t, base, cred, "nextjs", secret); status != 401 || m["reason"] != "replayed" {
 		t.Fatalf("replay: %d %v", status, m)
 	}
 }

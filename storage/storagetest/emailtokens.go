@@ -17,10 +17,7 @@ import (
 // spent exactly once (of many concurrent spends one wins), never read or
 // spent after it expired, and swept once expired.
 func testEmailTokens(t *testing.T, s storage.Store) {
-	et, ok := storage.As[storage.EmailTokens](s)
-	if !ok {
-		t.Fatal("the store does not offer storage.EmailTokens")
-	}
+	et := mustOffer[storage.EmailTokens](t, s)
 	ctx, t0 := t.Context(), epoch()
 	tok := storage.EmailToken{Hash: "aa01", Purpose: storage.TokenPurposeResetPassword, UserID: "u-1",
 		Email: "Pat@Example.com", Binding: "fp-1", CreatedAt: t0, ExpiresAt: t0.Add(time.Hour)}

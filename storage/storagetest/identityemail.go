@@ -14,10 +14,7 @@ import (
 // flag and nothing else (not the user, not its verified-email index); an
 // unknown identity is ErrNotFound.
 func testSetIdentityEmail(t *testing.T, s storage.Store) {
-	setter, ok := storage.As[storage.IdentityEmailSetter](s)
-	if !ok {
-		t.Fatal("the backend has no storage.IdentityEmailSetter (both backends must)")
-	}
+	setter := mustOffer[storage.IdentityEmailSetter](t, s)
 	ctx, t0 := t.Context(), epoch()
 	u := newUser(t0, "old@example.com", true)
 	id := newIdentity(u, "google", "s-1", t0)

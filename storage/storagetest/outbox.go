@@ -14,15 +14,6 @@ import (
 
 // storage.Outbox: both backends offer it, and Run runs these.
 
-func outbox(t *testing.T, s storage.Store) storage.Outbox {
-	t.Helper()
-	o, ok := storage.As[storage.Outbox](s)
-	if !ok {
-		t.Fatalf("%T offers no storage.Outbox", s)
-	}
-	return o
-}
-
 func newOutboxRecord(endpoint, userID string, t0 time.Time) storage.OutboxRecord {
 	return storage.OutboxRecord{
 		ID: uuid.Must(uuid.NewV7()).String(), Endpoint: endpoint, UserID: userID, Type: "user.created",
@@ -43,7 +34,7 @@ func ids(rs []storage.OutboxRecord) []string {
 // testOutbox: append, claim, the lease, finish, retry, fail and replay.
 func testOutbox(t *testing.T, s storage.Store) {
 	ctx, t0 := t.Context(), epoch()
-	o := outbox(t, s)
+	o := mustOffer[storage.Outbox](t, s)
 	r := newOutboxRecord("app", "u1", t0)
 	if err := o.AppendOutbox(ctx, r); err != nil {
 		t.Fatal(err)
@@ -130,7 +121,7 @@ func testOutbox(t *testing.T, s storage.Store) {
 // other endpoints do not wait; a failed record stops holding back.
 func testOutboxClaimOrder(t *testing.T, s storage.Store) {
 	ctx, t0 := t.Context(), epoch()
-	o := outbox(t, s)
+	o := mustOffer[storage.Outbox](t, s)
 	var u1 []storage.OutboxRecord
 	for i := range 3 {
 		r := newOutboxRecord("app", "u1", t0.Add(time.Duration(i)*time.Second))
@@ -199,7 +190,7 @@ func testOutboxInTx(t *testing.T, s storage.Store) {
 		if err := tx.CreateUser(ctx, u, newIdentity(u, "google", "g-ada", t0)); err != nil {
 			return err
 		}
-		if err := outbox(t, tx).AppendOutbox(ctx, newOutboxRecord("app", u.ID, t0)); err != nil {
+		if err := mustOffer[storage.Outbox](t, tx).AppendOutbox(ctx, newOutboxRecord("app", u.ID, t0)); err != nil {
 			return err
 		}
 		return boom
@@ -207,19 +198,19 @@ func testOutboxInTx(t *testing.T, s storage.Store) {
 	if !errors.Is(err, boom) {
 		t.Fatal(err)
 	}
-	if p, _ := outbox(t, s).ListOutbox(ctx, storage.OutboxFilter{}); len(p) != 0 {
+	if p, _ := mustOffer[storage.Outbox](t, s).ListOutbox(ctx, storage.OutboxFilter{}); len(p) != 0 {
 		t.Fatalf("rolled back, yet the outbox holds %v", ids(p))
 	}
 	err = tr.InTx(ctx, func(tx storage.Store) error {
 		if err := tx.CreateUser(ctx, u, newIdentity(u, "google", "g-ada", t0)); err != nil {
 			return err
 		}
-		return outbox(t, tx).AppendOutbox(ctx, newOutboxRecord("app", u.ID, t0))
+		return mustOffer[storage.Outbox](t, tx).AppendOutbox(ctx, newOutboxRecord("app", u.ID, t0))
 	})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if p, _ := outbox(t, s).ListOutbox(ctx, storage.OutboxFilter{}); len(p) != 1 {
+	if p, _ := mustOffer[storage.Outbox](t, s).ListOutbox(ctx, storage.OutboxFilter{}); len(p) != 1 {
 		t.Fatalf("committed, yet the outbox holds %v", ids(p))
 	}
 }
@@ -228,7 +219,7 @@ func testOutboxInTx(t *testing.T, s storage.Store) {
 // record, and each record is handed out once.
 func testOutboxClaimConcurrent(t *testing.T, s storage.Store) {
 	ctx, t0 := t.Context(), epoch()
-	o := outbox(t, s)
+	o := mustOffer[storage.Outbox](t, s)
 	const users = 20
 	for i := range users {
 		if err := o.AppendOutbox(ctx, newOutboxRecord("app", fmt.Sprint("u", i), t0)); err != nil {

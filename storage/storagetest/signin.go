@@ -15,15 +15,6 @@ import (
 // The hot paths' capabilities (storage/signin.go): both backends offer
 // them, and each must do exactly what the Store methods it folds do.
 
-func signInWriter(t *testing.T, s storage.Store) storage.SignInWriter {
-	t.Helper()
-	w, ok := storage.As[storage.SignInWriter](s)
-	if !ok {
-		t.Fatal("the backend has no storage.SignInWriter (both backends must)")
-	}
-	return w
-}
-
 // signInFor is a sign-in of ident (of u) at t0 with a credential key.
 func signInFor(u storage.User, ident storage.Identity, key string, t0 time.Time) storage.SignIn {
 	return storage.SignIn{
@@ -37,11 +28,9 @@ func signInFor(u storage.User, ident storage.Identity, key string, t0 time.Time)
 // touches the identity, appends the audit events, counts the live
 // sessions and lists the identities.
 func testWriteSignIn(t *testing.T, s storage.Store) {
-	w := signInWriter(t, s)
+	w := mustOffer[storage.SignInWriter](t, s)
 	ctx, t0 := t.Context(), epoch()
-	u := newUser(t0, "ada@example.com", true)
-	ident := newIdentity(u, "google", "g-1", t0)
-	mustCreateUser(t, s, u, ident)
+	u, ident := mustCreateAda(t, s, t0)
 	second := newIdentity(u, "corp", "c-1", t0.Add(time.Second))
 	mustAddIdentity(t, s, second)
 	// One live session and one revoked: the count sees the live one.
@@ -98,11 +87,9 @@ func testWriteSignIn(t *testing.T, s storage.Store) {
 // identity that is not the user's (ErrStale) write nothing at all; an
 // expired record is replaced.
 func testWriteSignInRefusals(t *testing.T, s storage.Store) {
-	w := signInWriter(t, s)
+	w := mustOffer[storage.SignInWriter](t, s)
 	ctx, t0 := t.Context(), epoch()
-	u := newUser(t0, "ada@example.com", true)
-	ident := newIdentity(u, "google", "g-1", t0)
-	mustCreateUser(t, s, u, ident)
+	u, ident := mustCreateAda(t, s, t0)
 	other := newUser(t0, "bob@example.com", true)
 	otherIdent := newIdentity(other, "google", "g-2", t0)
 	mustCreateUser(t, s, other, otherIdent)
@@ -164,11 +151,9 @@ func testWriteSignInRefusals(t *testing.T, s storage.Store) {
 // credential exactly one writes; of 10 with their own credentials every
 // one writes, and the last to count sees them all.
 func testWriteSignInConcurrent(t *testing.T, s storage.Store) {
-	w := signInWriter(t, s)
+	w := mustOffer[storage.SignInWriter](t, s)
 	ctx, t0 := t.Context(), epoch()
-	u := newUser(t0, "ada@example.com", true)
-	ident := newIdentity(u, "google", "g-1", t0)
-	mustCreateUser(t, s, u, ident)
+	u, ident := mustCreateAda(t, s, t0)
 
 	var won, lost atomic.Int32
 	atOnce(20, func(int) {
@@ -215,10 +200,7 @@ func testWriteSignInConcurrent(t *testing.T, s storage.Store) {
 // testHotReads: GetIdentityUser and GetSessionUser read what GetIdentity,
 // GetSession and GetUser read; ErrNotFound when absent.
 func testHotReads(t *testing.T, s storage.Store) {
-	r, ok := storage.As[storage.HotReader](s)
-	if !ok {
-		t.Fatal("the backend has no storage.HotReader (both backends must)")
-	}
+	r := mustOffer[storage.HotReader](t, s)
 	ctx, t0 := t.Context(), epoch()
 	u := newUser(t0, "ada@example.com", true)
 	u.Username, u.GivenName = "ada", "Ada"
@@ -254,13 +236,9 @@ func testHotReads(t *testing.T, s storage.Store) {
 // the user; a stale generation, a dead session or a disabled user is
 // ErrStale and writes nothing; of concurrent rotations one wins.
 func testRotateSessionOfEnabledUser(t *testing.T, s storage.Store) {
-	rot, ok := storage.As[storage.EnabledUserRotator](s)
-	if !ok {
-		t.Fatal("the backend has no storage.EnabledUserRotator (both backends must)")
-	}
+	rot := mustOffer[storage.EnabledUserRotator](t, s)
 	ctx, t0 := t.Context(), epoch()
-	u := newUser(t0, "ada@example.com", true)
-	mustCreateUser(t, s, u, newIdentity(u, "google", "g-1", t0))
+	u, _ := mustCreateAda(t, s, t0)
 	sess := newSession(u, t0)
 	mustCreateSession(t, s, sess)
 
@@ -330,13 +308,9 @@ func testRotateSessionOfEnabledUser(t *testing.T, s storage.Store) {
 // session as it was; a second reports false and keeps the first reason;
 // of concurrent ones exactly one reports true; absent is ErrNotFound.
 func testRevokeSessionOnce(t *testing.T, s storage.Store) {
-	rv, ok := storage.As[storage.SessionRevoker](s)
-	if !ok {
-		t.Fatal("the backend has no storage.SessionRevoker (both backends must)")
-	}
+	rv := mustOffer[storage.SessionRevoker](t, s)
 	ctx, t0 := t.Context(), epoch()
-	u := newUser(t0, "ada@example.com", true)
-	mustCreateUser(t, s, u, newIdentity(u, "google", "g-1", t0))
+	u, _ := mustCreateAda(t, s, t0)
 	sess := newSession(u, t0)
 	mustCreateSession(t, s, sess)
 

@@ -195,6 +195,17 @@ func signUp(tb testing.TB, s storage.Store, t0 time.Time, email string, verified
 	return u, id
 }
 
+// mustOffer is s as the optional capability T, which both backends must
+// offer; the test stops when s does not.
+func mustOffer[T any](tb testing.TB, s storage.Store) T {
+	tb.Helper()
+	c, ok := storage.As[T](s)
+	if !ok {
+		tb.Fatalf("the backend %T has no %v (both backends must)", s, reflect.TypeFor[T]())
+	}
+	return c
+}
+
 func mustCreateUser(tb testing.TB, s storage.Store, u storage.User, first storage.Identity) {
 	tb.Helper()
 	if err := s.CreateUser(tb.Context(), u, first); err != nil {
@@ -207,6 +218,16 @@ func mustAddIdentity(tb testing.TB, s storage.Store, id storage.Identity) {
 	if err := s.AddIdentity(tb.Context(), id); err != nil {
 		tb.Fatalf("AddIdentity(%s %s): %v", id.Issuer, id.Subject, err)
 	}
+}
+
+// mustCreateAda creates the user ada@example.com (verified) with her
+// google identity g-1, as of t0.
+func mustCreateAda(tb testing.TB, s storage.Store, t0 time.Time) (storage.User, storage.Identity) {
+	tb.Helper()
+	u := newUser(t0, "ada@example.com", true)
+	ident := newIdentity(u, "google", "g-1", t0)
+	mustCreateUser(tb, s, u, ident)
+	return u, ident
 }
 
 func mustCreateSession(tb testing.TB, s storage.Store, sess storage.Session) {

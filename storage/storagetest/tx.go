@@ -13,10 +13,7 @@ import (
 
 func transactor(t *testing.T, s storage.Store) storage.Transactor {
 	t.Helper()
-	tr, ok := storage.As[storage.Transactor](s)
-	if !ok {
-		t.Fatalf("%T offers no storage.Transactor", s)
-	}
+	tr := mustOffer[storage.Transactor](t, s)
 	return tr
 }
 
