@@ -241,15 +241,16 @@ type block struct {
 	users   int
 	rows    []row
 
-	bolt     bool
-	dataPath string
-	pop      populated
-	startup  time.Duration // of the first instance
-	ready    time.Duration
-	idleRSS  int64
-	peakRSS  int64 // KiB, largest authex process
-	peakAnon int64
-	endSize  int64
+	bolt      bool
+	instances int // PostgreSQL: authex instances on the one schema
+	dataPath  string
+	pop       populated
+	startup   time.Duration // of the first instance
+	ready     time.Duration
+	idleRSS   int64
+	peakRSS   int64 // KiB, largest authex process
+	peakAnon  int64
+	endSize   int64
 }
 
 // row is one phase at one connection count: a result per run.
@@ -342,7 +343,7 @@ func (b *bench) runPG(instances, n int, conns []int) (block, error) {
 	if err := dep.pg.checkProcReadable(); err != nil {
 		return block{}, err
 	}
-	blk := block{label: label, users: n, pop: pop, startup: dep.servers[0].startup, ready: dep.servers[0].ready}
+	blk := block{label: label, users: n, instances: instances, pop: pop, startup: dep.servers[0].startup, ready: dep.servers[0].ready}
 	if err := b.runRows([]target{{dep: dep, blk: &blk}}, conns); err != nil {
 		return blk, err
 	}

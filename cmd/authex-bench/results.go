@@ -188,6 +188,9 @@ func (rep report) print(out io.Writer, o options) {
 			}
 		}
 	}
+	if current != nil {
+		rep.checkPostgres(*current, check)
+	}
 	for _, b := range bolts {
 		check(b.startup < 100*time.Millisecond, "%s (%d users): start-up %s to /healthz < 100 ms", b.label, b.pop.users, b.startup.Round(time.Millisecond))
 		check(b.peakAnon < 50*1024, "%s: anonymous memory under load at most %.1f MB < 50 MB", b.label, float64(b.peakAnon)/1024)
@@ -208,5 +211,39 @@ func printScaling(out io.Writer, small, large block) {
 		ra, rb := s.ratio(), r.ratio()
 		fmt.Fprintf(out, "- %s: %.2f vs %.2f of the ceiling (%+.0f %%); %.0f vs %.0f requests/s\n",
 			phases[r.phase], ra, rb, (rb/ra-1)*100, col(s.results, result.rps), col(r.results, result.rps))
+	}
+}
+
+// checkPostgres prints issue 15's PostgreSQL targets against the bbolt
+// block of the same run, at the largest connection count both have: one
+// instance's exchange and refresh at least 0.65 x bbolt's rate and at most
+// 1.6 x its CPU per request (authex + the run's backends); two instances'
+// p99 at most 60 ms.
+func (rep report) checkPostgres(bolt block, check func(bool, string, ...any)) {
+	for _, pg := range rep.blocks {
+		if pg.bolt || pg.compare || pg.instances == 0 {
+			continue
+		}
+		for _, r := range pg.rows {
+			if r.phase != phaseReturning && r.phase != phaseRefresh {
+				continue
+			}
+			if pg.instances > 1 {
+				if r.conns == 64 {
+					p99 := col(r.results, p99ms)
+					check(p99 <= 60, "%s, %d connections, %s: p99 %.1f ms <= 60 ms", pg.label, r.conns, phases[r.phase], p99)
+				}
+				continue
+			}
+			b, ok := bolt.row(r.conns, r.phase)
+			if !ok || r.conns != 64 {
+				continue
+			}
+			rate, brate := col(r.results, result.rps), col(b.results, result.rps)
+			cpu, bcpu := col(r.results, result.cpuUS), col(b.results, result.cpuUS)
+			check(rate >= 0.65*brate, "%s, %d connections, %s: %.0f/s = %.2f x bbolt's %.0f/s >= 0.65", pg.label, r.conns, phases[r.phase], rate, rate/brate, brate)
+			check(cpu <= 1.6*bcpu, "%s, %d connections, %s: CPU %.0f µs/req (DB %.0f) = %.2f x bbolt's %.0f <= 1.6", pg.label, r.conns, phases[r.phase],
+				cpu, col(r.results, result.cpuDBUS), cpu/bcpu, bcpu)
+		}
 	}
 }
