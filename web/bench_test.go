@@ -244,22 +244,28 @@ func refreshers() []string {
 	return subjects
 }
 
-// cpuClock is the process's CPU time (user and system, every thread) at
-// the start of a benchmark's timed part. On this shared box wall time per
-// request depends on the neighbours; CPU time per request much less. It
-// counts the in-process clients too, so compare it only with itself.
-type cpuClock time.Duration
+// cpuClock is the process's CPU time (user and system, every thread) and
+// garbage collections at the start of a benchmark's timed part. On this
+// shared box wall time per request depends on the neighbours; CPU time
+// per request much less. Both count the in-process clients too, so
+// compare them only with themselves.
+type cpuClock struct {
+	cpu time.Duration
+	gcs uint32
+}
 
 func startCPU(b *testing.B) cpuClock {
 	b.Helper()
-	return cpuClock(processCPU(b))
+	return cpuClock{cpu: processCPU(b), gcs: gcCycles()}
 }
 
-// report adds cpu-µs/op: CPU time since start per iteration.
+// report adds cpu-µs/op, CPU time since start per iteration, and
+// gc/1k-op, collections per thousand iterations.
 func (c cpuClock) report(b *testing.B) {
 	b.Helper()
-	used := processCPU(b) - time.Duration(c)
+	used := processCPU(b) - c.cpu
 	b.ReportMetric(float64(used.Microseconds())/float64(b.N), "cpu-µs/op")
+	b.ReportMetric(float64(gcCycles()-c.gcs)*1000/float64(b.N), "gc/1k-op")
 }
 
 func processCPU(b *testing.B) time.Duration {
@@ -268,4 +274,10 @@ func processCPU(b *testing.B) time.Duration {
 		b.Fatal(err)
 	}
 	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
+func gcCycles() uint32 {
+	var m runtime.MemStats
+	runtime.ReadMemStats(&m)
+	return m.NumGC
 }
