@@ -39,7 +39,6 @@ func FuzzClaims(f *testing.F) {
 		`{"sub":"a","SUB":"victim"}`, `{"sub":"a","sub":"b"}`, `{"exp":"1767225600"}`, `{"ſub":"x"}`,
 		`{"aud":null,"nbf":-1,"x":{"y":[{"z":1}]}}`, `{"email_verified":"TRUE","is_private_email":false,"xms_edov":1}`,
 		`{"exp":1e400}`, `{"exp":9223372036854775808}`, `null`, `[]`, `{"a":1}x`,
-		`{"exp":null}`, `{"_claim_names":{"a":"s"},"_claim_sources":{"t":{}}}`, `{"_claim_names":{"a":""}}`,
 	} {
 		f.Add([]byte(s))
 	}

@@ -2,8 +2,6 @@ package providers
 
 import (
 	"bytes"
-	"crypto/sha256"
-	"crypto/sha512"
 	"encoding/base64"
 	"encoding/json"
 	"errors"
@@ -80,9 +78,9 @@ type claims struct {
 	Subject         string       `json:"sub"`
 	Audience        audience     `json:"aud"`
 	AuthorizedParty string       `json:"azp"`
-	Expiry          timeClaim    `json:"exp"`
+	Expiry          *numericDate `json:"exp"`
 	NotBefore       *numericDate `json:"nbf"`
-	IssuedAt        timeClaim    `json:"iat"`
+	IssuedAt        *numericDate `json:"iat"`
 	Nonce           string       `json:"nonce"`
 	TokenID         string       `json:"jti"`
 	AtHash          string       `json:"at_hash"`
@@ -95,33 +93,6 @@ type claims struct {
 	TenantID       string   `json:"tid"`              // microsoft
 	EmailDomainOV  flexBool `json:"xms_edov"`         // microsoft: the email's domain owner verified it
 	IsPrivateEmail flexBool `json:"is_private_email"` // apple: a private relay address
-
-	// Distributed claims (OIDC Core §5.6.2). We never fetch them, but a
-	// token whose claim names point at sources it does not carry is
-	// malformed, as go-oidc held when it verified our id_tokens.
-	ClaimNames   map[string]string      `json:"_claim_names"`
-	ClaimSources map[string]claimSource `json:"_claim_sources"`
-}
-
-type claimSource struct {
-	Endpoint    string `json:"endpoint"`
-	AccessToken string `json:"access_token"`
-}
-
-// timeClaim is exp or iat: absent, or a NumericDate. Unlike nbf, null is
-// refused (numericDate refuses it, and encoding/json hands null to a
-// non-pointer field's UnmarshalJSON), as go-oidc refused it.
-type timeClaim struct {
-	numericDate
-	present bool
-}
-
-func (t *timeClaim) UnmarshalJSON(b []byte) error {
-	if err := t.numericDate.UnmarshalJSON(b); err != nil {
-		return err
-	}
-	t.present = true
-	return nil
 }
 
 // decodeClaims decodes an id_token's payload strictly (see decodeStrict):
@@ -132,37 +103,7 @@ func decodeClaims(payload []byte) (claims, error) {
 	if err := decodeStrict(payload, maxTokenSize, &cl); err != nil {
 		return claims{}, refuse(ReasonMalformed, "id_token claims are malformed (wrong types, or duplicate or case-variant names)", err)
 	}
-	for name, src := range cl.ClaimNames {
-		if _, ok := cl.ClaimSources[src]; !ok || src == "" {
-			return claims{}, refuse(ReasonMalformed, "id_token claims are malformed", fmt.Errorf("distributed claim %q names source %q, which the token does not carry", clip(name), clip(src)))
-		}
-	}
 	return cl, nil
-}
-
-// checkAtHash checks at_hash against the access token sent with the
-// id_token (OIDC Core §3.2.2.9): the left half of the token's hash, by the
-// hash of the id_token's alg, base64url-encoded. EdDSA takes SHA-512, as
-// go-oidc (which checked it before) does.
-func checkAtHash(alg, accessToken, atHash string) error {
-	var sum []byte
-	switch alg {
-	case "RS256", "ES256", "PS256":
-		s := sha256.Sum256([]byte(accessToken))
-		sum = s[:]
-	case "RS384", "ES384", "PS384":
-		s := sha512.Sum384([]byte(accessToken))
-		sum = s[:]
-	case "RS512", "ES512", "PS512", "EdDSA":
-		s := sha512.Sum512([]byte(accessToken))
-		sum = s[:]
-	default:
-		return fmt.Errorf("no at_hash for alg %q", alg)
-	}
-	if !equal(base64.RawURLEncoding.EncodeToString(sum[:len(sum)/2]), atHash) {
-		return errors.New("at_hash does not match the access token")
-	}
-	return nil
 }
 
 // audience is aud: a string or an array of strings (RFC 7519 §4.1.3).

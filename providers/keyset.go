@@ -18,6 +18,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/coreos/go-oidc/v3/oidc"
 	jose "github.com/go-jose/go-jose/v4"
 	"golang.org/x/sync/singleflight"
 )
@@ -30,7 +31,7 @@ const maxDocumentSize = 1 << 20
 // shared refetch (and every verification waiting on it) forever.
 const fetchTimeout = 10 * time.Second
 
-// keySet is the provider's JWKS, cached.
+// keySet is our oidc.KeySet: the provider's JWKS, cached.
 //
 //   - Keys are selected by kid; a token without kid is tried against every
 //     key whose type fits its alg.
@@ -49,8 +50,13 @@ const fetchTimeout = 10 * time.Second
 //     time refreshes it first. A failed scheduled refresh keeps the last
 //     good keys and is retried with backoff.
 //
-// Its errors are *Error with their reason (malformed, signature,
-// algorithm, unknown_key), ErrUnavailable, or the context's.
+// Reporting reasons through go-oidc: IDTokenVerifier.Verify formats a
+// KeySet's error with %v, so the type of our error does not survive it.
+// Rather than parse error strings, the caller puts a *sigOutcome in the
+// context it passes to go-oidc; VerifySignature, which receives that
+// context, stores its typed error there, and the caller reads it when
+// go-oidc fails. The slot is per call, so there is no shared state to race
+// on, and the signature is verified once, inside go-oidc's flow.
 type keySet struct {
 	url      string
 	client   *http.Client
@@ -74,6 +80,13 @@ type keySet struct {
 	due         time.Time // when the keys must be fetched again
 	failures    int       // scheduled refreshes failed in a row
 }
+
+var _ oidc.KeySet = (*keySet)(nil)
+
+// sigOutcome is the per-call slot described on keySet.
+type sigOutcome struct{ err error }
+
+type sigOutcomeKey struct{}
 
 // errCooldown: a refetch was wanted but the cooldown is running.
 var errCooldown = errors.New("jwks refetch suppressed by cooldown")
@@ -188,7 +201,20 @@ func (k *keySet) current() *jose.JSONWebKeySet {
 	return &jose.JSONWebKeySet{}
 }
 
-// joseAlgs are the asymmetric algorithms, for a caller that accepts any.
+// VerifySignature implements oidc.KeySet. go-oidc has already checked the
+// alg against the provider's list; we parse again with the same rule (only
+// asymmetric algorithms) so this is safe even when called on its own.
+func (k *keySet) VerifySignature(ctx context.Context, raw string) ([]byte, error) {
+	payload, err := k.verify(ctx, raw)
+	if err != nil {
+		if out, ok := ctx.Value(sigOutcomeKey{}).(*sigOutcome); ok {
+			out.err = err
+		}
+		return nil, err
+	}
+	return payload, nil
+}
+
 var joseAlgs = func() []jose.SignatureAlgorithm {
 	var algs []jose.SignatureAlgorithm
 	for alg := range asymmetricAlgs {
@@ -197,11 +223,8 @@ var joseAlgs = func() []jose.SignatureAlgorithm {
 	return algs
 }()
 
-// verify parses raw, a JWS in compact form whose alg must be one of algs
-// (asymmetric algorithms only), and verifies its signature; it returns
-// the payload.
-func (k *keySet) verify(ctx context.Context, raw string, algs []jose.SignatureAlgorithm) ([]byte, error) {
-	jws, err := jose.ParseSignedCompact(raw, algs)
+func (k *keySet) verify(ctx context.Context, raw string) ([]byte, error) {
+	jws, err := jose.ParseSignedCompact(raw, joseAlgs)
 	if err != nil {
 		return nil, refuse(ReasonMalformed, "id_token is not a valid JWS", err)
 	}

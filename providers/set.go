@@ -198,7 +198,7 @@ func (v *SETVerifier) Verify(ctx context.Context, raw string) (SET, error) {
 	if len(h.Crit) > 0 {
 		return SET{}, refuse(ReasonMalformed, "SET header has crit extensions we do not understand", nil)
 	}
-	payload, err := v.keys.verify(ctx, raw, joseAlgs)
+	payload, err := v.keys.verify(ctx, raw)
 	if err != nil {
 		return SET{}, err
 	}
