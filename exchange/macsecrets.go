@@ -44,14 +44,17 @@ func (s *Service) macSecretFor(sess storage.Session) *keyring.MACSecret {
 	return s.keys.MACs().At(sess.RotatedAt)
 }
 
-func macWith(key []byte, purpose, sessionID string, generation uint64) string {
-	m := hmac.New(sha256.New, key)
-	m.Write([]byte(purpose))
-	m.Write([]byte{0})
-	m.Write([]byte(sessionID))
-	m.Write([]byte{0})
-	m.Write(strconv.AppendUint(nil, generation, 10))
-	return base64.RawURLEncoding.EncodeToString(m.Sum(nil))
+// macWith is the MAC of purpose, id and generation under sec, each part
+// ended by a zero byte but the last.
+func macWith(sec *keyring.MACSecret, purpose, id string, generation uint64) string {
+	var buf [128]byte // the message of every token we make fits
+	msg := append(buf[:0], purpose...)
+	msg = append(msg, 0)
+	msg = append(msg, id...)
+	msg = append(msg, 0)
+	msg = strconv.AppendUint(msg, generation, 10)
+	var sum [sha256.Size]byte
+	return base64.RawURLEncoding.EncodeToString(sec.Sum(sum[:0], msg))
 }
 
 // refreshToken derives the refresh token of a session at its current
@@ -61,7 +64,7 @@ func macWith(key []byte, purpose, sessionID string, generation uint64) string {
 func (s *Service) refreshToken(sess storage.Session) string {
 	sec := s.macSecretFor(sess)
 	return sess.ID + "." + strconv.FormatUint(sess.Generation, 10) + "." + sec.ID + "." +
-		macWith(sec.Key, "refresh", sess.ID, sess.Generation)
+		macWith(sec, "refresh", sess.ID, sess.Generation)
 }
 
 var errBadRefreshToken = errors.New("refresh token is not one of ours")
@@ -84,7 +87,7 @@ func (s *Service) parseRefreshToken(token string) (sessionID string, generation 
 	if !ok {
 		return "", 0, errBadRefreshToken
 	}
-	if !hmac.Equal([]byte(macWith(sec.Key, "refresh", sessionID, generation)), []byte(mac)) {
+	if !hmac.Equal([]byte(macWith(sec, "refresh", sessionID, generation)), []byte(mac)) {
 		return "", 0, errBadRefreshToken
 	}
 	return sessionID, generation, nil

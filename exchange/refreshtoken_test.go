@@ -2,8 +2,13 @@ package exchange
 
 import (
 	"context"
+	"crypto/hmac"
+	"crypto/sha256"
+	"encoding/base64"
+	"fmt"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -136,4 +141,32 @@ func countMAC(secrets []storage.Secret) int {
 		}
 	}
 	return n
+}
+
+// TestMACWith pins the MAC of a token to HMAC-SHA256 of purpose, 0, id, 0,
+// decimal generation, under the secret, whichever pooled HMAC state makes
+// it (concurrently, under -race) and whatever secret made the previous one.
+func TestMACWith(t *testing.T) {
+	secrets := []*keyring.MACSecret{{ID: "a", Key: []byte("key-a-0123456789abcdef0123456789")}, {ID: "b", Key: []byte("key-b")}}
+	want := func(key []byte, msg string) string {
+		m := hmac.New(sha256.New, key)
+		m.Write([]byte(msg))
+		return base64.RawURLEncoding.EncodeToString(m.Sum(nil))
+	}
+	var wg sync.WaitGroup
+	for w := range 4 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range 200 {
+				sec := secrets[(w+i)%len(secrets)]
+				id := fmt.Sprintf("session-%d", i)
+				if got, exp := macWith(sec, "refresh", id, uint64(i)), want(sec.Key, "refresh\x00"+id+"\x00"+strconv.Itoa(i)); got != exp {
+					t.Errorf("macWith(%s, %s, %d) = %s, want %s", sec.ID, id, i, got, exp)
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
 }

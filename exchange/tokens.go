@@ -75,7 +75,7 @@ func (s *Service) accessClaims(sess storage.Session, u storage.User) AccessClaim
 }
 
 func (s *Service) mac(purpose string, sess storage.Session) string {
-	return macWith(s.macSecretFor(sess).Key, purpose, sess.ID, sess.Generation)
+	return macWith(s.macSecretFor(sess), purpose, sess.ID, sess.Generation)
 }
 
 // A link_token (409 account_exists) carries a verified identity that is
@@ -123,7 +123,7 @@ var (
 // linkOwner is the Owner claim of a link_token meant for userID, made
 // with the MAC secret that signs now.
 func (s *Service) linkOwner(userID string) string {
-	return macWith(s.keys.MACs().At(s.now()).Key, "link-owner", userID, 0)
+	return macWith(s.keys.MACs().At(s.now()), "link-owner", userID, 0)
 }
 
 // isLinkOwner checks an Owner claim against every MAC secret held, in
@@ -131,7 +131,7 @@ func (s *Service) linkOwner(userID string) string {
 func (s *Service) isLinkOwner(owner, userID string) bool {
 	ok := false
 	for _, m := range s.keys.MACs().List {
-		if hmac.Equal([]byte(owner), []byte(macWith(m.Key, "link-owner", userID, 0))) {
+		if hmac.Equal([]byte(owner), []byte(macWith(m, "link-owner", userID, 0))) {
 			ok = true
 		}
 	}

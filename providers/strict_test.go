@@ -66,6 +66,45 @@ func TestStrictClaims(t *testing.T) {
 	}
 }
 
+// TestClaimShapes pins what go-oidc's IDTokenVerifier refuses before our
+// strict decode sees the claims: exp or iat null, and distributed claims
+// whose names point at sources the token does not carry. nbf null is
+// absent.
+func TestClaimShapes(t *testing.T) {
+	iss := providertest.NewIssuer(t)
+	v := newVerifier(t, iss, nil)
+	now := time.Now().Unix()
+	times := fmt.Sprintf(`"iat":%d,"exp":%d`, now, now+3600)
+	tests := []struct {
+		name   string
+		claims string // besides iss, aud, sub
+		want   string // "" = accepted
+	}{
+		{"exp null", fmt.Sprintf(`"iat":%d,"exp":null`, now), providers.ReasonMalformed},
+		{"iat null", fmt.Sprintf(`"iat":null,"exp":%d`, now+3600), providers.ReasonMalformed},
+		{"nbf null", times + `,"nbf":null`, ""},
+		{"distributed claims", times + `,"_claim_names":{"groups":"src1"},"_claim_sources":{"src1":{"endpoint":"https://c.example/g","access_token":"t"}}`, ""},
+		{"claim name without its source", times + `,"_claim_names":{"groups":"src1"},"_claim_sources":{"src2":{"endpoint":"https://c.example/g"}}`, providers.ReasonMalformed},
+		{"claim name with an empty source", times + `,"_claim_names":{"groups":""},"_claim_sources":{"":{}}`, providers.ReasonMalformed},
+		{"claim names not strings", times + `,"_claim_names":{"groups":1}`, providers.ReasonMalformed},
+		{"claim source not an object", times + `,"_claim_sources":{"src1":"x"}`, providers.ReasonMalformed},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			body := fmt.Sprintf(`{"iss":%q,"aud":%q,"sub":"a",%s}`, iss.URL(), webClient, tt.claims)
+			token := iss.MintRaw(t, []byte(body))
+			id, err := v.Verify(t.Context(), providers.Credential{IDToken: token})
+			if tt.want != "" {
+				checkRefused(t, err, tt.want, token)
+				return
+			}
+			if err != nil || id.Subject != "a" {
+				t.Fatalf("Verify = %+v, %v", id, err)
+			}
+		})
+	}
+}
+
 // TestStrictHeader: the JOSE header gets the same rules.
 func TestStrictHeader(t *testing.T) {
 	iss := providertest.NewIssuer(t)

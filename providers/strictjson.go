@@ -1,12 +1,11 @@
 package providers
 
 import (
-	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"reflect"
+	"slices"
 	"strings"
 	"sync"
 	"unicode"
@@ -66,15 +65,12 @@ func checkStrict(data []byte, t reflect.Type) error {
 		// two keys that differ in their bytes equal after decoding.
 		return errors.New("document is not valid UTF-8")
 	}
-	dec := json.NewDecoder(bytes.NewReader(data))
-	dec.UseNumber()
-	if err := walkStrict(dec, t, 0); err != nil {
-		return err
+	if !json.Valid(data) {
+		// Also refuses trailing data after the document.
+		return errors.New("document is not valid JSON")
 	}
-	if _, err := dec.Token(); err != io.EOF {
-		return errors.New("trailing data after the JSON document")
-	}
-	return nil
+	w := strictWalker{data: data}
+	return w.value(t, 0)
 }
 
 var unmarshalerType = reflect.TypeFor[json.Unmarshaler]()
@@ -160,54 +156,160 @@ func foldKey(s string) string {
 	return b.String()
 }
 
-func walkStrict(dec *json.Decoder, t reflect.Type, depth int) error {
+// strictWalker walks a document that json.Valid accepted, byte by byte:
+// encoding/json's Decoder.Token allocates for every token (and builds a
+// syntax error for every value it reads to find where the value ends),
+// which made the walk most of an id_token's decoding.
+type strictWalker struct {
+	data []byte
+	pos  int
+}
+
+// maxLinearKeys: objects with more keys than this track them in a map,
+// so that a token with thousands of keys stays linear.
+const maxLinearKeys = 16
+
+func (w *strictWalker) value(t reflect.Type, depth int) error {
 	if depth > maxJSONDepth {
 		return fmt.Errorf("nested deeper than %d levels", maxJSONDepth)
 	}
-	tok, err := dec.Token()
-	if err != nil {
-		return err
-	}
-	delim, ok := tok.(json.Delim)
-	if !ok {
-		return nil // a scalar
-	}
-	s := shapeOf(t)
-	switch delim {
-	case '[':
-		for dec.More() {
-			if err := walkStrict(dec, s.elem, depth+1); err != nil {
-				return err
-			}
-		}
+	w.skipSpace()
+	switch w.data[w.pos] {
 	case '{':
-		seen := map[string]bool{}
-		for dec.More() {
-			kt, err := dec.Token()
-			if err != nil {
-				return err
-			}
-			key := kt.(string)
-			if seen[key] {
+		return w.object(t, depth)
+	case '[':
+		return w.array(t, depth)
+	case '"':
+		w.skipString()
+	default: // a number, true, false or null
+		for w.pos < len(w.data) && strings.IndexByte(",]} \t\n\r", w.data[w.pos]) < 0 {
+			w.pos++
+		}
+	}
+	return nil
+}
+
+func (w *strictWalker) object(t reflect.Type, depth int) error {
+	w.pos++ // {
+	s := shapeOf(t)
+	var (
+		keys []string        // the first maxLinearKeys keys
+		many map[string]bool // every key, once there are more
+	)
+	w.skipSpace()
+	if w.data[w.pos] == '}' {
+		w.pos++
+		return nil
+	}
+	for {
+		w.skipSpace()
+		key, err := w.key()
+		if err != nil {
+			return err
+		}
+		switch {
+		case many != nil:
+			if many[key] {
 				return fmt.Errorf("%w %q", errDuplicateKey, clip(key))
 			}
-			seen[key] = true
-			var next reflect.Type
-			if s.fields != nil {
-				if f, ok := s.fields[foldKey(key)]; ok {
-					if f.name != key {
-						return fmt.Errorf("%w: %q (expected %q)", errCaseVariant, clip(key), f.name)
-					}
-					next = f.typ
-				}
+			many[key] = true
+		case slices.Contains(keys, key):
+			return fmt.Errorf("%w %q", errDuplicateKey, clip(key))
+		case len(keys) < maxLinearKeys:
+			keys = append(keys, key)
+		default:
+			many = make(map[string]bool, 2*maxLinearKeys)
+			for _, k := range keys {
+				many[k] = true
 			}
-			if err := walkStrict(dec, next, depth+1); err != nil {
-				return err
+			many[key] = true
+		}
+		var next reflect.Type
+		if s.fields != nil {
+			if f, ok := s.fields[foldKey(key)]; ok {
+				if f.name != key {
+					return fmt.Errorf("%w: %q (expected %q)", errCaseVariant, clip(key), f.name)
+				}
+				next = f.typ
 			}
 		}
+		w.skipSpace()
+		w.pos++ // :
+		if err := w.value(next, depth+1); err != nil {
+			return err
+		}
+		w.skipSpace()
+		c := w.data[w.pos]
+		w.pos++
+		if c == '}' {
+			return nil
+		}
 	}
-	_, err = dec.Token() // the closing delimiter
-	return err
+}
+
+func (w *strictWalker) array(t reflect.Type, depth int) error {
+	w.pos++ // [
+	elem := shapeOf(t).elem
+	w.skipSpace()
+	if w.data[w.pos] == ']' {
+		w.pos++
+		return nil
+	}
+	for {
+		if err := w.value(elem, depth+1); err != nil {
+			return err
+		}
+		w.skipSpace()
+		c := w.data[w.pos]
+		w.pos++
+		if c == ']' {
+			return nil
+		}
+	}
+}
+
+// key reads an object key as encoding/json decodes it: escapes are
+// rare in keys, so only a key that has one goes through encoding/json.
+func (w *strictWalker) key() (string, error) {
+	start := w.pos
+	escaped := w.skipString()
+	if !escaped {
+		return string(w.data[start+1 : w.pos-1]), nil
+	}
+	var key string
+	if err := json.Unmarshal(w.data[start:w.pos], &key); err != nil {
+		return "", err
+	}
+	return key, nil
+}
+
+// skipString moves past the string that starts at pos and reports whether
+// it holds an escape.
+func (w *strictWalker) skipString() (escaped bool) {
+	w.pos++ // "
+	for {
+		switch w.data[w.pos] {
+		case '\\':
+			escaped = true
+			w.pos += 2
+		case '"':
+			w.pos++
+			return escaped
+		default:
+			w.pos++
+		}
+	}
+}
+
+func (w *strictWalker) skipSpace() {
+	for w.pos < len(w.data) {
+		switch w.data[w.pos] {
+		case ' ', '\t', '\n', '\r':
+			w.pos++
+		default:
+			return
+		}
+	}
 }
 
 // clip keeps an attacker's key short in our logs.

@@ -11,11 +11,10 @@ import (
 	"crypto/rsa"
 	"crypto/sha256"
 	"crypto/x509"
-	"encoding/asn1"
+	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"math/big"
 	"sort"
 	"strings"
 	"sync"
@@ -23,6 +22,8 @@ import (
 
 	"github.com/go-jose/go-jose/v4"
 	"github.com/golang-jwt/jwt/v5"
+	"golang.org/x/crypto/cryptobyte"
+	cbasn1 "golang.org/x/crypto/cryptobyte/asn1"
 
 	"github.com/authex/authex/envelope"
 	"github.com/authex/authex/storage"
@@ -384,10 +385,33 @@ func (k *Ring) Sign(typ string, claims jwt.Claims) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	t := jwt.NewWithClaims(sk.method, claims)
-	t.Header["typ"] = typ
-	t.Header["kid"] = sk.record.ID
-	return t.SignedString(sk.signer)
+	// golang-jwt's SignedString, byte for byte (TestSignMatchesGolangJWT),
+	// but the header is a struct rather than a map: encoding/json sorts a
+	// map's keys through reflection on every token, and this is every
+	// exchange's and refresh's signature.
+	header, err := json.Marshal(jwtHeader{Alg: sk.method.Alg(), Kid: sk.record.ID, Typ: typ})
+	if err != nil {
+		return "", err
+	}
+	payload, err := json.Marshal(claims)
+	if err != nil {
+		return "", err
+	}
+	seg := base64.RawURLEncoding.EncodeToString
+	signing := seg(header) + "." + seg(payload)
+	sig, err := sk.method.Sign(signing, sk.signer)
+	if err != nil {
+		return "", err
+	}
+	return signing + "." + seg(sig), nil
+}
+
+// jwtHeader is the JOSE header of our tokens, its members in the order
+// encoding/json writes a map's (sorted).
+type jwtHeader struct {
+	Alg string `json:"alg"`
+	Kid string `json:"kid"`
+	Typ string `json:"typ"`
 }
 
 // Keyfunc resolves a token's kid for golang-jwt.
@@ -497,12 +521,17 @@ func (deterministicES256) Sign(signingString string, key any) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
-	var parsed struct{ R, S *big.Int }
-	if _, err := asn1.Unmarshal(der, &parsed); err != nil {
-		return nil, err
+	// JWS wants r || s, 32 bytes each, where crypto/ecdsa gives ASN.1.
+	var r, sv []byte
+	seq, inner := cryptobyte.String(der), cryptobyte.String(nil)
+	if !seq.ReadASN1(&inner, cbasn1.SEQUENCE) || !seq.Empty() ||
+		!inner.ReadASN1Integer(&r) || !inner.ReadASN1Integer(&sv) || !inner.Empty() ||
+		len(r) > 32 || len(sv) > 32 {
+		return nil, errors.New("ecdsa: unexpected signature encoding")
 	}
+	// ReadASN1Integer gives them without leading zeros: right-align.
 	out := make([]byte, 64)
-	parsed.R.FillBytes(out[:32])
-	parsed.S.FillBytes(out[32:])
+	copy(out[32-len(r):32], r)
+	copy(out[64-len(sv):], sv)
 	return out, nil
 }

@@ -2,13 +2,17 @@ package keyring
 
 import (
 	"context"
+	"crypto/hmac"
 	"crypto/rand"
+	"crypto/sha256"
 	"encoding/base64"
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"hash"
 	"slices"
 	"strings"
+	"sync"
 	"time"
 )
 
@@ -38,6 +42,24 @@ type MACSecret struct {
 	Name       string    // its name in the store
 	ActiveFrom time.Time // zero for the first secret
 	Key        []byte
+
+	// keyed holds HMAC-SHA256 states keyed with Key, reset between uses:
+	// keying one costs more (and allocates more) than the MAC of a
+	// refresh token, and every exchange and refresh makes one or two.
+	keyed sync.Pool
+}
+
+// Sum is HMAC-SHA256 of msg under Key, appended to dst.
+func (m *MACSecret) Sum(dst, msg []byte) []byte {
+	h, _ := m.keyed.Get().(hash.Hash)
+	if h == nil {
+		h = hmac.New(sha256.New, m.Key)
+	}
+	h.Write(msg)
+	dst = h.Sum(dst)
+	h.Reset()
+	m.keyed.Put(h)
+	return dst
 }
 
 // MACRing is the MAC secrets as read at one reload; never modified after
