@@ -105,8 +105,8 @@ func signInStatement(touch bool) string {
 	ON CONFLICT (key_hash) DO UPDATE SET expires_at = EXCLUDED.expires_at WHERE credentials.expires_at <= $25
 	RETURNING 1
 ), sess AS (
-	INSERT INTO sessions (` + sessionColumns + `)
-	SELECT $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15 FROM ident
+	INSERT INTO sessions (` + sessionColumns + `, sweep_at)
+	SELECT $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, ` + sweepAtOf("$10", "$11", "$12") + ` FROM ident
 	WHERE $16::bytea IS NULL OR EXISTS (SELECT 1 FROM cred)
 	RETURNING id` + touchCTE + `
 ), audit AS (
@@ -235,7 +235,7 @@ func (s *Store) RotateSessionOfEnabledUser(ctx context.Context, id, clientID str
 	err := s.do(ctx, func() error {
 		var err error
 		sess, u, err = scanSessionUser(s.db.QueryRow(ctx, `UPDATE sessions s
-			SET generation = s.generation + 1, rotated_at = $3, idle_expires_at = LEAST($4, s.expires_at)
+			SET generation = s.generation + 1, rotated_at = $3, idle_expires_at = LEAST($4, s.expires_at), sweep_at = `+sweepAtLowered("s.", "$4")+`
 			FROM users u
 			WHERE s.id = $1 AND u.id = s.user_id AND NOT u.disabled AND ($5 = '' OR s.client_id IN ('', $5))
 			  AND s.generation = $2 AND s.revoked_at IS NULL AND s.idle_expires_at > $3 AND s.expires_at > $3
@@ -259,7 +259,8 @@ func (s *Store) RevokeSessionOnce(ctx context.Context, id string, at time.Time, 
 	var revoked bool
 	err := s.do(ctx, func() error {
 		row := s.db.QueryRow(ctx, `WITH before AS (SELECT `+sessionColumns+` FROM sessions WHERE id = $1),
-			revoked AS (UPDATE sessions SET revoked_at = $2, revoked_reason = $3 WHERE id = $1 AND revoked_at IS NULL RETURNING 1)
+			revoked AS (UPDATE sessions SET revoked_at = $2, revoked_reason = $3, sweep_at = `+sweepAtLowered("", "$2")+`
+				WHERE id = $1 AND revoked_at IS NULL RETURNING 1)
 			SELECT before.*, EXISTS (SELECT 1 FROM revoked) FROM before`, id, ts(at), reason)
 		var err error
 		before, err = scanSession(rowWithTail{row: row, tail: []any{&revoked}})
