@@ -2,6 +2,8 @@ package postgres_test
 
 import (
 	"fmt"
+	"runtime"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -165,6 +167,30 @@ func BenchmarkRefreshWrite(b *testing.B) {
 			gens[k]++
 			i++
 		}
+	})
+	// Concurrent rotations share the commits' flushes, so what each
+	// statement costs the server weighs more than alone. Each goroutine
+	// rotates its own share of the sessions.
+	var workers atomic.Int32
+	runMeasured(b, meter, "RotateSessionOfEnabledUserParallel", func(b *testing.B) {
+		b.SetParallelism(4)
+		workers.Store(0)
+		b.RunParallel(func(pb *testing.PB) {
+			w := int(workers.Add(1)) - 1
+			var mine []int
+			for k := w; k < len(sessions); k += 4 * runtime.GOMAXPROCS(0) {
+				mine = append(mine, k)
+			}
+			for i := 0; pb.Next(); i++ {
+				k := mine[i%len(mine)]
+				now := time.Now().UTC()
+				if _, _, err := s.RotateSessionOfEnabledUser(ctx, sessions[k].ID, "web", gens[k], now, now.Add(14*24*time.Hour)); err != nil {
+					b.Error(err)
+					return
+				}
+				gens[k]++
+			}
+		})
 	})
 }
 
