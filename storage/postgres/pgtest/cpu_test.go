@@ -2,6 +2,7 @@ package pgtest
 
 import (
 	"os"
+	"path/filepath"
 	"testing"
 
 	"github.com/jackc/pgx/v5"
@@ -29,15 +30,18 @@ func TestWithParam(t *testing.T) {
 	}
 }
 
-// TestCPUTicks reads this process's own /proc/PID/stat, whose command
-// name the parser must skip whatever it holds.
+// TestCPUTicks reads this process's own /proc/PID/stat: its command name,
+// and CPU time that grows as it runs.
 func TestCPUTicks(t *testing.T) {
-	before, err := cpuTicks(os.Getpid())
+	command, before, err := cpuTicks(os.Getpid())
 	if err != nil {
 		t.Fatal(err)
 	}
+	if want := filepath.Base(os.Args[0]); len(want) > 15 && command != want[:15] || len(want) <= 15 && command != want {
+		t.Errorf("command = %q, want %q (at most 15 bytes of it)", command, want)
+	}
 	for x := 0; ; x++ {
-		after, err := cpuTicks(os.Getpid())
+		_, after, err := cpuTicks(os.Getpid())
 		if err != nil {
 			t.Fatal(err)
 		}
