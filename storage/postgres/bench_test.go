@@ -2,6 +2,8 @@ package postgres_test
 
 import (
 	"fmt"
+	"runtime"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -16,14 +18,19 @@ import (
 // without AUTHEX_TEST_POSTGRES_DSN). Each pairs the one-trip capability
 // with the Store methods it replaces, so the saving shows in one run.
 // Serial figures are latency per call on the loopback; the Parallel ones
-// run GOMAXPROCS*4 goroutines on a pool of 16 connections.
+// run GOMAXPROCS*4 goroutines on a pool of 16 connections. The measured
+// ones report the CPU time per call of the server's backends (db-µs/op)
+// and of the test process (go-µs/op): the server runs on this host, so
+// what a statement costs it shows, not only the time it takes.
 
 // openBench is a store on a schema of its own with n users, each with one
-// identity ("bench", subject i) and one session.
-func openBench(b *testing.B, n int) (*postgres.Store, []storage.User, []storage.Session) {
+// identity ("bench", subject i) and one session, and the meter of its
+// connections' CPU.
+func openBench(b *testing.B, n int) (*postgres.Store, []storage.User, []storage.Session, *pgtest.CPUMeter) {
 	b.Helper()
 	dsn, schema := pgtest.Schema(b)
-	s, err := postgres.Open(b.Context(), dsn, postgres.Options{Schema: schema, SweepInterval: -1, Logger: quiet, MaxConns: 16})
+	meter := pgtest.NewCPUMeter(b, dsn)
+	s, err := postgres.Open(b.Context(), meter.DSN, postgres.Options{Schema: schema, SweepInterval: -1, Logger: quiet, MaxConns: 16})
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -45,7 +52,16 @@ func openBench(b *testing.B, n int) (*postgres.Store, []storage.User, []storage.
 		}
 		users[i], sessions[i] = u, sess
 	}
-	return s, users, sessions
+	return s, users, sessions, meter
+}
+
+// runMeasured runs a sub-benchmark and reports the CPU its calls cost.
+func runMeasured(b *testing.B, meter *pgtest.CPUMeter, name string, fn func(b *testing.B)) {
+	b.Run(name, func(b *testing.B) {
+		meter.Start(b)
+		fn(b)
+		meter.Report(b)
+	})
 }
 
 func benchSession(u storage.User, now time.Time) storage.Session {
@@ -59,9 +75,9 @@ const benchUsers = 100
 // WriteSignIn, against the separate calls it replaces (credential record,
 // session, live-session list, identity list, identity re-read).
 func BenchmarkSignInWrite(b *testing.B) {
-	s, users, _ := openBench(b, benchUsers)
+	s, users, _, meter := openBench(b, benchUsers)
 	ctx := b.Context()
-	b.Run("WriteSignIn", func(b *testing.B) {
+	runMeasured(b, meter, "WriteSignIn", func(b *testing.B) {
 		i := 0
 		for b.Loop() {
 			u := users[i%len(users)]
@@ -74,7 +90,7 @@ func BenchmarkSignInWrite(b *testing.B) {
 			i++
 		}
 	})
-	b.Run("Separate", func(b *testing.B) {
+	runMeasured(b, meter, "Separate", func(b *testing.B) {
 		i := 0
 		for b.Loop() {
 			u := users[i%len(users)]
@@ -97,7 +113,7 @@ func BenchmarkSignInWrite(b *testing.B) {
 			i++
 		}
 	})
-	b.Run("WriteSignInParallel", func(b *testing.B) {
+	runMeasured(b, meter, "WriteSignInParallel", func(b *testing.B) {
 		b.SetParallelism(4)
 		b.RunParallel(func(pb *testing.PB) {
 			i := int(time.Now().UnixNano())
@@ -119,13 +135,13 @@ func BenchmarkSignInWrite(b *testing.B) {
 // BenchmarkRefreshWrite is the refresh's store work: the joined rotation
 // against the read of session and user then RotateSession.
 func BenchmarkRefreshWrite(b *testing.B) {
-	s, _, sessions := openBench(b, benchUsers)
+	s, _, sessions, meter := openBench(b, benchUsers)
 	ctx := b.Context()
 	gens := make([]uint64, len(sessions))
 	for i := range gens {
 		gens[i] = 1
 	}
-	b.Run("RotateSessionOfEnabledUser", func(b *testing.B) {
+	runMeasured(b, meter, "RotateSessionOfEnabledUser", func(b *testing.B) {
 		i := 0
 		for b.Loop() {
 			k := i % len(sessions)
@@ -137,7 +153,7 @@ func BenchmarkRefreshWrite(b *testing.B) {
 			i++
 		}
 	})
-	b.Run("GetSessionUserThenRotate", func(b *testing.B) {
+	runMeasured(b, meter, "GetSessionUserThenRotate", func(b *testing.B) {
 		i := 0
 		for b.Loop() {
 			k := i % len(sessions)
@@ -152,12 +168,36 @@ func BenchmarkRefreshWrite(b *testing.B) {
 			i++
 		}
 	})
+	// Concurrent rotations share the commits' flushes, so what each
+	// statement costs the server weighs more than alone. Each goroutine
+	// rotates its own share of the sessions.
+	var workers atomic.Int32
+	runMeasured(b, meter, "RotateSessionOfEnabledUserParallel", func(b *testing.B) {
+		b.SetParallelism(4)
+		workers.Store(0)
+		b.RunParallel(func(pb *testing.PB) {
+			w := int(workers.Add(1)) - 1
+			var mine []int
+			for k := w; k < len(sessions); k += 4 * runtime.GOMAXPROCS(0) {
+				mine = append(mine, k)
+			}
+			for i := 0; pb.Next(); i++ {
+				k := mine[i%len(mine)]
+				now := time.Now().UTC()
+				if _, _, err := s.RotateSessionOfEnabledUser(ctx, sessions[k].ID, "web", gens[k], now, now.Add(14*24*time.Hour)); err != nil {
+					b.Error(err)
+					return
+				}
+				gens[k]++
+			}
+		})
+	})
 }
 
 // BenchmarkGetUserIdentity is the read of a sign-in and of every
 // authenticated request: one join against two lookups.
 func BenchmarkGetUserIdentity(b *testing.B) {
-	s, users, sessions := openBench(b, benchUsers)
+	s, users, sessions, _ := openBench(b, benchUsers)
 	ctx := b.Context()
 	b.Run("GetIdentityUser", func(b *testing.B) {
 		i := 0
@@ -204,7 +244,7 @@ func BenchmarkGetUserIdentity(b *testing.B) {
 // BenchmarkRevokeSession is a logout's write: the one-statement
 // revocation that reports what it did, against read-then-revoke.
 func BenchmarkRevokeSession(b *testing.B) {
-	s, users, _ := openBench(b, benchUsers)
+	s, users, _, _ := openBench(b, benchUsers)
 	ctx := b.Context()
 	fresh := func(i int) storage.Session {
 		sess := benchSession(users[i%len(users)], time.Now().UTC())

@@ -45,52 +45,91 @@ func sessionLockKey(userID string) int64 {
 	return int64(h.Sum64())
 }
 
-// signInSQL writes a sign-in in one statement. ident locks the identity
-// (FOR SHARE) while it is still the user's, so an unlink or a move waits
-// for this transaction, and one that committed first leaves ident empty:
-// then nothing below writes, as each write hangs off the session insert.
-// A recorded credential fails the statement (the primary key), which
-// undoes the whole batch. The expired record of the key, if any, was
-// deleted by the statement before (the sub-statements of one WITH run in
-// no set order, so they could not do both).
-// $1 issuer, $2 subject, $3..$15 the session (sessionColumns), $16 touch
-// time (NULL: none), $17 credential key hash (NULL: none), $18 its
-// expiry, $19..$25 the audit events' columns as arrays.
+// signInSQL writes a sign-in and reads back what the caller needs, in one
+// statement. ident locks the identity (FOR SHARE) while it is still the
+// user's, so an unlink or a move waits for this transaction, and one that
+// committed first leaves ident empty: then nothing below writes, as each
+// write hangs off ident.
+//
+// cred records the credential as RecordCredential does: the primary key
+// makes concurrent records of one key queue, and the conditional DO UPDATE
+// replaces only a record expired at $25, so of concurrent sign-ins with one
+// key exactly one gets a row back. The session insert hangs off that row
+// (when there is a key), and the touch and the audit rows off the session:
+// a live record means nothing is written, which the caller tells from a
+// stale identity by ident having matched.
+//
+// live counts the user's live sessions when $26. The statement's snapshot
+// is taken when it starts, after the lock statement before it (READ
+// COMMITTED), so it sees every earlier sign-in of the user, but not its
+// own session: the caller adds that one.
+//
+// The final SELECT lists the user's identities while ident matched, the
+// touched one with its new last_login_at (the snapshot predates the
+// touch), each row followed by whether the session was written and the
+// live count.
+//
+// $1 issuer, $2 subject, $3..$15 the session (sessionColumns), $16
+// credential key hash (NULL: none), $17 its expiry, $18..$24 the audit
+// events' columns as arrays, $25 now, $26 whether to count, and with a
+// touch $27 its time.
 //
 // With a touch, ident takes the row lock the touch needs (FOR NO KEY
 // UPDATE) at once: two concurrent sign-ins of one identity that each held
-// FOR SHARE and then both wanted to update the row would deadlock.
+// FOR SHARE and then both wanted to update the row would deadlock. Without
+// one (the common case: the touch is hourly), the statement has no touch
+// at all: an UPDATE the plan carries costs the server its start-up (the
+// table and its four indexes opened) even when it updates nothing.
 var (
-	signInSQL      = signInStatement("FOR SHARE")
-	signInTouchSQL = signInStatement("FOR NO KEY UPDATE")
+	signInSQL      = signInStatement(false)
+	signInTouchSQL = signInStatement(true)
 )
 
-func signInStatement(lock string) string {
+func signInStatement(touch bool) string {
+	lock, touchCTE, from, lastLogin := "FOR SHARE", "", "identities i", "i.last_login_at"
+	if touch {
+		lock = "FOR NO KEY UPDATE"
+		touchCTE = `
+), touch AS (
+	UPDATE identities SET last_login_at = $27
+	WHERE id = (SELECT id FROM ident) AND EXISTS (SELECT 1 FROM sess)
+	RETURNING id, last_login_at`
+		// The snapshot of the statement predates the touch.
+		from, lastLogin = "identities i LEFT JOIN touch t ON t.id = i.id", "coalesce(t.last_login_at, i.last_login_at)"
+	}
+	columns := strings.Replace(qualified("i", identityColumns), "i.last_login_at", lastLogin, 1)
 	return `WITH ident AS (
 	SELECT id FROM identities WHERE issuer = $1 AND subject = $2 AND user_id = $4 ` + lock + `
-), sess AS (
-	INSERT INTO sessions (` + sessionColumns + `)
-	SELECT $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15 FROM ident
-	RETURNING id
-), touch AS (
-	UPDATE identities SET last_login_at = $16
-	WHERE $16::timestamptz IS NOT NULL AND id = (SELECT id FROM ident) AND EXISTS (SELECT 1 FROM sess)
 ), cred AS (
-	INSERT INTO credentials (key_hash, expires_at) SELECT $17, $18 FROM sess WHERE $17::bytea IS NOT NULL
+	INSERT INTO credentials (key_hash, expires_at) SELECT $16, $17 FROM ident WHERE $16::bytea IS NOT NULL
+	ON CONFLICT (key_hash) DO UPDATE SET expires_at = EXCLUDED.expires_at WHERE credentials.expires_at <= $25
+	RETURNING 1
+), sess AS (
+	INSERT INTO sessions (` + sessionColumns + `, sweep_at)
+	SELECT $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, ` + sweepAtOf("$10", "$11", "$12") + ` FROM ident
+	WHERE $16::bytea IS NULL OR EXISTS (SELECT 1 FROM cred)
+	RETURNING id` + touchCTE + `
 ), audit AS (
 	INSERT INTO audit_events (id, time, type, user_id, session_id, provider, detail)
-	SELECT a.* FROM sess, unnest($19::text[], $20::timestamptz[], $21::text[], $22::text[], $23::text[], $24::text[], $25::text[])
+	SELECT a.* FROM sess, unnest($18::text[], $19::timestamptz[], $20::text[], $21::text[], $22::text[], $23::text[], $24::text[])
 		AS a (id, time, type, user_id, session_id, provider, detail)
+), live AS (
+	SELECT count(*) AS n FROM sessions
+	WHERE $26::boolean AND user_id = $4 AND revoked_at IS NULL AND idle_expires_at > $25 AND expires_at > $25
 )
-SELECT count(*) FROM sess`
+SELECT ` + columns + `, EXISTS (SELECT 1 FROM sess), (SELECT n FROM live)
+FROM ` + from + `
+WHERE i.user_id = $4 AND EXISTS (SELECT 1 FROM ident)
+ORDER BY i.created_at, i.id`
 }
 
-// WriteSignIn implements storage.SignInWriter in one batch: [the user's
-// session lock,] [the key's expired record deleted,] the sign-in,
-// [the live sessions counted,] the identities listed. In READ COMMITTED
-// each statement sees what committed before it started, so the count,
-// after the lock, sees every concurrent sign-in of the user that went
-// before.
+// WriteSignIn implements storage.SignInWriter in one round trip: with
+// CountLive, a batch of the user's session lock then signInSQL, which the
+// server runs as one implicit transaction; else signInSQL alone. The lock
+// is a statement of its own because a READ COMMITTED statement sees what
+// committed before it started: taken inside signInSQL, the lock would be
+// granted after the snapshot, and a sign-in of the user that committed
+// while this one waited would be missing from the count.
 func (s *Store) WriteSignIn(ctx context.Context, in storage.SignIn) (storage.SignedIn, error) {
 	sess := in.Session
 	if sess.ID == "" {
@@ -109,37 +148,33 @@ func (s *Store) WriteSignIn(ctx context.Context, in storage.SignIn) (storage.Sig
 		}
 		ids[i], times[i], types[i], users[i], sids[i], provs[i], details[i] = e.ID, ts(e.Time), e.Type, e.UserID, e.SessionID, e.Provider, e.Detail
 	}
-	stmt := signInSQL
-	if !in.TouchAt.IsZero() {
-		stmt = signInTouchSQL
-	}
 	args := []any{in.Issuer, in.Subject,
 		sess.ID, sess.UserID, sess.Provider, sess.ClientID, int64(sess.Generation), ts(sess.RotatedAt), ts(sess.CreatedAt),
 		ts(sess.IdleExpiresAt), ts(sess.ExpiresAt), ts(sess.RevokedAt), sess.RevokedReason, sess.UserAgent, sess.IP,
-		ts(in.TouchAt), credKey, ts(in.CredentialExpiresAt),
+		credKey, ts(in.CredentialExpiresAt),
 		ids, times, types, users, sids, provs, details,
+		ts(in.Now), in.CountLive,
+	}
+	stmt := signInSQL
+	if !in.TouchAt.IsZero() {
+		stmt = signInTouchSQL
+		args = append(args, ts(in.TouchAt))
 	}
 	var out storage.SignedIn
-	var written int
+	var matched, written bool
 	// s.do may run the fn again; it only reads what is made above.
 	err := s.do(ctx, func() error {
-		out, written = storage.SignedIn{}, 0
+		out, matched, written = storage.SignedIn{}, false, false
 		b := &pgx.Batch{}
 		if in.CountLive {
 			b.Queue(`SELECT pg_advisory_xact_lock($1)`, sessionLockKey(sess.UserID))
 		}
-		if credKey != nil {
-			b.Queue(`DELETE FROM credentials WHERE key_hash = $1 AND expires_at <= $2`, credKey, ts(in.Now))
-		}
-		b.Queue(stmt, args...).QueryRow(func(row pgx.Row) error { return row.Scan(&written) })
-		if in.CountLive {
-			b.Queue(`SELECT count(*) FROM sessions
-				WHERE user_id = $1 AND revoked_at IS NULL AND idle_expires_at > $2 AND expires_at > $2`, sess.UserID, ts(in.Now),
-			).QueryRow(func(row pgx.Row) error { return row.Scan(&out.LiveSessions) })
-		}
-		b.Queue(`SELECT `+identityColumns+` FROM identities WHERE user_id = $1 ORDER BY created_at, id`, sess.UserID).Query(func(rows pgx.Rows) error {
+		b.Queue(stmt, args...).Query(func(rows pgx.Rows) error {
 			var err error
-			out.Identities, err = pgx.CollectRows(rows, func(r pgx.CollectableRow) (storage.Identity, error) { return scanIdentity(r) })
+			out.Identities, err = pgx.CollectRows(rows, func(r pgx.CollectableRow) (storage.Identity, error) {
+				return scanIdentity(rowWithTail{row: r, tail: []any{&written, &out.LiveSessions}})
+			})
+			matched = len(out.Identities) > 0
 			return err
 		})
 		return s.db.SendBatch(ctx, b).Close()
@@ -147,9 +182,15 @@ func (s *Store) WriteSignIn(ctx context.Context, in storage.SignIn) (storage.Sig
 	if err != nil {
 		return storage.SignedIn{}, fmt.Errorf("postgres: write sign-in %q: %w", sess.ID, err)
 	}
-	if written == 0 {
+	if !matched {
 		return storage.SignedIn{}, fmt.Errorf("postgres: write sign-in %q: identity %s %s is not user %q's: %w",
 			sess.ID, in.Issuer, in.Subject, sess.UserID, storage.ErrStale)
+	}
+	if !written {
+		return storage.SignedIn{}, fmt.Errorf("postgres: write sign-in %q: credential already recorded: %w", sess.ID, storage.ErrConflict)
+	}
+	if in.CountLive {
+		out.LiveSessions++ // the new session, which the count's snapshot predates
 	}
 	return out, nil
 }
@@ -194,7 +235,7 @@ func (s *Store) RotateSessionOfEnabledUser(ctx context.Context, id, clientID str
 	err := s.do(ctx, func() error {
 		var err error
 		sess, u, err = scanSessionUser(s.db.QueryRow(ctx, `UPDATE sessions s
-			SET generation = s.generation + 1, rotated_at = $3, idle_expires_at = LEAST($4, s.expires_at)
+			SET generation = s.generation + 1, rotated_at = $3, idle_expires_at = LEAST($4, s.expires_at), sweep_at = `+sweepAtLowered("s.", "$4")+`
 			FROM users u
 			WHERE s.id = $1 AND u.id = s.user_id AND NOT u.disabled AND ($5 = '' OR s.client_id IN ('', $5))
 			  AND s.generation = $2 AND s.revoked_at IS NULL AND s.idle_expires_at > $3 AND s.expires_at > $3
@@ -218,7 +259,8 @@ func (s *Store) RevokeSessionOnce(ctx context.Context, id string, at time.Time, 
 	var revoked bool
 	err := s.do(ctx, func() error {
 		row := s.db.QueryRow(ctx, `WITH before AS (SELECT `+sessionColumns+` FROM sessions WHERE id = $1),
-			revoked AS (UPDATE sessions SET revoked_at = $2, revoked_reason = $3 WHERE id = $1 AND revoked_at IS NULL RETURNING 1)
+			revoked AS (UPDATE sessions SET revoked_at = $2, revoked_reason = $3, sweep_at = `+sweepAtLowered("", "$2")+`
+				WHERE id = $1 AND revoked_at IS NULL RETURNING 1)
 			SELECT before.*, EXISTS (SELECT 1 FROM revoked) FROM before`, id, ts(at), reason)
 		var err error
 		before, err = scanSession(rowWithTail{row: row, tail: []any{&revoked}})
