@@ -162,6 +162,17 @@ func FuzzRecordCodec(f *testing.F) {
 			}
 		}
 
+		// The liveness-only session decode reads what decodeSession does
+		// and agrees with it on every input.
+		full, fullErr := decodeSession(data)
+		limits, limitsErr := decodeSessionLimits(data)
+		if (fullErr == nil) != (limitsErr == nil) {
+			t.Fatalf("decodeSession error %v, decodeSessionLimits error %v", fullErr, limitsErr)
+		}
+		if fullErr == nil && (!limits.IdleExpiresAt.Equal(full.IdleExpiresAt) || !limits.ExpiresAt.Equal(full.ExpiresAt) || !limits.RevokedAt.Equal(full.RevokedAt)) {
+			t.Fatalf("decodeSessionLimits %+v, decodeSession %+v", limits, full)
+		}
+
 		c := recordCodecs[int(kind)%len(recordCodecs)]
 		x := reflect.New(reflect.TypeOf(c.zero)).Elem()
 		fill(x, &fuzzBytes{data})

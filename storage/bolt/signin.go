@@ -88,9 +88,19 @@ func createEncodedSession(tx *bolt.Tx, sess storage.Session, encoded []byte) (ou
 
 // countLive counts the user's sessions live at now.
 func countLive(tx *bolt.Tx, userID string, now time.Time) (int, error) {
+	// One cursor on the sessions, reused for every seek (Bucket.Get makes
+	// a new one each time), in id order as the index lists them.
+	sessions := tx.Bucket(bucketKeySessions).Cursor()
+	prefix := ownerPrefix(userID)
 	n := 0
-	for _, id := range childIDs(tx.Bucket(bucketKeyUserSessions), userID) {
-		sess, err := getSession(tx, id)
+	c := tx.Bucket(bucketKeyUserSessions).Cursor()
+	for k, _ := c.Seek(prefix); k != nil && bytes.HasPrefix(k, prefix); k, _ = c.Next() {
+		id := k[len(prefix):]
+		sk, v := sessions.Seek(id)
+		if v == nil || !bytes.Equal(sk, id) {
+			return 0, errNotFound("session", string(id))
+		}
+		sess, err := decodeSessionLimits(v)
 		if err != nil {
 			return 0, err
 		}
