@@ -7,12 +7,11 @@ import (
 	"encoding/hex"
 	"fmt"
 	"log/slog"
-	"net/url"
-	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5"
 
+	"github.com/authex/authex/internal/measure"
 	"github.com/authex/authex/storage/postgres"
 )
 
@@ -35,12 +34,12 @@ func startPG(dsn string, users int, issuerURL string) (*pgRun, populated, error)
 	tag := hex.EncodeToString(b)
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	control, err := pgx.Connect(ctx, withParam(dsn, "application_name", "authex-bench-control"))
+	control, err := pgx.Connect(ctx, measure.WithDSNParam(dsn, "application_name", "authex-bench-control"))
 	if err != nil {
 		return nil, populated{}, fmt.Errorf("PostgreSQL (set -pg-dsn, or -pg-dsn '' to skip its rows): %w", err)
 	}
 	r := &pgRun{appName: "authex-bench-" + tag, schema: "authex_bench_" + tag, control: control}
-	r.dsn = withParam(dsn, "application_name", r.appName)
+	r.dsn = measure.WithDSNParam(dsn, "application_name", r.appName)
 	k := make([]byte, 32)
 	rand.Read(k)
 	r.kek = base64.StdEncoding.EncodeToString(k)
@@ -79,18 +78,4 @@ func (r *pgRun) close() error {
 	_, err := r.control.Exec(ctx, "DROP SCHEMA IF EXISTS "+pgx.Identifier{r.schema}.Sanitize()+" CASCADE")
 	r.control.Close(ctx)
 	return err
-}
-
-// withParam sets a connection parameter in a URL or key=value DSN.
-func withParam(dsn, key, value string) string {
-	if strings.HasPrefix(dsn, "postgres://") || strings.HasPrefix(dsn, "postgresql://") {
-		u, err := url.Parse(dsn)
-		if err == nil {
-			q := u.Query()
-			q.Set(key, value)
-			u.RawQuery = q.Encode()
-			return u.String()
-		}
-	}
-	return dsn + " " + key + "=" + value
 }

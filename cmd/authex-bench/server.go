@@ -2,7 +2,6 @@ package main
 
 import (
 	"bufio"
-	"bytes"
 	"errors"
 	"fmt"
 	"net"
@@ -14,6 +13,8 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/authex/authex/internal/measure"
 )
 
 // server is a running bin/authex.
@@ -130,28 +131,14 @@ func (s *server) stop() error {
 	}
 }
 
-// cpuTicks is a process's user+system CPU time so far, in clock ticks
-// (fields 14 and 15 of /proc/PID/stat).
+// cpuTicks is a process's user+system CPU time so far, in clock ticks.
 func cpuTicks(pid int) (int64, error) {
-	raw, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
-	if err != nil {
-		return 0, err
-	}
-	// The command name (field 2) may hold spaces; count from the last ')'.
-	rest := strings.Fields(string(raw[bytes.LastIndexByte(raw, ')')+1:]))
-	if len(rest) < 13 {
-		return 0, errors.New("short /proc/PID/stat")
-	}
-	utime, err1 := strconv.ParseInt(rest[11], 10, 64)
-	stime, err2 := strconv.ParseInt(rest[12], 10, 64)
-	if err := errors.Join(err1, err2); err != nil {
-		return 0, err
-	}
-	return utime + stime, nil
+	_, ticks, err := measure.ProcessCPU(pid)
+	return ticks, err
 }
 
-// clockTicks is USER_HZ: 100 on every Linux this runs on.
-const clockTicks = 100
+// clockTicks is the unit of cpuTicks.
+const clockTicks = measure.ClockTicks
 
 // memory reads VmRSS and its anonymous and file-backed parts (the bbolt
 // file is mapped, so pages of it that were read count as RssFile), in KiB.

@@ -1,21 +1,16 @@
 package pgtest
 
 import (
-	"bytes"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
-	"errors"
-	"fmt"
-	"net/url"
-	"os"
-	"strconv"
-	"strings"
 	"syscall"
 	"testing"
 	"time"
 
 	"github.com/jackc/pgx/v5"
+
+	"github.com/authex/authex/internal/measure"
 )
 
 // CPUMeter measures what a benchmark's operations cost in CPU on both
@@ -43,8 +38,8 @@ func NewCPUMeter(tb testing.TB, dsn string) *CPUMeter {
 	b := make([]byte, 6)
 	rand.Read(b)
 	m := &CPUMeter{appName: "authex-cpu-" + hex.EncodeToString(b)}
-	m.DSN = withParam(dsn, "application_name", m.appName)
-	control, err := pgx.Connect(tb.Context(), withParam(dsn, "application_name", "authex-cpu-control"))
+	m.DSN = measure.WithDSNParam(dsn, "application_name", m.appName)
+	control, err := pgx.Connect(tb.Context(), measure.WithDSNParam(dsn, "application_name", "authex-cpu-control"))
 	if err != nil {
 		tb.Fatalf("CPU meter: %v", err)
 	}
@@ -75,7 +70,7 @@ func (m *CPUMeter) Report(b *testing.B) {
 		var db time.Duration
 		for pid, ticks := range end {
 			// A backend that started after Start counts from zero.
-			db += time.Duration(ticks-m.startDB[pid]) * time.Second / clockTicks
+			db += time.Duration(ticks-m.startDB[pid]) * time.Second / measure.ClockTicks
 		}
 		b.ReportMetric(float64(db.Microseconds())/n, "db-µs/op")
 	}
@@ -97,42 +92,13 @@ func (m *CPUMeter) backendTicks(tb testing.TB) (map[int]int64, bool) {
 	}
 	out := make(map[int]int64, len(pids))
 	for _, pid := range pids {
-		command, ticks, err := cpuTicks(int(pid))
+		command, ticks, err := measure.ProcessCPU(int(pid))
 		if err != nil || command != "postgres" {
 			return nil, false
 		}
 		out[int(pid)] = ticks
 	}
 	return out, true
-}
-
-// clockTicks is USER_HZ, the unit of /proc/PID/stat: 100 on every Linux
-// this runs on.
-const clockTicks = 100
-
-// cpuTicks is a process's command name and its user+system CPU time so
-// far, in clock ticks (fields 2, 14 and 15 of /proc/PID/stat).
-func cpuTicks(pid int) (string, int64, error) {
-	raw, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
-	if err != nil {
-		return "", 0, err
-	}
-	// The command name is in parentheses and may hold spaces or
-	// parentheses: it ends at the last ')'.
-	open, end := bytes.IndexByte(raw, '('), bytes.LastIndexByte(raw, ')')
-	if open < 0 || end < open {
-		return "", 0, errors.New("malformed /proc/PID/stat")
-	}
-	rest := strings.Fields(string(raw[end+1:]))
-	if len(rest) < 13 {
-		return "", 0, errors.New("short /proc/PID/stat")
-	}
-	utime, err1 := strconv.ParseInt(rest[11], 10, 64)
-	stime, err2 := strconv.ParseInt(rest[12], 10, 64)
-	if err := errors.Join(err1, err2); err != nil {
-		return "", 0, err
-	}
-	return string(raw[open+1 : end]), utime + stime, nil
 }
 
 // selfCPU is this process's user+system CPU time so far.
@@ -143,18 +109,4 @@ func selfCPU(tb testing.TB) time.Duration {
 		tb.Fatalf("CPU meter: getrusage: %v", err)
 	}
 	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
-}
-
-// withParam sets a connection parameter in either form of DSN (a URL or
-// key=value pairs).
-func withParam(dsn, key, value string) string {
-	if strings.HasPrefix(dsn, "postgres://") || strings.HasPrefix(dsn, "postgresql://") {
-		if u, err := url.Parse(dsn); err == nil {
-			q := u.Query()
-			q.Set(key, value)
-			u.RawQuery = q.Encode()
-			return u.String()
-		}
-	}
-	return dsn + " " + key + "=" + value
 }

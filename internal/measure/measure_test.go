@@ -1,4 +1,4 @@
-package pgtest
+package measure
 
 import (
 	"os"
@@ -8,20 +8,20 @@ import (
 	"github.com/jackc/pgx/v5"
 )
 
-// TestWithParam: the meter's application_name reaches the server in
-// either DSN form (pg_stat_activity finds the backends by it), and the
-// rest of the DSN is kept.
-func TestWithParam(t *testing.T) {
+// TestWithDSNParam: the application_name reaches the server in either DSN
+// form (pg_stat_activity finds the backends by it), and pgx reads the rest
+// of the DSN as before.
+func TestWithDSNParam(t *testing.T) {
 	for _, dsn := range []string{
 		"postgres://postgres:postgres@127.0.0.1:5432/test?sslmode=disable",
 		"postgres://postgres:postgres@127.0.0.1:5432/test?sslmode=disable&application_name=other",
 		"host=127.0.0.1 port=5432 user=postgres password=postgres dbname=test sslmode=disable",
 	} {
-		cfg, err := pgx.ParseConfig(withParam(dsn, "application_name", "authex-cpu-x"))
+		cfg, err := pgx.ParseConfig(WithDSNParam(dsn, "application_name", "authex-x"))
 		if err != nil {
 			t.Fatalf("%s: %v", dsn, err)
 		}
-		if got := cfg.RuntimeParams["application_name"]; got != "authex-cpu-x" {
+		if got := cfg.RuntimeParams["application_name"]; got != "authex-x" {
 			t.Errorf("%s: application_name = %q", dsn, got)
 		}
 		if cfg.Database != "test" || cfg.User != "postgres" || cfg.Password != "postgres" {
@@ -30,10 +30,10 @@ func TestWithParam(t *testing.T) {
 	}
 }
 
-// TestCPUTicks reads this process's own /proc/PID/stat: its command name,
-// and CPU time that grows as it runs.
-func TestCPUTicks(t *testing.T) {
-	command, before, err := cpuTicks(os.Getpid())
+// TestProcessCPU reads this process's own /proc/PID/stat: its command
+// name, and CPU time that grows as it runs.
+func TestProcessCPU(t *testing.T) {
+	command, before, err := ProcessCPU(os.Getpid())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -41,7 +41,7 @@ func TestCPUTicks(t *testing.T) {
 		t.Errorf("command = %q, want %q (at most 15 bytes of it)", command, want)
 	}
 	for x := 0; ; x++ {
-		_, after, err := cpuTicks(os.Getpid())
+		_, after, err := ProcessCPU(os.Getpid())
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -49,7 +49,14 @@ func TestCPUTicks(t *testing.T) {
 			return
 		}
 		if after < before || x > 1e9 {
-			t.Fatalf("cpuTicks went from %d to %d", before, after)
+			t.Fatalf("ProcessCPU went from %d to %d", before, after)
 		}
+	}
+}
+
+// TestProcessCPUMissing: a pid that names no process is an error.
+func TestProcessCPUMissing(t *testing.T) {
+	if _, _, err := ProcessCPU(-1); err == nil {
+		t.Error("ProcessCPU(-1) succeeded")
 	}
 }

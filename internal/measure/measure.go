@@ -1,0 +1,58 @@
+// Package measure reads what the load run (cmd/authex-bench) and the
+// PostgreSQL store's benchmarks (storage/postgres/pgtest) measure CPU by:
+// a process's CPU time from /proc, and a DSN that names the connections
+// whose server backends are counted.
+package measure
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"net/url"
+	"os"
+	"strconv"
+	"strings"
+)
+
+// ClockTicks is USER_HZ, the unit of /proc/PID/stat's CPU times: 100 on
+// every Linux this runs on.
+const ClockTicks = 100
+
+// ProcessCPU is a process's command name and its user+system CPU time so
+// far, in clock ticks (fields 2, 14 and 15 of /proc/PID/stat).
+func ProcessCPU(pid int) (command string, ticks int64, err error) {
+	raw, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return "", 0, err
+	}
+	// The command name is in parentheses and may hold spaces or
+	// parentheses: it ends at the last ')'.
+	open, end := bytes.IndexByte(raw, '('), bytes.LastIndexByte(raw, ')')
+	if open < 0 || end < open {
+		return "", 0, errors.New("malformed /proc/PID/stat")
+	}
+	rest := strings.Fields(string(raw[end+1:]))
+	if len(rest) < 13 {
+		return "", 0, errors.New("short /proc/PID/stat")
+	}
+	utime, err1 := strconv.ParseInt(rest[11], 10, 64)
+	stime, err2 := strconv.ParseInt(rest[12], 10, 64)
+	if err := errors.Join(err1, err2); err != nil {
+		return "", 0, err
+	}
+	return string(raw[open+1 : end]), utime + stime, nil
+}
+
+// WithDSNParam sets a connection parameter (application_name, say) in
+// either form of PostgreSQL DSN: a URL or key=value pairs.
+func WithDSNParam(dsn, key, value string) string {
+	if strings.HasPrefix(dsn, "postgres://") || strings.HasPrefix(dsn, "postgresql://") {
+		if u, err := url.Parse(dsn); err == nil {
+			q := u.Query()
+			q.Set(key, value)
+			u.RawQuery = q.Encode()
+			return u.String()
+		}
+	}
+	return dsn + " " + key + "=" + value
+}
