@@ -250,21 +250,22 @@ func (s *Store) RotateSessionOfEnabledUser(ctx context.Context, id, clientID str
 		return storage.Session{}, storage.User{}, err
 	}
 	var (
-		sess    storage.Session
-		u       storage.User
-		outcome error
+		sess  storage.Session
+		u     storage.User
+		stale bool // the rotation lost: nothing was written
 	)
+	// The batch function holds bbolt's writer: it only reads, decides and
+	// writes; the refusal's error is built after the commit.
 	err := s.batch(func(tx *bolt.Tx) error {
-		sess, u, outcome = storage.Session{}, storage.User{}, nil
-		stale := fmt.Errorf("bolt: rotate session %q from %d: %w", id, from, storage.ErrStale)
+		sess, u, stale = storage.Session{}, storage.User{}, false
 		old, err := getSession(tx, id)
 		if err != nil {
-			outcome = stale
+			stale = true
 			return nil
 		}
 		otherClient := clientID != "" && old.ClientID != "" && old.ClientID != clientID
 		if u, err = getUser(tx, old.UserID); err != nil || u.Disabled || otherClient || old.Generation != from || !live(old, at) {
-			outcome = stale
+			stale = true
 			return nil
 		}
 		sess = old
@@ -281,8 +282,8 @@ func (s *Store) RotateSessionOfEnabledUser(ctx context.Context, id, clientID str
 	if err != nil {
 		return storage.Session{}, storage.User{}, fmt.Errorf("bolt: rotate session %q: %w", id, err)
 	}
-	if outcome != nil {
-		return storage.Session{}, storage.User{}, outcome
+	if stale {
+		return storage.Session{}, storage.User{}, fmt.Errorf("bolt: rotate session %q from %d: %w", id, from, storage.ErrStale)
 	}
 	return sess, u, nil
 }
