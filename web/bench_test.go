@@ -10,11 +10,11 @@ import (
 	"runtime"
 	"sync"
 	"sync/atomic"
-	"syscall"
 	"testing"
 	"time"
 
 	"github.com/authex/authex/exchange"
+	"github.com/authex/authex/internal/measure"
 )
 
 // The benchmarks below drive whole requests through the harness (a real
@@ -269,11 +269,11 @@ func (c cpuClock) report(b *testing.B) {
 }
 
 func processCPU(b *testing.B) time.Duration {
-	var ru syscall.Rusage
-	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+	d, err := measure.SelfCPU()
+	if err != nil {
 		b.Fatal(err)
 	}
-	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+	return d
 }
 
 func gcCycles() uint32 {

@@ -10,6 +10,8 @@ import (
 	"time"
 
 	bbolt "go.etcd.io/bbolt"
+
+	"github.com/authex/authex/internal/measure"
 )
 
 // diskTimes is what one durable write costs on the disk that holds the
@@ -36,7 +38,7 @@ func measureDisk(dir string, d time.Duration) (diskTimes, error) {
 	// The thread's own CPU time: what a flush costs the process that asks
 	// for it, which the CPU column of every row that writes includes.
 	runtime.LockOSThread()
-	cpu0, err := threadCPU()
+	cpu0, err := measure.ThreadCPU()
 	if err != nil {
 		runtime.UnlockOSThread()
 		return t, err
@@ -51,7 +53,7 @@ func measureDisk(dir string, d time.Duration) (diskTimes, error) {
 		}
 		fs = append(fs, time.Since(t0))
 	}
-	cpu1, err := threadCPU()
+	cpu1, err := measure.ThreadCPU()
 	runtime.UnlockOSThread()
 	if err != nil {
 		return t, err
@@ -86,15 +88,4 @@ func measureDisk(dir string, d time.Duration) (diskTimes, error) {
 	slices.Sort(cs)
 	t.boltCommit = cs[len(cs)/2]
 	return t, nil
-}
-
-// threadCPU is the calling thread's user+system time (getrusage
-// RUSAGE_THREAD; the caller has locked its goroutine to the thread).
-func threadCPU() (time.Duration, error) {
-	const rusageThread = 1 // RUSAGE_THREAD, Linux
-	var ru syscall.Rusage
-	if err := syscall.Getrusage(rusageThread, &ru); err != nil {
-		return 0, fmt.Errorf("getrusage: %w", err)
-	}
-	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano()), nil
 }

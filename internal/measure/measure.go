@@ -1,7 +1,7 @@
 // Package measure reads what the load run (cmd/authex-bench) and the
-// PostgreSQL store's benchmarks (storage/postgres/pgtest) measure CPU by:
-// a process's CPU time from /proc, and a DSN that names the connections
-// whose server backends are counted.
+// benchmarks measure CPU by: another process's CPU time from /proc, this
+// process's or thread's from getrusage, and a DSN that names the
+// connections whose server backends are counted.
 package measure
 
 import (
@@ -12,6 +12,8 @@ import (
 	"os"
 	"strconv"
 	"strings"
+	"syscall"
+	"time"
 )
 
 // ClockTicks is USER_HZ, the unit of /proc/PID/stat's CPU times: 100 on
@@ -55,4 +57,22 @@ func WithDSNParam(dsn, key, value string) string {
 		}
 	}
 	return dsn + " " + key + "=" + value
+}
+
+// SelfCPU is this process's user+system CPU time so far.
+func SelfCPU() (time.Duration, error) { return rusage(syscall.RUSAGE_SELF) }
+
+// ThreadCPU is the calling thread's user+system CPU time so far; the
+// caller locks its goroutine to the thread (runtime.LockOSThread).
+func ThreadCPU() (time.Duration, error) {
+	const rusageThread = 1 // RUSAGE_THREAD, Linux
+	return rusage(rusageThread)
+}
+
+func rusage(who int) (time.Duration, error) {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(who, &ru); err != nil {
+		return 0, fmt.Errorf("getrusage: %w", err)
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano()), nil
 }

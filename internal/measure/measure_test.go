@@ -1,9 +1,12 @@
 package measure
 
 import (
+	"errors"
 	"os"
 	"path/filepath"
+	"runtime"
 	"testing"
+	"time"
 
 	"github.com/jackc/pgx/v5"
 )
@@ -58,5 +61,30 @@ func TestProcessCPU(t *testing.T) {
 func TestProcessCPUMissing(t *testing.T) {
 	if _, _, err := ProcessCPU(-1); err == nil {
 		t.Error("ProcessCPU(-1) succeeded")
+	}
+}
+
+// TestSelfAndThreadCPU: both clocks advance while this goroutine spins on
+// its locked thread, and the thread's never exceeds the process's.
+func TestSelfAndThreadCPU(t *testing.T) {
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
+	self0, err1 := SelfCPU()
+	thread0, err2 := ThreadCPU()
+	if err := errors.Join(err1, err2); err != nil {
+		t.Fatal(err)
+	}
+	for {
+		self, err1 := SelfCPU()
+		thread, err2 := ThreadCPU()
+		if err := errors.Join(err1, err2); err != nil {
+			t.Fatal(err)
+		}
+		if thread-thread0 > self-self0+time.Millisecond { // the two reads are not at one instant
+			t.Fatalf("thread used %s, more than the process's %s", thread-thread0, self-self0)
+		}
+		if thread > thread0 && self > self0 {
+			return
+		}
 	}
 }

@@ -4,7 +4,6 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
-	"syscall"
 	"testing"
 	"time"
 
@@ -101,12 +100,12 @@ func (m *CPUMeter) backendTicks(tb testing.TB) (map[int]int64, bool) {
 	return out, true
 }
 
-// selfCPU is this process's user+system CPU time so far.
+// selfCPU is this process's CPU time so far (measure.SelfCPU).
 func selfCPU(tb testing.TB) time.Duration {
 	tb.Helper()
-	var ru syscall.Rusage
-	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
-		tb.Fatalf("CPU meter: getrusage: %v", err)
+	d, err := measure.SelfCPU()
+	if err != nil {
+		tb.Fatalf("CPU meter: %v", err)
 	}
-	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+	return d
 }
