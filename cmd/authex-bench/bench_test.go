@@ -6,6 +6,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/authex/authex/internal/measure"
 )
 
 // TestCPUSince: per-pid deltas, backends counted apart, a backend that
@@ -14,7 +16,7 @@ func TestCPUSince(t *testing.T) {
 	before := cpuSample{100: 50, -7: 10, -8: 5}
 	after := cpuSample{100: 150, -7: 30, -9: 20}
 	total, db := cpuSince(before, after)
-	tick := time.Second / clockTicks
+	tick := time.Second / measure.ClockTicks
 	if want := (100 + 20 + 20) * tick; total != want {
 		t.Errorf("total = %s, want %s", total, want)
 	}

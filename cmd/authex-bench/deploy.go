@@ -7,6 +7,8 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+
+	"github.com/authex/authex/internal/measure"
 )
 
 // deployment is what one block of rows drives: one or two authex processes
@@ -34,13 +36,13 @@ type cpuSample map[int]int64
 func (d *deployment) sampleCPU() cpuSample {
 	s := cpuSample{}
 	for _, srv := range d.servers {
-		if t, err := cpuTicks(srv.cmd.Process.Pid); err == nil {
+		if _, t, err := measure.ProcessCPU(srv.cmd.Process.Pid); err == nil {
 			s[srv.cmd.Process.Pid] = t
 		}
 	}
 	if d.pg != nil {
 		for _, pid := range d.pg.pids() {
-			if t, err := cpuTicks(pid); err == nil {
+			if _, t, err := measure.ProcessCPU(pid); err == nil {
 				s[-pid] = t // negative: a database backend
 			}
 		}
@@ -54,7 +56,7 @@ func (d *deployment) sampleCPU() cpuSample {
 // this stays rare).
 func cpuSince(before, after cpuSample) (total, db time.Duration) {
 	for pid, t := range after {
-		d := time.Duration(t-before[pid]) * time.Second / clockTicks
+		d := time.Duration(t-before[pid]) * time.Second / measure.ClockTicks
 		total += d
 		if pid < 0 {
 			db += d
@@ -100,7 +102,7 @@ func (b *pgBackends) checkProcReadable() error {
 		return fmt.Errorf("no backend with application_name %q in pg_stat_activity", b.appName)
 	}
 	for _, pid := range pids {
-		if _, err := cpuTicks(pid); err != nil {
+		if _, _, err := measure.ProcessCPU(pid); err != nil {
 			return errors.Join(fmt.Errorf("cannot read the CPU time of PostgreSQL backend %d (the server must run on this host, with /proc readable)", pid), err)
 		}
 	}

@@ -13,8 +13,6 @@ import (
 	"strings"
 	"syscall"
 	"time"
-
-	"github.com/authex/authex/internal/measure"
 )
 
 // server is a running bin/authex.
@@ -130,15 +128,6 @@ func (s *server) stop() error {
 		return errors.New("authex did not stop within 20s of SIGTERM")
 	}
 }
-
-// cpuTicks is a process's user+system CPU time so far, in clock ticks.
-func cpuTicks(pid int) (int64, error) {
-	_, ticks, err := measure.ProcessCPU(pid)
-	return ticks, err
-}
-
-// clockTicks is the unit of cpuTicks.
-const clockTicks = measure.ClockTicks
 
 // memory reads VmRSS and its anonymous and file-backed parts (the bbolt
 // file is mapped, so pages of it that were read count as RssFile), in KiB.
