@@ -195,14 +195,29 @@ func (s *Store) WriteSignIn(ctx context.Context, in storage.SignIn) (storage.Sig
 	return out, nil
 }
 
+// The joined statements of the hot reads and the refresh, built once.
+// rotateOfEnabledUserSQL: $1 session id, $2 the generation it must be at,
+// $3 now, $4 the new idle limit, $5 the refreshing client (” when none).
+var (
+	getIdentityUserSQL = `SELECT ` + qualified("i", identityColumns) + `, ` + qualified("u", userColumns) + `
+		FROM identities i JOIN users u ON u.id = i.user_id WHERE i.issuer = $1 AND i.subject = $2`
+	getSessionUserSQL = `SELECT ` + qualified("s", sessionColumns) + `, ` + qualified("u", userColumns) + `
+		FROM sessions s JOIN users u ON u.id = s.user_id WHERE s.id = $1`
+	rotateOfEnabledUserSQL = `UPDATE sessions s
+		SET generation = s.generation + 1, rotated_at = $3, idle_expires_at = LEAST($4, s.expires_at), sweep_at = ` + sweepAtLowered("s.", "$4") + `
+		FROM users u
+		WHERE s.id = $1 AND u.id = s.user_id AND NOT u.disabled AND ($5 = '' OR s.client_id IN ('', $5))
+		  AND s.generation = $2 AND s.revoked_at IS NULL AND s.idle_expires_at > $3 AND s.expires_at > $3
+		RETURNING ` + qualified("s", sessionColumns) + `, ` + qualified("u", userColumns)
+)
+
 // GetIdentityUser reads an identity and its user in one join.
 func (s *Store) GetIdentityUser(ctx context.Context, issuer, subject string) (storage.Identity, storage.User, error) {
 	var ident storage.Identity
 	var u storage.User
 	err := s.do(ctx, func() error {
 		var err error
-		ident, u, err = scanIdentityUser(s.db.QueryRow(ctx, `SELECT `+qualified("i", identityColumns)+`, `+qualified("u", userColumns)+`
-			FROM identities i JOIN users u ON u.id = i.user_id WHERE i.issuer = $1 AND i.subject = $2`, issuer, subject))
+		ident, u, err = scanIdentityUser(s.db.QueryRow(ctx, getIdentityUserSQL, issuer, subject))
 		return err
 	})
 	if errors.Is(err, pgx.ErrNoRows) {
@@ -217,8 +232,7 @@ func (s *Store) GetSessionUser(ctx context.Context, id string) (storage.Session,
 	var u storage.User
 	err := s.do(ctx, func() error {
 		var err error
-		sess, u, err = scanSessionUser(s.db.QueryRow(ctx, `SELECT `+qualified("s", sessionColumns)+`, `+qualified("u", userColumns)+`
-			FROM sessions s JOIN users u ON u.id = s.user_id WHERE s.id = $1`, id))
+		sess, u, err = scanSessionUser(s.db.QueryRow(ctx, getSessionUserSQL, id))
 		return err
 	})
 	if errors.Is(err, pgx.ErrNoRows) {
@@ -234,12 +248,7 @@ func (s *Store) RotateSessionOfEnabledUser(ctx context.Context, id, clientID str
 	var u storage.User
 	err := s.do(ctx, func() error {
 		var err error
-		sess, u, err = scanSessionUser(s.db.QueryRow(ctx, `UPDATE sessions s
-			SET generation = s.generation + 1, rotated_at = $3, idle_expires_at = LEAST($4, s.expires_at), sweep_at = `+sweepAtLowered("s.", "$4")+`
-			FROM users u
-			WHERE s.id = $1 AND u.id = s.user_id AND NOT u.disabled AND ($5 = '' OR s.client_id IN ('', $5))
-			  AND s.generation = $2 AND s.revoked_at IS NULL AND s.idle_expires_at > $3 AND s.expires_at > $3
-			RETURNING `+qualified("s", sessionColumns)+`, `+qualified("u", userColumns), id, int64(from), ts(at), ts(idleExpiresAt), clientID))
+		sess, u, err = scanSessionUser(s.db.QueryRow(ctx, rotateOfEnabledUserSQL, id, int64(from), ts(at), ts(idleExpiresAt), clientID))
 		return err
 	})
 	if errors.Is(err, pgx.ErrNoRows) {
