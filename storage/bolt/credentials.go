@@ -46,13 +46,19 @@ func (s *Store) RecordCredential(ctx context.Context, key string, expiresAt, now
 	return outcome
 }
 
+// credentialLive reports whether a credential record (its expiry's time
+// key) still holds at now: the credential may not be used again.
+func credentialLive(record, now []byte) bool {
+	return len(record) == timeKeyLen && bytes.Compare(record, now) > 0
+}
+
 // recordCredential writes the record k (a credentialKey) expiring at exp
 // unless an unexpired one exists at now (both timeKeys); that outcome is
 // ErrConflict, apart from the error that must roll the write back.
 func recordCredential(tx *bolt.Tx, k, exp, now []byte) (outcome, err error) {
 	recs, sweep := tx.Bucket(bucketKeyCredentials), tx.Bucket(bucketKeyCredentialSweep)
 	if old := recs.Get(k); old != nil {
-		if len(old) == timeKeyLen && bytes.Compare(old, now) > 0 {
+		if credentialLive(old, now) {
 			return fmt.Errorf("bolt: credential already recorded: %w", storage.ErrConflict), nil
 		}
 		if err := sweep.Delete(append(bytes.Clone(old), k...)); err != nil {

@@ -53,10 +53,11 @@ func (s *Store) CreateSession(ctx context.Context, sess storage.Session) error {
 	if sess.ID == "" {
 		return errEmpty("session id")
 	}
+	encoded := encodeSession(sess) // before the one writer's lock
 	var outcome error
 	err := s.batch(func(tx *bolt.Tx) error {
 		var err error
-		outcome, err = createSession(tx, sess)
+		outcome, err = createEncodedSession(tx, sess, encoded)
 		return err
 	})
 	if err != nil {

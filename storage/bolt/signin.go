@@ -59,15 +59,10 @@ func identitiesOf(tx *bolt.Tx, userID string) ([]storage.Identity, error) {
 	return out, nil
 }
 
-// createSession writes a session and its user_sessions and session_sweep
+// createEncodedSession writes a session (encoded by the caller before it
+// holds the one writer's lock) and its user_sessions and session_sweep
 // entries; the outcome is ErrNotFound for a missing user and ErrConflict
 // for a taken id, apart from the error that must roll the write back.
-func createSession(tx *bolt.Tx, sess storage.Session) (outcome, err error) {
-	return createEncodedSession(tx, sess, encodeSession(sess))
-}
-
-// createEncodedSession is createSession with the session encoded already,
-// so that a caller can encode it before it holds the one writer's lock.
 func createEncodedSession(tx *bolt.Tx, sess storage.Session, encoded []byte) (outcome, err error) {
 	id := []byte(sess.ID)
 	sessions := tx.Bucket(bucketKeySessions)
@@ -154,7 +149,7 @@ func (s *Store) WriteSignIn(ctx context.Context, in storage.SignIn) (storage.Sig
 			return nil
 		}
 		if credKey != nil {
-			if old := tx.Bucket(bucketKeyCredentials).Get(credKey); len(old) == timeKeyLen && bytes.Compare(old, nowKey) > 0 {
+			if credentialLive(tx.Bucket(bucketKeyCredentials).Get(credKey), nowKey) {
 				outcome = fmt.Errorf("bolt: credential already recorded: %w", storage.ErrConflict)
 				return nil
 			}
