@@ -44,7 +44,7 @@ func (s *Server) handleLinkIdentity(c echo.Context) error {
 	// registered with verifies_nonce may then omit the nonce.
 	var clientID string
 	if req.ClientID != "" || req.ClientSecret != "" {
-		client, err := s.svc.AuthenticateClient(req.ClientID, req.ClientSecret)
+		client, err := s.authClient(c, req.ClientID, req.ClientSecret)
 		if err != nil {
 			return err
 		}

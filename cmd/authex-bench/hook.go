@@ -82,10 +82,10 @@ func runHook(o options, iss *issuer, n int, out io.Writer) error {
 		hookDelay, n, slices.Max(o.conns), o.runs)
 	fmt.Fprintf(out, "| load | req/s | p50 ms | p99 ms | CPU-s/1k |\n|---|---|---|---|---|\n")
 	fmt.Fprintf(out, "| refresh, no hook | %.0f | %.1f | %.1f | %.3f |\n", rw,
-		col(without, func(x result) float64 { return ms(x.p50) }), col(without, func(x result) float64 { return ms(x.p99) }),
+		col(without, p50ms), col(without, p99ms),
 		col(without, result.cpuPer1k))
 	fmt.Fprintf(out, "| refresh, claims hook | %.0f (%.2f x) | %.1f | %.1f | %.3f |\n", rh, rh/rw,
-		col(with, func(x result) float64 { return ms(x.p50) }), col(with, func(x result) float64 { return ms(x.p99) }),
+		col(with, p50ms), col(with, p99ms),
 		col(with, result.cpuPer1k))
 	return nil
 }
