@@ -346,6 +346,20 @@ func (e *Emulator) sweep(now time.Time) {
 			delete(e.tokens, t)
 		}
 	}
+	for s, f := range e.tries {
+		if now.After(f.expires) {
+			delete(e.tries, s)
+		}
+	}
+}
+
+// htmlHeaders are the headers of every page the emulator renders: never
+// cached, never framed, and only what csp allows.
+func htmlHeaders(w http.ResponseWriter, csp string) {
+	w.Header().Set("Content-Type", "text/html; charset=utf-8")
+	w.Header().Set("Cache-Control", "no-store")
+	w.Header().Set("Content-Security-Policy", csp)
+	w.Header().Set("X-Frame-Options", "DENY")
 }
 
 func randomToken() string {

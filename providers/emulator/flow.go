@@ -187,10 +187,7 @@ func (e *Emulator) formPost(w http.ResponseWriter, action string, v url.Values) 
 	for _, k := range slices.Sorted(maps.Keys(v)) {
 		fields = append(fields, postField{k, v.Get(k)})
 	}
-	w.Header().Set("Content-Type", "text/html; charset=utf-8")
-	w.Header().Set("Cache-Control", "no-store")
-	w.Header().Set("Content-Security-Policy", formPostCSP)
-	w.Header().Set("X-Frame-Options", "DENY")
+	htmlHeaders(w, formPostCSP)
 	if err := formPostTmpl.Execute(w, struct {
 		Action string
 		Fields []postField
@@ -253,8 +250,7 @@ func (e *Emulator) redeem(clientID, code, redirectURI, codeVerifier string) (ans
 	case codeVerifier == "":
 		return nil, http.StatusBadRequest, "invalid_grant", "code_verifier is required (PKCE)"
 	}
-	sum := sha256.Sum256([]byte(codeVerifier))
-	if subtle.ConstantTimeCompare([]byte(base64.RawURLEncoding.EncodeToString(sum[:])), []byte(g.challenge)) != 1 {
+	if subtle.ConstantTimeCompare([]byte(s256(codeVerifier)), []byte(g.challenge)) != 1 {
 		return nil, http.StatusBadRequest, "invalid_grant", "code_verifier does not match code_challenge"
 	}
 
@@ -323,10 +319,7 @@ type page struct {
 }
 
 func (e *Emulator) render(w http.ResponseWriter, status int, p page) {
-	w.Header().Set("Content-Type", "text/html; charset=utf-8")
-	w.Header().Set("Cache-Control", "no-store")
-	w.Header().Set("Content-Security-Policy", "default-src 'none'; style-src 'unsafe-inline'; form-action *")
-	w.Header().Set("X-Frame-Options", "DENY")
+	htmlHeaders(w, "default-src 'none'; style-src 'unsafe-inline'; form-action *")
 	w.WriteHeader(status)
 	if err := pageTmpl.Execute(w, p); err != nil {
 		e.log.Error("emulator: render page", "err", err)

@@ -39,11 +39,7 @@ func (e *Emulator) handleTryStart(w http.ResponseWriter, r *http.Request) {
 	verifier, state, nonce := randomToken(), randomToken(), randomToken()[:22]
 	now := e.now()
 	e.mu.Lock()
-	for s, f := range e.tries {
-		if now.After(f.expires) {
-			delete(e.tries, s)
-		}
-	}
+	e.sweep(now)
 	full := len(e.tries) >= maxPending
 	if !full {
 		e.tries[state] = tryFlow{verifier: verifier, nonce: nonce, expires: now.Add(tryTTL)}
@@ -129,10 +125,7 @@ type tryPage struct {
 }
 
 func (e *Emulator) renderTry(w http.ResponseWriter, status int, p tryPage) {
-	w.Header().Set("Content-Type", "text/html; charset=utf-8")
-	w.Header().Set("Cache-Control", "no-store")
-	w.Header().Set("Content-Security-Policy", "default-src 'none'; style-src 'unsafe-inline'")
-	w.Header().Set("X-Frame-Options", "DENY")
+	htmlHeaders(w, "default-src 'none'; style-src 'unsafe-inline'")
 	w.WriteHeader(status)
 	if err := tryTmpl.Execute(w, p); err != nil {
 		e.log.Error("emulator: render page", "err", err)
