@@ -272,6 +272,12 @@ func disabledError() error {
 	return newError(KindAccessDenied, ReasonUserDisabled, "this account is disabled", nil)
 }
 
+// identityRacedError answers a sign-in whose identity was unlinked (or
+// moved to another user) between its read and its session's write.
+func identityRacedError() error {
+	return newError(KindInvalidToken, ReasonRevoked, "the identity was unlinked while signing in; sign in again", nil)
+}
+
 func newID() string { return uuid.Must(uuid.NewV7()).String() }
 
 func minTime(a, b time.Time) time.Time {

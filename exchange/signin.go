@@ -76,9 +76,9 @@ func (s *Service) Exchange(ctx context.Context, req ExchangeRequest) (res *Resul
 	if err != nil {
 		return nil, err
 	}
-	w, folds := s.signInWriter()
+	w, r, folds := s.signInWriter()
 	if folds {
-		if res, known, err := s.exchangeKnown(ctx, w, id, req); known || err != nil {
+		if res, known, err := s.exchangeKnown(ctx, w, r, id, req); known || err != nil {
 			return res, err
 		}
 	}
@@ -109,12 +109,10 @@ func (s *Service) Exchange(ctx context.Context, req ExchangeRequest) (res *Resul
 // signInWriter is the store's one-write sign-in, with the joined read it
 // goes with; ok is false on a store without them (a test's decorator):
 // the sign-in then takes one store method per step.
-func (s *Service) signInWriter() (storage.SignInWriter, bool) {
-	w, ok := storage.As[storage.SignInWriter](s.store)
-	if _, reads := storage.As[storage.HotReader](s.store); !reads {
-		return nil, false
-	}
-	return w, ok
+func (s *Service) signInWriter() (storage.SignInWriter, storage.HotReader, bool) {
+	w, writes := storage.As[storage.SignInWriter](s.store)
+	r, reads := storage.As[storage.HotReader](s.store)
+	return w, r, writes && reads
 }
 
 // signInWrite is what the session write of an exchange does besides
@@ -149,8 +147,7 @@ func (w *signInWrite) spendAnyway(ctx context.Context, s *Service, answer error)
 // session, so a replayed credential is refused by that write and writes
 // nothing, on any instance. known is false for an identity not in the
 // store: the caller creates or links it.
-func (s *Service) exchangeKnown(ctx context.Context, w storage.SignInWriter, id providers.Identity, req ExchangeRequest) (res *Result, known bool, err error) {
-	r, _ := storage.As[storage.HotReader](s.store)
+func (s *Service) exchangeKnown(ctx context.Context, w storage.SignInWriter, r storage.HotReader, id providers.Identity, req ExchangeRequest) (res *Result, known bool, err error) {
 	ident, user, err := r.GetIdentityUser(ctx, id.Issuer, id.Subject)
 	if errors.Is(err, storage.ErrNotFound) {
 		return nil, false, nil
@@ -195,7 +192,7 @@ func (s *Service) identityStillOurs(ctx context.Context, id providers.Identity, 
 	case err == nil && ident.UserID == user.ID:
 		return res, nil
 	case err == nil || errors.Is(err, storage.ErrNotFound):
-		err = newError(KindInvalidToken, ReasonRevoked, "the identity was unlinked while signing in; sign in again", nil)
+		err = identityRacedError()
 	default:
 		err = storeError(err)
 	}
@@ -439,7 +436,7 @@ func (s *Service) writeSignIn(ctx context.Context, write *signInWrite, sess stor
 			Detail: "identity changed while signing in; no session written"})
 		s.log.WarnContext(ctx, "sign-in raced an identity change: no session written", "user_id", user.ID)
 		return nil, write.spendAnyway(ctx, s,
-			newError(KindInvalidToken, ReasonRevoked, "the identity was unlinked while signing in; sign in again", nil))
+			identityRacedError())
 	case writeErr != nil:
 		return nil, storeError(writeErr)
 	case signErr != nil:
