@@ -3,6 +3,7 @@ package web_test
 import (
 	"context"
 	"net/http"
+	"reflect"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -282,4 +283,68 @@ func TestLoginRacingDisable(t *testing.T) {
 	}
 	rs.beforeCreateSession.Store(&disable)
 	assertRacedSignIn(t, h, h.login("disabled-mid@example.com", goodPassword), http.StatusForbidden, "access_denied", "user_disabled")
+}
+
+// identityRaceStore keeps the store's one-write sign-in (Unwrap: the
+// exchange finds storage.SignInWriter below it) and runs a test's hook once,
+// right after a sign-in's joined read of identity and user.
+type identityRaceStore struct {
+	storage.Store
+	afterRead atomic.Pointer[func()]
+}
+
+func (s *identityRaceStore) Unwrap() storage.Store { return s.Store }
+
+func (s *identityRaceStore) GetIdentityUser(ctx context.Context, issuer, subject string) (storage.Identity, storage.User, error) {
+	r, _ := storage.As[storage.HotReader](s.Store)
+	ident, u, err := r.GetIdentityUser(ctx, issuer, subject)
+	if f := s.afterRead.Swap(nil); f != nil {
+		(*f)()
+	}
+	return ident, u, err
+}
+
+func (s *identityRaceStore) GetSessionUser(ctx context.Context, id string) (storage.Session, storage.User, error) {
+	r, _ := storage.As[storage.HotReader](s.Store)
+	return r.GetSessionUser(ctx, id)
+}
+
+// A returning user's exchange reads the identity, and before its one write
+// the identity is unlinked: the write refuses (the identity is no longer
+// the user's), the answer is 401 revoked, no session is written, the
+// abandonment is audited, and the id_token is spent all the same.
+func TestExchangeRacingUnlink(t *testing.T) {
+	rs := &identityRaceStore{}
+	h := newHarness(t, func(c *harnessConfig) {
+		c.wrap = func(s storage.Store) storage.Store { rs.Store = s; return rs }
+	})
+	first := h.exchangeOK("corp", h.idToken("ada", nil))
+	ctx := context.Background()
+	idents, err := h.store.ListIdentities(ctx, first.User.ID)
+	if err != nil || len(idents) != 1 {
+		t.Fatalf("identities %+v, %v", idents, err)
+	}
+	var before snapshot
+	unlink := func() {
+		if err := h.store.DeleteIdentity(ctx, first.User.ID, idents[0].ID); err != nil {
+			t.Error(err)
+		}
+		before = h.snapshot()
+	}
+	rs.afterRead.Store(&unlink)
+	token := h.idToken("ada", nil)
+	res := h.postJSON("/v1/exchange", map[string]any{"provider": "corp", "id_token": token})
+	assertError(t, res, http.StatusUnauthorized, "invalid_token", "revoked")
+
+	after := h.snapshot()
+	if len(after.Audit) != len(before.Audit)+1 || after.Audit[0].Type != "session.abandoned" || after.Audit[0].UserID != first.User.ID {
+		t.Fatalf("audit after the refusal: %+v, want one session.abandoned more than %d events", after.Audit, len(before.Audit))
+	}
+	after.Audit = before.Audit
+	if !reflect.DeepEqual(before, after) {
+		t.Fatalf("store changed by the refused sign-in:\nbefore %+v\nafter  %+v", before, after)
+	}
+	// Spent all the same: the same id_token cannot sign in afresh.
+	res = h.postJSON("/v1/exchange", map[string]any{"provider": "corp", "id_token": token})
+	assertError(t, res, http.StatusUnauthorized, "invalid_token", "replayed")
 }
