@@ -226,6 +226,7 @@ func TestNonceAttestedLink(t *testing.T) {
 		{"no client credentials", link(), 401, "invalid_token", "nonce_mismatch"},
 		{"public client", link("client_id", "ios-app"), 401, "invalid_token", "nonce_mismatch"},
 		{"confidential client without verifies_nonce", link("client_id", "backend", "client_secret", backendSecret), 401, "invalid_token", "nonce_mismatch"},
+		{"verifying client named without its secret", link("client_id", "nextjs"), 401, "invalid_client", "missing_secret"},
 		{"wrong secret", link("client_id", "nextjs", "client_secret", "wrong-secret-0123456789"), 401, "invalid_client", "invalid_secret"},
 	}
 	for _, tc := range refusals {
