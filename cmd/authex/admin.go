@@ -134,11 +134,12 @@ func isBoolFlag(f *flag.Flag) bool {
 	return ok && b.IsBoolFlag()
 }
 
-// looksLikeIDNotFlag reports whether arg starts with a single "-" yet is
-// no flag of fs (nor -h/-help, which print the usage). Flags spelled with
-// two dashes are never taken for an id.
+// looksLikeIDNotFlag reports whether arg, which starts with "-" and is
+// longer than that, starts with a single "-" yet is no flag of fs (nor
+// -h/-help, which print the usage). Flags spelled with two dashes are never
+// taken for an id.
 func looksLikeIDNotFlag(fs *flag.FlagSet, arg string) bool {
-	if len(arg) < 2 || arg[0] != '-' || arg[1] == '-' {
+	if arg[1] == '-' {
 		return false
 	}
 	name, _, _ := strings.Cut(arg[1:], "=")

@@ -173,7 +173,10 @@ type LogConfig struct {
 // defaultConfig holds every default; YAML then overrides it.
 func defaultConfig() Config {
 	return Config{
-		Server: ServerConfig{Listen: ":8080", PublicURL: defaultPublicURL},
+		// PublicURL stays empty until the file or the environment sets
+		// it, to tell a chosen public_url from defaultPublicURL
+		// (publicURLSet); loadConfig fills the default in after both.
+		Server: ServerConfig{Listen: ":8080"},
 		Storage: StorageConfig{
 			Driver:   "bolt",
 			Bolt:     BoltConfig{Path: "./data/authex.db"},
@@ -212,9 +215,6 @@ func loadConfig(path string, getenv func(string) string) (Config, error) {
 	if err != nil {
 		return cfg, err
 	}
-	// Empty until the file or the environment sets it, to tell a chosen
-	// public_url from the default (publicURLSet).
-	cfg.Server.PublicURL = ""
 	var probs Problems
 	var root yaml.Node
 	if err := yaml.Unmarshal(raw, &root); err != nil {
