@@ -102,23 +102,25 @@ func (s *Store) RotateSession(ctx context.Context, id string, from uint64, at, i
 			result, outcome = sess, fmt.Errorf("bolt: rotate session %q from %d: %w", id, from, storage.ErrStale)
 			return nil
 		}
-		rotated := sess
-		rotated.Generation++
-		rotated.RotatedAt = at.UTC()
-		rotated.IdleExpiresAt = idleExpiresAt.UTC()
-		if err := putSession(tx, rotated); err != nil {
-			return err
-		}
-		if err := moveSweepKey(tx, sess, rotated); err != nil {
-			return err
-		}
-		result = rotated
-		return nil
+		result, err = rotate(tx, sess, at, idleExpiresAt)
+		return err
 	})
 	if err != nil {
 		return storage.Session{}, fmt.Errorf("bolt: rotate session %q: %w", id, err)
 	}
 	return result, outcome
+}
+
+// rotate writes sess one generation on, rotated at at with the idle limit
+// idleExpiresAt, and moves its session_sweep entry.
+func rotate(tx *bolt.Tx, sess storage.Session, at, idleExpiresAt time.Time) (storage.Session, error) {
+	rotated := sess
+	rotated.Generation++
+	rotated.RotatedAt, rotated.IdleExpiresAt = at.UTC(), idleExpiresAt.UTC()
+	if err := putSession(tx, rotated); err != nil {
+		return storage.Session{}, err
+	}
+	return rotated, moveSweepKey(tx, sess, rotated)
 }
 
 // revoke writes sess revoked at at, and moves its session_sweep entry.

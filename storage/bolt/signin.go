@@ -263,16 +263,12 @@ func (s *Store) RotateSessionOfEnabledUser(ctx context.Context, id, clientID str
 			stale = true
 			return nil
 		}
-		sess = old
-		sess.Generation++
-		sess.RotatedAt, sess.IdleExpiresAt = at.UTC(), idleExpiresAt.UTC()
-		if sess.ExpiresAt.Before(sess.IdleExpiresAt) {
-			sess.IdleExpiresAt = sess.ExpiresAt
+		idle := idleExpiresAt.UTC()
+		if old.ExpiresAt.Before(idle) { // as PostgreSQL's LEAST($4, expires_at)
+			idle = old.ExpiresAt
 		}
-		if err := putSession(tx, sess); err != nil {
-			return err
-		}
-		return moveSweepKey(tx, old, sess)
+		sess, err = rotate(tx, old, at, idle)
+		return err
 	})
 	if err != nil {
 		return storage.Session{}, storage.User{}, fmt.Errorf("bolt: rotate session %q: %w", id, err)
