@@ -72,6 +72,10 @@ const (
 	// sweepChunk is how many sessions one sweep statement deletes, so a
 	// large sweep never holds many row locks for long.
 	sweepChunk = 1000
+	// groupsRunning is how many groups of one kind (group.go) may be at
+	// the database at once; groupMaxSize bounds the requests in one.
+	groupsRunning = 2
+	groupMaxSize  = 64
 )
 
 // Options tune Open. The zero value is what production wants.
@@ -110,6 +114,12 @@ type Store struct {
 	inTx    bool
 	log     *slog.Logger
 	version int
+
+	// rotations groups concurrent RotateSessionOfEnabledUser calls; nil
+	// in a view.
+	rotations *group[rotation]
+	// signIns groups concurrent WriteSignIn calls; nil in a view.
+	signIns *group[signInWrite]
 
 	sweeper   *storage.Sweeper
 	closeOnce sync.Once
@@ -169,6 +179,8 @@ func Open(ctx context.Context, dsn string, opts Options) (*Store, error) {
 		return nil, fmt.Errorf("postgres: %w", translate(err))
 	}
 	s := &Store{pool: pool, db: pool, log: log}
+	s.rotations = newGroup(groupsRunning, groupMaxSize, s.rotateGroup)
+	s.signIns = newGroup(groupsRunning, groupMaxSize, s.signInGroup)
 	if err := s.migrate(ctx, opts.Schema, opts.migrateTo); err != nil {
 		pool.Close()
 		return nil, fmt.Errorf("postgres: open: %w", err)

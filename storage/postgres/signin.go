@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"hash/fnv"
 	"io"
+	"slices"
 	"strings"
 	"time"
 
@@ -130,11 +131,60 @@ ORDER BY i.created_at, i.id`
 // committed before it started: taken inside signInSQL, the lock would be
 // granted after the snapshot, and a sign-in of the user that committed
 // while this one waited would be missing from the count.
+//
+// Concurrent calls are grouped (s.signIns): several sign-ins go as one
+// batch, one transaction, with every lock they need taken first, in one
+// statement and in key order (so two groups, on any instances, never wait
+// for each other's locks in a circle), then each sign-in's signInSQL. A
+// later statement of the transaction sees what an earlier one wrote, so
+// two sign-ins of one user in a group count each other's sessions, and of
+// two with one credential key the second finds it recorded, as they would
+// one after the other.
 func (s *Store) WriteSignIn(ctx context.Context, in storage.SignIn) (storage.SignedIn, error) {
 	sess := in.Session
 	if sess.ID == "" {
 		return storage.SignedIn{}, errEmpty("session id")
 	}
+	w, err := newSignInWrite(in)
+	if err != nil {
+		return storage.SignedIn{}, err
+	}
+	if s.signIns == nil { // a view: its own transaction
+		err = s.writeSignIns(ctx, []*signInWrite{&w})
+	} else {
+		item := s.signIns.do(ctx, w)
+		w, err = item.Req, item.Err
+	}
+	if err != nil {
+		return storage.SignedIn{}, fmt.Errorf("postgres: write sign-in %q: %w", sess.ID, err)
+	}
+	if !w.matched {
+		return storage.SignedIn{}, fmt.Errorf("postgres: write sign-in %q: identity %s %s is not user %q's: %w",
+			sess.ID, in.Issuer, in.Subject, sess.UserID, storage.ErrStale)
+	}
+	if !w.written {
+		return storage.SignedIn{}, fmt.Errorf("postgres: write sign-in %q: credential already recorded: %w", sess.ID, storage.ErrConflict)
+	}
+	out := w.out
+	if in.CountLive {
+		out.LiveSessions++ // the new session, which the count's snapshot predates
+	}
+	return out, nil
+}
+
+// signInWrite is one call of WriteSignIn: its statement, and its answer.
+type signInWrite struct {
+	stmt    string
+	args    []any
+	lock    bool // the user's session lock first (CountLive)
+	lockKey int64
+
+	out              storage.SignedIn
+	matched, written bool
+}
+
+func newSignInWrite(in storage.SignIn) (signInWrite, error) {
+	sess := in.Session
 	var credKey []byte
 	if in.CredentialKey != "" {
 		credKey = hashKey(in.CredentialKey)
@@ -144,55 +194,83 @@ func (s *Store) WriteSignIn(ctx context.Context, in storage.SignIn) (storage.Sig
 	times := make([]pgtype.Timestamptz, n)
 	for i, e := range in.Audit {
 		if e.ID == "" || e.Time.IsZero() {
-			return storage.SignedIn{}, fmt.Errorf("postgres: write sign-in: audit event %q without id or time", e.Type)
+			return signInWrite{}, fmt.Errorf("postgres: write sign-in: audit event %q without id or time", e.Type)
 		}
 		ids[i], times[i], types[i], users[i], sids[i], provs[i], details[i] = e.ID, ts(e.Time), e.Type, e.UserID, e.SessionID, e.Provider, e.Detail
 	}
-	args := []any{in.Issuer, in.Subject,
+	w := signInWrite{stmt: signInSQL, lock: in.CountLive, lockKey: sessionLockKey(sess.UserID)}
+	w.args = []any{in.Issuer, in.Subject,
 		sess.ID, sess.UserID, sess.Provider, sess.ClientID, int64(sess.Generation), ts(sess.RotatedAt), ts(sess.CreatedAt),
 		ts(sess.IdleExpiresAt), ts(sess.ExpiresAt), ts(sess.RevokedAt), sess.RevokedReason, sess.UserAgent, sess.IP,
 		credKey, ts(in.CredentialExpiresAt),
 		ids, times, types, users, sids, provs, details,
 		ts(in.Now), in.CountLive,
 	}
-	stmt := signInSQL
 	if !in.TouchAt.IsZero() {
-		stmt = signInTouchSQL
-		args = append(args, ts(in.TouchAt))
+		w.stmt = signInTouchSQL
+		w.args = append(w.args, ts(in.TouchAt))
 	}
-	var out storage.SignedIn
-	var matched, written bool
-	// s.do may run the fn again; it only reads what is made above.
-	err := s.do(ctx, func() error {
-		out, matched, written = storage.SignedIn{}, false, false
-		b := &pgx.Batch{}
-		if in.CountLive {
-			b.Queue(`SELECT pg_advisory_xact_lock($1)`, sessionLockKey(sess.UserID))
+	return w, nil
+}
+
+// signInGroup is the group's run: the sign-ins in one transaction, or,
+// when that fails, each in its own, so that one request's failure is its
+// alone.
+func (s *Store) signInGroup(ctx context.Context, items []*groupItem[signInWrite]) {
+	ws := make([]*signInWrite, len(items))
+	for i, it := range items {
+		ws[i] = &it.Req
+	}
+	err := s.writeSignIns(ctx, ws)
+	if err == nil {
+		return
+	}
+	if len(items) == 1 || ctx.Err() != nil {
+		for _, it := range items {
+			it.Err = err
 		}
-		b.Queue(stmt, args...).Query(func(rows pgx.Rows) error {
-			var err error
-			out.Identities, err = pgx.CollectRows(rows, func(r pgx.CollectableRow) (storage.Identity, error) {
-				return scanIdentity(rowWithTail{row: r, tail: []any{&written, &out.LiveSessions}})
+		return
+	}
+	for _, it := range items {
+		it.Err = s.writeSignIns(ctx, []*signInWrite{&it.Req})
+	}
+}
+
+// writeSignIns writes ws in one batch, one transaction: the locks they
+// need, in key order, then their statements. s.do may run it again, so it
+// resets each answer before it reads it.
+func (s *Store) writeSignIns(ctx context.Context, ws []*signInWrite) error {
+	var keys []int64
+	for _, w := range ws {
+		if w.lock {
+			keys = append(keys, w.lockKey)
+		}
+	}
+	slices.Sort(keys)
+	keys = slices.Compact(keys)
+	return s.do(ctx, func() error {
+		b := &pgx.Batch{}
+		switch len(keys) {
+		case 0:
+		case 1:
+			b.Queue(`SELECT pg_advisory_xact_lock($1)`, keys[0])
+		default:
+			// unnest yields the keys in the array's order.
+			b.Queue(`SELECT pg_advisory_xact_lock(k) FROM unnest($1::bigint[]) AS k`, keys)
+		}
+		for _, w := range ws {
+			w.out, w.matched, w.written = storage.SignedIn{}, false, false
+			b.Queue(w.stmt, w.args...).Query(func(rows pgx.Rows) error {
+				var err error
+				w.out.Identities, err = pgx.CollectRows(rows, func(r pgx.CollectableRow) (storage.Identity, error) {
+					return scanIdentity(rowWithTail{row: r, tail: []any{&w.written, &w.out.LiveSessions}})
+				})
+				w.matched = len(w.out.Identities) > 0
+				return err
 			})
-			matched = len(out.Identities) > 0
-			return err
-		})
+		}
 		return s.db.SendBatch(ctx, b).Close()
 	})
-	if err != nil {
-		return storage.SignedIn{}, fmt.Errorf("postgres: write sign-in %q: %w", sess.ID, err)
-	}
-	if !matched {
-		return storage.SignedIn{}, fmt.Errorf("postgres: write sign-in %q: identity %s %s is not user %q's: %w",
-			sess.ID, in.Issuer, in.Subject, sess.UserID, storage.ErrStale)
-	}
-	if !written {
-		return storage.SignedIn{}, fmt.Errorf("postgres: write sign-in %q: credential already recorded: %w", sess.ID, storage.ErrConflict)
-	}
-	if in.CountLive {
-		out.LiveSessions++ // the new session, which the count's snapshot predates
-	}
-	return out, nil
 }
 
 // The joined statements of the hot reads and the refresh, built once.
@@ -209,6 +287,20 @@ var (
 		WHERE s.id = $1 AND u.id = s.user_id AND NOT u.disabled AND ($5 = '' OR s.client_id IN ('', $5))
 		  AND s.generation = $2 AND s.revoked_at IS NULL AND s.idle_expires_at > $3 AND s.expires_at > $3
 		RETURNING ` + qualified("s", sessionColumns) + `, ` + qualified("u", userColumns)
+	// rotateGroupSQL is rotateOfEnabledUserSQL for several sessions in one
+	// statement: $1..$5 are arrays of its parameters, one element a
+	// rotation, and each row returned ends with the rotation's number
+	// (from 1). id = ANY($1) lets the primary key find the rows whatever
+	// plan the statement gets. Of two rotations of one session, the row is
+	// updated once, for one of them (PostgreSQL's UPDATE ... FROM with two
+	// matching rows): the other gets no row back, as the loser of two
+	// concurrent statements would.
+	rotateGroupSQL = `UPDATE sessions s
+		SET generation = s.generation + 1, rotated_at = r.at, idle_expires_at = LEAST(r.idle, s.expires_at), sweep_at = ` + sweepAtLowered("s.", "r.idle") + `
+		FROM unnest($1::text[], $2::bigint[], $3::timestamptz[], $4::timestamptz[], $5::text[]) WITH ORDINALITY AS r (id, generation, at, idle, client, n), users u
+		WHERE s.id = ANY($1::text[]) AND s.id = r.id COLLATE "C" AND u.id = s.user_id AND NOT u.disabled AND (r.client = '' OR s.client_id IN ('', r.client))
+		  AND s.generation = r.generation AND s.revoked_at IS NULL AND s.idle_expires_at > r.at AND s.expires_at > r.at
+		RETURNING ` + qualified("s", sessionColumns) + `, ` + qualified("u", userColumns) + `, r.n`
 )
 
 // GetIdentityUser reads an identity and its user in one join.
@@ -243,21 +335,93 @@ func (s *Store) GetSessionUser(ctx context.Context, id string) (storage.Session,
 
 // RotateSessionOfEnabledUser is RotateSession's conditional UPDATE joined
 // to the user: the same row lock and re-check make one rotation win.
+// Concurrent calls are grouped (s.rotations): a lone one runs
+// rotateOfEnabledUserSQL, several run rotateGroupSQL, one statement and
+// one commit for all of them.
 func (s *Store) RotateSessionOfEnabledUser(ctx context.Context, id, clientID string, from uint64, at, idleExpiresAt time.Time) (storage.Session, storage.User, error) {
-	var sess storage.Session
-	var u storage.User
-	err := s.do(ctx, func() error {
-		var err error
-		sess, u, err = scanSessionUser(s.db.QueryRow(ctx, rotateOfEnabledUserSQL, id, int64(from), ts(at), ts(idleExpiresAt), clientID))
-		return err
-	})
-	if errors.Is(err, pgx.ErrNoRows) {
-		return storage.Session{}, storage.User{}, fmt.Errorf("postgres: rotate session %q from %d: %w", id, from, storage.ErrStale)
+	req := rotation{id: id, clientID: clientID, from: from, at: at, idleExpiresAt: idleExpiresAt}
+	var err error
+	if s.rotations == nil { // a view: its own transaction
+		err = s.rotateOne(ctx, &req)
+	} else {
+		item := s.rotations.do(ctx, req)
+		req, err = item.Req, item.Err
 	}
 	if err != nil {
 		return storage.Session{}, storage.User{}, fmt.Errorf("postgres: rotate session %q: %w", id, err)
 	}
-	return sess, u, nil
+	if !req.rotated {
+		return storage.Session{}, storage.User{}, fmt.Errorf("postgres: rotate session %q from %d: %w", id, from, storage.ErrStale)
+	}
+	return req.sess, req.user, nil
+}
+
+// rotation is one call of RotateSessionOfEnabledUser, and its answer.
+type rotation struct {
+	id, clientID      string
+	from              uint64
+	at, idleExpiresAt time.Time
+
+	rotated bool // false: no row matched (ErrStale)
+	sess    storage.Session
+	user    storage.User
+}
+
+// rotateOne runs one rotation alone.
+func (s *Store) rotateOne(ctx context.Context, r *rotation) error {
+	err := s.do(ctx, func() error {
+		var err error
+		r.sess, r.user, err = scanSessionUser(s.db.QueryRow(ctx, rotateOfEnabledUserSQL, r.id, int64(r.from), ts(r.at), ts(r.idleExpiresAt), r.clientID))
+		return err
+	})
+	r.rotated = err == nil
+	if errors.Is(err, pgx.ErrNoRows) {
+		return nil
+	}
+	return err
+}
+
+// rotateGroup is the group's run: rotateOne for one rotation, else
+// rotateGroupSQL for all.
+func (s *Store) rotateGroup(ctx context.Context, items []*groupItem[rotation]) {
+	if len(items) == 1 {
+		items[0].Err = s.rotateOne(ctx, &items[0].Req)
+		return
+	}
+	n := len(items)
+	ids, gens, ats, idles, clients := make([]string, n), make([]int64, n), make([]pgtype.Timestamptz, n), make([]pgtype.Timestamptz, n), make([]string, n)
+	for i, it := range items {
+		r := &it.Req
+		ids[i], gens[i], ats[i], idles[i], clients[i] = r.id, int64(r.from), ts(r.at), ts(r.idleExpiresAt), r.clientID
+	}
+	err := s.do(ctx, func() error {
+		for _, it := range items {
+			it.Req.rotated = false
+		}
+		rows, err := s.db.Query(ctx, rotateGroupSQL, ids, gens, ats, idles, clients)
+		if err != nil {
+			return err
+		}
+		defer rows.Close()
+		for rows.Next() {
+			var k int64
+			sess, u, err := scanSessionUser(rowWithTail{row: rows, tail: []any{&k}})
+			if err != nil {
+				return err
+			}
+			if k < 1 || k > int64(n) {
+				return fmt.Errorf("rotation number %d of %d", k, n)
+			}
+			r := &items[k-1].Req
+			r.sess, r.user, r.rotated = sess, u, true
+		}
+		return rows.Err()
+	})
+	if err != nil {
+		for _, it := range items {
+			it.Err = err
+		}
+	}
 }
 
 // RevokeSessionOnce reads the session and revokes it in one statement. The
