@@ -197,9 +197,9 @@ func BenchmarkRefreshWrite(b *testing.B) {
 // BenchmarkGetUserIdentity is the read of a sign-in and of every
 // authenticated request: one join against two lookups.
 func BenchmarkGetUserIdentity(b *testing.B) {
-	s, users, sessions, _ := openBench(b, benchUsers)
+	s, users, sessions, meter := openBench(b, benchUsers)
 	ctx := b.Context()
-	b.Run("GetIdentityUser", func(b *testing.B) {
+	runMeasured(b, meter, "GetIdentityUser", func(b *testing.B) {
 		i := 0
 		for b.Loop() {
 			if _, _, err := s.GetIdentityUser(ctx, "https://issuer.example.com", fmt.Sprint(i%len(users))); err != nil {
@@ -207,6 +207,22 @@ func BenchmarkGetUserIdentity(b *testing.B) {
 			}
 			i++
 		}
+	})
+	// Concurrent calls share statements (the store's groups): 64
+	// goroutines, as many as the load's connections in make bench.
+	runMeasured(b, meter, "GetIdentityUserParallel", func(b *testing.B) {
+		b.SetParallelism(32)
+		b.RunParallel(func(pb *testing.PB) {
+			i := int(time.Now().UnixNano())
+			for pb.Next() {
+				k := (i%len(users) + len(users)) % len(users)
+				if _, _, err := s.GetIdentityUser(ctx, "https://issuer.example.com", fmt.Sprint(k)); err != nil {
+					b.Error(err)
+					return
+				}
+				i++
+			}
+		})
 	})
 	b.Run("GetIdentityThenGetUser", func(b *testing.B) {
 		i := 0

@@ -2,8 +2,12 @@ package postgres
 
 import (
 	"context"
+	"errors"
+	"fmt"
 	"sync"
 	"sync/atomic"
+
+	"github.com/jackc/pgx/v5"
 )
 
 // group runs the requests of concurrent callers together, as bbolt's
@@ -25,8 +29,9 @@ import (
 // starts is left out with its context's error.
 type group[T any] struct {
 	maxRunning, maxSize int
-	// run does the requests of items, all or none (one transaction), and
-	// sets each one's answer; it is called with at least one item.
+	// run does the requests of items (a write: all in one transaction)
+	// and sets each one's answer, or its err; it is called with at least
+	// one item.
 	run func(ctx context.Context, items []*groupItem[T])
 
 	mu      sync.Mutex
@@ -37,10 +42,10 @@ type group[T any] struct {
 // groupItem is one caller's request in a group.
 type groupItem[T any] struct {
 	ctx context.Context
-	Req T
-	// Err is the caller's error when its request was not done: run sets it
-	// when the group failed.
-	Err error
+	req T
+	// err is the caller's error when its request was not done: run sets
+	// it when the group failed.
+	err error
 	// wake receives nil when the request is done, or the next group when
 	// this item's caller is to run it.
 	wake chan []*groupItem[T]
@@ -53,7 +58,7 @@ func newGroup[T any](maxRunning, maxSize int, run func(ctx context.Context, item
 // do runs req, alone or with others, and returns its item with the answer
 // run set.
 func (g *group[T]) do(ctx context.Context, req T) *groupItem[T] {
-	item := &groupItem[T]{ctx: ctx, Req: req}
+	item := &groupItem[T]{ctx: ctx, req: req}
 	g.mu.Lock()
 	if g.running < g.maxRunning {
 		g.running++
@@ -77,7 +82,7 @@ func (g *group[T]) runAndHandOver(items []*groupItem[T], self *groupItem[T]) {
 	live := items[:0:0]
 	for _, it := range items {
 		if err := it.ctx.Err(); err != nil {
-			it.Err = err
+			it.err = err
 			continue
 		}
 		live = append(live, it)
@@ -133,4 +138,95 @@ func groupContext[T any](items []*groupItem[T]) (context.Context, context.Cancel
 		}
 		cancel()
 	}
+}
+
+// lookup is a request of a group whose statement has two forms: one for a
+// single request, which returns its row or none, and one for several,
+// whose parameters are arrays (an element a request) and whose every row
+// ends with the number, from 1, of the request it answers. A request no
+// row answers is not found (a read) or not done (a conditional write).
+type lookup[K, V any] struct {
+	one, many string
+	args      func(K) []any   // one's parameters
+	arrays    func([]K) []any // many's parameters
+	scan      func(pgx.Row) (V, error)
+}
+
+// answer is a lookup's request and, once its group ran, its answer.
+type answer[K, V any] struct {
+	key   K
+	found bool
+	val   V
+}
+
+// do runs key's lookup in a group of g, or alone on s when g is nil (in a
+// view, whose transaction is its own).
+func (l *lookup[K, V]) do(ctx context.Context, s *Store, g *group[answer[K, V]], key K) (V, bool, error) {
+	if g == nil {
+		a := answer[K, V]{key: key}
+		err := l.runOne(ctx, s, &a)
+		return a.val, a.found, err
+	}
+	item := g.do(ctx, answer[K, V]{key: key})
+	return item.req.val, item.req.found, item.err
+}
+
+// group makes the group that runs l's requests on s, at most maxRunning
+// groups at once.
+func (l *lookup[K, V]) group(s *Store, maxRunning int) *group[answer[K, V]] {
+	return newGroup(maxRunning, groupMaxSize, func(ctx context.Context, items []*groupItem[answer[K, V]]) {
+		if len(items) == 1 {
+			items[0].err = l.runOne(ctx, s, &items[0].req)
+			return
+		}
+		if err := l.runMany(ctx, s, items); err != nil {
+			for _, it := range items {
+				it.err = err
+			}
+		}
+	})
+}
+
+func (l *lookup[K, V]) runOne(ctx context.Context, s *Store, a *answer[K, V]) error {
+	err := s.do(ctx, func() error {
+		var err error
+		a.val, err = l.scan(s.db.QueryRow(ctx, l.one, l.args(a.key)...))
+		return err
+	})
+	a.found = err == nil
+	if errors.Is(err, pgx.ErrNoRows) {
+		return nil
+	}
+	return err
+}
+
+func (l *lookup[K, V]) runMany(ctx context.Context, s *Store, items []*groupItem[answer[K, V]]) error {
+	keys := make([]K, len(items))
+	for i, it := range items {
+		keys[i] = it.req.key
+	}
+	args := l.arrays(keys)
+	return s.do(ctx, func() error {
+		for _, it := range items {
+			it.req.found = false
+		}
+		rows, err := s.db.Query(ctx, l.many, args...)
+		if err != nil {
+			return err
+		}
+		defer rows.Close()
+		for rows.Next() {
+			var k int64
+			v, err := l.scan(rowWithTail{row: rows, tail: []any{&k}})
+			if err != nil {
+				return err
+			}
+			if k < 1 || k > int64(len(items)) {
+				return fmt.Errorf("row for request %d of %d", k, len(items))
+			}
+			a := &items[k-1].req
+			a.val, a.found = v, true
+		}
+		return rows.Err()
+	})
 }

@@ -1,6 +1,7 @@
 package postgres
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -153,7 +154,7 @@ func (s *Store) WriteSignIn(ctx context.Context, in storage.SignIn) (storage.Sig
 		err = s.writeSignIns(ctx, []*signInWrite{&w})
 	} else {
 		item := s.signIns.do(ctx, w)
-		w, err = item.Req, item.Err
+		w, err = item.req, item.err
 	}
 	if err != nil {
 		return storage.SignedIn{}, fmt.Errorf("postgres: write sign-in %q: %w", sess.ID, err)
@@ -219,7 +220,7 @@ func newSignInWrite(in storage.SignIn) (signInWrite, error) {
 func (s *Store) signInGroup(ctx context.Context, items []*groupItem[signInWrite]) {
 	ws := make([]*signInWrite, len(items))
 	for i, it := range items {
-		ws[i] = &it.Req
+		ws[i] = &it.req
 	}
 	err := s.writeSignIns(ctx, ws)
 	if err == nil {
@@ -227,12 +228,12 @@ func (s *Store) signInGroup(ctx context.Context, items []*groupItem[signInWrite]
 	}
 	if len(items) == 1 || ctx.Err() != nil {
 		for _, it := range items {
-			it.Err = err
+			it.err = err
 		}
 		return
 	}
 	for _, it := range items {
-		it.Err = s.writeSignIns(ctx, []*signInWrite{&it.Req})
+		it.err = s.writeSignIns(ctx, []*signInWrite{&it.req})
 	}
 }
 
@@ -248,6 +249,9 @@ func (s *Store) writeSignIns(ctx context.Context, ws []*signInWrite) error {
 	}
 	slices.Sort(keys)
 	keys = slices.Compact(keys)
+	// The statements in the locks' order too (a user's in the order they
+	// came), so the row locks they take come in one order in every group.
+	slices.SortStableFunc(ws, func(a, b *signInWrite) int { return cmp.Compare(a.lockKey, b.lockKey) })
 	return s.do(ctx, func() error {
 		b := &pgx.Batch{}
 		switch len(keys) {
@@ -303,19 +307,46 @@ var (
 		RETURNING ` + qualified("s", sessionColumns) + `, ` + qualified("u", userColumns) + `, r.n`
 )
 
-// GetIdentityUser reads an identity and its user in one join.
+// identityUserLookup reads an identity and its user in one join;
+// several at once by issuer and subject pairs. The ANY conditions let the
+// (issuer, subject) key find the rows whatever plan the statement gets.
+var identityUserLookup = lookup[[2]string, identityUser]{
+	one: getIdentityUserSQL,
+	many: `SELECT ` + qualified("i", identityColumns) + `, ` + qualified("u", userColumns) + `, r.n
+		FROM unnest($1::text[], $2::text[]) WITH ORDINALITY AS r (issuer, subject, n)
+		JOIN identities i ON i.issuer = r.issuer AND i.subject = r.subject
+		JOIN users u ON u.id = i.user_id
+		WHERE i.issuer = ANY($1::text[]) AND i.subject = ANY($2::text[])`,
+	args: func(k [2]string) []any { return []any{k[0], k[1]} },
+	arrays: func(ks [][2]string) []any {
+		issuers, subjects := make([]string, len(ks)), make([]string, len(ks))
+		for i, k := range ks {
+			issuers[i], subjects[i] = k[0], k[1]
+		}
+		return []any{issuers, subjects}
+	},
+	scan: func(row pgx.Row) (identityUser, error) {
+		ident, u, err := scanIdentityUser(row)
+		return identityUser{ident, u}, err
+	},
+}
+
+type identityUser struct {
+	ident storage.Identity
+	user  storage.User
+}
+
+// GetIdentityUser reads an identity and its user in one join, grouped
+// with concurrent calls (s.identityReads).
 func (s *Store) GetIdentityUser(ctx context.Context, issuer, subject string) (storage.Identity, storage.User, error) {
-	var ident storage.Identity
-	var u storage.User
-	err := s.do(ctx, func() error {
-		var err error
-		ident, u, err = scanIdentityUser(s.db.QueryRow(ctx, getIdentityUserSQL, issuer, subject))
-		return err
-	})
-	if errors.Is(err, pgx.ErrNoRows) {
-		return ident, u, errNotFound("identity", issuer+" "+subject)
+	v, found, err := identityUserLookup.do(ctx, s, s.identityReads, [2]string{issuer, subject})
+	if err != nil {
+		return storage.Identity{}, storage.User{}, fmt.Errorf("postgres: get identity %s %s: %w", issuer, subject, err)
 	}
-	return ident, u, err
+	if !found {
+		return storage.Identity{}, storage.User{}, errNotFound("identity", issuer+" "+subject)
+	}
+	return v.ident, v.user, nil
 }
 
 // GetSessionUser reads a session and its user in one join.
@@ -333,95 +364,55 @@ func (s *Store) GetSessionUser(ctx context.Context, id string) (storage.Session,
 	return sess, u, err
 }
 
+// rotation is one call of RotateSessionOfEnabledUser.
+type rotation struct {
+	id, clientID      string
+	from              uint64
+	at, idleExpiresAt time.Time
+}
+
+type sessionUser struct {
+	sess storage.Session
+	user storage.User
+}
+
+// rotationLookup is rotateOfEnabledUserSQL, and rotateGroupSQL for
+// several: a rotation no row answers was refused.
+var rotationLookup = lookup[rotation, sessionUser]{
+	one:  rotateOfEnabledUserSQL,
+	many: rotateGroupSQL,
+	args: func(r rotation) []any {
+		return []any{r.id, int64(r.from), ts(r.at), ts(r.idleExpiresAt), r.clientID}
+	},
+	arrays: func(rs []rotation) []any {
+		n := len(rs)
+		ids, gens, ats, idles, clients := make([]string, n), make([]int64, n), make([]pgtype.Timestamptz, n), make([]pgtype.Timestamptz, n), make([]string, n)
+		for i, r := range rs {
+			ids[i], gens[i], ats[i], idles[i], clients[i] = r.id, int64(r.from), ts(r.at), ts(r.idleExpiresAt), r.clientID
+		}
+		return []any{ids, gens, ats, idles, clients}
+	},
+	scan: func(row pgx.Row) (sessionUser, error) {
+		sess, u, err := scanSessionUser(row)
+		return sessionUser{sess, u}, err
+	},
+}
+
 // RotateSessionOfEnabledUser is RotateSession's conditional UPDATE joined
 // to the user: the same row lock and re-check make one rotation win.
 // Concurrent calls are grouped (s.rotations): a lone one runs
 // rotateOfEnabledUserSQL, several run rotateGroupSQL, one statement and
 // one commit for all of them.
 func (s *Store) RotateSessionOfEnabledUser(ctx context.Context, id, clientID string, from uint64, at, idleExpiresAt time.Time) (storage.Session, storage.User, error) {
-	req := rotation{id: id, clientID: clientID, from: from, at: at, idleExpiresAt: idleExpiresAt}
-	var err error
-	if s.rotations == nil { // a view: its own transaction
-		err = s.rotateOne(ctx, &req)
-	} else {
-		item := s.rotations.do(ctx, req)
-		req, err = item.Req, item.Err
-	}
+	v, rotated, err := rotationLookup.do(ctx, s, s.rotations,
+		rotation{id: id, clientID: clientID, from: from, at: at, idleExpiresAt: idleExpiresAt})
 	if err != nil {
 		return storage.Session{}, storage.User{}, fmt.Errorf("postgres: rotate session %q: %w", id, err)
 	}
-	if !req.rotated {
+	if !rotated {
 		return storage.Session{}, storage.User{}, fmt.Errorf("postgres: rotate session %q from %d: %w", id, from, storage.ErrStale)
 	}
-	return req.sess, req.user, nil
-}
-
-// rotation is one call of RotateSessionOfEnabledUser, and its answer.
-type rotation struct {
-	id, clientID      string
-	from              uint64
-	at, idleExpiresAt time.Time
-
-	rotated bool // false: no row matched (ErrStale)
-	sess    storage.Session
-	user    storage.User
-}
-
-// rotateOne runs one rotation alone.
-func (s *Store) rotateOne(ctx context.Context, r *rotation) error {
-	err := s.do(ctx, func() error {
-		var err error
-		r.sess, r.user, err = scanSessionUser(s.db.QueryRow(ctx, rotateOfEnabledUserSQL, r.id, int64(r.from), ts(r.at), ts(r.idleExpiresAt), r.clientID))
-		return err
-	})
-	r.rotated = err == nil
-	if errors.Is(err, pgx.ErrNoRows) {
-		return nil
-	}
-	return err
-}
-
-// rotateGroup is the group's run: rotateOne for one rotation, else
-// rotateGroupSQL for all.
-func (s *Store) rotateGroup(ctx context.Context, items []*groupItem[rotation]) {
-	if len(items) == 1 {
-		items[0].Err = s.rotateOne(ctx, &items[0].Req)
-		return
-	}
-	n := len(items)
-	ids, gens, ats, idles, clients := make([]string, n), make([]int64, n), make([]pgtype.Timestamptz, n), make([]pgtype.Timestamptz, n), make([]string, n)
-	for i, it := range items {
-		r := &it.Req
-		ids[i], gens[i], ats[i], idles[i], clients[i] = r.id, int64(r.from), ts(r.at), ts(r.idleExpiresAt), r.clientID
-	}
-	err := s.do(ctx, func() error {
-		for _, it := range items {
-			it.Req.rotated = false
-		}
-		rows, err := s.db.Query(ctx, rotateGroupSQL, ids, gens, ats, idles, clients)
-		if err != nil {
-			return err
-		}
-		defer rows.Close()
-		for rows.Next() {
-			var k int64
-			sess, u, err := scanSessionUser(rowWithTail{row: rows, tail: []any{&k}})
-			if err != nil {
-				return err
-			}
-			if k < 1 || k > int64(n) {
-				return fmt.Errorf("rotation number %d of %d", k, n)
-			}
-			r := &items[k-1].Req
-			r.sess, r.user, r.rotated = sess, u, true
-		}
-		return rows.Err()
-	})
-	if err != nil {
-		for _, it := range items {
-			it.Err = err
-		}
-	}
+	return v.sess, v.user, nil
 }
 
 // RevokeSessionOnce reads the session and revokes it in one statement. The
