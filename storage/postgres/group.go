@@ -8,6 +8,8 @@ import (
 	"sync/atomic"
 
 	"github.com/jackc/pgx/v5"
+
+	"github.com/authex/authex/storage"
 )
 
 // group runs the requests of concurrent callers together, as bbolt's
@@ -179,12 +181,26 @@ func (l *lookup[K, V]) group(s *Store, maxRunning int) *group[answer[K, V]] {
 			items[0].err = l.runOne(ctx, s, &items[0].req)
 			return
 		}
-		if err := l.runMany(ctx, s, items); err != nil {
-			for _, it := range items {
+		err := l.runMany(ctx, s, items)
+		for _, it := range items {
+			switch {
+			case err == nil:
+			case aloneAfter(ctx, err):
+				it.err = l.runOne(ctx, s, &it.req)
+			default:
 				it.err = err
 			}
 		}
 	})
+}
+
+// aloneAfter reports whether the requests of a group that failed with err
+// are each to run again alone. The failure may be one request's (a value
+// the server refuses, such as a NUL in a text), which must not fail the
+// others; but when the database is away each would only fail the same
+// way in turn, and when the callers have all gone nobody waits.
+func aloneAfter(ctx context.Context, err error) bool {
+	return ctx.Err() == nil && !errors.Is(err, storage.ErrUnavailable)
 }
 
 func (l *lookup[K, V]) runOne(ctx context.Context, s *Store, a *answer[K, V]) error {

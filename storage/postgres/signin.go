@@ -215,25 +215,21 @@ func newSignInWrite(in storage.SignIn) (signInWrite, error) {
 }
 
 // signInGroup is the group's run: the sign-ins in one transaction, or,
-// when that fails, each in its own, so that one request's failure is its
-// alone.
+// when that fails (aloneAfter), each in its own.
 func (s *Store) signInGroup(ctx context.Context, items []*groupItem[signInWrite]) {
 	ws := make([]*signInWrite, len(items))
 	for i, it := range items {
 		ws[i] = &it.req
 	}
 	err := s.writeSignIns(ctx, ws)
-	if err == nil {
-		return
-	}
-	if len(items) == 1 || ctx.Err() != nil {
-		for _, it := range items {
+	for _, it := range items {
+		switch {
+		case err == nil:
+		case len(items) > 1 && aloneAfter(ctx, err):
+			it.err = s.writeSignIns(ctx, []*signInWrite{&it.req})
+		default:
 			it.err = err
 		}
-		return
-	}
-	for _, it := range items {
-		it.err = s.writeSignIns(ctx, []*signInWrite{&it.req})
 	}
 }
 
