@@ -119,12 +119,12 @@ type Store struct {
 	version int
 
 	// The groups of concurrent calls (group.go), of RotateSessionOfEnabledUser,
-	// WriteSignIn, GetIdentityUser and GetSession; nil in a view, whose
+	// WriteSignIn, GetIdentityUser and GetSessionUser; nil in a view, whose
 	// calls run in its transaction.
 	rotations     *group[answer[rotation, sessionUser]]
 	signIns       *group[signInWrite]
 	identityReads *group[answer[[2]string, identityUser]]
-	sessionReads  *group[answer[string, storage.Session]]
+	sessionReads  *group[answer[string, sessionUser]]
 
 	sweeper   *storage.Sweeper
 	closeOnce sync.Once
@@ -186,7 +186,7 @@ func Open(ctx context.Context, dsn string, opts Options) (*Store, error) {
 	s := &Store{pool: pool, db: pool, log: log}
 	s.rotations = rotationLookup.group(s, groupsRunning)
 	s.identityReads = identityUserLookup.group(s, groupsRunning)
-	s.sessionReads = sessionLookup.group(s, groupsRunning)
+	s.sessionReads = sessionUserLookup.group(s, groupsRunning)
 	s.signIns = newGroup(groupsRunning, groupMaxSize, s.signInGroup)
 	if err := s.migrate(ctx, opts.Schema, opts.migrateTo); err != nil {
 		pool.Close()

@@ -72,28 +72,9 @@ func (s *Store) getSession(ctx context.Context, id string) (storage.Session, err
 	return sess, err
 }
 
-// sessionLookup reads a session by id; several at once by an array of ids.
-var sessionLookup = lookup[string, storage.Session]{
-	one: `SELECT ` + sessionColumns + ` FROM sessions WHERE id = $1`,
-	many: `SELECT ` + qualified("s", sessionColumns) + `, r.n
-		FROM unnest($1::text[]) WITH ORDINALITY AS r (id, n) JOIN sessions s ON s.id = r.id COLLATE "C"
-		WHERE s.id = ANY($1::text[])`,
-	args:   func(id string) []any { return []any{id} },
-	arrays: func(ids []string) []any { return []any{ids} },
-	scan:   scanSession,
-}
-
-// GetSession returns the session with id, grouped with concurrent calls
-// (s.sessionReads).
+// GetSession returns the session with id.
 func (s *Store) GetSession(ctx context.Context, id string) (storage.Session, error) {
-	sess, found, err := sessionLookup.do(ctx, s, s.sessionReads, id)
-	if err != nil {
-		return storage.Session{}, fmt.Errorf("postgres: get session %q: %w", id, err)
-	}
-	if !found {
-		return storage.Session{}, errNotFound("session", id)
-	}
-	return sess, nil
+	return s.getSession(ctx, id)
 }
 
 // RotateSession is one conditional UPDATE: the row lock and PostgreSQL's

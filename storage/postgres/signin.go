@@ -345,19 +345,34 @@ func (s *Store) GetIdentityUser(ctx context.Context, issuer, subject string) (st
 	return v.ident, v.user, nil
 }
 
-// GetSessionUser reads a session and its user in one join.
+// sessionUserLookup reads a session and its user in one join; several at
+// once by an array of ids.
+var sessionUserLookup = lookup[string, sessionUser]{
+	one: getSessionUserSQL,
+	many: `SELECT ` + qualified("s", sessionColumns) + `, ` + qualified("u", userColumns) + `, r.n
+		FROM unnest($1::text[]) WITH ORDINALITY AS r (id, n)
+		JOIN sessions s ON s.id = r.id COLLATE "C"
+		JOIN users u ON u.id = s.user_id
+		WHERE s.id = ANY($1::text[])`,
+	args:   func(id string) []any { return []any{id} },
+	arrays: func(ids []string) []any { return []any{ids} },
+	scan: func(row pgx.Row) (sessionUser, error) {
+		sess, u, err := scanSessionUser(row)
+		return sessionUser{sess, u}, err
+	},
+}
+
+// GetSessionUser reads a session and its user in one join, grouped with
+// concurrent calls (s.sessionReads).
 func (s *Store) GetSessionUser(ctx context.Context, id string) (storage.Session, storage.User, error) {
-	var sess storage.Session
-	var u storage.User
-	err := s.do(ctx, func() error {
-		var err error
-		sess, u, err = scanSessionUser(s.db.QueryRow(ctx, getSessionUserSQL, id))
-		return err
-	})
-	if errors.Is(err, pgx.ErrNoRows) {
-		return sess, u, errNotFound("session", id)
+	v, found, err := sessionUserLookup.do(ctx, s, s.sessionReads, id)
+	if err != nil {
+		return storage.Session{}, storage.User{}, fmt.Errorf("postgres: get session %q: %w", id, err)
 	}
-	return sess, u, err
+	if !found {
+		return storage.Session{}, storage.User{}, errNotFound("session", id)
+	}
+	return v.sess, v.user, nil
 }
 
 // rotation is one call of RotateSessionOfEnabledUser.
@@ -388,10 +403,7 @@ var rotationLookup = lookup[rotation, sessionUser]{
 		}
 		return []any{ids, gens, ats, idles, clients}
 	},
-	scan: func(row pgx.Row) (sessionUser, error) {
-		sess, u, err := scanSessionUser(row)
-		return sessionUser{sess, u}, err
-	},
+	scan: sessionUserLookup.scan,
 }
 
 // RotateSessionOfEnabledUser is RotateSession's conditional UPDATE joined
