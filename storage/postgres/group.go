@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"sync"
 	"sync/atomic"
 
@@ -27,8 +28,8 @@ import (
 //
 // A group runs under a context that ends when every one of its callers'
 // contexts has ended (not when its runner's alone has: the others still
-// want their answers). A caller whose context has ended before its group
-// starts is left out with its context's error.
+// want their answers). A caller whose context ends before its group
+// starts leaves with its context's error, unrun.
 type group[T any] struct {
 	maxRunning, maxSize int
 	// run does the requests of items (a write: all in one transaction)
@@ -71,7 +72,23 @@ func (g *group[T]) do(ctx context.Context, req T) *groupItem[T] {
 	item.wake = make(chan []*groupItem[T], 1)
 	g.queue = append(g.queue, item)
 	g.mu.Unlock()
-	if next := <-item.wake; next != nil {
+	var next []*groupItem[T]
+	select {
+	case next = <-item.wake:
+	case <-ctx.Done():
+		// Gone before its group started: out of the queue, unless a group
+		// has just taken it, whose answer it then waits for.
+		g.mu.Lock()
+		if i := slices.Index(g.queue, item); i >= 0 {
+			g.queue = slices.Delete(g.queue, i, i+1)
+			g.mu.Unlock()
+			item.err = translate(ctx.Err())
+			return item
+		}
+		g.mu.Unlock()
+		next = <-item.wake
+	}
+	if next != nil {
 		g.runAndHandOver(next, item)
 	}
 	return item
@@ -84,7 +101,7 @@ func (g *group[T]) runAndHandOver(items []*groupItem[T], self *groupItem[T]) {
 	live := items[:0:0]
 	for _, it := range items {
 		if err := it.ctx.Err(); err != nil {
-			it.err = err
+			it.err = translate(err)
 			continue
 		}
 		live = append(live, it)
@@ -92,6 +109,16 @@ func (g *group[T]) runAndHandOver(items []*groupItem[T], self *groupItem[T]) {
 	if len(live) > 0 {
 		ctx, cancel := groupContext(live)
 		g.run(ctx, live)
+		if len(live) > 1 && ctx.Err() != nil {
+			// Every caller has gone, so the group's context was cancelled:
+			// each failed caller gets its own context's end instead, as it
+			// would alone (a deadline is ErrUnavailable, not Canceled).
+			for _, it := range live {
+				if it.err != nil {
+					it.err = translate(it.ctx.Err())
+				}
+			}
+		}
 		cancel()
 	}
 

@@ -35,9 +35,9 @@ type req struct {
 func (r *recorder) run(ctx context.Context, items []*groupItem[req]) {
 	ns := make([]int, len(items))
 	for i, it := range items {
-		ns[i] = it.Req.n
-		it.Req.answer = 2 * it.Req.n
-		it.Req.runs++
+		ns[i] = it.req.n
+		it.req.answer = 2 * it.req.n
+		it.req.runs++
 	}
 	r.mu.Lock()
 	r.groups = append(r.groups, ns)
@@ -84,8 +84,8 @@ func caller(ctx context.Context, g *group[req], n int) <-chan *groupItem[req] {
 	return done
 }
 
-// answer waits for a caller's item.
-func answer(tb testing.TB, done <-chan *groupItem[req]) *groupItem[req] {
+// answerOf waits for a caller's item.
+func answerOf(tb testing.TB, done <-chan *groupItem[req]) *groupItem[req] {
 	tb.Helper()
 	select {
 	case it := <-done:
@@ -117,9 +117,9 @@ func TestGroupLoneCall(t *testing.T) {
 	type key struct{}
 	ctx := context.WithValue(t.Context(), key{}, "mine")
 	for i := range 3 {
-		it := answer(t, caller(ctx, g, i+1))
-		if it.Err != nil || it.Req.answer != 2*(i+1) || it.Req.runs != 1 {
-			t.Fatalf("call %d: %+v, err %v", i, it.Req, it.Err)
+		it := answerOf(t, caller(ctx, g, i+1))
+		if it.err != nil || it.req.answer != 2*(i+1) || it.req.runs != 1 {
+			t.Fatalf("call %d: %+v, err %v", i, it.req, it.err)
 		}
 	}
 	if got := r.recorded(); !slices.EqualFunc(got, [][]int{{1}, {2}, {3}}, slices.Equal) {
@@ -148,12 +148,12 @@ func TestGroupQueuedCallersRunTogether(t *testing.T) {
 		t.Fatalf("groups %v ran while the first blocked, want only the first", got)
 	}
 	close(r.release)
-	if it := answer(t, first); it.Err != nil || it.Req.answer != 0 {
-		t.Errorf("first caller: %+v, %v", it.Req, it.Err)
+	if it := answerOf(t, first); it.err != nil || it.req.answer != 0 {
+		t.Errorf("first caller: %+v, %v", it.req, it.err)
 	}
 	for i, done := range dones {
-		if it := answer(t, done); it.Err != nil || it.Req.answer != 2*(i+1) || it.Req.runs != 1 {
-			t.Errorf("queued caller %d: %+v, %v", i+1, it.Req, it.Err)
+		if it := answerOf(t, done); it.err != nil || it.req.answer != 2*(i+1) || it.req.runs != 1 {
+			t.Errorf("queued caller %d: %+v, %v", i+1, it.req, it.err)
 		}
 	}
 	if got, want := r.recorded(), [][]int{{0}, {1, 2, 3, 4, 5}}; !slices.EqualFunc(got, want, slices.Equal) {
@@ -176,10 +176,10 @@ func TestGroupMaxSize(t *testing.T) {
 		waitQueued(t, g, n)
 	}
 	close(r.release)
-	answer(t, first)
+	answerOf(t, first)
 	for i, done := range dones {
-		if it := answer(t, done); it.Err != nil || it.Req.answer != 2*(i+1) || it.Req.runs != 1 {
-			t.Errorf("queued caller %d: %+v, %v", i+1, it.Req, it.Err)
+		if it := answerOf(t, done); it.err != nil || it.req.answer != 2*(i+1) || it.req.runs != 1 {
+			t.Errorf("queued caller %d: %+v, %v", i+1, it.req, it.err)
 		}
 	}
 	want := [][]int{{0}, {1, 2, 3, 4}, {5, 6, 7, 8}, {9, 10}}
@@ -204,9 +204,9 @@ func TestGroupMaxRunning(t *testing.T) {
 			t.Errorf("a group of %d, over maxSize %d", len(items), maxSize)
 		}
 		for _, it := range items {
-			c, _ := seen.LoadOrStore(it.Req.n, new(atomic.Int32))
+			c, _ := seen.LoadOrStore(it.req.n, new(atomic.Int32))
 			c.(*atomic.Int32).Add(1)
-			it.Req.answer = 2 * it.Req.n
+			it.req.answer = 2 * it.req.n
 		}
 		time.Sleep(50 * time.Microsecond) // long enough for others to queue
 	})
@@ -216,8 +216,8 @@ func TestGroupMaxRunning(t *testing.T) {
 			for i := range calls {
 				n := c*calls + i
 				it := g.do(t.Context(), req{n: n})
-				if it.Err != nil || it.Req.answer != 2*n {
-					t.Errorf("request %d: %+v, %v", n, it.Req, it.Err)
+				if it.err != nil || it.req.answer != 2*n {
+					t.Errorf("request %d: %+v, %v", n, it.req, it.err)
 					return
 				}
 			}
@@ -269,25 +269,55 @@ func TestGroupCancelledBeforeStart(t *testing.T) {
 				cancels[n]()
 			}
 			close(r.release)
-			answer(t, first)
+			answerOf(t, first)
 			for n := 1; n <= 3; n++ {
-				it := answer(t, dones[n])
+				it := answerOf(t, dones[n])
 				if slices.Contains(tc.cancelled, n) {
-					if !errors.Is(it.Err, context.Canceled) || it.Req.runs != 0 {
-						t.Errorf("cancelled caller %d: err %v, run %d times; want context.Canceled, never run", n, it.Err, it.Req.runs)
+					if !errors.Is(it.err, context.Canceled) || it.req.runs != 0 {
+						t.Errorf("cancelled caller %d: err %v, run %d times; want context.Canceled, never run", n, it.err, it.req.runs)
 					}
-				} else if it.Err != nil || it.Req.runs != 1 {
-					t.Errorf("caller %d: err %v, run %d times; want run once", n, it.Err, it.Req.runs)
+				} else if it.err != nil || it.req.runs != 1 {
+					t.Errorf("caller %d: err %v, run %d times; want run once", n, it.err, it.req.runs)
 				}
 			}
 			if got := r.recorded(); !slices.EqualFunc(got, tc.want, slices.Equal) {
 				t.Fatalf("groups %v, want %v", got, tc.want)
 			}
 			// The group gave its place back: a new caller runs at once.
-			if it := g.do(t.Context(), req{n: 9}); it.Err != nil || it.Req.runs != 1 {
-				t.Fatalf("a later caller: %+v, %v", it.Req, it.Err)
+			if it := g.do(t.Context(), req{n: 9}); it.err != nil || it.req.runs != 1 {
+				t.Fatalf("a later caller: %+v, %v", it.req, it.err)
 			}
 		})
+	}
+}
+
+// A queued caller whose context ends leaves at once, while the group
+// ahead of it still runs, and is out of the queue: the next group is the
+// others.
+func TestGroupCancelledLeavesAtOnce(t *testing.T) {
+	r := &recorder{started: make(chan struct{}, 16), release: make(chan struct{})}
+	g := newGroup(1, 64, r.run)
+	first := startBlocked(t, g, r)
+	ctx, cancel := context.WithCancel(t.Context())
+	gone := caller(ctx, g, 1)
+	waitQueued(t, g, 1)
+	stays := caller(t.Context(), g, 2)
+	waitQueued(t, g, 2)
+	cancel()
+	it := answerOf(t, gone) // the first group is still blocked
+	if !errors.Is(it.err, context.Canceled) || it.req.runs != 0 {
+		t.Fatalf("cancelled caller: err %v, run %d times; want context.Canceled at once, never run", it.err, it.req.runs)
+	}
+	if n := g.queued(); n != 1 {
+		t.Fatalf("%d callers queued after one left, want 1", n)
+	}
+	close(r.release)
+	answerOf(t, first)
+	if it := answerOf(t, stays); it.err != nil || it.req.runs != 1 {
+		t.Fatalf("the caller that stayed: %+v, %v", it.req, it.err)
+	}
+	if got, want := r.recorded(), [][]int{{0}, {2}}; !slices.EqualFunc(got, want, slices.Equal) {
+		t.Fatalf("groups %v, want %v", got, want)
 	}
 }
 
@@ -312,7 +342,7 @@ func startGroupOfTwo(t *testing.T, ctx1, ctx2 context.Context, run func(ctx cont
 	dones[1] = caller(ctx2, g, 2)
 	waitQueued(t, g, 2)
 	close(r.release)
-	answer(t, first)
+	answerOf(t, first)
 	return dones
 }
 
@@ -332,7 +362,7 @@ func TestGroupContext(t *testing.T) {
 		groupCtx <- ctx
 		<-hold
 		for _, it := range items {
-			it.Req.runs++
+			it.req.runs++
 		}
 	})
 	var ctx context.Context
@@ -362,8 +392,8 @@ func TestGroupContext(t *testing.T) {
 	release()
 	for i, done := range dones {
 		// Both were live when the group started: both ran.
-		if it := answer(t, done); it.Err != nil || it.Req.runs != 1 {
-			t.Errorf("caller %d: %+v, %v", i+1, it.Req, it.Err)
+		if it := answerOf(t, done); it.err != nil || it.req.runs != 1 {
+			t.Errorf("caller %d: %+v, %v", i+1, it.req, it.err)
 		}
 	}
 }
@@ -384,12 +414,12 @@ func TestGroupContextDeadline(t *testing.T) {
 		case <-time.After(2 * time.Second):
 		}
 		for _, it := range items {
-			it.Err = ctx.Err()
+			it.err = ctx.Err()
 		}
 	})
 	for i, done := range dones {
-		if it := answer(t, done); !errors.Is(it.Err, context.DeadlineExceeded) {
-			t.Errorf("caller %d, past its deadline in a group: %v, want context.DeadlineExceeded (as alone)", i+1, it.Err)
+		if it := answerOf(t, done); !errors.Is(it.err, context.DeadlineExceeded) {
+			t.Errorf("caller %d, past its deadline in a group: %v, want context.DeadlineExceeded (as alone)", i+1, it.err)
 		}
 	}
 	// Alone, the same run answers DeadlineExceeded.
@@ -397,9 +427,9 @@ func TestGroupContextDeadline(t *testing.T) {
 	defer cancel()
 	alone := newGroup(1, 64, func(ctx context.Context, items []*groupItem[req]) {
 		<-ctx.Done()
-		items[0].Err = ctx.Err()
+		items[0].err = ctx.Err()
 	})
-	if it := alone.do(ctx, req{}); !errors.Is(it.Err, context.DeadlineExceeded) {
-		t.Fatalf("alone past its deadline: %v", it.Err)
+	if it := alone.do(ctx, req{}); !errors.Is(it.err, context.DeadlineExceeded) {
+		t.Fatalf("alone past its deadline: %v", it.err)
 	}
 }

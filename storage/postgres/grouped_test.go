@@ -121,8 +121,8 @@ func TestRotateGroup(t *testing.T) {
 	}
 	// Each case has a session rotated in the group and a twin rotated
 	// alone; the twins differ only in id.
-	var items []*groupItem[rotation]
-	alone := make([]rotation, len(cases))
+	var items []*groupItem[rotationCall]
+	alone := make([]rotationCall, len(cases))
 	for i, tc := range cases {
 		sess, twin := newSess(tc.user, t0, tc.sess), newSess(tc.user, t0, tc.sess)
 		if !tc.missing {
@@ -135,11 +135,11 @@ func TestRotateGroup(t *testing.T) {
 				}
 			}
 		}
-		r := rotation{id: sess.ID, from: sess.Generation, at: at, idleExpiresAt: idle}
+		r := rotationCall{rotation: rotation{id: sess.ID, from: sess.Generation, at: at, idleExpiresAt: idle}}
 		if tc.req != nil {
-			tc.req(&r)
+			tc.req(&r.rotation)
 		}
-		items = append(items, &groupItem[rotation]{ctx: ctx, Req: r})
+		items = append(items, &groupItem[rotationCall]{ctx: ctx, req: r})
 		r.id = twin.ID
 		alone[i] = r
 	}
@@ -148,35 +148,35 @@ func TestRotateGroup(t *testing.T) {
 	twice, twiceTwin := newSess(u, t0, nil), newSess(u, t0, nil)
 	mkSess(t, s, twice)
 	mkSess(t, s, twiceTwin)
-	r := rotation{id: twice.ID, from: 1, at: at, idleExpiresAt: idle}
-	items = append([]*groupItem[rotation]{{ctx: ctx, Req: r}}, append(items, &groupItem[rotation]{ctx: ctx, Req: r})...)
+	r := rotationCall{rotation: rotation{id: twice.ID, from: 1, at: at, idleExpiresAt: idle}}
+	items = append([]*groupItem[rotationCall]{{ctx: ctx, req: r}}, append(items, &groupItem[rotationCall]{ctx: ctx, req: r})...)
 	r.id = twiceTwin.ID
-	twiceAlone := []rotation{r, r}
+	twiceAlone := []rotationCall{r, r}
 	// A session no rotation names.
 	bystander := newSess(u, t0, nil)
 	mkSess(t, s, bystander)
 	bystanderRow := sessionRow(t, s, bystander.ID)
 
-	s.rotateGroup(ctx, items)
+	rotateGroup(ctx, s, items)
 	for i := range alone {
-		if err := s.rotateOne(ctx, &alone[i]); err != nil {
+		if err := rotateOne(ctx, s, &alone[i]); err != nil {
 			t.Fatalf("rotateOne %s: %v", cases[i].name, err)
 		}
 	}
 	for i := range twiceAlone {
-		if err := s.rotateOne(ctx, &twiceAlone[i]); err != nil {
+		if err := rotateOne(ctx, s, &twiceAlone[i]); err != nil {
 			t.Fatalf("rotateOne twice: %v", err)
 		}
 	}
 
 	for _, it := range items {
-		if it.Err != nil {
-			t.Fatalf("rotateGroup answered %q with %v", it.Req.id, it.Err)
+		if it.err != nil {
+			t.Fatalf("rotateGroup answered %q with %v", it.req.id, it.err)
 		}
 	}
 	for i, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			got, want := items[1+i].Req, alone[i]
+			got, want := items[1+i].req, alone[i]
 			if got.rotated != tc.want || want.rotated != tc.want {
 				t.Fatalf("rotated in the group %v, alone %v; want %v", got.rotated, want.rotated, tc.want)
 			}
@@ -217,7 +217,7 @@ func TestRotateGroup(t *testing.T) {
 		})
 	}
 	t.Run("one session twice", func(t *testing.T) {
-		first, last := items[0].Req, items[len(items)-1].Req
+		first, last := items[0].req, items[len(items)-1].req
 		if first.rotated == last.rotated {
 			t.Fatalf("of two rotations of one session from one generation, rotated: %v and %v; want exactly one", first.rotated, last.rotated)
 		}
@@ -251,18 +251,18 @@ func TestRotateGroupFails(t *testing.T) {
 	u, _ := mkUser(t, s, t0, "u", false)
 	ctx, cancel := context.WithCancel(t.Context())
 	cancel()
-	var items []*groupItem[rotation]
+	var items []*groupItem[rotationCall]
 	for range 3 {
 		sess := newSess(u, t0, nil)
 		mkSess(t, s, sess)
-		items = append(items, &groupItem[rotation]{ctx: ctx, Req: rotation{id: sess.ID, from: 1, at: t0.Add(time.Minute), idleExpiresAt: t0.Add(day)}})
+		items = append(items, &groupItem[rotationCall]{ctx: ctx, req: rotationCall{rotation: rotation{id: sess.ID, from: 1, at: t0.Add(time.Minute), idleExpiresAt: t0.Add(day)}}})
 	}
-	s.rotateGroup(ctx, items)
+	rotateGroup(ctx, s, items)
 	for _, it := range items {
-		if !errors.Is(it.Err, context.Canceled) || it.Req.rotated {
-			t.Errorf("rotation %s in a failed group: rotated %v, err %v; want context.Canceled", it.Req.id, it.Req.rotated, it.Err)
+		if !errors.Is(it.err, context.Canceled) || it.req.rotated {
+			t.Errorf("rotation %s in a failed group: rotated %v, err %v; want context.Canceled", it.req.id, it.req.rotated, it.err)
 		}
-		if stored, err := s.GetSession(t.Context(), it.Req.id); err != nil || stored.Generation != 1 {
+		if stored, err := s.GetSession(t.Context(), it.req.id); err != nil || stored.Generation != 1 {
 			t.Errorf("stored generation %d, %v; want 1", stored.Generation, err)
 		}
 	}
@@ -472,25 +472,25 @@ func TestSignInGroupRetriesAlone(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		items = append(items, &groupItem[signInWrite]{ctx: t.Context(), Req: x})
+		items = append(items, &groupItem[signInWrite]{ctx: t.Context(), req: x})
 	}
 	s.signInGroup(t.Context(), items)
 	for i, it := range items {
 		if i == 1 {
-			if !errors.Is(it.Err, storage.ErrConflict) {
-				t.Errorf("the sign-in with a taken session id: %v, want ErrConflict", it.Err)
+			if !errors.Is(it.err, storage.ErrConflict) {
+				t.Errorf("the sign-in with a taken session id: %v, want ErrConflict", it.err)
 			}
 			continue
 		}
-		if it.Err != nil || !it.Req.matched || !it.Req.written {
-			t.Errorf("sign-in %d: err %v, matched %v, written %v", i, it.Err, it.Req.matched, it.Req.written)
+		if it.err != nil || !it.req.matched || !it.req.written {
+			t.Errorf("sign-in %d: err %v, matched %v, written %v", i, it.err, it.req.matched, it.req.written)
 		}
 		if _, err := s.GetSession(t.Context(), ins[i].Session.ID); err != nil {
 			t.Errorf("sign-in %d's session: %v", i, err)
 		}
 	}
-	if items[0].Req.out.LiveSessions != 1 || items[2].Req.out.LiveSessions != 0 {
-		t.Errorf("live counts %d and %d, want 1 and 0", items[0].Req.out.LiveSessions, items[2].Req.out.LiveSessions)
+	if items[0].req.out.LiveSessions != 1 || items[2].req.out.LiveSessions != 0 {
+		t.Errorf("live counts %d and %d, want 1 and 0", items[0].req.out.LiveSessions, items[2].req.out.LiveSessions)
 	}
 	now := t0.Add(2 * time.Minute)
 	if err := s.RecordCredential(t.Context(), bad.CredentialKey, now.Add(time.Hour), now); err != nil {
@@ -780,11 +780,11 @@ func TestRotateGroupsNeverDeadlock(t *testing.T) {
 	mkSess(t, s, b)
 	stall := deadlockTimeout(t, s)
 
-	item := func(id string) *groupItem[rotation] {
-		return &groupItem[rotation]{ctx: ctx, Req: rotation{id: id, from: 1, at: t0.Add(time.Minute), idleExpiresAt: t0.Add(day)}}
+	item := func(id string) *groupItem[rotationCall] {
+		return &groupItem[rotationCall]{ctx: ctx, req: rotationCall{rotation: rotation{id: id, from: 1, at: t0.Add(time.Minute), idleExpiresAt: t0.Add(day)}}}
 	}
-	group := func(first, last string) []*groupItem[rotation] {
-		g := []*groupItem[rotation]{item(first)}
+	group := func(first, last string) []*groupItem[rotationCall] {
+		g := []*groupItem[rotationCall]{item(first)}
 		for range groupMaxSize - 2 {
 			other := newSess(u, t0, nil)
 			mkSess(t, s, other)
@@ -792,11 +792,11 @@ func TestRotateGroupsNeverDeadlock(t *testing.T) {
 		}
 		return append(g, item(last))
 	}
-	groups := [][]*groupItem[rotation]{group(a.ID, b.ID), group(b.ID, a.ID)}
+	groups := [][]*groupItem[rotationCall]{group(a.ID, b.ID), group(b.ID, a.ID)}
 	pid, release := holdRows(t, s, `SELECT 1 FROM sessions WHERE id IN ($1, $2) FOR UPDATE`, a.ID, b.ID)
 	var wg sync.WaitGroup
 	for _, g := range groups {
-		wg.Go(func() { s.rotateGroup(ctx, g) })
+		wg.Go(func() { rotateGroup(ctx, s, g) })
 	}
 	waitBlockedBy(t, s, pid, 2)
 	began := time.Now()
@@ -807,11 +807,11 @@ func TestRotateGroupsNeverDeadlock(t *testing.T) {
 	won := map[string]int{}
 	for _, g := range groups {
 		for _, it := range g {
-			if it.Err != nil {
-				t.Fatalf("rotation of %s: %v", it.Req.id, it.Err)
+			if it.err != nil {
+				t.Fatalf("rotation of %s: %v", it.req.id, it.err)
 			}
-			if it.Req.rotated {
-				won[it.Req.id]++
+			if it.req.rotated {
+				won[it.req.id]++
 			}
 		}
 	}
@@ -867,4 +867,34 @@ func TestSignInGroupsNeverDeadlock(t *testing.T) {
 	if took >= stall {
 		t.Errorf("the two batches took %v once the rows were free, at least deadlock_timeout (%v): they deadlocked", took, stall)
 	}
+}
+
+// rotationCall is a rotation with its answer, as the tests read them.
+type rotationCall struct {
+	rotation
+	rotated bool
+	sess    storage.Session
+	user    storage.User
+}
+
+// rotateGroup runs calls as one group of s.rotations: several are one
+// rotateGroupSQL statement (and, should it fail, each alone).
+func rotateGroup(ctx context.Context, s *Store, calls []*groupItem[rotationCall]) {
+	items := make([]*groupItem[answer[rotation, sessionUser]], len(calls))
+	for i, c := range calls {
+		items[i] = &groupItem[answer[rotation, sessionUser]]{ctx: c.ctx, req: answer[rotation, sessionUser]{key: c.req.rotation}}
+	}
+	s.rotations.run(ctx, items)
+	for i, c := range calls {
+		a := items[i].req
+		c.req.rotated, c.req.sess, c.req.user, c.err = a.found, a.val.sess, a.val.user, items[i].err
+	}
+}
+
+// rotateOne runs c alone: rotateOfEnabledUserSQL.
+func rotateOne(ctx context.Context, s *Store, c *rotationCall) error {
+	a := answer[rotation, sessionUser]{key: c.rotation}
+	err := rotationLookup.runOne(ctx, s, &a)
+	c.rotated, c.sess, c.user = a.found, a.val.sess, a.val.user
+	return err
 }

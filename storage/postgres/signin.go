@@ -1,7 +1,6 @@
 package postgres
 
 import (
-	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -179,6 +178,8 @@ type signInWrite struct {
 	args    []any
 	lock    bool // the user's session lock first (CountLive)
 	lockKey int64
+	// The identity whose row the statement locks.
+	issuer, subject string
 
 	out              storage.SignedIn
 	matched, written bool
@@ -199,7 +200,7 @@ func newSignInWrite(in storage.SignIn) (signInWrite, error) {
 		}
 		ids[i], times[i], types[i], users[i], sids[i], provs[i], details[i] = e.ID, ts(e.Time), e.Type, e.UserID, e.SessionID, e.Provider, e.Detail
 	}
-	w := signInWrite{stmt: signInSQL, lock: in.CountLive, lockKey: sessionLockKey(sess.UserID)}
+	w := signInWrite{stmt: signInSQL, lock: in.CountLive, lockKey: sessionLockKey(sess.UserID), issuer: in.Issuer, subject: in.Subject}
 	w.args = []any{in.Issuer, in.Subject,
 		sess.ID, sess.UserID, sess.Provider, sess.ClientID, int64(sess.Generation), ts(sess.RotatedAt), ts(sess.CreatedAt),
 		ts(sess.IdleExpiresAt), ts(sess.ExpiresAt), ts(sess.RevokedAt), sess.RevokedReason, sess.UserAgent, sess.IP,
@@ -233,8 +234,20 @@ func (s *Store) signInGroup(ctx context.Context, items []*groupItem[signInWrite]
 	}
 }
 
+// lockIdentitiesSQL locks the rows of the identities of a group's
+// sign-ins in id order, before its statements lock them in the order the
+// sign-ins came: two groups with a row in common would otherwise each
+// lock one and wait for the other's (a touch's FOR NO KEY UPDATE against
+// the other's FOR SHARE) until the deadlock detector broke one
+// (TestSignInGroupsNeverDeadlock). The statements' own locks are then no
+// stronger than what their transaction holds.
+const lockIdentitiesSQL = `SELECT 1 FROM identities
+	WHERE issuer = ANY($1::text[]) AND subject = ANY($2::text[])
+	  AND (issuer, subject) IN (SELECT * FROM unnest($1::text[], $2::text[]))
+	ORDER BY id FOR NO KEY UPDATE`
+
 // writeSignIns writes ws in one batch, one transaction: the locks they
-// need, in key order, then their statements. s.do may run it again, so it
+// need, in key order, then their statements in the order they came. s.do may run it again, so it
 // resets each answer before it reads it.
 func (s *Store) writeSignIns(ctx context.Context, ws []*signInWrite) error {
 	var keys []int64
@@ -245,9 +258,12 @@ func (s *Store) writeSignIns(ctx context.Context, ws []*signInWrite) error {
 	}
 	slices.Sort(keys)
 	keys = slices.Compact(keys)
-	// The statements in the locks' order too (a user's in the order they
-	// came), so the row locks they take come in one order in every group.
-	slices.SortStableFunc(ws, func(a, b *signInWrite) int { return cmp.Compare(a.lockKey, b.lockKey) })
+	var issuers, subjects []string
+	if len(ws) > 1 {
+		for _, w := range ws {
+			issuers, subjects = append(issuers, w.issuer), append(subjects, w.subject)
+		}
+	}
 	return s.do(ctx, func() error {
 		b := &pgx.Batch{}
 		switch len(keys) {
@@ -257,6 +273,9 @@ func (s *Store) writeSignIns(ctx context.Context, ws []*signInWrite) error {
 		default:
 			// unnest yields the keys in the array's order.
 			b.Queue(`SELECT pg_advisory_xact_lock(k) FROM unnest($1::bigint[]) AS k`, keys)
+		}
+		if len(ws) > 1 {
+			b.Queue(lockIdentitiesSQL, issuers, subjects)
 		}
 		for _, w := range ws {
 			w.out, w.matched, w.written = storage.SignedIn{}, false, false
@@ -294,11 +313,18 @@ var (
 	// plan the statement gets. Of two rotations of one session, the row is
 	// updated once, for one of them (PostgreSQL's UPDATE ... FROM with two
 	// matching rows): the other gets no row back, as the loser of two
-	// concurrent statements would.
-	rotateGroupSQL = `UPDATE sessions s
+	// concurrent statements would. locked takes the rows' locks in id
+	// order before the update takes any (the plan would take them in its
+	// own order, and two groups naming two sessions in opposite orders
+	// would each wait for the other's until the deadlock detector broke
+	// one: TestRotateGroupsNeverDeadlock).
+	rotateGroupSQL = `WITH locked AS (
+			SELECT id FROM sessions WHERE id = ANY($1::text[]) ORDER BY id FOR NO KEY UPDATE
+		)
+		UPDATE sessions s
 		SET generation = s.generation + 1, rotated_at = r.at, idle_expires_at = LEAST(r.idle, s.expires_at), sweep_at = ` + sweepAtLowered("s.", "r.idle") + `
 		FROM unnest($1::text[], $2::bigint[], $3::timestamptz[], $4::timestamptz[], $5::text[]) WITH ORDINALITY AS r (id, generation, at, idle, client, n), users u
-		WHERE s.id = ANY($1::text[]) AND s.id = r.id COLLATE "C" AND u.id = s.user_id AND NOT u.disabled AND (r.client = '' OR s.client_id IN ('', r.client))
+		WHERE s.id = ANY($1::text[]) AND s.id IN (SELECT id FROM locked) AND s.id = r.id COLLATE "C" AND u.id = s.user_id AND NOT u.disabled AND (r.client = '' OR s.client_id IN ('', r.client))
 		  AND s.generation = r.generation AND s.revoked_at IS NULL AND s.idle_expires_at > r.at AND s.expires_at > r.at
 		RETURNING ` + qualified("s", sessionColumns) + `, ` + qualified("u", userColumns) + `, r.n`
 )
