@@ -283,7 +283,9 @@ func newSignInWorld(tb testing.TB, s *Store, t0 time.Time, tag string) signInWor
 	tb.Helper()
 	w := signInWorld{t0: t0, tag: tag}
 	w.a, w.a1 = mkUser(tb, s, t0, "a-"+tag, false)
-	w.a2 = mkIdentity(w.a, "corp", "a2-"+tag, t0.Add(time.Second))
+	// Its issuer sorts after a1's: a group runs its sign-ins in identity
+	// order (inIdentityOrder), so the order below is the group's too.
+	w.a2 = mkIdentity(w.a, "workplace", "a2-"+tag, t0.Add(time.Second))
 	if err := s.AddIdentity(tb.Context(), w.a2); err != nil {
 		tb.Fatal(err)
 	}
@@ -427,6 +429,23 @@ func newSignInWrites(tb testing.TB, ins []storage.SignIn) []*signInWrite {
 		ws[i] = &w
 	}
 	return ws
+}
+
+// A group runs its sign-ins in identity order whatever order they came
+// in: a's through a2 came first, but a1's issuer sorts first, so a1's
+// counts before a2's and a2's sees its session.
+func TestWriteSignInsIdentityOrder(t *testing.T) {
+	s := openGrouped(t)
+	w := newSignInWorld(t, s, time.Now().UTC().Truncate(time.Microsecond), "order")
+	ws := newSignInWrites(t, []storage.SignIn{w.signIn(w.a, w.a2, "o2"), w.signIn(w.a, w.a1, "o1")})
+	if err := s.writeSignIns(t.Context(), ws); err != nil {
+		t.Fatalf("writeSignIns: %v", err)
+	}
+	viaA2, viaA1 := ws[0], ws[1]
+	if !viaA1.written || !viaA2.written || viaA1.out.LiveSessions != 1 || viaA2.out.LiveSessions != 2 {
+		t.Fatalf("through a1: written %v, %d live; through a2: written %v, %d live; want both written, 1 then 2 (a1's first)",
+			viaA1.written, viaA1.out.LiveSessions, viaA2.written, viaA2.out.LiveSessions)
+	}
 }
 
 // writeSignIns of several sign-ins in one batch answers each as they

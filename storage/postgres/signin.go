@@ -1,6 +1,7 @@
 package postgres
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -133,13 +134,13 @@ ORDER BY i.created_at, i.id`
 // while this one waited would be missing from the count.
 //
 // Concurrent calls are grouped (s.signIns): several sign-ins go as one
-// batch, one transaction, with every lock they need taken first, in one
-// statement and in key order (so two groups, on any instances, never wait
-// for each other's locks in a circle), then each sign-in's signInSQL. A
-// later statement of the transaction sees what an earlier one wrote, so
-// two sign-ins of one user in a group count each other's sessions, and of
-// two with one credential key the second finds it recorded, as they would
-// one after the other.
+// batch, one transaction: the session locks of their users in one
+// statement, in key order, then each sign-in's signInSQL in the order of
+// their identities (so two groups, on any instances, never wait for each
+// other's locks in a circle). A later statement of the transaction sees
+// what an earlier one wrote, so two sign-ins of one user in a group count
+// each other's sessions, and of two with one credential key the later
+// finds it recorded, as they would one after the other.
 func (s *Store) WriteSignIn(ctx context.Context, in storage.SignIn) (storage.SignedIn, error) {
 	sess := in.Session
 	if sess.ID == "" {
@@ -234,20 +235,29 @@ func (s *Store) signInGroup(ctx context.Context, items []*groupItem[signInWrite]
 	}
 }
 
-// lockIdentitiesSQL locks the rows of the identities of a group's
-// sign-ins in id order, before its statements lock them in the order the
-// sign-ins came: two groups with a row in common would otherwise each
-// lock one and wait for the other's (a touch's FOR NO KEY UPDATE against
-// the other's FOR SHARE) until the deadlock detector broke one
-// (TestSignInGroupsNeverDeadlock). The statements' own locks are then no
-// stronger than what their transaction holds.
-const lockIdentitiesSQL = `SELECT 1 FROM identities
-	WHERE issuer = ANY($1::text[]) AND subject = ANY($2::text[])
-	  AND (issuer, subject) IN (SELECT * FROM unnest($1::text[], $2::text[]))
-	ORDER BY id FOR NO KEY UPDATE`
+// inIdentityOrder is ws ordered by identity (issuer, subject), one
+// identity's sign-ins in the order they came: the order in which a
+// group's statements lock the identities' rows. Two groups with rows in
+// common then take them in one order; in the order the sign-ins came,
+// each could hold one row the other's next statement waits for (a
+// touch's FOR NO KEY UPDATE against a FOR SHARE) until the deadlock
+// detector broke one (TestSignInGroupsNeverDeadlock). Sign-ins of
+// different identities are concurrent requests: any order is one they
+// could have had.
+func inIdentityOrder(ws []*signInWrite) []*signInWrite {
+	if len(ws) < 2 {
+		return ws
+	}
+	ws = slices.Clone(ws)
+	slices.SortStableFunc(ws, func(a, b *signInWrite) int {
+		return cmp.Or(cmp.Compare(a.issuer, b.issuer), cmp.Compare(a.subject, b.subject))
+	})
+	return ws
+}
 
 // writeSignIns writes ws in one batch, one transaction: the locks they
-// need, in key order, then their statements in the order they came. s.do may run it again, so it
+// need, in key order, then their statements in identity order
+// (inIdentityOrder). s.do may run it again, so it
 // resets each answer before it reads it.
 func (s *Store) writeSignIns(ctx context.Context, ws []*signInWrite) error {
 	var keys []int64
@@ -258,12 +268,7 @@ func (s *Store) writeSignIns(ctx context.Context, ws []*signInWrite) error {
 	}
 	slices.Sort(keys)
 	keys = slices.Compact(keys)
-	var issuers, subjects []string
-	if len(ws) > 1 {
-		for _, w := range ws {
-			issuers, subjects = append(issuers, w.issuer), append(subjects, w.subject)
-		}
-	}
+	ws = inIdentityOrder(ws)
 	return s.do(ctx, func() error {
 		b := &pgx.Batch{}
 		switch len(keys) {
@@ -273,9 +278,6 @@ func (s *Store) writeSignIns(ctx context.Context, ws []*signInWrite) error {
 		default:
 			// unnest yields the keys in the array's order.
 			b.Queue(`SELECT pg_advisory_xact_lock(k) FROM unnest($1::bigint[]) AS k`, keys)
-		}
-		if len(ws) > 1 {
-			b.Queue(lockIdentitiesSQL, issuers, subjects)
 		}
 		for _, w := range ws {
 			w.out, w.matched, w.written = storage.SignedIn{}, false, false
