@@ -9,6 +9,7 @@ import (
 	"sync/atomic"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/authex/authex/storage"
 )
@@ -96,8 +97,12 @@ func (g *group[T]) do(ctx context.Context, req T) *groupItem[T] {
 
 // runAndHandOver runs items (self, the caller's own, among them), then
 // hands the queue to the first of its callers as the next group, or, with
-// nothing queued, gives up its place.
+// nothing queued, gives up its place. It hands over even when run panics
+// (every caller of the group then gets an error, and the panic goes on up
+// self's stack): a group that never handed over would leave its callers
+// and every later one of its kind waiting.
 func (g *group[T]) runAndHandOver(items []*groupItem[T], self *groupItem[T]) {
+	defer g.handOver(items, self)
 	live := items[:0:0]
 	for _, it := range items {
 		if err := it.ctx.Err(); err != nil {
@@ -107,21 +112,37 @@ func (g *group[T]) runAndHandOver(items []*groupItem[T], self *groupItem[T]) {
 		live = append(live, it)
 	}
 	if len(live) > 0 {
-		ctx, cancel := groupContext(live)
-		g.run(ctx, live)
-		if len(live) > 1 && ctx.Err() != nil {
-			// Every caller has gone, so the group's context was cancelled:
-			// each failed caller gets its own context's end instead, as it
-			// would alone (a deadline is ErrUnavailable, not Canceled).
+		g.runLive(live)
+	}
+}
+
+func (g *group[T]) runLive(live []*groupItem[T]) {
+	ctx, cancel := groupContext(live)
+	defer cancel()
+	defer func() {
+		if p := recover(); p != nil {
 			for _, it := range live {
-				if it.err != nil {
-					it.err = translate(it.ctx.Err())
+				if it.err == nil {
+					it.err = fmt.Errorf("postgres: a request grouped with this one panicked: %v", p)
 				}
 			}
+			panic(p)
 		}
-		cancel()
+	}()
+	g.run(ctx, live)
+	if len(live) > 1 && ctx.Err() != nil {
+		// Every caller has gone, so the group's context was cancelled:
+		// each failed caller gets its own context's end instead, as it
+		// would alone (a deadline is ErrUnavailable, not Canceled).
+		for _, it := range live {
+			if it.err != nil {
+				it.err = translate(it.ctx.Err())
+			}
+		}
 	}
+}
 
+func (g *group[T]) handOver(items []*groupItem[T], self *groupItem[T]) {
 	g.mu.Lock()
 	var next []*groupItem[T]
 	if n := min(len(g.queue), g.maxSize); n > 0 {
@@ -222,12 +243,36 @@ func (l *lookup[K, V]) group(s *Store, maxRunning int) *group[answer[K, V]] {
 }
 
 // aloneAfter reports whether the requests of a group that failed with err
-// are each to run again alone. The failure may be one request's (a value
-// the server refuses, such as a NUL in a text), which must not fail the
-// others; but when the database is away each would only fail the same
-// way in turn, and when the callers have all gone nobody waits.
+// are each to run again alone. Only when the server refused a statement
+// (refused): then it rolled the group's transaction back, wrote nothing,
+// and the refusal may be one request's (a value the server refuses, such
+// as a NUL in a text), which must not fail the others. Not when the
+// database is away (each would fail the same way, in turn), nor when the
+// callers have all gone, nor after an error on our side of the
+// connection, which may come after the commit.
 func aloneAfter(ctx context.Context, err error) bool {
-	return ctx.Err() == nil && !errors.Is(err, storage.ErrUnavailable)
+	var r refused
+	return ctx.Err() == nil && errors.As(err, &r) && !errors.Is(err, storage.ErrUnavailable)
+}
+
+// refused marks an error the server answered a statement with.
+type refused struct{ error }
+
+func (r refused) Unwrap() error { return r.error }
+
+// markRefused runs fn (a statement, with s.do's retries) and marks its
+// error refused when the server answered with one.
+func markRefused(fn func(func(error) error) error) error {
+	var byServer bool
+	err := fn(func(err error) error {
+		var pgErr *pgconn.PgError
+		byServer = errors.As(err, &pgErr)
+		return err
+	})
+	if err != nil && byServer {
+		return refused{err}
+	}
+	return err
 }
 
 func (l *lookup[K, V]) runOne(ctx context.Context, s *Store, a *answer[K, V]) error {
@@ -249,27 +294,33 @@ func (l *lookup[K, V]) runMany(ctx context.Context, s *Store, items []*groupItem
 		keys[i] = it.req.key
 	}
 	args := l.arrays(keys)
-	return s.do(ctx, func() error {
-		for _, it := range items {
-			it.req.found = false
-		}
-		rows, err := s.db.Query(ctx, l.many, args...)
+	return markRefused(func(note func(error) error) error {
+		return s.do(ctx, func() error {
+			for _, it := range items {
+				it.req.found = false
+			}
+			return note(l.scanMany(ctx, s, items, args))
+		})
+	})
+}
+
+func (l *lookup[K, V]) scanMany(ctx context.Context, s *Store, items []*groupItem[answer[K, V]], args []any) error {
+	rows, err := s.db.Query(ctx, l.many, args...)
+	if err != nil {
+		return err
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var k int64
+		v, err := l.scan(rowWithTail{row: rows, tail: []any{&k}})
 		if err != nil {
 			return err
 		}
-		defer rows.Close()
-		for rows.Next() {
-			var k int64
-			v, err := l.scan(rowWithTail{row: rows, tail: []any{&k}})
-			if err != nil {
-				return err
-			}
-			if k < 1 || k > int64(len(items)) {
-				return fmt.Errorf("row for request %d of %d", k, len(items))
-			}
-			a := &items[k-1].req
-			a.val, a.found = v, true
+		if k < 1 || k > int64(len(items)) {
+			return fmt.Errorf("row for request %d of %d", k, len(items))
 		}
-		return rows.Err()
-	})
+		a := &items[k-1].req
+		a.val, a.found = v, true
+	}
+	return rows.Err()
 }

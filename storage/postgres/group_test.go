@@ -321,6 +321,89 @@ func TestGroupCancelledLeavesAtOnce(t *testing.T) {
 	}
 }
 
+// A run that panics answers every caller of its group with an error,
+// the panic goes on up the runner's stack, and the group still hands over:
+// a caller queued meanwhile, and a later one, are answered.
+func TestGroupPanicHandsOver(t *testing.T) {
+	release, started := make(chan struct{}), make(chan struct{}, 4)
+	var runs atomic.Int32
+	g := newGroup(1, 64, func(ctx context.Context, items []*groupItem[req]) {
+		if runs.Add(1) == 1 {
+			started <- struct{}{}
+			<-release
+			panic("boom")
+		}
+		for _, it := range items {
+			it.req.runs++
+		}
+	})
+	panics := make(chan any, 1)
+	go func() {
+		defer func() { panics <- recover() }()
+		g.do(t.Context(), req{n: 0})
+	}()
+	<-started
+	queued := caller(t.Context(), g, 1)
+	waitQueued(t, g, 1)
+	close(release)
+	select {
+	case p := <-panics:
+		if p != "boom" {
+			t.Fatalf("the runner's stack got %v, want the panic", p)
+		}
+	case <-time.After(2 * time.Second):
+		t.Fatal("the panic did not reach the runner")
+	}
+	if it := answerOf(t, queued); it.err != nil || it.req.runs != 1 {
+		t.Fatalf("the caller queued behind the panic: %+v, %v; want run once", it.req, it.err)
+	}
+	if it := g.do(t.Context(), req{n: 2}); it.err != nil || it.req.runs != 1 {
+		t.Fatalf("a later caller: %+v, %v", it.req, it.err)
+	}
+}
+
+// The callers of a group whose run panics get an error, not a half
+// answer.
+func TestGroupPanicFailsItsCallers(t *testing.T) {
+	r := &recorder{started: make(chan struct{}, 16), release: make(chan struct{})}
+	var groups atomic.Int32
+	g := newGroup(1, 64, func(ctx context.Context, items []*groupItem[req]) {
+		if groups.Add(1) == 2 {
+			panic("boom")
+		}
+		r.run(ctx, items)
+	})
+	first := startBlocked(t, g, r)
+	var dones []chan *groupItem[req]
+	for n := 1; n <= 2; n++ {
+		done := make(chan *groupItem[req], 1)
+		go func() {
+			var it *groupItem[req]
+			defer func() {
+				recover() // the runner of the group that panics
+				done <- it
+			}()
+			it = g.do(t.Context(), req{n: n})
+		}()
+		dones = append(dones, done)
+		waitQueued(t, g, n)
+	}
+	close(r.release)
+	answerOf(t, first)
+	answered := 0
+	for _, done := range dones {
+		if it := answerOf(t, done); it != nil {
+			answered++
+			if it.err == nil {
+				t.Errorf("caller %d of the group that panicked: no error", it.req.n)
+			}
+		}
+	}
+	if answered != 1 {
+		t.Fatalf("%d callers returned an answer, want 1 (the other ran the group and panicked)", answered)
+	}
+}
+
 // startGroupOfTwo blocks a group (maxRunning 1) with caller 0, queues
 // callers 1 and 2 under ctx1 and ctx2, and releases caller 0, so that 1
 // and 2 run together, through run; their items arrive on dones.

@@ -888,6 +888,110 @@ func TestSignInGroupsNeverDeadlock(t *testing.T) {
 	}
 }
 
+// One identity's plain sign-in (FOR SHARE) and touching one (FOR NO KEY
+// UPDATE) in each of two groups: a group that took the weaker lock first
+// would wait for the stronger one while the other group held its weaker
+// one, and the two would deadlock. touchFirst orders the touch first.
+func TestSignInGroupsNeverDeadlockShareThenTouch(t *testing.T) {
+	s := openGrouped(t)
+	ctx := t.Context()
+	w := newSignInWorld(t, s, time.Now().UTC().Truncate(time.Microsecond), "upgrade")
+	stall := deadlockTimeout(t, s)
+	pid, release := holdRows(t, s, `SELECT 1 FROM identities WHERE id = $1 FOR UPDATE`, w.a1.ID)
+	signIn := func(touch bool) storage.SignIn {
+		in := w.signIn(w.a, w.a1, "")
+		in.CountLive = false
+		if touch {
+			in.TouchAt = in.Now
+		}
+		return in
+	}
+	batches := [][]*signInWrite{
+		newSignInWrites(t, []storage.SignIn{signIn(false), signIn(true)}),
+		newSignInWrites(t, []storage.SignIn{signIn(false), signIn(true)}),
+	}
+	errs := make([]error, len(batches))
+	var wg sync.WaitGroup
+	for i, ws := range batches {
+		wg.Go(func() { errs[i] = s.writeSignIns(ctx, ws) })
+	}
+	waitBlockedBy(t, s, pid, 2)
+	began := time.Now()
+	release()
+	wg.Wait()
+	took := time.Since(began)
+	for i, ws := range batches {
+		if errs[i] != nil {
+			t.Fatalf("batch %d: %v", i, errs[i])
+		}
+		for _, x := range ws {
+			if !x.matched || !x.written {
+				t.Errorf("batch %d: a sign-in matched %v, written %v", i, x.matched, x.written)
+			}
+		}
+	}
+	if took >= stall {
+		t.Errorf("the two batches took %v once the row was free, at least deadlock_timeout (%v): they deadlocked", took, stall)
+	}
+}
+
+// The grouped reads answer each key as the single statement does: found
+// or not, duplicates each answered, nothing mixed up.
+func TestGroupedReads(t *testing.T) {
+	s := openGrouped(t)
+	ctx := t.Context()
+	t0 := time.Now().UTC().Truncate(time.Microsecond)
+	w := newSignInWorld(t, s, t0, "reads")
+	keys := [][2]string{{w.a1.Issuer, w.a1.Subject}, {w.b1.Issuer, w.b1.Subject}, {w.a1.Issuer, "nobody"},
+		{w.a2.Issuer, w.a2.Subject}, {w.a1.Issuer, w.a1.Subject}, {"https://elsewhere.example", w.a1.Subject}}
+	idItems := make([]*groupItem[answer[[2]string, identityUser]], len(keys))
+	for i, k := range keys {
+		idItems[i] = &groupItem[answer[[2]string, identityUser]]{ctx: ctx, req: answer[[2]string, identityUser]{key: k}}
+	}
+	if err := identityUserLookup.runMany(ctx, s, idItems); err != nil {
+		t.Fatalf("identities: %v", err)
+	}
+	for i, k := range keys {
+		alone := answer[[2]string, identityUser]{key: k}
+		if err := identityUserLookup.runOne(ctx, s, &alone); err != nil {
+			t.Fatal(err)
+		}
+		got := idItems[i].req
+		if got.found != alone.found || got.val.ident != alone.val.ident || got.val.user.ID != alone.val.user.ID ||
+			got.val.user.Email != alone.val.user.Email || !got.val.user.CreatedAt.Equal(alone.val.user.CreatedAt) {
+			t.Errorf("identity %v: grouped %+v, alone %+v", k, got, alone)
+		}
+	}
+	if !idItems[0].req.found || idItems[2].req.found || idItems[5].req.found || idItems[3].req.val.user.ID != w.a.ID {
+		t.Errorf("identities found: %v %v %v, a2's user %q", idItems[0].req.found, idItems[2].req.found, idItems[5].req.found, idItems[3].req.val.user.ID)
+	}
+
+	live, other := newSess(w.a, t0, nil), newSess(w.b, t0, nil)
+	mkSess(t, s, live)
+	mkSess(t, s, other)
+	ids := []string{live.ID, "missing", other.ID, live.ID}
+	sessItems := make([]*groupItem[answer[string, sessionUser]], len(ids))
+	for i, id := range ids {
+		sessItems[i] = &groupItem[answer[string, sessionUser]]{ctx: ctx, req: answer[string, sessionUser]{key: id}}
+	}
+	if err := sessionUserLookup.runMany(ctx, s, sessItems); err != nil {
+		t.Fatalf("sessions: %v", err)
+	}
+	for i, id := range ids {
+		alone := answer[string, sessionUser]{key: id}
+		if err := sessionUserLookup.runOne(ctx, s, &alone); err != nil {
+			t.Fatal(err)
+		}
+		got := sessItems[i].req
+		if got.found != alone.found || got.val.sess != alone.val.sess || got.val.user.ID != alone.val.user.ID {
+			t.Errorf("session %q: grouped %+v, alone %+v", id, got, alone)
+		}
+	}
+	if !sessItems[0].req.found || sessItems[1].req.found || sessItems[2].req.val.user.ID != w.b.ID {
+		t.Errorf("sessions found: %v %v, other's user %q", sessItems[0].req.found, sessItems[1].req.found, sessItems[2].req.val.user.ID)
+	}
+}
+
 // rotationCall is a rotation with its answer, as the tests read them.
 type rotationCall struct {
 	rotation
@@ -896,14 +1000,22 @@ type rotationCall struct {
 	user    storage.User
 }
 
-// rotateGroup runs calls as one group of s.rotations: several are one
-// rotateGroupSQL statement (and, should it fail, each alone).
+// rotateGroup runs calls as one group of s.rotations would, without its
+// fallback: one rotateOfEnabledUserSQL for one, one rotateGroupSQL for
+// several (a failure of that statement is every call's error, so a broken
+// grouped statement cannot pass for the single one).
 func rotateGroup(ctx context.Context, s *Store, calls []*groupItem[rotationCall]) {
 	items := make([]*groupItem[answer[rotation, sessionUser]], len(calls))
 	for i, c := range calls {
 		items[i] = &groupItem[answer[rotation, sessionUser]]{ctx: c.ctx, req: answer[rotation, sessionUser]{key: c.req.rotation}}
 	}
-	s.rotations.run(ctx, items)
+	if len(items) == 1 {
+		items[0].err = rotationLookup.runOne(ctx, s, &items[0].req)
+	} else if err := rotationLookup.runMany(ctx, s, items); err != nil {
+		for _, it := range items {
+			it.err = err
+		}
+	}
 	for i, c := range calls {
 		a := items[i].req
 		c.req.rotated, c.req.sess, c.req.user, c.err = a.found, a.val.sess, a.val.user, items[i].err

@@ -129,8 +129,12 @@ func (s *Store) RevokeSession(ctx context.Context, id string, at time.Time, reas
 func (s *Store) RevokeUserSessions(ctx context.Context, userID, except string, at time.Time, reason string) (int, error) {
 	var n int64
 	err := s.do(ctx, func() error {
+		// The rows are locked in id order, as a group of rotations locks
+		// them (rotateGroupSQL): in the plan's order, this and a group
+		// with two of the user's sessions could each wait for the other.
 		tag, err := s.db.Exec(ctx, `UPDATE sessions SET revoked_at = $3, revoked_reason = $4, sweep_at = `+sweepAtLowered("", "$3")+`
-			WHERE user_id = $1 AND id <> $2 AND revoked_at IS NULL AND idle_expires_at > $3 AND expires_at > $3`,
+			WHERE id IN (SELECT id FROM sessions WHERE user_id = $1 AND id <> $2 AND revoked_at IS NULL ORDER BY id FOR NO KEY UPDATE)
+			  AND revoked_at IS NULL AND idle_expires_at > $3 AND expires_at > $3`,
 			userID, except, ts(at), reason)
 		n = tag.RowsAffected()
 		return err

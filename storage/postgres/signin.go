@@ -179,8 +179,10 @@ type signInWrite struct {
 	args    []any
 	lock    bool // the user's session lock first (CountLive)
 	lockKey int64
-	// The identity whose row the statement locks.
+	// The identity whose row the statement locks, and whether it touches
+	// it (FOR NO KEY UPDATE, else FOR SHARE).
 	issuer, subject string
+	touch           bool
 
 	out              storage.SignedIn
 	matched, written bool
@@ -210,7 +212,7 @@ func newSignInWrite(in storage.SignIn) (signInWrite, error) {
 		ts(in.Now), in.CountLive,
 	}
 	if !in.TouchAt.IsZero() {
-		w.stmt = signInTouchSQL
+		w.stmt, w.touch = signInTouchSQL, true
 		w.args = append(w.args, ts(in.TouchAt))
 	}
 	return w, nil
@@ -236,7 +238,8 @@ func (s *Store) signInGroup(ctx context.Context, items []*groupItem[signInWrite]
 }
 
 // inIdentityOrder is ws ordered by identity (issuer, subject), one
-// identity's sign-ins in the order they came: the order in which a
+// identity's sign-ins those that touch it first (touchFirst), then in the
+// order they came: the order in which a
 // group's statements lock the identities' rows. Two groups with rows in
 // common then take them in one order; in the order the sign-ins came,
 // each could hold one row the other's next statement waits for (a
@@ -250,15 +253,29 @@ func inIdentityOrder(ws []*signInWrite) []*signInWrite {
 	}
 	ws = slices.Clone(ws)
 	slices.SortStableFunc(ws, func(a, b *signInWrite) int {
-		return cmp.Or(cmp.Compare(a.issuer, b.issuer), cmp.Compare(a.subject, b.subject))
+		return cmp.Or(cmp.Compare(a.issuer, b.issuer), cmp.Compare(a.subject, b.subject), touchFirst(a, b))
 	})
 	return ws
 }
 
+// touchFirst orders one identity's sign-ins that touch it before those
+// that do not: a group whose first statement on the row took FOR SHARE
+// and whose later one wanted FOR NO KEY UPDATE would hold the weaker lock
+// while waiting for the stronger, and two such groups would each wait for
+// the other (TestSignInGroupsNeverDeadlock, "share then touch").
+func touchFirst(a, b *signInWrite) int {
+	switch {
+	case a.touch == b.touch:
+		return 0
+	case a.touch:
+		return -1
+	}
+	return 1
+}
+
 // writeSignIns writes ws in one batch, one transaction: the locks they
 // need, in key order, then their statements in identity order
-// (inIdentityOrder). s.do may run it again, so it
-// resets each answer before it reads it.
+// (inIdentityOrder).
 func (s *Store) writeSignIns(ctx context.Context, ws []*signInWrite) error {
 	var keys []int64
 	for _, w := range ws {
@@ -269,29 +286,36 @@ func (s *Store) writeSignIns(ctx context.Context, ws []*signInWrite) error {
 	slices.Sort(keys)
 	keys = slices.Compact(keys)
 	ws = inIdentityOrder(ws)
-	return s.do(ctx, func() error {
-		b := &pgx.Batch{}
-		switch len(keys) {
-		case 0:
-		case 1:
-			b.Queue(`SELECT pg_advisory_xact_lock($1)`, keys[0])
-		default:
-			// unnest yields the keys in the array's order.
-			b.Queue(`SELECT pg_advisory_xact_lock(k) FROM unnest($1::bigint[]) AS k`, keys)
-		}
-		for _, w := range ws {
-			w.out, w.matched, w.written = storage.SignedIn{}, false, false
-			b.Queue(w.stmt, w.args...).Query(func(rows pgx.Rows) error {
-				var err error
-				w.out.Identities, err = pgx.CollectRows(rows, func(r pgx.CollectableRow) (storage.Identity, error) {
-					return scanIdentity(rowWithTail{row: r, tail: []any{&w.written, &w.out.LiveSessions}})
-				})
-				w.matched = len(w.out.Identities) > 0
-				return err
-			})
-		}
-		return s.db.SendBatch(ctx, b).Close()
+	return markRefused(func(note func(error) error) error {
+		return s.do(ctx, func() error { return note(s.sendSignIns(ctx, keys, ws)) })
 	})
+}
+
+// sendSignIns is writeSignIns' one batch: the advisory locks of keys,
+// then ws' statements in their order. It resets each answer before it
+// reads it, as s.do may send it again.
+func (s *Store) sendSignIns(ctx context.Context, keys []int64, ws []*signInWrite) error {
+	b := &pgx.Batch{}
+	switch len(keys) {
+	case 0:
+	case 1:
+		b.Queue(`SELECT pg_advisory_xact_lock($1)`, keys[0])
+	default:
+		// unnest yields the keys in the array's order.
+		b.Queue(`SELECT pg_advisory_xact_lock(k) FROM unnest($1::bigint[]) AS k`, keys)
+	}
+	for _, w := range ws {
+		w.out, w.matched, w.written = storage.SignedIn{}, false, false
+		b.Queue(w.stmt, w.args...).Query(func(rows pgx.Rows) error {
+			var err error
+			w.out.Identities, err = pgx.CollectRows(rows, func(r pgx.CollectableRow) (storage.Identity, error) {
+				return scanIdentity(rowWithTail{row: r, tail: []any{&w.written, &w.out.LiveSessions}})
+			})
+			w.matched = len(w.out.Identities) > 0
+			return err
+		})
+	}
+	return s.db.SendBatch(ctx, b).Close()
 }
 
 // The joined statements of the hot reads and the refresh, built once.
@@ -332,15 +356,16 @@ var (
 )
 
 // identityUserLookup reads an identity and its user in one join;
-// several at once by issuer and subject pairs. The ANY conditions let the
-// (issuer, subject) key find the rows whatever plan the statement gets.
+// several at once by issuer and subject pairs, each a lookup of the
+// (issuer, subject) key. (ANY conditions on the two columns, as the
+// session reads have on the id, let a generic plan scan every identity of
+// a group's issuers.)
 var identityUserLookup = lookup[[2]string, identityUser]{
 	one: getIdentityUserSQL,
 	many: `SELECT ` + qualified("i", identityColumns) + `, ` + qualified("u", userColumns) + `, r.n
 		FROM unnest($1::text[], $2::text[]) WITH ORDINALITY AS r (issuer, subject, n)
 		JOIN identities i ON i.issuer = r.issuer AND i.subject = r.subject
-		JOIN users u ON u.id = i.user_id
-		WHERE i.issuer = ANY($1::text[]) AND i.subject = ANY($2::text[])`,
+		JOIN users u ON u.id = i.user_id`,
 	args: func(k [2]string) []any { return []any{k[0], k[1]} },
 	arrays: func(ks [][2]string) []any {
 		issuers, subjects := make([]string, len(ks)), make([]string, len(ks))
