@@ -847,10 +847,8 @@ func TestRotateGroupsNeverDeadlock(t *testing.T) {
 // each sign-in locks one identity.
 func TestSignInGroupsNeverDeadlock(t *testing.T) {
 	s := openGrouped(t)
-	ctx := t.Context()
 	t0 := time.Now().UTC().Truncate(time.Microsecond)
 	w := newSignInWorld(t, s, t0, "deadlock")
-	stall := deadlockTimeout(t, s)
 
 	pid, release := holdRows(t, s, `SELECT 1 FROM identities WHERE id IN ($1, $2) FOR UPDATE`, w.a1.ID, w.b1.ID)
 	touching := func(u storage.User, ident storage.Identity) storage.SignIn {
@@ -862,30 +860,7 @@ func TestSignInGroupsNeverDeadlock(t *testing.T) {
 		newSignInWrites(t, []storage.SignIn{touching(w.a, w.a1), touching(w.b, w.b1)}),
 		newSignInWrites(t, []storage.SignIn{touching(w.b, w.b1), touching(w.a, w.a1)}),
 	}
-	errs := make([]error, len(batches))
-	var wg sync.WaitGroup
-	for i, ws := range batches {
-		wg.Go(func() { errs[i] = s.writeSignIns(ctx, ws) })
-	}
-	waitBlockedBy(t, s, pid, 2)
-	began := time.Now()
-	release()
-	wg.Wait()
-	took := time.Since(began)
-
-	for i, ws := range batches {
-		if errs[i] != nil {
-			t.Fatalf("batch %d: %v", i, errs[i])
-		}
-		for _, x := range ws {
-			if !x.matched || !x.written {
-				t.Errorf("batch %d: a sign-in matched %v, written %v", i, x.matched, x.written)
-			}
-		}
-	}
-	if took >= stall {
-		t.Errorf("the two batches took %v once the rows were free, at least deadlock_timeout (%v): they deadlocked", took, stall)
-	}
+	raceSignInBatches(t, s, pid, release, batches)
 }
 
 // One identity's plain sign-in (FOR SHARE) and touching one (FOR NO KEY
@@ -894,9 +869,7 @@ func TestSignInGroupsNeverDeadlock(t *testing.T) {
 // one, and the two would deadlock. touchFirst orders the touch first.
 func TestSignInGroupsNeverDeadlockShareThenTouch(t *testing.T) {
 	s := openGrouped(t)
-	ctx := t.Context()
 	w := newSignInWorld(t, s, time.Now().UTC().Truncate(time.Microsecond), "upgrade")
-	stall := deadlockTimeout(t, s)
 	pid, release := holdRows(t, s, `SELECT 1 FROM identities WHERE id = $1 FOR UPDATE`, w.a1.ID)
 	signIn := func(touch bool) storage.SignIn {
 		in := w.signIn(w.a, w.a1, "")
@@ -910,29 +883,7 @@ func TestSignInGroupsNeverDeadlockShareThenTouch(t *testing.T) {
 		newSignInWrites(t, []storage.SignIn{signIn(false), signIn(true)}),
 		newSignInWrites(t, []storage.SignIn{signIn(false), signIn(true)}),
 	}
-	errs := make([]error, len(batches))
-	var wg sync.WaitGroup
-	for i, ws := range batches {
-		wg.Go(func() { errs[i] = s.writeSignIns(ctx, ws) })
-	}
-	waitBlockedBy(t, s, pid, 2)
-	began := time.Now()
-	release()
-	wg.Wait()
-	took := time.Since(began)
-	for i, ws := range batches {
-		if errs[i] != nil {
-			t.Fatalf("batch %d: %v", i, errs[i])
-		}
-		for _, x := range ws {
-			if !x.matched || !x.written {
-				t.Errorf("batch %d: a sign-in matched %v, written %v", i, x.matched, x.written)
-			}
-		}
-	}
-	if took >= stall {
-		t.Errorf("the two batches took %v once the row was free, at least deadlock_timeout (%v): they deadlocked", took, stall)
-	}
+	raceSignInBatches(t, s, pid, release, batches)
 }
 
 // The grouped reads answer each key as the single statement does: found
@@ -989,6 +940,38 @@ func TestGroupedReads(t *testing.T) {
 	}
 	if !sessItems[0].req.found || sessItems[1].req.found || sessItems[2].req.val.user.ID != w.b.ID {
 		t.Errorf("sessions found: %v %v, other's user %q", sessItems[0].req.found, sessItems[1].req.found, sessItems[2].req.val.user.ID)
+	}
+}
+
+// raceSignInBatches writes batches at once while the rows the holder
+// (pid) locks keep them waiting, frees the rows, and fails unless every
+// sign-in is written well within deadlock_timeout (two batches that
+// deadlocked would wait for the detector).
+func raceSignInBatches(t *testing.T, s *Store, pid int32, release func(), batches [][]*signInWrite) {
+	t.Helper()
+	stall := deadlockTimeout(t, s)
+	errs := make([]error, len(batches))
+	var wg sync.WaitGroup
+	for i, ws := range batches {
+		wg.Go(func() { errs[i] = s.writeSignIns(t.Context(), ws) })
+	}
+	waitBlockedBy(t, s, pid, len(batches))
+	began := time.Now()
+	release()
+	wg.Wait()
+	took := time.Since(began)
+	for i, ws := range batches {
+		if errs[i] != nil {
+			t.Fatalf("batch %d: %v", i, errs[i])
+		}
+		for _, x := range ws {
+			if !x.matched || !x.written {
+				t.Errorf("batch %d: a sign-in matched %v, written %v", i, x.matched, x.written)
+			}
+		}
+	}
+	if took >= stall {
+		t.Errorf("the batches took %v once the rows were free, at least deadlock_timeout (%v): they deadlocked", took, stall)
 	}
 }
 
