@@ -221,10 +221,9 @@ func (l *lookup[K, V]) do(ctx context.Context, s *Store, g *group[answer[K, V]],
 	return item.req.val, item.req.found, item.err
 }
 
-// group makes the group that runs l's requests on s, at most maxRunning
-// groups at once.
-func (l *lookup[K, V]) group(s *Store, maxRunning int) *group[answer[K, V]] {
-	return newGroup(maxRunning, groupMaxSize, func(ctx context.Context, items []*groupItem[answer[K, V]]) {
+// group makes the group that runs l's requests on s.
+func (l *lookup[K, V]) group(s *Store) *group[answer[K, V]] {
+	return newGroup(groupsRunning, groupMaxSize, func(ctx context.Context, items []*groupItem[answer[K, V]]) {
 		if len(items) == 1 {
 			items[0].err = l.runOne(ctx, s, &items[0].req)
 			return
@@ -244,7 +243,7 @@ func (l *lookup[K, V]) group(s *Store, maxRunning int) *group[answer[K, V]] {
 
 // aloneAfter reports whether the requests of a group that failed with err
 // are each to run again alone. Only when the server refused a statement
-// (refused): then it rolled the group's transaction back, wrote nothing,
+// (refused, doRefusable): then it rolled the group's transaction back, wrote nothing,
 // and the refusal may be one request's (a value the server refuses, such
 // as a NUL in a text), which must not fail the others. Not when the
 // database is away (each would fail the same way, in turn), nor when the
@@ -260,11 +259,12 @@ type refused struct{ error }
 
 func (r refused) Unwrap() error { return r.error }
 
-// markRefused runs fn (a statement, with s.do's retries) and marks its
-// error refused when the server answered with one.
-func markRefused(fn func(func(error) error) error) error {
+// doRefusable is s.do, with the error marked refused when the server
+// answered the statement with one.
+func (s *Store) doRefusable(ctx context.Context, fn func() error) error {
 	var byServer bool
-	err := fn(func(err error) error {
+	err := s.do(ctx, func() error {
+		err := fn()
 		var pgErr *pgconn.PgError
 		byServer = errors.As(err, &pgErr)
 		return err
@@ -294,13 +294,11 @@ func (l *lookup[K, V]) runMany(ctx context.Context, s *Store, items []*groupItem
 		keys[i] = it.req.key
 	}
 	args := l.arrays(keys)
-	return markRefused(func(note func(error) error) error {
-		return s.do(ctx, func() error {
-			for _, it := range items {
-				it.req.found = false
-			}
-			return note(l.scanMany(ctx, s, items, args))
-		})
+	return s.doRefusable(ctx, func() error {
+		for _, it := range items {
+			it.req.found = false
+		}
+		return l.scanMany(ctx, s, items, args)
 	})
 }
 

@@ -64,16 +64,27 @@ func (g *group[T]) queued() int {
 	return len(g.queue)
 }
 
+// waitUntil polls count every step until it is want, and fails tb after
+// 2 s, naming what it counts.
+func waitUntil(tb testing.TB, what string, want int, step time.Duration, count func() int) {
+	tb.Helper()
+	deadline := time.Now().Add(2 * time.Second)
+	for {
+		got := count()
+		if got == want {
+			return
+		}
+		if time.Now().After(deadline) {
+			tb.Fatalf("%d %s, want %d", got, what, want)
+		}
+		time.Sleep(step)
+	}
+}
+
 // waitQueued waits until n callers wait in g's queue.
 func waitQueued[T any](tb testing.TB, g *group[T], n int) {
 	tb.Helper()
-	deadline := time.Now().Add(2 * time.Second)
-	for g.queued() != n {
-		if time.Now().After(deadline) {
-			tb.Fatalf("%d callers queued, want %d", g.queued(), n)
-		}
-		time.Sleep(100 * time.Microsecond)
-	}
+	waitUntil(tb, "callers queued", n, 100*time.Microsecond, g.queued)
 }
 
 // caller runs g.do(ctx, req{n}) in a goroutine; its item arrives on the

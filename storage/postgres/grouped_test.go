@@ -708,19 +708,11 @@ func TestRotateGroupPastDeadline(t *testing.T) {
 // waitRunning waits until n groups run in g.
 func waitRunning[T any](tb testing.TB, g *group[T], n int) {
 	tb.Helper()
-	deadline := time.Now().Add(2 * time.Second)
-	for {
+	waitUntil(tb, "groups running", n, 100*time.Microsecond, func() int {
 		g.mu.Lock()
-		running := g.running
-		g.mu.Unlock()
-		if running == n {
-			return
-		}
-		if time.Now().After(deadline) {
-			tb.Fatalf("%d groups running, want %d", running, n)
-		}
-		time.Sleep(100 * time.Microsecond)
-	}
+		defer g.mu.Unlock()
+		return g.running
+	})
 }
 
 // holdRows begins a transaction on its own connection that runs lockSQL
@@ -749,8 +741,7 @@ func holdRows(tb testing.TB, s *Store, lockSQL string, args ...any) (pid int32, 
 // row, the second waits for the first).
 func waitBlockedBy(tb testing.TB, s *Store, pid int32, n int) {
 	tb.Helper()
-	deadline := time.Now().Add(2 * time.Second)
-	for {
+	waitUntil(tb, "backends waiting for the lock holder", n, time.Millisecond, func() int {
 		var blocked int
 		err := s.pool.QueryRow(tb.Context(), `WITH RECURSIVE waits (pid) AS (
 				SELECT $1::int
@@ -760,14 +751,8 @@ func waitBlockedBy(tb testing.TB, s *Store, pid int32, n int) {
 		if err != nil {
 			tb.Fatal(err)
 		}
-		if blocked == n {
-			return
-		}
-		if time.Now().After(deadline) {
-			tb.Fatalf("%d backends wait for the lock holder, want %d", blocked, n)
-		}
-		time.Sleep(time.Millisecond)
-	}
+		return blocked
+	})
 }
 
 // deadlockTimeout is the server's deadlock_timeout: how long a deadlock

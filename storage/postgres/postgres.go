@@ -185,9 +185,9 @@ func Open(ctx context.Context, dsn string, opts Options) (*Store, error) {
 		return nil, fmt.Errorf("postgres: %w", translate(err))
 	}
 	s := &Store{pool: pool, db: pool, log: log}
-	s.rotations = rotationLookup.group(s, groupsRunning)
-	s.identityReads = identityUserLookup.group(s, groupsRunning)
-	s.sessionReads = sessionUserLookup.group(s, groupsRunning)
+	s.rotations = rotationLookup.group(s)
+	s.identityReads = identityUserLookup.group(s)
+	s.sessionReads = sessionUserLookup.group(s)
 	s.signIns = newGroup(groupsRunning, groupMaxSize, s.signInGroup)
 	if err := s.migrate(ctx, opts.Schema, opts.migrateTo); err != nil {
 		pool.Close()

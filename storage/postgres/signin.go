@@ -286,9 +286,7 @@ func (s *Store) writeSignIns(ctx context.Context, ws []*signInWrite) error {
 	slices.Sort(keys)
 	keys = slices.Compact(keys)
 	ws = inIdentityOrder(ws)
-	return markRefused(func(note func(error) error) error {
-		return s.do(ctx, func() error { return note(s.sendSignIns(ctx, keys, ws)) })
-	})
+	return s.doRefusable(ctx, func() error { return s.sendSignIns(ctx, keys, ws) })
 }
 
 // sendSignIns is writeSignIns' one batch: the advisory locks of keys,
