@@ -89,6 +89,23 @@ type field struct {
 
 var shapes sync.Map // reflect.Type -> *shape
 
+// fieldType is the type of the field key names (nil when it names none,
+// or s is no struct), or errCaseVariant when key matches a field's name
+// only without regard to case.
+func (s *shape) fieldType(key string) (reflect.Type, error) {
+	if s.fields == nil {
+		return nil, nil
+	}
+	f, ok := s.fields[foldKey(key)]
+	if !ok {
+		return nil, nil
+	}
+	if f.name != key {
+		return nil, fmt.Errorf("%w: %q (expected %q)", errCaseVariant, clip(key), f.name)
+	}
+	return f.typ, nil
+}
+
 func shapeOf(t reflect.Type) *shape {
 	if t == nil {
 		return &shape{}
@@ -224,14 +241,9 @@ func (w *strictWalker) object(t reflect.Type, depth int) error {
 			}
 			many[key] = true
 		}
-		var next reflect.Type
-		if s.fields != nil {
-			if f, ok := s.fields[foldKey(key)]; ok {
-				if f.name != key {
-					return fmt.Errorf("%w: %q (expected %q)", errCaseVariant, clip(key), f.name)
-				}
-				next = f.typ
-			}
+		next, err := s.fieldType(key)
+		if err != nil {
+			return err
 		}
 		w.skipSpace()
 		w.pos++ // :

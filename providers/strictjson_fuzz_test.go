@@ -97,14 +97,9 @@ func walkByTokens(dec *json.Decoder, t reflect.Type, depth int) error {
 				return fmt.Errorf("%w %q", errDuplicateKey, clip(key))
 			}
 			seen[key] = true
-			var next reflect.Type
-			if s.fields != nil {
-				if f, ok := s.fields[foldKey(key)]; ok {
-					if f.name != key {
-						return fmt.Errorf("%w: %q (expected %q)", errCaseVariant, clip(key), f.name)
-					}
-					next = f.typ
-				}
+			next, err := s.fieldType(key)
+			if err != nil {
+				return err
 			}
 			if err := walkByTokens(dec, next, depth+1); err != nil {
 				return err
