@@ -34,31 +34,11 @@ func measureDisk(dir string, d time.Duration) (diskTimes, error) {
 	defer os.Remove(f.Name())
 	defer f.Close()
 	page := make([]byte, 4096)
-	var fs []time.Duration
-	// The thread's own CPU time: what a flush costs the process that asks
-	// for it, which the CPU column of every row that writes includes.
-	runtime.LockOSThread()
-	cpu0, err := measure.ThreadCPU()
-	if err != nil {
-		runtime.UnlockOSThread()
-		return t, err
-	}
-	for end := time.Now().Add(d); time.Now().Before(end) || len(fs) < 20; {
-		t0 := time.Now()
-		if _, err := f.WriteAt(page, int64(len(fs)%16)*4096); err != nil {
-			return t, err
-		}
-		if err := syscall.Fdatasync(int(f.Fd())); err != nil {
-			return t, err
-		}
-		fs = append(fs, time.Since(t0))
-	}
-	cpu1, err := measure.ThreadCPU()
-	runtime.UnlockOSThread()
+	fs, cpu, err := fsyncLoop(f, d)
 	if err != nil {
 		return t, err
 	}
-	t.fsyncCPU = (cpu1 - cpu0) / time.Duration(len(fs))
+	t.fsyncCPU = cpu
 	slices.Sort(fs)
 	t.fsync, t.fsyncP90 = fs[len(fs)/2], fs[len(fs)*9/10]
 
@@ -88,4 +68,33 @@ func measureDisk(dir string, d time.Duration) (diskTimes, error) {
 	slices.Sort(cs)
 	t.boltCommit = cs[len(cs)/2]
 	return t, nil
+}
+
+// fsyncLoop times 4 KiB writes + fdatasyncs of f for d (at least 20), and
+// measures the calling thread's own CPU time per write + fdatasync: what a
+// flush costs the process that asks for it, which the CPU column of every
+// row that writes includes.
+func fsyncLoop(f *os.File, d time.Duration) (fs []time.Duration, cpu time.Duration, err error) {
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
+	cpu0, err := measure.ThreadCPU()
+	if err != nil {
+		return nil, 0, err
+	}
+	page := make([]byte, 4096)
+	for end := time.Now().Add(d); time.Now().Before(end) || len(fs) < 20; {
+		t0 := time.Now()
+		if _, err := f.WriteAt(page, int64(len(fs)%16)*4096); err != nil {
+			return nil, 0, err
+		}
+		if err := syscall.Fdatasync(int(f.Fd())); err != nil {
+			return nil, 0, err
+		}
+		fs = append(fs, time.Since(t0))
+	}
+	cpu1, err := measure.ThreadCPU()
+	if err != nil {
+		return nil, 0, err
+	}
+	return fs, (cpu1 - cpu0) / time.Duration(len(fs)), nil
 }

@@ -214,8 +214,11 @@ func printScaling(out io.Writer, small, large block) {
 	}
 }
 
+// pgCheckConns is the connection count of issue 15's PostgreSQL targets.
+const pgCheckConns = 64
+
 // checkPostgres prints issue 15's PostgreSQL targets against the bbolt
-// block of the same run, at the largest connection count both have: one
+// block of the same run, at pgCheckConns connections: one
 // instance's exchange and refresh at least 0.65 x bbolt's rate and at most
 // 1.6 x its CPU per request (authex + the run's backends); two instances'
 // p99 at most 60 ms.
@@ -229,14 +232,14 @@ func (rep report) checkPostgres(bolt block, check func(bool, string, ...any)) {
 				continue
 			}
 			if pg.instances > 1 {
-				if r.conns == 64 {
+				if r.conns == pgCheckConns {
 					p99 := col(r.results, p99ms)
 					check(p99 <= 60, "%s, %d connections, %s: p99 %.1f ms <= 60 ms", pg.label, r.conns, phases[r.phase], p99)
 				}
 				continue
 			}
 			b, ok := bolt.row(r.conns, r.phase)
-			if !ok || r.conns != 64 {
+			if !ok || r.conns != pgCheckConns {
 				continue
 			}
 			rate, brate := col(r.results, result.rps), col(b.results, result.rps)

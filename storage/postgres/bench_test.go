@@ -18,7 +18,8 @@ import (
 // without AUTHEX_TEST_POSTGRES_DSN). Each pairs the one-trip capability
 // with the Store methods it replaces, so the saving shows in one run.
 // Serial figures are latency per call on the loopback; the Parallel ones
-// run GOMAXPROCS*4 goroutines on a pool of 16 connections. The measured
+// run 4 goroutines per CPU (GetIdentityUserParallel 32) on a pool of 16
+// connections. The measured
 // ones report the CPU time per call of the server's backends (db-µs/op)
 // and of the test process (go-µs/op): the server runs on this host, so
 // what a statement costs it shows, not only the time it takes.
@@ -135,7 +136,9 @@ func BenchmarkSignInWrite(b *testing.B) {
 // BenchmarkRefreshWrite is the refresh's store work: the joined rotation
 // against the read of session and user then RotateSession.
 func BenchmarkRefreshWrite(b *testing.B) {
-	s, _, sessions, meter := openBench(b, benchUsers)
+	// A session or more for each goroutine of the parallel run.
+	const rotatePerCPU = 4
+	s, _, sessions, meter := openBench(b, max(benchUsers, rotatePerCPU*runtime.GOMAXPROCS(0)))
 	ctx := b.Context()
 	gens := make([]uint64, len(sessions))
 	for i := range gens {
@@ -173,12 +176,12 @@ func BenchmarkRefreshWrite(b *testing.B) {
 	// rotates its own share of the sessions.
 	var workers atomic.Int32
 	runMeasured(b, meter, "RotateSessionOfEnabledUserParallel", func(b *testing.B) {
-		b.SetParallelism(4)
+		b.SetParallelism(rotatePerCPU)
 		workers.Store(0)
 		b.RunParallel(func(pb *testing.PB) {
 			w := int(workers.Add(1)) - 1
 			var mine []int
-			for k := w; k < len(sessions); k += 4 * runtime.GOMAXPROCS(0) {
+			for k := w; k < len(sessions); k += rotatePerCPU * runtime.GOMAXPROCS(0) {
 				mine = append(mine, k)
 			}
 			for i := 0; pb.Next(); i++ {
@@ -208,8 +211,9 @@ func BenchmarkGetUserIdentity(b *testing.B) {
 			i++
 		}
 	})
-	// Concurrent calls share statements (the store's groups): 64
-	// goroutines, as many as the load's connections in make bench.
+	// Concurrent calls share statements (the store's groups): 32
+	// goroutines per CPU (64 on the 2-core box, as many as make bench's
+	// connections).
 	runMeasured(b, meter, "GetIdentityUserParallel", func(b *testing.B) {
 		b.SetParallelism(32)
 		b.RunParallel(func(pb *testing.PB) {

@@ -31,7 +31,8 @@ type CPUMeter struct {
 }
 
 // NewCPUMeter returns a meter for dsn whose DSN field carries an
-// application_name of its own, or skips tb when no server is configured.
+// application_name of its own (call it after Schema or DSN, which skip tb
+// when no server is configured).
 func NewCPUMeter(tb testing.TB, dsn string) *CPUMeter {
 	tb.Helper()
 	b := make([]byte, 6)
