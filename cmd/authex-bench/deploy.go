@@ -78,19 +78,11 @@ type pgBackends struct {
 func (b *pgBackends) pids() []int {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
-	rows, err := b.conn.Query(ctx, "SELECT pid FROM pg_stat_activity WHERE application_name = $1", b.appName)
+	pids, err := measure.BackendPIDs(ctx, b.conn, b.appName)
 	if err != nil {
 		return nil
 	}
-	pids, err := pgx.CollectRows(rows, pgx.RowTo[int32])
-	if err != nil {
-		return nil
-	}
-	out := make([]int, len(pids))
-	for i, p := range pids {
-		out[i] = int(p)
-	}
-	return out
+	return pids
 }
 
 // checkProcReadable fails early when the backends' /proc entries cannot be

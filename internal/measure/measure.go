@@ -1,11 +1,13 @@
 // Package measure reads what the load run (cmd/authex-bench) and the
 // benchmarks measure CPU by: another process's CPU time from /proc, this
 // process's or thread's from getrusage, and a DSN that names the
-// connections whose server backends are counted.
+// connections whose server backends are counted, and the list of those
+// backends.
 package measure
 
 import (
 	"bytes"
+	"context"
 	"errors"
 	"fmt"
 	"net/url"
@@ -14,6 +16,8 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/jackc/pgx/v5"
 )
 
 // ClockTicks is USER_HZ, the unit of /proc/PID/stat's CPU times: 100 on
@@ -75,4 +79,23 @@ func rusage(who int) (time.Duration, error) {
 		return 0, fmt.Errorf("getrusage: %w", err)
 	}
 	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano()), nil
+}
+
+// BackendPIDs lists the server backends of the connections whose DSN
+// carries application_name appName (WithDSNParam), on conn, a connection
+// of another name so that its own backend is not listed.
+func BackendPIDs(ctx context.Context, conn *pgx.Conn, appName string) ([]int, error) {
+	rows, err := conn.Query(ctx, "SELECT pid FROM pg_stat_activity WHERE application_name = $1", appName)
+	if err != nil {
+		return nil, err
+	}
+	pids, err := pgx.CollectRows(rows, pgx.RowTo[int32])
+	if err != nil {
+		return nil, err
+	}
+	out := make([]int, len(pids))
+	for i, p := range pids {
+		out[i] = int(p)
+	}
+	return out, nil
 }

@@ -82,21 +82,17 @@ func (m *CPUMeter) Report(b *testing.B) {
 // here, or another process).
 func (m *CPUMeter) backendTicks(tb testing.TB) (map[int]int64, bool) {
 	tb.Helper()
-	rows, err := m.control.Query(tb.Context(), "SELECT pid FROM pg_stat_activity WHERE application_name = $1", m.appName)
-	if err != nil {
-		tb.Fatalf("CPU meter: %v", err)
-	}
-	pids, err := pgx.CollectRows(rows, pgx.RowTo[int32])
+	pids, err := measure.BackendPIDs(tb.Context(), m.control, m.appName)
 	if err != nil {
 		tb.Fatalf("CPU meter: %v", err)
 	}
 	out := make(map[int]int64, len(pids))
 	for _, pid := range pids {
-		command, ticks, err := measure.ProcessCPU(int(pid))
+		command, ticks, err := measure.ProcessCPU(pid)
 		if err != nil || command != "postgres" {
 			return nil, false
 		}
-		out[int(pid)] = ticks
+		out[pid] = ticks
 	}
 	return out, true
 }
