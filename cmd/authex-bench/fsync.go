@@ -23,6 +23,12 @@ type diskTimes struct {
 	boltCommit time.Duration // median of a one-key bbolt Update with fsync (its data pages, then its meta page: two fdatasyncs)
 }
 
+// String is the disk's line in the report.
+func (t diskTimes) String() string {
+	return fmt.Sprintf("4 KiB write + fdatasync %.2f ms (p90 %.2f ms), of it %.0f µs of CPU; one-key bbolt commit (two fdatasyncs) %.2f ms",
+		ms(t.fsync), ms(t.fsyncP90), float64(t.fsyncCPU.Microseconds()), ms(t.boltCommit))
+}
+
 // measureDisk times write+fsync and small bbolt commits in dir for about
 // d each.
 func measureDisk(dir string, d time.Duration) (diskTimes, error) {

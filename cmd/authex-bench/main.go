@@ -116,8 +116,7 @@ func run(args []string, getenv func(string) string, stdout io.Writer) error {
 	}
 	fmt.Fprintf(out, "# authex load run: connections %v, %d run(s) x %s per phase, medians; provider tokens RS256, ours ES256, fsync on\n",
 		o.conns, o.runs, o.duration)
-	fmt.Fprintf(out, "# disk of %s: 4 KiB write + fdatasync %.2f ms (p90 %.2f ms), of it %.0f µs of CPU; one-key bbolt commit %.2f ms\n",
-		os.TempDir(), ms(disk.fsync), ms(disk.fsyncP90), float64(disk.fsyncCPU.Microseconds()), ms(disk.boltCommit))
+	fmt.Fprintf(out, "# disk of %s: %s\n", os.TempDir(), disk)
 
 	b := &bench{o: o, iss: iss, out: out}
 	var report report

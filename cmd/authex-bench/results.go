@@ -118,8 +118,7 @@ func (b block) row(conns, phase int) (row, bool) {
 func (rep report) print(out io.Writer, o options) {
 	fmt.Fprintf(out, "\n## all rows (medians of %d run(s); x ceiling: the same run's GET /healthz at the same connection count; CPU: authex processes + the run's PostgreSQL backends)\n", o.runs)
 	printRows(out, rep.blocks)
-	fmt.Fprintf(out, "\ndisk: 4 KiB write + fdatasync %.2f ms (p90 %.2f ms), of it %.0f µs of CPU; one-key bbolt commit (two fdatasyncs) %.2f ms\n",
-		ms(rep.disk.fsync), ms(rep.disk.fsyncP90), float64(rep.disk.fsyncCPU.Microseconds()), ms(rep.disk.boltCommit))
+	fmt.Fprintf(out, "\ndisk: %s\n", rep.disk)
 
 	var bolts []block
 	var current, compare *block
