@@ -79,7 +79,10 @@ var unmarshalerType = reflect.TypeFor[json.Unmarshaler]()
 // folded key, the element of a slice, or nothing (opaque).
 type shape struct {
 	fields map[string]field // folded key -> field
-	elem   reflect.Type     // slice or array element
+	// exact is fields by their exact key: a key that names a field as
+	// written (nearly every key) is found without folding it.
+	exact map[string]reflect.Type
+	elem  reflect.Type // slice or array element
 }
 
 type field struct {
@@ -96,19 +99,22 @@ func (s *shape) fieldType(key string) (reflect.Type, error) {
 	if s.fields == nil {
 		return nil, nil
 	}
-	f, ok := s.fields[foldKey(key)]
-	if !ok {
-		return nil, nil
+	if t, ok := s.exact[key]; ok {
+		return t, nil
 	}
-	if f.name != key {
+	// A field whose name were key itself would be in exact.
+	if f, ok := s.fields[foldKey(key)]; ok {
 		return nil, fmt.Errorf("%w: %q (expected %q)", errCaseVariant, clip(key), f.name)
 	}
-	return f.typ, nil
+	return nil, nil
 }
+
+// opaqueShape is the shape of a value no Go type reads.
+var opaqueShape = &shape{}
 
 func shapeOf(t reflect.Type) *shape {
 	if t == nil {
-		return &shape{}
+		return opaqueShape
 	}
 	if s, ok := shapes.Load(t); ok {
 		return s.(*shape)
@@ -125,6 +131,10 @@ func shapeOf(t reflect.Type) *shape {
 	case t.Kind() == reflect.Struct:
 		s.fields = map[string]field{}
 		addFields(s.fields, t)
+		s.exact = make(map[string]reflect.Type, len(s.fields))
+		for _, f := range s.fields {
+			s.exact[f.name] = f.typ
+		}
 	case (t.Kind() == reflect.Slice || t.Kind() == reflect.Array) && t.Elem().Kind() != reflect.Uint8:
 		s.elem = t.Elem()
 	}
