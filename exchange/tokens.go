@@ -6,7 +6,6 @@ import (
 	"crypto/cipher"
 	"crypto/hmac"
 	"crypto/rand"
-	"crypto/sha256"
 	"encoding/base64"
 	"encoding/json"
 	"errors"
@@ -15,6 +14,7 @@ import (
 
 	"github.com/golang-jwt/jwt/v5"
 
+	"github.com/authex/authex/exchange/keyring"
 	"github.com/authex/authex/providers"
 	"github.com/authex/authex/storage"
 )
@@ -143,17 +143,15 @@ func (s *Service) isLinkOwner(owner, userID string) bool {
 // and is as well kept as that secret. Tokens are sealed under the key of
 // the secret that signs now and opened under any secret still held, so a
 // MAC-secret rotation does not void a pending link_token.
-func linkKey(macSecret []byte) []byte {
-	m := hmac.New(sha256.New, macSecret)
-	m.Write([]byte("authex link_token AES-256-GCM key v1"))
-	return m.Sum(nil)
+func linkKey(m *keyring.MACSecret) []byte {
+	return m.Sum(nil, []byte("authex link_token AES-256-GCM key v1"))
 }
 
 // openLinkTokenAnyKey opens raw under the link key of each MAC secret held.
 func (s *Service) openLinkTokenAnyKey(raw string) (*linkClaims, error) {
 	err := errLinkForged
 	for _, m := range s.keys.MACs().List {
-		claims, oerr := openLinkToken(linkKey(m.Key), s.cfg.Issuer, raw, s.now())
+		claims, oerr := openLinkToken(linkKey(m), s.cfg.Issuer, raw, s.now())
 		if oerr == nil {
 			return claims, nil
 		}
@@ -174,7 +172,7 @@ func (s *Service) linkToken(id providers.Identity, ownerID string) (string, erro
 		EmailVerified: id.EmailVerified,
 		ExpiresAt:     s.now().Add(LinkTokenTTL).Unix(),
 	}
-	return sealLinkToken(linkKey(s.keys.MACs().At(s.now()).Key), s.cfg.Issuer, claims)
+	return sealLinkToken(linkKey(s.keys.MACs().At(s.now())), s.cfg.Issuer, claims)
 }
 
 func linkAEAD(key []byte) (cipher.AEAD, error) {

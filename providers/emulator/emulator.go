@@ -334,7 +334,8 @@ func (e *Emulator) recentPeople() []Person {
 	return slices.Clone(e.recent)
 }
 
-// sweep drops expired codes; the caller holds e.mu.
+// sweep drops expired codes, access tokens and try flows; the caller
+// holds e.mu.
 func (e *Emulator) sweep(now time.Time) {
 	for c, g := range e.codes {
 		if now.After(g.expires) {
